@@ -1,0 +1,395 @@
+//! Local-filesystem blob store.
+//!
+//! Layout under the data directory (this module is the only place that builds these paths):
+//! ```text
+//! blobs/v1/<algorithm>/<hex[0..2]>/<hex>   published blobs, immutable, named by digest
+//! uploads/<uuid>                           staging file of one upload session
+//! ```
+//! Publishing is: hash while streaming → compare with the digest → fdatasync the staging
+//! file → rename it into `blobs/` → fsync the directory. A crash at any point leaves at
+//! worst a staging file (garbage), never a partial file under `blobs/`.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use sha2::{Digest as _, Sha256, Sha512};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio_util::io::ReaderStream;
+
+use super::{BlobReader, BlobStore, ByteStream, Error, Result, UploadId};
+use crate::oci::{Algorithm, Digest};
+
+/// Read buffer for downloads: large enough that per-read overhead is negligible.
+const READ_CHUNK: usize = 512 * 1024;
+/// Body chunks in flight between the network task and the writer thread.
+const WRITE_QUEUE: usize = 64;
+
+/// In-memory state of a session being written: the running hash of the staged bytes.
+/// `hasher` is `None` when it is not known (after a restart or a write error); the
+/// commit then re-hashes the file.
+struct Staged {
+    size: u64,
+    hasher: Option<Sha256>,
+}
+
+pub struct FsBlobStore {
+    root: PathBuf,
+    sessions: Mutex<HashMap<UploadId, Arc<tokio::sync::Mutex<Staged>>>>,
+}
+
+impl FsBlobStore {
+    pub fn open(root: &Path) -> io::Result<FsBlobStore> {
+        std::fs::create_dir_all(root.join("blobs/v1"))?;
+        std::fs::create_dir_all(root.join("uploads"))?;
+        Ok(FsBlobStore {
+            root: root.to_owned(),
+            sessions: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn blob_path(&self, d: &Digest) -> PathBuf {
+        self.root
+            .join("blobs/v1")
+            .join(d.algorithm().name())
+            .join(&d.hex()[..2])
+            .join(d.hex())
+    }
+
+    fn upload_path(&self, id: UploadId) -> PathBuf {
+        self.root.join("uploads").join(id.to_string())
+    }
+
+    /// The session's state, loaded from the staging file if this process has none.
+    fn session(&self, id: UploadId) -> Result<Arc<tokio::sync::Mutex<Staged>>> {
+        let mut sessions = self
+            .sessions
+            .lock()
+            .map_err(|_| Error::Backend("session table poisoned".into()))?;
+        if let Some(s) = sessions.get(&id) {
+            return Ok(s.clone());
+        }
+        let size = std::fs::metadata(self.upload_path(id))?.len();
+        let s = Arc::new(tokio::sync::Mutex::new(Staged { size, hasher: None }));
+        sessions.insert(id, s.clone());
+        Ok(s)
+    }
+
+    fn forget(&self, id: UploadId) {
+        if let Ok(mut sessions) = self.sessions.lock() {
+            sessions.remove(&id);
+        }
+    }
+}
+
+fn hash_file(path: &Path, algorithm: Algorithm) -> io::Result<String> {
+    let mut f = File::open(path)?;
+    let mut buf = vec![0u8; READ_CHUNK];
+    let mut sha256 = Sha256::new();
+    let mut sha512 = Sha512::new();
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        match algorithm {
+            Algorithm::Sha256 => sha256.update(&buf[..n]),
+            Algorithm::Sha512 => sha512.update(&buf[..n]),
+        }
+    }
+    Ok(match algorithm {
+        Algorithm::Sha256 => hex::encode(sha256.finalize()),
+        Algorithm::Sha512 => hex::encode(sha512.finalize()),
+    })
+}
+
+/// fsync a directory so a rename or create inside it survives a crash.
+fn sync_dir(path: &Path) -> io::Result<()> {
+    File::open(path)?.sync_all()
+}
+
+fn join_err(e: tokio::task::JoinError) -> Error {
+    Error::Backend(format!("blob worker failed: {e}"))
+}
+
+#[async_trait::async_trait]
+impl BlobStore for FsBlobStore {
+    async fn create_upload(&self, id: UploadId) -> Result<()> {
+        let path = self.upload_path(id);
+        tokio::task::spawn_blocking(move || {
+            OpenOptions::new().write(true).create_new(true).open(path)
+        })
+        .await
+        .map_err(join_err)??;
+        let staged = Staged {
+            size: 0,
+            hasher: Some(Sha256::new()),
+        };
+        self.sessions
+            .lock()
+            .map_err(|_| Error::Backend("session table poisoned".into()))?
+            .insert(id, Arc::new(tokio::sync::Mutex::new(staged)));
+        Ok(())
+    }
+
+    async fn append_upload(
+        &self,
+        id: UploadId,
+        offset: Option<u64>,
+        mut body: ByteStream,
+    ) -> Result<u64> {
+        let session = self.session(id)?;
+        let mut staged = session.lock().await;
+        if offset.is_some_and(|o| o != staged.size) {
+            return Err(Error::OffsetMismatch { size: staged.size });
+        }
+        // Hashing and writing happen on a blocking thread while this task keeps reading
+        // the socket: the two overlap, and memory stays bounded by the queue.
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(WRITE_QUEUE);
+        let path = self.upload_path(id);
+        let mut hasher = staged.hasher.take();
+        let writer = tokio::task::spawn_blocking(move || {
+            let result = (|| -> io::Result<()> {
+                let mut f = OpenOptions::new().append(true).open(&path)?;
+                while let Some(chunk) = rx.blocking_recv() {
+                    f.write_all(&chunk)?;
+                    if let Some(h) = hasher.as_mut() {
+                        h.update(&chunk);
+                    }
+                }
+                Ok(())
+            })();
+            // The file length is the truth about what is staged, whatever happened.
+            let size = std::fs::metadata(&path).map(|m| m.len());
+            (result, hasher, size)
+        });
+        let mut interrupted = None;
+        while let Some(item) = body.next().await {
+            match item {
+                Ok(chunk) => {
+                    if tx.send(chunk).await.is_err() {
+                        break; // the writer failed; its error is reported below
+                    }
+                }
+                Err(e) => {
+                    interrupted = Some(e);
+                    break;
+                }
+            }
+        }
+        drop(tx);
+        let (result, hasher, size) = writer.await.map_err(join_err)?;
+        let size = size?;
+        staged.hasher = if result.is_ok() && hasher.is_some() && size >= staged.size {
+            hasher
+        } else {
+            None
+        };
+        staged.size = size;
+        result?;
+        if let Some(e) = interrupted {
+            return Err(Error::BodyInterrupted(e.to_string()));
+        }
+        Ok(size)
+    }
+
+    async fn upload_size(&self, id: UploadId) -> Result<u64> {
+        let session = self.session(id)?;
+        let staged = session.lock().await;
+        Ok(staged.size)
+    }
+
+    async fn commit_upload(&self, id: UploadId, digest: &Digest) -> Result<u64> {
+        let session = self.session(id)?;
+        let mut staged = session.lock().await;
+        let hasher = staged.hasher.take();
+        let staging = self.upload_path(id);
+        let target = self.blob_path(digest);
+        let digest = digest.clone();
+        let outcome = tokio::task::spawn_blocking(move || -> Result<u64> {
+            let actual = match (digest.algorithm(), hasher) {
+                (Algorithm::Sha256, Some(h)) => hex::encode(h.finalize()),
+                (alg, _) => hash_file(&staging, alg)?,
+            };
+            if actual != digest.hex() {
+                let _ = std::fs::remove_file(&staging);
+                return Err(Error::DigestMismatch);
+            }
+            let file = File::open(&staging)?;
+            let size = file.metadata()?.len();
+            if target.exists() {
+                // Same digest, same bytes: already published.
+                drop(file);
+                std::fs::remove_file(&staging)?;
+                return Ok(size);
+            }
+            file.sync_data()?;
+            drop(file);
+            let dir = target
+                .parent()
+                .ok_or_else(|| Error::Backend("blob path has no parent".into()))?;
+            std::fs::create_dir_all(dir)?;
+            std::fs::rename(&staging, &target)?;
+            sync_dir(dir)?;
+            Ok(size)
+        })
+        .await
+        .map_err(join_err)?;
+        drop(staged);
+        if !matches!(outcome, Err(Error::Backend(_))) {
+            self.forget(id);
+        }
+        outcome
+    }
+
+    async fn abort_upload(&self, id: UploadId) -> Result<()> {
+        let path = self.upload_path(id);
+        self.forget(id);
+        match tokio::fs::remove_file(path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn stat(&self, digest: &Digest) -> Result<u64> {
+        Ok(tokio::fs::metadata(self.blob_path(digest)).await?.len())
+    }
+
+    async fn read(&self, digest: &Digest, range: Option<(u64, u64)>) -> Result<BlobReader> {
+        let mut file = tokio::fs::File::open(self.blob_path(digest)).await?;
+        let size = file.metadata().await?.len();
+        let (start, len) = match range {
+            Some((start, end)) if start <= end && end < size => (start, end - start + 1),
+            Some(_) => return Err(Error::Backend("range outside blob".into())),
+            None => (0, size),
+        };
+        if start > 0 {
+            file.seek(SeekFrom::Start(start)).await?;
+        }
+        let stream = ReaderStream::with_capacity(file.take(len), READ_CHUNK);
+        Ok(BlobReader {
+            size,
+            stream: Box::pin(stream),
+        })
+    }
+
+    async fn delete(&self, digest: &Digest) -> Result<()> {
+        match tokio::fs::remove_file(self.blob_path(digest)).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+// `Seek` is used by the blocking helpers in tests below.
+#[allow(unused_imports)]
+use Seek as _;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::stream;
+
+    fn body(parts: &[&'static [u8]]) -> ByteStream {
+        let items: Vec<io::Result<Bytes>> =
+            parts.iter().map(|p| Ok(Bytes::from_static(p))).collect();
+        Box::pin(stream::iter(items))
+    }
+
+    async fn collect(r: BlobReader) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut s = r.stream;
+        while let Some(c) = s.next().await {
+            out.extend_from_slice(&c.expect("chunk"));
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn stage_commit_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FsBlobStore::open(dir.path()).expect("open");
+        let id = UploadId::new();
+        store.create_upload(id).await.expect("create");
+        assert_eq!(
+            store
+                .append_upload(id, Some(0), body(&[b"hello ", b"wor"]))
+                .await
+                .expect("a"),
+            9
+        );
+        assert!(matches!(
+            store.append_upload(id, Some(3), body(&[b"x"])).await,
+            Err(Error::OffsetMismatch { size: 9 })
+        ));
+        assert_eq!(
+            store
+                .append_upload(id, None, body(&[b"ld"]))
+                .await
+                .expect("b"),
+            11
+        );
+        let d = Digest::sha256_of(b"hello world");
+        assert!(matches!(store.stat(&d).await, Err(Error::NotFound)));
+        assert_eq!(store.commit_upload(id, &d).await.expect("commit"), 11);
+        assert_eq!(store.stat(&d).await.expect("stat"), 11);
+        assert_eq!(
+            collect(store.read(&d, None).await.expect("read")).await,
+            b"hello world"
+        );
+        assert_eq!(
+            collect(store.read(&d, Some((6, 10))).await.expect("range")).await,
+            b"world"
+        );
+        assert!(matches!(store.upload_size(id).await, Err(Error::NotFound)));
+    }
+
+    #[tokio::test]
+    async fn mismatch_publishes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FsBlobStore::open(dir.path()).expect("open");
+        let id = UploadId::new();
+        store.create_upload(id).await.expect("create");
+        store
+            .append_upload(id, None, body(&[b"abc"]))
+            .await
+            .expect("append");
+        let wrong = Digest::sha256_of(b"abd");
+        assert!(matches!(
+            store.commit_upload(id, &wrong).await,
+            Err(Error::DigestMismatch)
+        ));
+        assert!(matches!(store.stat(&wrong).await, Err(Error::NotFound)));
+        assert!(matches!(store.upload_size(id).await, Err(Error::NotFound)));
+    }
+
+    #[tokio::test]
+    async fn sha512_and_restart_rehash() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let id = UploadId::new();
+        {
+            let store = FsBlobStore::open(dir.path()).expect("open");
+            store.create_upload(id).await.expect("create");
+            store
+                .append_upload(id, None, body(&[b"abc"]))
+                .await
+                .expect("append");
+        }
+        // A new process knows only the staging file.
+        let store = FsBlobStore::open(dir.path()).expect("reopen");
+        assert_eq!(store.upload_size(id).await.expect("size"), 3);
+        store
+            .append_upload(id, Some(3), body(&[b"def"]))
+            .await
+            .expect("append");
+        let d = Algorithm::Sha512.digest(b"abcdef");
+        assert_eq!(store.commit_upload(id, &d).await.expect("commit"), 6);
+        assert_eq!(store.stat(&d).await.expect("stat"), 6);
+    }
+}

@@ -1,0 +1,112 @@
+//! Blob store: content-addressed bytes and the staging area of upload sessions.
+//!
+//! The store knows nothing about repositories: visibility is a metadata link, made only
+//! after [`BlobStore::commit_upload`] returned. [`fs::FsBlobStore`] is the embedded
+//! backend; an S3-compatible one implements the same trait.
+//!
+//! Contract every backend keeps:
+//! - `commit_upload` verifies the staged bytes against the digest, makes them durable and
+//!   only then publishes them under the digest (atomically: readers see all or nothing).
+//!   On a digest mismatch the staged bytes are discarded and nothing is published.
+//! - A published blob is immutable; publishing the same digest again is a no-op.
+//! - `append_upload` with an `offset` other than the staged size fails with
+//!   `OffsetMismatch` and changes nothing.
+//! - Missing blobs and unknown uploads give `NotFound`; `delete` and `abort_upload` are
+//!   idempotent.
+
+pub mod fs;
+
+use std::io;
+use std::pin::Pin;
+
+use bytes::Bytes;
+use futures_util::Stream;
+
+use crate::oci::Digest;
+
+/// A stream of body bytes, as the front ends hand them over.
+pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("not found")]
+    NotFound,
+    #[error("upload offset mismatch: {size} bytes are staged")]
+    OffsetMismatch { size: u64 },
+    #[error("content does not match digest")]
+    DigestMismatch,
+    /// The client's body stream failed (e.g. disconnect); what arrived before is staged.
+    #[error("request body interrupted: {0}")]
+    BodyInterrupted(String),
+    #[error("blob store failure: {0}")]
+    Backend(String),
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        if e.kind() == io::ErrorKind::NotFound {
+            Error::NotFound
+        } else {
+            Error::Backend(e.to_string())
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// An open blob: its total size and a stream over the requested range.
+pub struct BlobReader {
+    pub size: u64,
+    pub stream: ByteStream,
+}
+
+/// Upload session identifiers are UUIDs; the type keeps anything else (such as a path)
+/// away from the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct UploadId(uuid::Uuid);
+
+impl UploadId {
+    pub fn new() -> UploadId {
+        UploadId(uuid::Uuid::new_v4())
+    }
+
+    pub fn parse(s: &str) -> Option<UploadId> {
+        // Only the hyphenated form we hand out is accepted.
+        (s.len() == 36)
+            .then(|| uuid::Uuid::parse_str(s).ok())
+            .flatten()
+            .map(UploadId)
+    }
+}
+
+impl std::fmt::Display for UploadId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+#[async_trait::async_trait]
+pub trait BlobStore: Send + Sync {
+    /// Start an empty staging area for an upload session.
+    async fn create_upload(&self, id: UploadId) -> Result<()>;
+    /// Append a stream to the staged bytes; `offset`, when given, must equal the staged size.
+    /// Returns the new staged size.
+    async fn append_upload(
+        &self,
+        id: UploadId,
+        offset: Option<u64>,
+        body: ByteStream,
+    ) -> Result<u64>;
+    /// Bytes staged so far.
+    async fn upload_size(&self, id: UploadId) -> Result<u64>;
+    /// Verify, make durable and publish the staged bytes as `digest`. Returns the size.
+    async fn commit_upload(&self, id: UploadId, digest: &Digest) -> Result<u64>;
+    /// Discard the staged bytes.
+    async fn abort_upload(&self, id: UploadId) -> Result<()>;
+    /// Size of a published blob.
+    async fn stat(&self, digest: &Digest) -> Result<u64>;
+    /// Read a published blob; `range` is an inclusive byte range within it.
+    async fn read(&self, digest: &Digest, range: Option<(u64, u64)>) -> Result<BlobReader>;
+    /// Remove a published blob.
+    async fn delete(&self, digest: &Digest) -> Result<()>;
+}

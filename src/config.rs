@@ -1,0 +1,160 @@
+//! Settings, read in two phases: raw values from flags, environment variables and an
+//! optional TOML file (in that order of precedence) become a validated [`Settings`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context as _};
+use clap::Args;
+use serde::Deserialize;
+
+use crate::http::host::{is_account_id, is_region};
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:5000";
+pub const DEFAULT_DATA_DIR: &str = "./berth-data";
+pub const DEFAULT_ACCOUNT_ID: &str = "000000000000";
+pub const DEFAULT_REGION: &str = "us-east-1";
+pub const DEFAULT_DOMAIN: &str = "localhost";
+
+/// Options shared by `serve` and `admin`: where the data is and which registry is the default.
+#[derive(Debug, Clone, Args, Default)]
+pub struct StoreArgs {
+    /// Directory for blobs, upload staging and the embedded SQLite database [default: ./berth-data]
+    #[arg(long, env = "BERTH_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Metadata database URL: `postgres://user:pass@host/db` for PostgreSQL;
+    /// omit for SQLite in the data directory
+    #[arg(long, env = "BERTH_METADATA", value_name = "URL")]
+    pub metadata: Option<String>,
+    /// Default account id (12 digits), used for hosts that do not name one [default: 000000000000]
+    #[arg(long, env = "BERTH_ACCOUNT_ID", value_name = "12DIGITS")]
+    pub account_id: Option<String>,
+    /// Default region, used for hosts that do not name one [default: us-east-1]
+    #[arg(long, env = "BERTH_REGION", value_name = "REGION")]
+    pub region: Option<String>,
+    /// TOML file with any of these settings (flags and environment variables win)
+    #[arg(long, env = "BERTH_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args, Default)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Address to listen on; port 0 picks a free port [default: 127.0.0.1:5000]
+    #[arg(long, env = "BERTH_LISTEN", value_name = "ADDR:PORT")]
+    pub listen: Option<String>,
+    /// Registry host domain: hosts `<account>.dkr.ecr.<region>.<domain>` select a registry [default: localhost]
+    #[arg(long, env = "BERTH_DOMAIN", value_name = "DOMAIN")]
+    pub domain: Option<String>,
+    /// Create a missing repository on first push (plain-OCI use; ECR itself does not)
+    #[arg(long, env = "BERTH_CREATE_ON_PUSH")]
+    pub create_on_push: bool,
+}
+
+/// The optional config file: the same settings as the flags.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    metadata: Option<String>,
+    account_id: Option<String>,
+    region: Option<String>,
+    domain: Option<String>,
+    create_on_push: Option<bool>,
+}
+
+/// Validated settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub metadata: Option<String>,
+    pub account_id: String,
+    pub region: String,
+    pub domain: String,
+    pub create_on_push: bool,
+}
+
+fn read_file(path: Option<&PathBuf>) -> anyhow::Result<FileSettings> {
+    let Some(path) = path else {
+        return Ok(FileSettings::default());
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+}
+
+impl Settings {
+    pub fn from_serve(args: &ServeArgs) -> anyhow::Result<Settings> {
+        let file = read_file(args.store.config.as_ref())?;
+        let listen = args
+            .listen
+            .clone()
+            .or(file.listen.clone())
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen: SocketAddr = listen
+            .parse()
+            .with_context(|| format!("--listen '{listen}' is not ADDR:PORT"))?;
+        let domain = args
+            .domain
+            .clone()
+            .or(file.domain.clone())
+            .unwrap_or_else(|| DEFAULT_DOMAIN.to_owned())
+            .to_ascii_lowercase();
+        if domain.is_empty() || domain.contains(['/', ':', ' ']) {
+            bail!("--domain '{domain}' is not a host name");
+        }
+        let create_on_push = args.create_on_push || file.create_on_push.unwrap_or(false);
+        Self::build(&args.store, file, listen, domain, create_on_push)
+    }
+
+    pub fn from_store(args: &StoreArgs) -> anyhow::Result<Settings> {
+        let file = read_file(args.config.as_ref())?;
+        let listen = DEFAULT_LISTEN.parse()?;
+        Self::build(args, file, listen, DEFAULT_DOMAIN.to_owned(), false)
+    }
+
+    fn build(
+        args: &StoreArgs,
+        file: FileSettings,
+        listen: SocketAddr,
+        domain: String,
+        create_on_push: bool,
+    ) -> anyhow::Result<Settings> {
+        let data_dir = args
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        if data_dir.as_os_str().is_empty() {
+            bail!("--data-dir must not be empty");
+        }
+        let account_id = args
+            .account_id
+            .clone()
+            .or(file.account_id)
+            .unwrap_or_else(|| DEFAULT_ACCOUNT_ID.to_owned());
+        if !is_account_id(&account_id) {
+            bail!("--account-id '{account_id}' must be 12 digits");
+        }
+        let region = args
+            .region
+            .clone()
+            .or(file.region)
+            .unwrap_or_else(|| DEFAULT_REGION.to_owned());
+        if !is_region(&region) {
+            bail!("--region '{region}' is not a region name (like us-east-1)");
+        }
+        Ok(Settings {
+            listen,
+            data_dir,
+            metadata: args.metadata.clone().or(file.metadata),
+            account_id,
+            region,
+            domain,
+            create_on_push,
+        })
+    }
+}

@@ -1,0 +1,101 @@
+//! Which registry a request addresses: `<account>.dkr.ecr.<region>.<domain>[:port]`
+//! names one; any other host means the default account and region.
+
+use axum::http::{header, HeaderMap};
+
+use crate::meta::RegistryKey;
+
+#[derive(Debug, Clone)]
+pub struct HostRouting {
+    pub domain: String,
+    pub default: RegistryKey,
+}
+
+pub fn is_account_id(s: &str) -> bool {
+    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+pub fn is_region(s: &str) -> bool {
+    (2..=25).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+impl HostRouting {
+    pub fn registry_for(&self, headers: &HeaderMap) -> RegistryKey {
+        headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| self.parse_host(h))
+            .unwrap_or_else(|| self.default.clone())
+    }
+
+    fn parse_host(&self, host: &str) -> Option<RegistryKey> {
+        let host = strip_port(host).to_ascii_lowercase();
+        let rest = host.strip_suffix(self.domain.as_str())?.strip_suffix('.')?;
+        let mut parts = rest.split('.');
+        let (account, dkr, ecr, region) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        let ok = parts.next().is_none()
+            && dkr == "dkr"
+            && ecr == "ecr"
+            && is_account_id(account)
+            && is_region(region);
+        ok.then(|| RegistryKey {
+            account_id: account.to_owned(),
+            region: region.to_owned(),
+        })
+    }
+}
+
+fn strip_port(host: &str) -> &str {
+    if let Some(v6) = host.strip_prefix('[') {
+        return v6.split(']').next().unwrap_or(v6);
+    }
+    match host.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn routing() -> HostRouting {
+        HostRouting {
+            domain: "localhost".into(),
+            default: RegistryKey {
+                account_id: "000000000000".into(),
+                region: "us-east-1".into(),
+            },
+        }
+    }
+
+    fn for_host(h: &str) -> RegistryKey {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_str(h).expect("host"));
+        routing().registry_for(&headers)
+    }
+
+    #[test]
+    fn host_selects_registry() {
+        let r = for_host("111122223333.dkr.ecr.eu-west-1.localhost:5000");
+        assert_eq!(
+            (r.account_id.as_str(), r.region.as_str()),
+            ("111122223333", "eu-west-1")
+        );
+        let r = for_host("111122223333.dkr.ecr.eu-west-1.localhost");
+        assert_eq!(r.region, "eu-west-1");
+        for other in [
+            "127.0.0.1:5000",
+            "localhost",
+            "1111.dkr.ecr.eu-west-1.localhost",
+            "111122223333.dkr.ecr.eu-west-1.example.com",
+            "x.111122223333.dkr.ecr.eu-west-1.localhost",
+        ] {
+            assert_eq!(for_host(other), routing().default, "{other}");
+        }
+    }
+}

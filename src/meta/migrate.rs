@@ -1,0 +1,30 @@
+//! Schema migrations, embedded in the binary and applied at start.
+//!
+//! Each backend has its own numbered files under `migrations/<backend>/`, kept in step:
+//! the same tables and columns, only type names differ. A migration runs inside a
+//! transaction together with the row that records it.
+
+pub struct Migration {
+    pub version: i64,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+pub const SQLITE: &[Migration] = &[Migration {
+    version: 1,
+    name: "registry",
+    sql: include_str!("../../migrations/sqlite/0001_registry.sql"),
+}];
+
+pub const POSTGRES: &[Migration] = &[Migration {
+    version: 1,
+    name: "registry",
+    sql: include_str!("../../migrations/postgres/0001_registry.sql"),
+}];
+
+/// The table that records which migrations ran (same text on both backends).
+pub const BOOKKEEPING_TABLE: &str = "CREATE TABLE IF NOT EXISTS berth_migrations (
+    version BIGINT PRIMARY KEY,
+    name TEXT NOT NULL,
+    applied_at BIGINT NOT NULL
+)";

@@ -1,0 +1,660 @@
+//! Metadata store: repositories, blob links, manifests, tags, uploads.
+//!
+//! One set of SQL statements runs on both SQLite (embedded default) and PostgreSQL (for
+//! several nodes). The [`on_read!`]/[`on_write!`] macros expand each query body once per
+//! driver, so there is a single code path and each driver keeps its native types.
+//!
+//! SQLite runs in WAL mode with a pool of readers and exactly one writer connection, so
+//! writes queue instead of failing with `SQLITE_BUSY`. No SQL lives outside this module.
+
+mod migrate;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::oci::{Digest, RepositoryName, Tag};
+
+/// Errors of the metadata layer. Domain meaning is added by the service layer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Transient contention (busy database, serialization failure): the caller may retry.
+    #[error("metadata store is busy")]
+    Busy,
+    #[error("metadata store failure: {0}")]
+    Backend(String),
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &e {
+            // SQLite BUSY/LOCKED, PostgreSQL serialization_failure / deadlock_detected.
+            if matches!(db.code().as_deref(), Some("5" | "6" | "40001" | "40P01")) {
+                return Error::Busy;
+            }
+        }
+        if matches!(e, sqlx::Error::PoolTimedOut) {
+            return Error::Busy;
+        }
+        Error::Backend(e.to_string())
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Which registry (account, region) a row belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RegistryKey {
+    pub account_id: String,
+    pub region: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Repository {
+    pub id: i64,
+    pub name: RepositoryName,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoredManifest {
+    pub digest: String,
+    pub media_type: String,
+    pub body: Vec<u8>,
+}
+
+/// A manifest to insert, with what it references.
+pub struct NewManifest<'a> {
+    pub digest: &'a Digest,
+    pub media_type: &'a str,
+    pub body: &'a [u8],
+    pub artifact_type: Option<&'a str>,
+    pub subject: Option<&'a Digest>,
+    pub annotations: Option<&'a str>,
+    pub blobs: &'a [Digest],
+    pub manifests: &'a [Digest],
+    pub tag: Option<&'a Tag>,
+    pub now_ms: i64,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum PutManifestOutcome {
+    Stored,
+    /// Blobs (config, layers) not linked in the repository.
+    MissingBlobs(Vec<String>),
+    /// Child manifests not present in the repository.
+    MissingManifests(Vec<String>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Referrer {
+    pub digest: String,
+    pub media_type: String,
+    pub size: i64,
+    pub artifact_type: Option<String>,
+    pub annotations: Option<String>,
+}
+
+enum Db {
+    Sqlite { read: SqlitePool, write: SqlitePool },
+    Postgres(PgPool),
+}
+
+/// Run `$body` with `$pool` bound to the read pool of whichever driver is configured.
+macro_rules! on_read {
+    ($self:expr, $pool:ident => $body:expr) => {
+        match &$self.db {
+            Db::Sqlite { read: $pool, .. } => $body,
+            Db::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Run `$body` with `$pool` bound to the write pool (SQLite's single writer).
+macro_rules! on_write {
+    ($self:expr, $pool:ident => $body:expr) => {
+        match &$self.db {
+            Db::Sqlite { write: $pool, .. } => $body,
+            Db::Postgres($pool) => $body,
+        }
+    };
+}
+
+pub struct MetaStore {
+    db: Db,
+}
+
+fn repository_from_row((id, name, created_at): (i64, String, i64)) -> Result<Repository> {
+    let name = RepositoryName::from_str(&name)
+        .map_err(|_| Error::Backend(format!("stored repository name '{name}' is invalid")))?;
+    Ok(Repository {
+        id,
+        name,
+        created_at,
+    })
+}
+
+impl MetaStore {
+    /// Open (and migrate) the store. `url` is `postgres://...`, or `None` for SQLite
+    /// in `data_dir/meta.db`.
+    pub async fn open(url: Option<&str>, data_dir: &Path) -> Result<MetaStore> {
+        let db = match url {
+            Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
+                let pool = PgPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect(u)
+                    .await?;
+                Db::Postgres(pool)
+            }
+            Some(u) if u.starts_with("sqlite:") => {
+                Self::open_sqlite(SqliteConnectOptions::from_str(u)?).await?
+            }
+            Some(other) => {
+                return Err(Error::Backend(format!(
+                    "unsupported metadata URL '{other}' (use postgres://... or sqlite:...)"
+                )))
+            }
+            None => {
+                Self::open_sqlite(SqliteConnectOptions::new().filename(data_dir.join("meta.db")))
+                    .await?
+            }
+        };
+        let store = MetaStore { db };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn open_sqlite(options: SqliteConnectOptions) -> Result<Db> {
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // In WAL mode NORMAL loses no committed transaction on a process crash;
+            // only an OS crash or power loss can drop the last commits.
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10))
+            .pragma("cache_size", "-8000");
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Db::Sqlite { read, write })
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let migrations = match self.db {
+            Db::Sqlite { .. } => migrate::SQLITE,
+            Db::Postgres(_) => migrate::POSTGRES,
+        };
+        on_write!(self, pool => {
+            sqlx::raw_sql(migrate::BOOKKEEPING_TABLE).execute(pool).await?;
+            for m in migrations {
+                let mut tx = pool.begin().await?;
+                let applied: Option<(i64,)> =
+                    sqlx::query_as("SELECT version FROM berth_migrations WHERE version = $1")
+                        .bind(m.version)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if applied.is_some() {
+                    continue;
+                }
+                sqlx::raw_sql(m.sql).execute(&mut *tx).await?;
+                sqlx::query(
+                    "INSERT INTO berth_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+                )
+                .bind(m.version)
+                .bind(m.name)
+                .bind(crate::clock::now_ms())
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+            }
+        });
+        Ok(())
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self.db {
+            Db::Sqlite { .. } => "sqlite",
+            Db::Postgres(_) => "postgres",
+        }
+    }
+
+    // ---- repositories ----
+
+    /// Create a repository; `None` if one with that name already exists.
+    pub async fn create_repository(
+        &self,
+        reg: &RegistryKey,
+        name: &RepositoryName,
+        now_ms: i64,
+    ) -> Result<Option<Repository>> {
+        let row: Option<(i64, String, i64)> = on_write!(self, pool => sqlx::query_as(
+            "INSERT INTO repositories (account_id, region, name, created_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (account_id, region, name) DO NOTHING
+             RETURNING id, name, created_at",
+        )
+        .bind(&reg.account_id)
+        .bind(&reg.region)
+        .bind(name.as_str())
+        .bind(now_ms)
+        .fetch_optional(pool)
+        .await?);
+        row.map(repository_from_row).transpose()
+    }
+
+    pub async fn repository(
+        &self,
+        reg: &RegistryKey,
+        name: &RepositoryName,
+    ) -> Result<Option<Repository>> {
+        let row: Option<(i64, String, i64)> = on_read!(self, pool => sqlx::query_as(
+            "SELECT id, name, created_at FROM repositories
+             WHERE account_id = $1 AND region = $2 AND name = $3",
+        )
+        .bind(&reg.account_id)
+        .bind(&reg.region)
+        .bind(name.as_str())
+        .fetch_optional(pool)
+        .await?);
+        row.map(repository_from_row).transpose()
+    }
+
+    /// Repository names after `last`, in byte order, at most `limit`.
+    pub async fn repository_names(
+        &self,
+        reg: &RegistryKey,
+        last: &str,
+        limit: i64,
+    ) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = on_read!(self, pool => sqlx::query_as(
+            "SELECT name FROM repositories WHERE account_id = $1 AND region = $2 AND name > $3
+             ORDER BY name LIMIT $4",
+        )
+        .bind(&reg.account_id)
+        .bind(&reg.region)
+        .bind(last)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?);
+        Ok(rows.into_iter().map(|(n,)| n).collect())
+    }
+
+    // ---- blobs and links ----
+
+    /// Record a blob (if new) and link it into a repository. The bytes must already be
+    /// durable in the blob store: a link is the moment a blob becomes visible.
+    pub async fn link_blob(
+        &self,
+        repository_id: i64,
+        digest: &Digest,
+        size: i64,
+        now_ms: i64,
+    ) -> Result<()> {
+        on_write!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (digest) DO NOTHING",
+            )
+            .bind(digest.to_string())
+            .bind(size)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO repository_blobs (repository_id, digest, linked_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (repository_id, digest) DO NOTHING",
+            )
+            .bind(repository_id)
+            .bind(digest.to_string())
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Link a blob and end the upload session that produced it, in one transaction.
+    pub async fn complete_upload(
+        &self,
+        upload_id: &str,
+        repository_id: i64,
+        digest: &Digest,
+        size: i64,
+        now_ms: i64,
+    ) -> Result<()> {
+        on_write!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (digest) DO NOTHING",
+            )
+            .bind(digest.to_string())
+            .bind(size)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO repository_blobs (repository_id, digest, linked_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (repository_id, digest) DO NOTHING",
+            )
+            .bind(repository_id)
+            .bind(digest.to_string())
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM uploads WHERE id = $1")
+                .bind(upload_id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Size of a blob as seen from a repository; `None` if the repository has no link.
+    pub async fn linked_blob_size(
+        &self,
+        repository_id: i64,
+        digest: &Digest,
+    ) -> Result<Option<i64>> {
+        let row: Option<(i64,)> = on_read!(self, pool => sqlx::query_as(
+            "SELECT b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest
+             WHERE rb.repository_id = $1 AND rb.digest = $2",
+        )
+        .bind(repository_id)
+        .bind(digest.to_string())
+        .fetch_optional(pool)
+        .await?);
+        Ok(row.map(|(s,)| s))
+    }
+
+    pub async fn unlink_blob(&self, repository_id: i64, digest: &Digest) -> Result<bool> {
+        let done = on_write!(self, pool => sqlx::query(
+            "DELETE FROM repository_blobs WHERE repository_id = $1 AND digest = $2",
+        )
+        .bind(repository_id)
+        .bind(digest.to_string())
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(done > 0)
+    }
+
+    /// Repositories of a registry that link `digest` (for mounts without `from`).
+    pub async fn repositories_linking(
+        &self,
+        reg: &RegistryKey,
+        digest: &Digest,
+        limit: i64,
+    ) -> Result<Vec<Repository>> {
+        let rows: Vec<(i64, String, i64)> = on_read!(self, pool => sqlx::query_as(
+            "SELECT r.id, r.name, r.created_at FROM repository_blobs rb
+             JOIN repositories r ON r.id = rb.repository_id
+             WHERE rb.digest = $1 AND r.account_id = $2 AND r.region = $3
+             ORDER BY r.name LIMIT $4",
+        )
+        .bind(digest.to_string())
+        .bind(&reg.account_id)
+        .bind(&reg.region)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?);
+        rows.into_iter().map(repository_from_row).collect()
+    }
+
+    // ---- uploads ----
+
+    pub async fn create_upload(&self, id: &str, repository_id: i64, now_ms: i64) -> Result<()> {
+        on_write!(self, pool => sqlx::query(
+            "INSERT INTO uploads (id, repository_id, created_at) VALUES ($1, $2, $3)",
+        )
+        .bind(id)
+        .bind(repository_id)
+        .bind(now_ms)
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+
+    /// The repository an upload session belongs to.
+    pub async fn upload_repository(&self, id: &str) -> Result<Option<i64>> {
+        let row: Option<(i64,)> = on_read!(self, pool => sqlx::query_as(
+            "SELECT repository_id FROM uploads WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(pool)
+        .await?);
+        Ok(row.map(|(r,)| r))
+    }
+
+    pub async fn delete_upload(&self, id: &str) -> Result<bool> {
+        let done = on_write!(self, pool => sqlx::query("DELETE FROM uploads WHERE id = $1")
+            .bind(id)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        Ok(done > 0)
+    }
+
+    // ---- manifests and tags ----
+
+    /// Store a manifest (and move its tag), provided everything it references is present
+    /// in the repository. All in one transaction: a manifest is never visible without its
+    /// references recorded.
+    pub async fn put_manifest(
+        &self,
+        repository_id: i64,
+        m: &NewManifest<'_>,
+    ) -> Result<PutManifestOutcome> {
+        let digest = m.digest.to_string();
+        on_write!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let mut missing_blobs = Vec::new();
+            for b in m.blobs {
+                let found: Option<(i64,)> = sqlx::query_as(
+                    "SELECT 1 FROM repository_blobs WHERE repository_id = $1 AND digest = $2",
+                )
+                .bind(repository_id)
+                .bind(b.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+                if found.is_none() {
+                    missing_blobs.push(b.to_string());
+                }
+            }
+            if !missing_blobs.is_empty() {
+                return Ok(PutManifestOutcome::MissingBlobs(missing_blobs));
+            }
+            let mut missing_children = Vec::new();
+            for c in m.manifests {
+                let found: Option<(i64,)> = sqlx::query_as(
+                    "SELECT 1 FROM manifests WHERE repository_id = $1 AND digest = $2",
+                )
+                .bind(repository_id)
+                .bind(c.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+                if found.is_none() {
+                    missing_children.push(c.to_string());
+                }
+            }
+            if !missing_children.is_empty() {
+                return Ok(PutManifestOutcome::MissingManifests(missing_children));
+            }
+            let inserted = sqlx::query(
+                "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, subject,
+                     annotations, size, body, pushed_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                 ON CONFLICT (repository_id, digest) DO NOTHING",
+            )
+            .bind(repository_id)
+            .bind(&digest)
+            .bind(m.media_type)
+            .bind(m.artifact_type)
+            .bind(m.subject.map(ToString::to_string))
+            .bind(m.annotations)
+            .bind(i64::try_from(m.body.len()).unwrap_or(i64::MAX))
+            .bind(m.body)
+            .bind(m.now_ms)
+            .execute(&mut *tx)
+            .await?;
+            if inserted.rows_affected() > 0 {
+                let children = m
+                    .blobs
+                    .iter()
+                    .map(|d| (d, "blob"))
+                    .chain(m.manifests.iter().map(|d| (d, "manifest")));
+                for (child, kind) in children {
+                    sqlx::query(
+                        "INSERT INTO manifest_references (repository_id, manifest_digest, child_digest, kind)
+                         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(repository_id)
+                    .bind(&digest)
+                    .bind(child.to_string())
+                    .bind(kind)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            if let Some(tag) = m.tag {
+                sqlx::query(
+                    "INSERT INTO tags (repository_id, name, digest, updated_at) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (repository_id, name)
+                     DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at",
+                )
+                .bind(repository_id)
+                .bind(tag.as_str())
+                .bind(&digest)
+                .bind(m.now_ms)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(PutManifestOutcome::Stored)
+    }
+
+    pub async fn manifest_by_digest(
+        &self,
+        repository_id: i64,
+        digest: &Digest,
+    ) -> Result<Option<StoredManifest>> {
+        let row: Option<(String, String, Vec<u8>)> = on_read!(self, pool => sqlx::query_as(
+            "SELECT digest, media_type, body FROM manifests WHERE repository_id = $1 AND digest = $2",
+        )
+        .bind(repository_id)
+        .bind(digest.to_string())
+        .fetch_optional(pool)
+        .await?);
+        Ok(row.map(|(digest, media_type, body)| StoredManifest {
+            digest,
+            media_type,
+            body,
+        }))
+    }
+
+    pub async fn manifest_by_tag(
+        &self,
+        repository_id: i64,
+        tag: &Tag,
+    ) -> Result<Option<StoredManifest>> {
+        let row: Option<(String, String, Vec<u8>)> = on_read!(self, pool => sqlx::query_as(
+            "SELECT m.digest, m.media_type, m.body FROM tags t
+             JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.digest
+             WHERE t.repository_id = $1 AND t.name = $2",
+        )
+        .bind(repository_id)
+        .bind(tag.as_str())
+        .fetch_optional(pool)
+        .await?);
+        Ok(row.map(|(digest, media_type, body)| StoredManifest {
+            digest,
+            media_type,
+            body,
+        }))
+    }
+
+    /// Delete a manifest with its tags and reference rows.
+    pub async fn delete_manifest(&self, repository_id: i64, digest: &Digest) -> Result<bool> {
+        let done = on_write!(self, pool => sqlx::query(
+            "DELETE FROM manifests WHERE repository_id = $1 AND digest = $2",
+        )
+        .bind(repository_id)
+        .bind(digest.to_string())
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(done > 0)
+    }
+
+    pub async fn delete_tag(&self, repository_id: i64, tag: &Tag) -> Result<bool> {
+        let done = on_write!(self, pool => sqlx::query(
+            "DELETE FROM tags WHERE repository_id = $1 AND name = $2",
+        )
+        .bind(repository_id)
+        .bind(tag.as_str())
+        .execute(pool)
+        .await?
+        .rows_affected());
+        Ok(done > 0)
+    }
+
+    /// Tag names after `last`, in byte order, at most `limit`.
+    pub async fn tag_names(
+        &self,
+        repository_id: i64,
+        last: &str,
+        limit: i64,
+    ) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = on_read!(self, pool => sqlx::query_as(
+            "SELECT name FROM tags WHERE repository_id = $1 AND name > $2 ORDER BY name LIMIT $3",
+        )
+        .bind(repository_id)
+        .bind(last)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?);
+        Ok(rows.into_iter().map(|(n,)| n).collect())
+    }
+
+    /// Manifests of a repository whose `subject` is `digest`.
+    pub async fn referrers(&self, repository_id: i64, subject: &Digest) -> Result<Vec<Referrer>> {
+        type Row = (String, String, i64, Option<String>, Option<String>);
+        let rows: Vec<Row> = on_read!(self, pool => sqlx::query_as(
+            "SELECT digest, media_type, size, artifact_type, annotations FROM manifests
+             WHERE repository_id = $1 AND subject = $2 ORDER BY digest",
+        )
+        .bind(repository_id)
+        .bind(subject.to_string())
+        .fetch_all(pool)
+        .await?);
+        Ok(rows
+            .into_iter()
+            .map(
+                |(digest, media_type, size, artifact_type, annotations)| Referrer {
+                    digest,
+                    media_type,
+                    size,
+                    artifact_type,
+                    annotations,
+                },
+            )
+            .collect())
+    }
+}

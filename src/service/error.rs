@@ -1,0 +1,86 @@
+//! The service layer's error: every condition a caller can meet, in ECR's terms.
+//! Each front end maps it to its wire format in exactly one place.
+
+use crate::oci::name::{InvalidName, InvalidTag};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "The repository with name '{name}' does not exist in the registry with id '{registry_id}'"
+    )]
+    RepositoryNotFound { name: String, registry_id: String },
+    #[error(
+        "The repository with name '{name}' already exists in the registry with id '{registry_id}'"
+    )]
+    RepositoryAlreadyExists { name: String, registry_id: String },
+    #[error("Invalid parameter at 'repositoryName' failed to satisfy constraint: '{0}'")]
+    InvalidRepositoryName(InvalidName),
+    #[error("Invalid parameter at 'imageTag' failed to satisfy constraint: '{0}'")]
+    InvalidTag(InvalidTag),
+    #[error("Invalid parameter at 'imageDigest' failed to satisfy constraint: 'must satisfy regular expression '[a-zA-Z0-9-_+.]+:[a-fA-F0-9]+''")]
+    InvalidDigest,
+    #[error("The layer does not exist in the repository")]
+    BlobNotFound,
+    #[error("The upload does not exist")]
+    UploadNotFound,
+    /// A chunk did not start where the staged bytes end.
+    #[error("The upload part does not start at byte {size}")]
+    UploadOutOfOrder { size: u64 },
+    #[error("The upload was interrupted")]
+    UploadInterrupted,
+    #[error("The uploaded content does not match the digest")]
+    DigestMismatch,
+    #[error("The requested range is not satisfiable for a blob of {size} bytes")]
+    RangeNotSatisfiable { size: u64 },
+    #[error("Requested image not found")]
+    ManifestNotFound,
+    /// Stored, but in a media type the client did not accept.
+    #[error("Requested image not found: stored as '{0}', which the Accept header excludes")]
+    ManifestNotAcceptable(String),
+    #[error("{0}")]
+    ManifestInvalid(String),
+    #[error("The manifest exceeds the maximum size of 4194304 bytes")]
+    ManifestTooLarge,
+    #[error("Layers with digests '[{}]' required for pushing image into repository with name '{name}' in the registry with id '{registry_id}' do not exist", digests.join(", "))]
+    ManifestBlobsMissing {
+        digests: Vec<String>,
+        name: String,
+        registry_id: String,
+    },
+    #[error("Manifests with digests '[{}]' referenced by the index do not exist in the repository with name '{name}' in the registry with id '{registry_id}'", digests.join(", "))]
+    ManifestChildrenMissing {
+        digests: Vec<String>,
+        name: String,
+        registry_id: String,
+    },
+    /// Transient contention; the client may retry.
+    #[error("The service is busy; retry the request")]
+    Busy,
+    /// Anything else. The message is logged, never sent to clients.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<crate::meta::Error> for Error {
+    fn from(e: crate::meta::Error) -> Self {
+        match e {
+            crate::meta::Error::Busy => Error::Busy,
+            crate::meta::Error::Backend(m) => Error::Internal(m),
+        }
+    }
+}
+
+impl From<crate::blobs::Error> for Error {
+    fn from(e: crate::blobs::Error) -> Self {
+        use crate::blobs::Error as B;
+        match e {
+            B::NotFound => Error::BlobNotFound,
+            B::OffsetMismatch { size } => Error::UploadOutOfOrder { size },
+            B::DigestMismatch => Error::DigestMismatch,
+            B::BodyInterrupted(_) => Error::UploadInterrupted,
+            B::Backend(m) => Error::Internal(m),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;

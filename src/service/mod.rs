@@ -1,0 +1,620 @@
+//! The operation layer: one function per registry operation, shared by every front end.
+//!
+//! Each function names the ECR IAM action it is authorized as (spec §5.3), checks it via
+//! [`Service::authorize`], then acts on the metadata and blob stores. Front ends (the OCI
+//! registry today, the ECR JSON API next) only translate requests into these calls.
+
+mod error;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+pub use error::{Error, Result};
+
+use crate::blobs::{self, BlobReader, BlobStore, ByteStream, UploadId};
+use crate::clock;
+use crate::meta::{
+    MetaStore, NewManifest, PutManifestOutcome, Referrer, RegistryKey, Repository, StoredManifest,
+};
+use crate::oci::manifest::{self, MAX_MANIFEST_BYTES};
+use crate::oci::{Digest, Reference, RepositoryName};
+
+/// The ECR IAM actions registry operations are authorized as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    BatchCheckLayerAvailability,
+    BatchDeleteImage,
+    BatchGetImage,
+    CompleteLayerUpload,
+    CreateRepository,
+    DescribeRepositories,
+    GetDownloadUrlForLayer,
+    InitiateLayerUpload,
+    ListImages,
+    PutImage,
+    UploadLayerPart,
+}
+
+/// Who is calling. Until ECR login exists, every registry caller is anonymous.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    Anonymous,
+    /// Local administration (the `berth admin` command).
+    Admin,
+}
+
+/// The registry a request addresses and who makes it.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub registry: RegistryKey,
+    pub principal: Principal,
+}
+
+/// Options of the operation layer.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Create a missing repository on first push (plain-OCI convenience; off, as on ECR).
+    pub create_on_push: bool,
+}
+
+/// A byte range as a client asks for it, before the blob size is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ByteRange {
+    /// `start-` or `start-end` (inclusive).
+    From { start: u64, end: Option<u64> },
+    /// `-n`: the last n bytes.
+    Last(u64),
+}
+
+impl ByteRange {
+    /// The inclusive range within a blob of `size` bytes, or `None` if unsatisfiable.
+    pub fn resolve(self, size: u64) -> Option<(u64, u64)> {
+        match self {
+            ByteRange::From { start, end } => {
+                let end = end.unwrap_or(u64::MAX).min(size.checked_sub(1)?);
+                (start <= end).then_some((start, end))
+            }
+            ByteRange::Last(n) => {
+                let n = n.min(size);
+                (n > 0).then(|| (size - n, size - 1))
+            }
+        }
+    }
+}
+
+/// A blob opened for reading: total size, the range served (if partial), and the bytes.
+pub struct BlobDownload {
+    pub size: u64,
+    pub range: Option<(u64, u64)>,
+    pub reader: BlobReader,
+}
+
+pub struct PutManifest {
+    pub digest: Digest,
+    pub subject: Option<Digest>,
+}
+
+/// A page of names, and whether more follow.
+pub struct Page {
+    pub items: Vec<String>,
+    pub more: bool,
+}
+
+/// Page size when a client gives none.
+const DEFAULT_PAGE: u32 = 1000;
+/// Largest page a client may ask for.
+const MAX_PAGE: u32 = 10_000;
+
+pub struct Service {
+    meta: MetaStore,
+    blobs: Arc<dyn BlobStore>,
+    options: Options,
+}
+
+impl Service {
+    pub fn new(meta: MetaStore, blobs: Arc<dyn BlobStore>, options: Options) -> Service {
+        Service {
+            meta,
+            blobs,
+            options,
+        }
+    }
+
+    pub fn meta(&self) -> &MetaStore {
+        &self.meta
+    }
+
+    /// Authorize `action` on a repository. Every operation calls this before touching data.
+    /// Policy evaluation arrives with IAM; until then registry access is open.
+    fn authorize(&self, _ctx: &Context, _action: Action, _repo: &RepositoryName) -> Result<()> {
+        Ok(())
+    }
+
+    fn not_found(ctx: &Context, name: &RepositoryName) -> Error {
+        Error::RepositoryNotFound {
+            name: name.to_string(),
+            registry_id: ctx.registry.account_id.clone(),
+        }
+    }
+
+    async fn repository(&self, ctx: &Context, name: &RepositoryName) -> Result<Repository> {
+        self.meta
+            .repository(&ctx.registry, name)
+            .await?
+            .ok_or_else(|| Self::not_found(ctx, name))
+    }
+
+    /// The repository a push goes to; created here only when create-on-push is enabled.
+    async fn repository_for_push(
+        &self,
+        ctx: &Context,
+        name: &RepositoryName,
+    ) -> Result<Repository> {
+        if let Some(repo) = self.meta.repository(&ctx.registry, name).await? {
+            return Ok(repo);
+        }
+        if !self.options.create_on_push {
+            return Err(Self::not_found(ctx, name));
+        }
+        self.authorize(ctx, Action::CreateRepository, name)?;
+        match self
+            .meta
+            .create_repository(&ctx.registry, name, clock::now_ms())
+            .await?
+        {
+            Some(repo) => Ok(repo),
+            // Created concurrently by another push: use that one.
+            None => self.repository(ctx, name).await,
+        }
+    }
+
+    // ---- repositories ----
+
+    pub async fn create_repository(
+        &self,
+        ctx: &Context,
+        name: &RepositoryName,
+    ) -> Result<Repository> {
+        self.authorize(ctx, Action::CreateRepository, name)?;
+        self.meta
+            .create_repository(&ctx.registry, name, clock::now_ms())
+            .await?
+            .ok_or_else(|| Error::RepositoryAlreadyExists {
+                name: name.to_string(),
+                registry_id: ctx.registry.account_id.clone(),
+            })
+    }
+
+    /// Repository names of the caller's registry (the `_catalog` endpoint).
+    pub async fn catalog(
+        &self,
+        _ctx: &Context,
+        last: Option<&str>,
+        n: Option<u32>,
+    ) -> Result<Page> {
+        let limit = n.unwrap_or(DEFAULT_PAGE).min(MAX_PAGE);
+        if limit == 0 {
+            return Ok(Page {
+                items: Vec::new(),
+                more: false,
+            });
+        }
+        let mut items = self
+            .meta
+            .repository_names(&_ctx.registry, last.unwrap_or(""), i64::from(limit) + 1)
+            .await?;
+        let more = items.len() > limit as usize;
+        items.truncate(limit as usize);
+        Ok(Page { items, more })
+    }
+
+    // ---- blobs ----
+
+    /// Size of a blob linked in the repository.
+    pub async fn blob_size(
+        &self,
+        ctx: &Context,
+        name: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<u64> {
+        self.authorize(ctx, Action::BatchCheckLayerAvailability, name)?;
+        let repo = self.repository(ctx, name).await?;
+        self.linked_size(&repo, digest).await
+    }
+
+    async fn linked_size(&self, repo: &Repository, digest: &Digest) -> Result<u64> {
+        let size = self
+            .meta
+            .linked_blob_size(repo.id, digest)
+            .await?
+            .ok_or(Error::BlobNotFound)?;
+        u64::try_from(size).map_err(|_| Error::Internal("negative blob size".into()))
+    }
+
+    pub async fn download_blob(
+        &self,
+        ctx: &Context,
+        name: &RepositoryName,
+        digest: &Digest,
+        range: Option<ByteRange>,
+    ) -> Result<BlobDownload> {
+        self.authorize(ctx, Action::GetDownloadUrlForLayer, name)?;
+        let repo = self.repository(ctx, name).await?;
+        let size = self.linked_size(&repo, digest).await?;
+        let range = match range {
+            Some(r) => Some(r.resolve(size).ok_or(Error::RangeNotSatisfiable { size })?),
+            None => None,
+        };
+        let reader = self.blobs.read(digest, range).await.map_err(|e| match e {
+            // A link without bytes is damage, not a client error.
+            blobs::Error::NotFound => {
+                Error::Internal(format!("blob {digest} is linked but missing"))
+            }
+            other => other.into(),
+        })?;
+        Ok(BlobDownload {
+            size,
+            range,
+            reader,
+        })
+    }
+
+    /// Remove a blob from one repository (the bytes stay while other links exist).
+    pub async fn delete_blob(
+        &self,
+        ctx: &Context,
+        name: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<()> {
+        self.authorize(ctx, Action::BatchDeleteImage, name)?;
+        let repo = self.repository(ctx, name).await?;
+        if self.meta.unlink_blob(repo.id, digest).await? {
+            Ok(())
+        } else {
+            Err(Error::BlobNotFound)
+        }
+    }
+
+    // ---- uploads ----
+
+    pub async fn start_upload(&self, ctx: &Context, name: &RepositoryName) -> Result<UploadId> {
+        self.authorize(ctx, Action::InitiateLayerUpload, name)?;
+        let repo = self.repository_for_push(ctx, name).await?;
+        let id = UploadId::new();
+        self.blobs.create_upload(id).await?;
+        self.meta
+            .create_upload(&id.to_string(), repo.id, clock::now_ms())
+            .await?;
+        Ok(id)
+    }
+
+    /// Link a blob another repository of the same registry has (cross-repository mount).
+    /// `None` means no mount happened and the client should upload.
+    pub async fn mount_blob(
+        &self,
+        ctx: &Context,
+        name: &RepositoryName,
+        digest: &Digest,
+        from: Option<&RepositoryName>,
+    ) -> Result<Option<u64>> {
+        self.authorize(ctx, Action::InitiateLayerUpload, name)?;
+        let target = self.repository_for_push(ctx, name).await?;
+        let source = match from {
+            Some(from) => self.meta.repository(&ctx.registry, from).await?,
+            None => self
+                .meta
+                .repositories_linking(&ctx.registry, digest, 1)
+                .await?
+                .into_iter()
+                .next(),
+        };
+        let Some(source) = source else {
+            return Ok(None);
+        };
+        self.authorize(ctx, Action::GetDownloadUrlForLayer, &source.name)?;
+        let Some(size) = self.meta.linked_blob_size(source.id, digest).await? else {
+            return Ok(None);
+        };
+        self.meta
+            .link_blob(target.id, digest, size, clock::now_ms())
+            .await?;
+        Ok(Some(u64::try_from(size).unwrap_or(0)))
+    }
+
+    /// A whole blob in one request (`POST ...?digest=`).
+    pub async fn upload_blob(
+        &self,
+        ctx: &Context,
+        name: &RepositoryName,
+        digest: &Digest,
+        body: ByteStream,
+    ) -> Result<u64> {
+        self.authorize(ctx, Action::InitiateLayerUpload, name)?;
+        self.authorize(ctx, Action::UploadLayerPart, name)?;
+        self.authorize(ctx, Action::CompleteLayerUpload, name)?;
+        let repo = self.repository_for_push(ctx, name).await?;
+        // No session row: if the process dies mid-way only a staging file remains.
+        let id = UploadId::new();
+        self.blobs.create_upload(id).await?;
+        if let Err(e) = self.blobs.append_upload(id, Some(0), body).await {
+            let _ = self.blobs.abort_upload(id).await;
+            return Err(e.into());
+        }
+        let size = self.blobs.commit_upload(id, digest).await?;
+        self.meta
+            .link_blob(
+                repo.id,
+                digest,
+                i64::try_from(size).unwrap_or(i64::MAX),
+                clock::now_ms(),
+            )
+            .await?;
+        Ok(size)
+    }
+
+    /// The repository and id of an upload session addressed through `name`.
+    async fn session(
+        &self,
+        ctx: &Context,
+        name: &RepositoryName,
+        id: &str,
+    ) -> Result<(Repository, UploadId)> {
+        let repo = self.repository(ctx, name).await?;
+        let id = UploadId::parse(id).ok_or(Error::UploadNotFound)?;
+        match self.meta.upload_repository(&id.to_string()).await? {
+            Some(r) if r == repo.id => Ok((repo, id)),
+            _ => Err(Error::UploadNotFound),
+        }
+    }
+
+    fn upload_store_error(e: blobs::Error) -> Error {
+        match e {
+            blobs::Error::NotFound => Error::UploadNotFound,
+            other => other.into(),
+        }
+    }
+
+    /// Append a chunk; `offset` (from `Content-Range`) must equal the bytes staged so far.
+    pub async fn append_upload(
+        &self,
+        ctx: &Context,
+        name: &RepositoryName,
+        id: &str,
+        offset: Option<u64>,
+        body: ByteStream,
+    ) -> Result<u64> {
+        self.authorize(ctx, Action::UploadLayerPart, name)?;
+        let (_, id) = self.session(ctx, name, id).await?;
+        self.blobs
+            .append_upload(id, offset, body)
+            .await
+            .map_err(Self::upload_store_error)
+    }
+
+    pub async fn upload_status(
+        &self,
+        ctx: &Context,
+        name: &RepositoryName,
+        id: &str,
+    ) -> Result<u64> {
+        self.authorize(ctx, Action::UploadLayerPart, name)?;
+        let (_, id) = self.session(ctx, name, id).await?;
+        self.blobs
+            .upload_size(id)
+            .await
+            .map_err(Self::upload_store_error)
+    }
+
+    /// Finish an upload with an optional last chunk: verify, publish, link.
+    pub async fn complete_upload(
+        &self,
+        ctx: &Context,
+        name: &RepositoryName,
+        id: &str,
+        digest: &Digest,
+        last_chunk: Option<ByteStream>,
+    ) -> Result<u64> {
+        self.authorize(ctx, Action::CompleteLayerUpload, name)?;
+        if last_chunk.is_some() {
+            self.authorize(ctx, Action::UploadLayerPart, name)?;
+        }
+        let (repo, id) = self.session(ctx, name, id).await?;
+        if let Some(body) = last_chunk {
+            self.blobs
+                .append_upload(id, None, body)
+                .await
+                .map_err(Self::upload_store_error)?;
+        }
+        let size = match self.blobs.commit_upload(id, digest).await {
+            Ok(size) => size,
+            Err(blobs::Error::DigestMismatch) => {
+                // The staged bytes are gone; so is the session.
+                self.meta.delete_upload(&id.to_string()).await?;
+                return Err(Error::DigestMismatch);
+            }
+            Err(e) => return Err(Self::upload_store_error(e)),
+        };
+        self.meta
+            .complete_upload(
+                &id.to_string(),
+                repo.id,
+                digest,
+                i64::try_from(size).unwrap_or(i64::MAX),
+                clock::now_ms(),
+            )
+            .await?;
+        Ok(size)
+    }
+
+    pub async fn cancel_upload(
+        &self,
+        ctx: &Context,
+        name: &RepositoryName,
+        id: &str,
+    ) -> Result<()> {
+        self.authorize(ctx, Action::UploadLayerPart, name)?;
+        let (_, id) = self.session(ctx, name, id).await?;
+        self.meta.delete_upload(&id.to_string()).await?;
+        self.blobs.abort_upload(id).await?;
+        Ok(())
+    }
+
+    // ---- manifests and tags ----
+
+    pub async fn put_manifest(
+        &self,
+        ctx: &Context,
+        name: &RepositoryName,
+        reference: &Reference,
+        content_type: Option<&str>,
+        body: &Bytes,
+    ) -> Result<PutManifest> {
+        self.authorize(ctx, Action::PutImage, name)?;
+        if body.len() > MAX_MANIFEST_BYTES {
+            return Err(Error::ManifestTooLarge);
+        }
+        let parsed =
+            manifest::parse(body, content_type).map_err(|e| Error::ManifestInvalid(e.0))?;
+        let (digest, tag) = match reference {
+            Reference::Digest(d) => {
+                if d.algorithm().digest(body) != *d {
+                    return Err(Error::DigestMismatch);
+                }
+                (d.clone(), None)
+            }
+            Reference::Tag(t) => (Digest::sha256_of(body), Some(t)),
+        };
+        let repo = self.repository_for_push(ctx, name).await?;
+        let new = NewManifest {
+            digest: &digest,
+            media_type: &parsed.media_type,
+            body,
+            artifact_type: parsed.artifact_type.as_deref(),
+            subject: parsed.subject.as_ref(),
+            annotations: parsed.annotations.as_deref(),
+            blobs: &parsed.blobs,
+            manifests: &parsed.manifests,
+            tag,
+            now_ms: clock::now_ms(),
+        };
+        match self.meta.put_manifest(repo.id, &new).await? {
+            PutManifestOutcome::Stored => Ok(PutManifest {
+                digest,
+                subject: parsed.subject,
+            }),
+            PutManifestOutcome::MissingBlobs(digests) => Err(Error::ManifestBlobsMissing {
+                digests,
+                name: name.to_string(),
+                registry_id: ctx.registry.account_id.clone(),
+            }),
+            PutManifestOutcome::MissingManifests(digests) => Err(Error::ManifestChildrenMissing {
+                digests,
+                name: name.to_string(),
+                registry_id: ctx.registry.account_id.clone(),
+            }),
+        }
+    }
+
+    /// A manifest by tag or digest, if its media type is one the client accepts.
+    pub async fn get_manifest(
+        &self,
+        ctx: &Context,
+        name: &RepositoryName,
+        reference: &Reference,
+        accepted: &[String],
+    ) -> Result<StoredManifest> {
+        self.authorize(ctx, Action::BatchGetImage, name)?;
+        let repo = self.repository(ctx, name).await?;
+        let found = match reference {
+            Reference::Tag(t) => self.meta.manifest_by_tag(repo.id, t).await?,
+            Reference::Digest(d) => self.meta.manifest_by_digest(repo.id, d).await?,
+        };
+        let m = found.ok_or(Error::ManifestNotFound)?;
+        if !manifest::is_acceptable(&m.media_type, accepted) {
+            return Err(Error::ManifestNotAcceptable(m.media_type));
+        }
+        Ok(m)
+    }
+
+    /// Delete by digest (the manifest and its tags) or by tag (the tag only).
+    pub async fn delete_manifest(
+        &self,
+        ctx: &Context,
+        name: &RepositoryName,
+        reference: &Reference,
+    ) -> Result<()> {
+        self.authorize(ctx, Action::BatchDeleteImage, name)?;
+        let repo = self.repository(ctx, name).await?;
+        let deleted = match reference {
+            Reference::Digest(d) => self.meta.delete_manifest(repo.id, d).await?,
+            Reference::Tag(t) => self.meta.delete_tag(repo.id, t).await?,
+        };
+        if deleted {
+            Ok(())
+        } else {
+            Err(Error::ManifestNotFound)
+        }
+    }
+
+    pub async fn list_tags(
+        &self,
+        ctx: &Context,
+        name: &RepositoryName,
+        last: Option<&str>,
+        n: Option<u32>,
+    ) -> Result<Page> {
+        self.authorize(ctx, Action::ListImages, name)?;
+        let repo = self.repository(ctx, name).await?;
+        let limit = n.unwrap_or(DEFAULT_PAGE).min(MAX_PAGE);
+        if limit == 0 {
+            return Ok(Page {
+                items: Vec::new(),
+                more: false,
+            });
+        }
+        let mut items = self
+            .meta
+            .tag_names(repo.id, last.unwrap_or(""), i64::from(limit) + 1)
+            .await?;
+        let more = items.len() > limit as usize;
+        items.truncate(limit as usize);
+        Ok(Page { items, more })
+    }
+
+    /// Manifests in the repository whose subject is `digest`, optionally of one artifact type.
+    pub async fn referrers(
+        &self,
+        ctx: &Context,
+        name: &RepositoryName,
+        digest: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<Vec<Referrer>> {
+        self.authorize(ctx, Action::BatchGetImage, name)?;
+        let repo = self.repository(ctx, name).await?;
+        let mut all = self.meta.referrers(repo.id, digest).await?;
+        if let Some(t) = artifact_type {
+            all.retain(|r| r.artifact_type.as_deref() == Some(t));
+        }
+        Ok(all)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ByteRange;
+
+    #[test]
+    fn ranges_resolve_against_size() {
+        let r = |start, end| ByteRange::From { start, end };
+        assert_eq!(r(0, Some(9)).resolve(100), Some((0, 9)));
+        assert_eq!(r(90, None).resolve(100), Some((90, 99)));
+        assert_eq!(r(90, Some(500)).resolve(100), Some((90, 99)));
+        assert_eq!(r(100, None).resolve(100), None);
+        assert_eq!(r(5, Some(4)).resolve(100), None);
+        assert_eq!(ByteRange::Last(10).resolve(100), Some((90, 99)));
+        assert_eq!(ByteRange::Last(500).resolve(100), Some((0, 99)));
+        assert_eq!(ByteRange::Last(0).resolve(100), None);
+        assert_eq!(r(0, None).resolve(0), None);
+    }
+}
