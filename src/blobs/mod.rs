@@ -54,9 +54,8 @@ impl From<io::Error> for Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// An open blob: its total size and a stream over the requested range.
+/// An open blob: a stream over the requested range.
 pub struct BlobReader {
-    pub size: u64,
     pub stream: ByteStream,
 }
 
@@ -104,9 +103,11 @@ pub trait BlobStore: Send + Sync {
     /// Discard the staged bytes.
     async fn abort_upload(&self, id: UploadId) -> Result<()>;
     /// Size of a published blob.
+    #[allow(dead_code)] // part of the contract; the garbage collector (issue 5) uses it
     async fn stat(&self, digest: &Digest) -> Result<u64>;
     /// Read a published blob; `range` is an inclusive byte range within it.
     async fn read(&self, digest: &Digest, range: Option<(u64, u64)>) -> Result<BlobReader>;
     /// Remove a published blob.
+    #[allow(dead_code)] // part of the contract; the garbage collector (issue 5) uses it
     async fn delete(&self, digest: &Digest) -> Result<()>;
 }

@@ -58,6 +58,7 @@ pub struct RegistryKey {
 pub struct Repository {
     pub id: i64,
     pub name: RepositoryName,
+    #[allow(dead_code)] // reported as createdAt by the ECR API (issue 3)
     pub created_at: i64,
 }
 
@@ -65,7 +66,7 @@ pub struct Repository {
 pub struct StoredManifest {
     pub digest: String,
     pub media_type: String,
-    pub body: Vec<u8>,
+    pub body: bytes::Bytes,
 }
 
 /// A manifest to insert, with what it references.
@@ -179,7 +180,7 @@ impl MetaStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
-            .pragma("cache_size", "-8000");
+            .pragma("cache_size", "-2000");
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
@@ -222,6 +223,11 @@ impl MetaStore {
             }
         });
         Ok(())
+    }
+
+    /// Whether this process is the only writer (embedded SQLite), so it may cache reads.
+    pub fn is_single_node(&self) -> bool {
+        matches!(self.db, Db::Sqlite { .. })
     }
 
     pub fn backend_name(&self) -> &'static str {
@@ -565,7 +571,7 @@ impl MetaStore {
         Ok(row.map(|(digest, media_type, body)| StoredManifest {
             digest,
             media_type,
-            body,
+            body: body.into(),
         }))
     }
 
@@ -586,7 +592,7 @@ impl MetaStore {
         Ok(row.map(|(digest, media_type, body)| StoredManifest {
             digest,
             media_type,
-            body,
+            body: body.into(),
         }))
     }
 

@@ -58,11 +58,6 @@ impl Digest {
         Algorithm::Sha256.digest(bytes)
     }
 
-    /// Build from an algorithm and an already-computed lowercase hex string.
-    pub fn from_parts(algorithm: Algorithm, hex: String) -> Result<Digest, InvalidDigest> {
-        Digest::from_str(&format!("{}:{hex}", algorithm.name()))
-    }
-
     pub fn algorithm(&self) -> Algorithm {
         self.algorithm
     }

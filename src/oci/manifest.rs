@@ -40,10 +40,6 @@ impl ManifestKind {
             _ => None,
         }
     }
-
-    pub fn is_index(self) -> bool {
-        matches!(self, ManifestKind::DockerList | ManifestKind::OciIndex)
-    }
 }
 
 /// Descriptor fields Berth reads; unknown fields are ignored (they stay in the stored bytes).
@@ -53,7 +49,6 @@ struct RawDescriptor {
     media_type: Option<String>,
     digest: String,
     size: i64,
-    artifact_type: Option<String>,
     #[serde(default)]
     urls: Vec<String>,
 }

@@ -61,7 +61,8 @@ fn is_valid_component(c: &str) -> bool {
             b'-' => true,
             _ => false,
         };
-        if !ok {
+        // A separator run sits between alphanumerics: "a._b" is two separators in a row.
+        if !ok || !b.get(i).copied().is_some_and(is_alnum) {
             return false;
         }
     }
@@ -193,6 +194,7 @@ mod tests {
         );
         for bad in [
             "My-App", "app/", "/app", "a//b", "a..b", "a___b", "-ab", "ab-", "a b", "a:b", "a.-b",
+            "app._x",
         ] {
             assert_eq!(
                 bad.parse::<RepositoryName>(),

@@ -348,7 +348,7 @@ async fn get_manifest(
     let mut r = Response::new(if head {
         Body::empty()
     } else {
-        Body::from(m.body)
+        Body::from(m.body.clone())
     });
     let h = r.headers_mut();
     set(h, header::CONTENT_TYPE, &m.media_type);

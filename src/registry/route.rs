@@ -16,11 +16,10 @@ pub enum Endpoint<'a> {
     Referrers { name: &'a str, digest: &'a str },
 }
 
-fn non_empty(s: &str) -> Option<&str> {
-    (!s.is_empty() && !s.contains('/')).then_some(s)
-}
-
 /// Parse a request path; `None` is a path the registry does not serve.
+///
+/// What follows the name (a tag, digest or upload id) never contains `/`, so the route
+/// words sit at fixed positions counted from the right, whatever the name contains.
 pub fn parse(path: &str) -> Option<Endpoint<'_>> {
     let rest = path.strip_prefix("/v2")?;
     if rest.is_empty() || rest == "/" {
@@ -39,31 +38,25 @@ pub fn parse(path: &str) -> Option<Endpoint<'_>> {
     {
         return Some(Endpoint::Uploads { name });
     }
-    if let Some((name, id)) = rest.rsplit_once("/blobs/uploads/") {
-        return Some(Endpoint::Upload {
-            name,
-            id: non_empty(id)?,
-        });
+    // `<name>/<word>/<last>`: split off the last segment, then the route word before it.
+    let (before, last) = rest.rsplit_once('/')?;
+    if last.is_empty() {
+        return None;
     }
-    if let Some((name, reference)) = rest.rsplit_once("/manifests/") {
-        return Some(Endpoint::Manifest {
+    let (name, word) = before.rsplit_once('/')?;
+    match word {
+        "manifests" => Some(Endpoint::Manifest {
             name,
-            reference: non_empty(reference)?,
-        });
+            reference: last,
+        }),
+        "referrers" => Some(Endpoint::Referrers { name, digest: last }),
+        "blobs" => Some(Endpoint::Blob { name, digest: last }),
+        "uploads" => {
+            let name = name.strip_suffix("/blobs")?;
+            Some(Endpoint::Upload { name, id: last })
+        }
+        _ => None,
     }
-    if let Some((name, digest)) = rest.rsplit_once("/blobs/") {
-        return Some(Endpoint::Blob {
-            name,
-            digest: non_empty(digest)?,
-        });
-    }
-    if let Some((name, digest)) = rest.rsplit_once("/referrers/") {
-        return Some(Endpoint::Referrers {
-            name,
-            digest: non_empty(digest)?,
-        });
-    }
-    None
 }
 
 #[cfg(test)]
@@ -121,6 +114,28 @@ mod tests {
             Some(Endpoint::Manifest {
                 name: "blobs/manifests",
                 reference: "v1"
+            })
+        );
+        // Route words inside a name do not confuse the parser.
+        assert_eq!(
+            parse("/v2/kw/manifests/tags/blobs/sha256:1"),
+            Some(Endpoint::Blob {
+                name: "kw/manifests/tags",
+                digest: "sha256:1"
+            })
+        );
+        assert_eq!(
+            parse("/v2/kw/blobs/uploads/blobs/sha256:1"),
+            Some(Endpoint::Blob {
+                name: "kw/blobs/uploads",
+                digest: "sha256:1"
+            })
+        );
+        assert_eq!(
+            parse("/v2/kw/blobs/uploads/blobs/uploads/u1"),
+            Some(Endpoint::Upload {
+                name: "kw/blobs/uploads",
+                id: "u1"
             })
         );
         assert_eq!(parse("/v3/"), None);

@@ -4,6 +4,7 @@
 //! [`Service::authorize`], then acts on the metadata and blob stores. Front ends (the OCI
 //! registry today, the ECR JSON API next) only translate requests into these calls.
 
+mod cache;
 mod error;
 
 use std::sync::Arc;
@@ -11,6 +12,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 pub use error::{Error, Result};
+
+use cache::ReadCache;
 
 use crate::blobs::{self, BlobReader, BlobStore, ByteStream, UploadId};
 use crate::clock;
@@ -110,14 +113,18 @@ pub struct Service {
     meta: MetaStore,
     blobs: Arc<dyn BlobStore>,
     options: Options,
+    cache: ReadCache,
 }
 
 impl Service {
     pub fn new(meta: MetaStore, blobs: Arc<dyn BlobStore>, options: Options) -> Service {
+        // Caching is safe only while this process is the metadata's only writer.
+        let cache = ReadCache::new(meta.is_single_node());
         Service {
             meta,
             blobs,
             options,
+            cache,
         }
     }
 
@@ -127,8 +134,26 @@ impl Service {
 
     /// Authorize `action` on a repository. Every operation calls this before touching data.
     /// Policy evaluation arrives with IAM; until then registry access is open.
-    fn authorize(&self, _ctx: &Context, _action: Action, _repo: &RepositoryName) -> Result<()> {
-        Ok(())
+    fn authorize(&self, ctx: &Context, action: Action, repo: &RepositoryName) -> Result<()> {
+        self.authorize_registry(ctx, action)
+            .and(self.authorize_repository(ctx, action, repo))
+    }
+
+    fn authorize_registry(&self, ctx: &Context, _action: Action) -> Result<()> {
+        match ctx.principal {
+            Principal::Anonymous | Principal::Admin => Ok(()),
+        }
+    }
+
+    fn authorize_repository(
+        &self,
+        ctx: &Context,
+        _action: Action,
+        _repo: &RepositoryName,
+    ) -> Result<()> {
+        match ctx.principal {
+            Principal::Anonymous | Principal::Admin => Ok(()),
+        }
     }
 
     fn not_found(ctx: &Context, name: &RepositoryName) -> Error {
@@ -139,10 +164,24 @@ impl Service {
     }
 
     async fn repository(&self, ctx: &Context, name: &RepositoryName) -> Result<Repository> {
-        self.meta
-            .repository(&ctx.registry, name)
+        self.find_repository(ctx, name)
             .await?
             .ok_or_else(|| Self::not_found(ctx, name))
+    }
+
+    async fn find_repository(
+        &self,
+        ctx: &Context,
+        name: &RepositoryName,
+    ) -> Result<Option<Repository>> {
+        if let Some(repo) = self.cache.repository(&ctx.registry, name.as_str()) {
+            return Ok(Some(repo));
+        }
+        let found = self.meta.repository(&ctx.registry, name).await?;
+        if let Some(repo) = &found {
+            self.cache.put_repository(&ctx.registry, repo);
+        }
+        Ok(found)
     }
 
     /// The repository a push goes to; created here only when create-on-push is enabled.
@@ -151,7 +190,7 @@ impl Service {
         ctx: &Context,
         name: &RepositoryName,
     ) -> Result<Repository> {
-        if let Some(repo) = self.meta.repository(&ctx.registry, name).await? {
+        if let Some(repo) = self.find_repository(ctx, name).await? {
             return Ok(repo);
         }
         if !self.options.create_on_push {
@@ -187,12 +226,8 @@ impl Service {
     }
 
     /// Repository names of the caller's registry (the `_catalog` endpoint).
-    pub async fn catalog(
-        &self,
-        _ctx: &Context,
-        last: Option<&str>,
-        n: Option<u32>,
-    ) -> Result<Page> {
+    pub async fn catalog(&self, ctx: &Context, last: Option<&str>, n: Option<u32>) -> Result<Page> {
+        self.authorize_registry(ctx, Action::DescribeRepositories)?;
         let limit = n.unwrap_or(DEFAULT_PAGE).min(MAX_PAGE);
         if limit == 0 {
             return Ok(Page {
@@ -202,7 +237,7 @@ impl Service {
         }
         let mut items = self
             .meta
-            .repository_names(&_ctx.registry, last.unwrap_or(""), i64::from(limit) + 1)
+            .repository_names(&ctx.registry, last.unwrap_or(""), i64::from(limit) + 1)
             .await?;
         let more = items.len() > limit as usize;
         items.truncate(limit as usize);
@@ -224,12 +259,19 @@ impl Service {
     }
 
     async fn linked_size(&self, repo: &Repository, digest: &Digest) -> Result<u64> {
+        let key = digest.to_string();
+        if let Some(size) = self.cache.link(repo.id, &key) {
+            return Ok(size);
+        }
+        let seen = self.cache.generation(repo.id);
         let size = self
             .meta
             .linked_blob_size(repo.id, digest)
             .await?
             .ok_or(Error::BlobNotFound)?;
-        u64::try_from(size).map_err(|_| Error::Internal("negative blob size".into()))
+        let size = u64::try_from(size).map_err(|_| Error::Internal("negative blob size".into()))?;
+        self.cache.put_link(repo.id, seen, key, size);
+        Ok(size)
     }
 
     pub async fn download_blob(
@@ -269,7 +311,9 @@ impl Service {
     ) -> Result<()> {
         self.authorize(ctx, Action::BatchDeleteImage, name)?;
         let repo = self.repository(ctx, name).await?;
-        if self.meta.unlink_blob(repo.id, digest).await? {
+        let unlinked = self.meta.unlink_blob(repo.id, digest).await?;
+        self.cache.invalidate(repo.id);
+        if unlinked {
             Ok(())
         } else {
             Err(Error::BlobNotFound)
@@ -498,7 +542,9 @@ impl Service {
             tag,
             now_ms: clock::now_ms(),
         };
-        match self.meta.put_manifest(repo.id, &new).await? {
+        let outcome = self.meta.put_manifest(repo.id, &new).await?;
+        self.cache.invalidate(repo.id);
+        match outcome {
             PutManifestOutcome::Stored => Ok(PutManifest {
                 digest,
                 subject: parsed.subject,
@@ -523,17 +569,32 @@ impl Service {
         name: &RepositoryName,
         reference: &Reference,
         accepted: &[String],
-    ) -> Result<StoredManifest> {
+    ) -> Result<Arc<StoredManifest>> {
         self.authorize(ctx, Action::BatchGetImage, name)?;
         let repo = self.repository(ctx, name).await?;
+        let m = self.find_manifest(&repo, reference).await?;
+        if !manifest::is_acceptable(&m.media_type, accepted) {
+            return Err(Error::ManifestNotAcceptable(m.media_type.clone()));
+        }
+        Ok(m)
+    }
+
+    async fn find_manifest(
+        &self,
+        repo: &Repository,
+        reference: &Reference,
+    ) -> Result<Arc<StoredManifest>> {
+        let key = reference.to_string();
+        if let Some(m) = self.cache.manifest(repo.id, &key) {
+            return Ok(m);
+        }
+        let seen = self.cache.generation(repo.id);
         let found = match reference {
             Reference::Tag(t) => self.meta.manifest_by_tag(repo.id, t).await?,
             Reference::Digest(d) => self.meta.manifest_by_digest(repo.id, d).await?,
         };
-        let m = found.ok_or(Error::ManifestNotFound)?;
-        if !manifest::is_acceptable(&m.media_type, accepted) {
-            return Err(Error::ManifestNotAcceptable(m.media_type));
-        }
+        let m = Arc::new(found.ok_or(Error::ManifestNotFound)?);
+        self.cache.put_manifest(repo.id, seen, key, m.clone());
         Ok(m)
     }
 
@@ -550,6 +611,7 @@ impl Service {
             Reference::Digest(d) => self.meta.delete_manifest(repo.id, d).await?,
             Reference::Tag(t) => self.meta.delete_tag(repo.id, t).await?,
         };
+        self.cache.invalidate(repo.id);
         if deleted {
             Ok(())
         } else {

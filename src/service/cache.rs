@@ -1,0 +1,200 @@
+//! A read-through cache for the registry's hottest lookups: repository by name, manifest
+//! by tag or digest, and blob links.
+//!
+//! Used only when this process is the sole writer of the metadata (embedded SQLite);
+//! with PostgreSQL several nodes write and the cache is off. Only positive answers are
+//! cached, so rows added by another process (e.g. `berth admin create-repository`)
+//! are seen at once.
+//!
+//! Consistency: every write to a repository bumps its generation and drops its entries.
+//! A reader notes the generation before it queries the database and installs its answer
+//! only if the generation is unchanged, so a read that raced a write is never cached.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::meta::{RegistryKey, Repository, StoredManifest};
+
+/// Cached manifest bytes are bounded; past this the cache starts over.
+const MAX_MANIFEST_BYTES: usize = 8 * 1024 * 1024;
+const MAX_ENTRIES: usize = 50_000;
+
+#[derive(Default)]
+struct RepoEntries {
+    generation: u64,
+    /// Keyed by tag or digest string (they cannot collide: tags contain no ':').
+    manifests: HashMap<String, Arc<StoredManifest>>,
+    links: HashMap<String, u64>,
+}
+
+#[derive(Default)]
+struct Inner {
+    repositories: HashMap<(String, String, String), Repository>,
+    repos: HashMap<i64, RepoEntries>,
+    manifest_bytes: usize,
+    entries: usize,
+}
+
+pub struct ReadCache {
+    enabled: bool,
+    inner: Mutex<Inner>,
+}
+
+/// A repository's generation, noted before a database read.
+#[derive(Clone, Copy)]
+pub struct Generation(u64);
+
+impl ReadCache {
+    pub fn new(enabled: bool) -> ReadCache {
+        ReadCache {
+            enabled,
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    fn lock(&self) -> Option<MutexGuard<'_, Inner>> {
+        // A poisoned lock only means a panic elsewhere; the cache is then bypassed.
+        self.enabled.then(|| self.inner.lock().ok()).flatten()
+    }
+
+    fn make_room(inner: &mut Inner, bytes: usize) {
+        if inner.entries >= MAX_ENTRIES || inner.manifest_bytes + bytes > MAX_MANIFEST_BYTES {
+            for r in inner.repos.values_mut() {
+                r.manifests.clear();
+                r.links.clear();
+            }
+            inner.repositories.clear();
+            inner.entries = 0;
+            inner.manifest_bytes = 0;
+        }
+    }
+
+    pub fn repository(&self, reg: &RegistryKey, name: &str) -> Option<Repository> {
+        let inner = self.lock()?;
+        inner
+            .repositories
+            .get(&(reg.account_id.clone(), reg.region.clone(), name.to_owned()))
+            .cloned()
+    }
+
+    pub fn put_repository(&self, reg: &RegistryKey, repo: &Repository) {
+        if let Some(mut inner) = self.lock() {
+            Self::make_room(&mut inner, 0);
+            inner.entries += 1;
+            let key = (
+                reg.account_id.clone(),
+                reg.region.clone(),
+                repo.name.to_string(),
+            );
+            inner.repositories.insert(key, repo.clone());
+        }
+    }
+
+    pub fn generation(&self, repository_id: i64) -> Generation {
+        Generation(
+            self.lock()
+                .map(|i| i.repos.get(&repository_id).map_or(0, |r| r.generation))
+                .unwrap_or(0),
+        )
+    }
+
+    pub fn manifest(&self, repository_id: i64, key: &str) -> Option<Arc<StoredManifest>> {
+        let inner = self.lock()?;
+        inner.repos.get(&repository_id)?.manifests.get(key).cloned()
+    }
+
+    pub fn put_manifest(
+        &self,
+        repository_id: i64,
+        seen: Generation,
+        key: String,
+        m: Arc<StoredManifest>,
+    ) {
+        let Some(mut inner) = self.lock() else { return };
+        if inner.repos.get(&repository_id).map_or(0, |r| r.generation) != seen.0 {
+            return;
+        }
+        let bytes = m.body.len();
+        if bytes > MAX_MANIFEST_BYTES / 8 {
+            return;
+        }
+        Self::make_room(&mut inner, bytes);
+        inner.manifest_bytes += bytes;
+        inner.entries += 1;
+        inner
+            .repos
+            .entry(repository_id)
+            .or_default()
+            .manifests
+            .insert(key, m);
+    }
+
+    pub fn link(&self, repository_id: i64, digest: &str) -> Option<u64> {
+        let inner = self.lock()?;
+        inner.repos.get(&repository_id)?.links.get(digest).copied()
+    }
+
+    pub fn put_link(&self, repository_id: i64, seen: Generation, digest: String, size: u64) {
+        let Some(mut inner) = self.lock() else { return };
+        if inner.repos.get(&repository_id).map_or(0, |r| r.generation) != seen.0 {
+            return;
+        }
+        Self::make_room(&mut inner, 0);
+        inner.entries += 1;
+        inner
+            .repos
+            .entry(repository_id)
+            .or_default()
+            .links
+            .insert(digest, size);
+    }
+
+    /// Call after any write that changes or removes what a repository shows.
+    pub fn invalidate(&self, repository_id: i64) {
+        if let Some(mut inner) = self.lock() {
+            let r = inner.repos.entry(repository_id).or_default();
+            r.generation += 1;
+            let freed: usize = r.manifests.values().map(|m| m.body.len()).sum();
+            let count = r.manifests.len() + r.links.len();
+            r.manifests.clear();
+            r.links.clear();
+            inner.manifest_bytes = inner.manifest_bytes.saturating_sub(freed);
+            inner.entries = inner.entries.saturating_sub(count);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m() -> Arc<StoredManifest> {
+        Arc::new(StoredManifest {
+            digest: "sha256:x".into(),
+            media_type: "t".into(),
+            body: bytes::Bytes::from_static(b"{}"),
+        })
+    }
+
+    #[test]
+    fn a_read_that_raced_a_write_is_not_cached() {
+        let c = ReadCache::new(true);
+        let seen = c.generation(1);
+        c.invalidate(1); // a write lands while the reader queried the database
+        c.put_manifest(1, seen, "latest".into(), m());
+        assert!(c.manifest(1, "latest").is_none());
+        let seen = c.generation(1);
+        c.put_manifest(1, seen, "latest".into(), m());
+        assert!(c.manifest(1, "latest").is_some());
+        c.invalidate(1);
+        assert!(c.manifest(1, "latest").is_none());
+    }
+
+    #[test]
+    fn disabled_cache_holds_nothing() {
+        let c = ReadCache::new(false);
+        let seen = c.generation(1);
+        c.put_manifest(1, seen, "latest".into(), m());
+        assert!(c.manifest(1, "latest").is_none());
+    }
+}

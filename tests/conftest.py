@@ -1,0 +1,636 @@
+"""Shared fixtures for Berth's end-to-end tests.
+
+Fixture API (see docs/test-contract.md for the server side):
+
+* ``berth_bin`` (session): path of the server binary (env ``BERTH_BIN`` or
+  ``<repo>/target/release/berth``).
+* ``berth_factory`` (function): ``berth_factory(account_id=..., region=...,
+  domain=..., create_on_push=False, extra_args=())`` starts a :class:`Berth` on a
+  fresh data dir (and, with ``BERTH_TEST_POSTGRES`` set, a fresh PostgreSQL
+  database). Every server it started is stopped at teardown, by PID.
+* ``berth`` (function): ``berth_factory()`` with the defaults.
+* ``registry_hosts`` (session): makes sure /etc/hosts maps every registry host
+  name in :data:`REGISTRY_HOSTNAMES` to 127.0.0.1.
+* ``docker_env`` (session): a private dockerd; yields the environment (a dict) to
+  run the ``docker`` CLI with.
+* ``build_test_image`` (function): ``build_test_image(tag)`` builds the offline
+  multi-layer test image in that dockerd and returns the tag.
+
+Everything here talks to 127.0.0.1 only and stops only processes it started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.parse
+from pathlib import Path
+from typing import Optional, Sequence
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+DEFAULT_ACCOUNT = "000000000000"
+DEFAULT_REGION = "us-east-1"
+DEFAULT_DOMAIN = "localhost"
+
+# Every registry host name any test uses. They must all be in /etc/hosts before
+# dockerd starts (it caches /etc/hosts for a few seconds) and before any client
+# resolves them, so that no DNS query for them ever leaves the machine.
+REGISTRY_HOSTNAMES = (
+    "000000000000.dkr.ecr.us-east-1.localhost",
+    "000000000000.dkr.ecr.eu-west-1.localhost",
+    "111122223333.dkr.ecr.us-east-1.localhost",
+    "111122223333.dkr.ecr.eu-west-1.localhost",
+)
+
+# Bounds (seconds) for waiting on processes we start.
+BERTH_READY_TIMEOUT = 30
+BERTH_STOP_TIMEOUT = 20
+DOCKERD_READY_TIMEOUT = 30
+DOCKERD_STOP_TIMEOUT = 30
+
+_LISTEN_RE = re.compile(r"^berth listening on http://127\.0\.0\.1:(\d+)$")
+
+README_HINT = "run the README test command (scripts/test), which installs the test dependencies"
+
+
+def _tail(path: Path, lines: int = 60) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return f"<{path} does not exist>"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+# ---------------------------------------------------------------------------
+# PostgreSQL metadata backend (optional, selected by BERTH_TEST_POSTGRES)
+# ---------------------------------------------------------------------------
+
+
+def _psql(admin_url: str, sql: str) -> None:
+    psql = shutil.which("psql")
+    if psql is None:
+        pytest.fail(f"BERTH_TEST_POSTGRES is set but psql is not installed; {README_HINT}")
+    proc = subprocess.run(
+        [psql, admin_url, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if proc.returncode != 0:
+        pytest.fail(f"psql {sql!r} failed (rc {proc.returncode}): {proc.stderr.strip()}")
+
+
+def _create_pg_database(admin_url: str) -> tuple[str, str]:
+    """Create a fresh database; return (its name, its URL)."""
+    name = "berth_t_" + secrets.token_hex(6)
+    _psql(admin_url, f'CREATE DATABASE "{name}"')
+    parts = urllib.parse.urlsplit(admin_url)
+    return name, urllib.parse.urlunsplit(parts._replace(path="/" + name))
+
+
+def _drop_pg_database(admin_url: str, name: str) -> None:
+    # FORCE (PostgreSQL 13+) terminates connections a killed server may have left.
+    _psql(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# ---------------------------------------------------------------------------
+# Berth server process
+# ---------------------------------------------------------------------------
+
+
+class Berth:
+    """One Berth server: a data dir (plus metadata URL) and the process serving it.
+
+    ``start()`` may be called again after ``stop()``/``kill()``: the new process
+    uses the same data dir, metadata URL and options, and gets a new port.
+    """
+
+    def __init__(
+        self,
+        binary: Path,
+        data_dir: Path,
+        *,
+        account_id: str = DEFAULT_ACCOUNT,
+        region: str = DEFAULT_REGION,
+        domain: str = DEFAULT_DOMAIN,
+        create_on_push: bool = False,
+        extra_args: Sequence[str] = (),
+        metadata_url: Optional[str] = None,
+    ):
+        self.binary = Path(binary)
+        self.data_dir = Path(data_dir)
+        self.account_id = account_id
+        self.region = region
+        self.domain = domain
+        self.create_on_push = create_on_push
+        self.extra_args = tuple(extra_args)
+        self.metadata_url = metadata_url
+        self.proc: Optional[subprocess.Popen] = None
+        self.pid: Optional[int] = None
+        self.port: Optional[int] = None
+        self.url: Optional[str] = None
+        self.stderr_path = self.data_dir / "berth-stderr.log"
+        self.stdout_path = self.data_dir / "berth-stdout.log"
+        self._stdout_thread: Optional[threading.Thread] = None
+        # True while the process is expected to be alive (cleared by stop/kill),
+        # so teardown can tell a crash from a deliberate stop.
+        self._expect_running = False
+        self._starts = 0
+
+    def __repr__(self) -> str:
+        return f"<Berth pid={self.pid} url={self.url} data_dir={self.data_dir}>"
+
+    # -- helpers ---------------------------------------------------------
+
+    def _storage_args(self) -> list[str]:
+        args = ["--data-dir", str(self.data_dir)]
+        if self.metadata_url:
+            args += ["--metadata", self.metadata_url]
+        return args
+
+    def registry_host(self, account: Optional[str] = None, region: Optional[str] = None) -> str:
+        """``<acct>.dkr.ecr.<region>.<domain>:PORT`` for this server."""
+        assert self.port is not None, "Berth is not running"
+        return (
+            f"{account or self.account_id}.dkr.ecr.{region or self.region}"
+            f".{self.domain}:{self.port}"
+        )
+
+    def log_text(self) -> str:
+        """Everything the server(s) wrote to stderr on this data dir so far."""
+        try:
+            return self.stderr_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    # -- admin CLI -------------------------------------------------------
+
+    def admin(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
+        """Run ``berth admin ARGS...`` (text output captured).
+
+        ``--data-dir`` and ``--metadata`` of this server are appended unless
+        ARGS already contains them; account and region are left to the caller.
+        """
+        argv = [str(self.binary), "admin", *map(str, args)]
+        if "--data-dir" not in args:
+            argv += ["--data-dir", str(self.data_dir)]
+        if self.metadata_url and "--metadata" not in args:
+            argv += ["--metadata", self.metadata_url]
+        proc = subprocess.run(
+            argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout
+        )
+        if check:
+            assert proc.returncode == 0, (
+                f"{' '.join(argv)} exited {proc.returncode}\n"
+                f"stdout: {proc.stdout}\nstderr: {proc.stderr}"
+            )
+        return proc
+
+    def create_repository(
+        self, name: str, account_id: Optional[str] = None, region: Optional[str] = None
+    ) -> subprocess.CompletedProcess:
+        return self.admin(
+            "create-repository",
+            name,
+            "--account-id",
+            account_id or self.account_id,
+            "--region",
+            region or self.region,
+        )
+
+    # -- process control -------------------------------------------------
+
+    def start(self) -> "Berth":
+        if self.running():
+            raise RuntimeError(f"{self!r} is already running")
+        if not self.binary.is_file():
+            pytest.fail(f"berth binary {self.binary} does not exist; {README_HINT}")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        argv = [
+            str(self.binary),
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            *self._storage_args(),
+            "--account-id",
+            self.account_id,
+            "--region",
+            self.region,
+            "--domain",
+            self.domain,
+        ]
+        if self.create_on_push:
+            argv.append("--create-on-push")
+        argv += list(self.extra_args)
+
+        self._starts += 1
+        with open(self.stderr_path, "ab") as err:
+            err.write(f"==== test harness: start #{self._starts}: {' '.join(argv)}\n".encode())
+            err.flush()
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=err,  # the child keeps its own copy of the fd
+                start_new_session=True,  # a ^C on pytest must not hit the server first
+            )
+        self.proc, self.pid = proc, proc.pid
+        self._expect_running = True
+
+        # A reader thread hands over the first stdout line, then keeps draining
+        # stdout into a file so that the pipe can never fill up and block Berth.
+        first_line: "queue.Queue[Optional[bytes]]" = queue.Queue(maxsize=1)
+
+        def pump() -> None:
+            with open(self.stdout_path, "ab") as out:
+                got_first = False
+                for line in iter(proc.stdout.readline, b""):
+                    if not got_first:
+                        first_line.put(line)
+                        got_first = True
+                    out.write(line)
+                    out.flush()
+                if not got_first:
+                    first_line.put(None)  # EOF: the process closed stdout (exited?)
+            proc.stdout.close()
+
+        self._stdout_thread = threading.Thread(target=pump, name=f"berth-stdout-{proc.pid}", daemon=True)
+        self._stdout_thread.start()
+
+        try:
+            line = first_line.get(timeout=BERTH_READY_TIMEOUT)
+        except queue.Empty:
+            self._terminate()
+            pytest.fail(
+                f"berth printed nothing on stdout within {BERTH_READY_TIMEOUT}s\n"
+                f"stderr tail:\n{_tail(self.stderr_path)}"
+            )
+        text = (line or b"").decode(errors="replace").strip()
+        m = _LISTEN_RE.match(text)
+        if m is None:
+            rc = proc.poll()
+            self._terminate()
+            pytest.fail(
+                f"unexpected first stdout line from berth: {text!r} "
+                f"({'still running' if rc is None else f'exit code {rc}'})\n"
+                f"stderr tail:\n{_tail(self.stderr_path)}"
+            )
+        self.port = int(m.group(1))
+        self.url = f"http://127.0.0.1:{self.port}"
+        return self
+
+    def stop(self, timeout: float = BERTH_STOP_TIMEOUT) -> None:
+        """Graceful stop: SIGTERM, wait, and require exit code 0."""
+        assert self.proc is not None, "Berth was never started"
+        self._expect_running = False
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            self._join_stdout()
+            pytest.fail(f"berth (pid {self.pid}) did not exit within {timeout}s of SIGTERM")
+        self._join_stdout()
+        assert rc == 0, f"berth exited {rc} after SIGTERM\nstderr tail:\n{_tail(self.stderr_path)}"
+
+    def kill(self) -> None:
+        """Crash it: SIGKILL and reap."""
+        assert self.proc is not None, "Berth was never started"
+        self._expect_running = False
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self._join_stdout()
+
+    def _terminate(self) -> None:
+        """Teardown: SIGTERM, bounded wait, then SIGKILL (only our own PID)."""
+        self._expect_running = False
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=BERTH_STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._join_stdout()
+
+    def _join_stdout(self) -> None:
+        if self._stdout_thread is not None:
+            self._stdout_thread.join(timeout=10)
+            self._stdout_thread = None
+
+
+# ---------------------------------------------------------------------------
+# Berth fixtures
+# ---------------------------------------------------------------------------
+
+_REPORTS = pytest.StashKey[dict]()
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    # Remember each phase's report so fixtures can tell, at teardown, whether
+    # the test failed (and then show the server logs).
+    outcome = yield
+    rep = outcome.get_result()
+    item.stash.setdefault(_REPORTS, {})[rep.when] = rep
+
+
+def _test_failed(request) -> bool:
+    reports = request.node.stash.get(_REPORTS, {})
+    return any(r.failed for r in reports.values())
+
+
+@pytest.fixture(scope="session")
+def berth_bin() -> Path:
+    path = Path(os.environ.get("BERTH_BIN") or REPO_ROOT / "target" / "release" / "berth")
+    if not path.is_file() or not os.access(path, os.X_OK):
+        pytest.fail(
+            f"berth binary not found or not executable at {path} "
+            f"(set BERTH_BIN, or build it: cargo build --release; or {README_HINT})"
+        )
+    return path
+
+
+@pytest.fixture
+def berth_factory(berth_bin, request):
+    started: list[Berth] = []
+    databases: list[str] = []
+    pg_admin = os.environ.get("BERTH_TEST_POSTGRES") or None
+    scratch = Path(tempfile.mkdtemp(prefix="berth-test-"))
+
+    def factory(
+        account_id: str = DEFAULT_ACCOUNT,
+        region: str = DEFAULT_REGION,
+        domain: str = DEFAULT_DOMAIN,
+        create_on_push: bool = False,
+        extra_args: Sequence[str] = (),
+    ) -> Berth:
+        data_dir = Path(tempfile.mkdtemp(prefix="data-", dir=scratch))
+        metadata_url = None
+        if pg_admin:
+            db_name, metadata_url = _create_pg_database(pg_admin)
+            databases.append(db_name)
+        b = Berth(
+            berth_bin,
+            data_dir,
+            account_id=account_id,
+            region=region,
+            domain=domain,
+            create_on_push=create_on_push,
+            extra_args=extra_args,
+            metadata_url=metadata_url,
+        )
+        started.append(b)
+        return b.start()
+
+    yield factory
+
+    crashed = [b for b in started if b._expect_running and b.proc is not None and b.proc.poll() is not None]
+    for b in started:
+        b._terminate()
+    if crashed or _test_failed(request):
+        for b in started:
+            print(f"---- {b!r} stderr (tail) ----\n{_tail(b.stderr_path)}")
+    for name in databases:
+        _drop_pg_database(pg_admin, name)
+    shutil.rmtree(scratch, ignore_errors=True)
+    if crashed:
+        pytest.fail(
+            "berth exited on its own during the test: "
+            + ", ".join(f"pid {b.pid} rc {b.proc.returncode}" for b in crashed)
+        )
+
+
+@pytest.fixture
+def berth(berth_factory) -> Berth:
+    return berth_factory()
+
+
+# ---------------------------------------------------------------------------
+# /etc/hosts and a private dockerd (docs: shared/spec/clients.md §3, §4, §10)
+# ---------------------------------------------------------------------------
+
+
+def ensure_hosts_entries(hostnames: Sequence[str] = REGISTRY_HOSTNAMES, hosts_file: str = "/etc/hosts") -> None:
+    """Append ``127.0.0.1 NAME`` for every name /etc/hosts does not map yet."""
+    with open(hosts_file) as f:
+        text = f.read()
+    present = set()
+    for line in text.splitlines():
+        present.update(line.split("#", 1)[0].split()[1:])
+    missing = [h for h in hostnames if h not in present]
+    if not missing:
+        return
+    lead = "" if text.endswith("\n") or not text else "\n"  # never glue onto a last line
+    try:
+        with open(hosts_file, "a") as f:
+            f.write(lead + "".join(f"127.0.0.1 {h}\n" for h in missing))
+    except OSError as e:
+        pytest.fail(f"cannot add {missing} to {hosts_file} ({e}); run the tests as root ({README_HINT})")
+
+
+@pytest.fixture(scope="session")
+def registry_hosts() -> tuple[str, ...]:
+    ensure_hosts_entries()
+    return REGISTRY_HOSTNAMES
+
+
+def _stop_pid(proc: subprocess.Popen, timeout: float) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+class PrivateDockerd:
+    """dockerd with every path under a short /tmp dir, no bridge, no iptables."""
+
+    def __init__(self) -> None:
+        # Short on purpose: containerd's unix socket paths live under exec-root
+        # and must stay below 108 bytes.
+        self.workdir = Path(tempfile.mkdtemp(prefix="e2e-", dir="/tmp"))
+        self.sock = self.workdir / "docker.sock"
+        self.log = self.workdir / "dockerd.log"
+        self.proc: Optional[subprocess.Popen] = None
+        self.storage_driver: Optional[str] = None
+        self.env = dict(os.environ)
+        for var in ("DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH"):
+            self.env.pop(var, None)
+        self.env.update(
+            DOCKER_HOST=f"unix://{self.sock}",
+            DOCKER_CONFIG=str(self.workdir / "cfg"),  # keeps logins out of ~/.docker
+            DOCKER_BUILDKIT="0",  # a CLI without buildx cannot use BuildKit
+        )
+
+    def _try_start(self, driver: str) -> bool:
+        config = {
+            "data-root": str(self.workdir / f"d-{driver}"),
+            "exec-root": str(self.workdir / "x"),
+            "pidfile": str(self.workdir / "dockerd.pid"),
+            "hosts": [f"unix://{self.sock}"],
+            "iptables": False,
+            "ip6tables": False,
+            "bridge": "none",
+            "storage-driver": driver,
+        }
+        cfg_path = self.workdir / "daemon.json"
+        cfg_path.write_text(json.dumps(config, indent=2))
+        with open(self.log, "ab") as log:
+            log.write(f"==== test harness: starting dockerd with storage driver {driver}\n".encode())
+            log.flush()
+            self.proc = subprocess.Popen(
+                [shutil.which("dockerd"), "--config-file", str(cfg_path)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
+        # Bounded readiness poll: `docker version` succeeds once the API is up.
+        deadline = time.monotonic() + DOCKERD_READY_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            probe = subprocess.run(
+                ["docker", "version"], env=self.env, stdin=subprocess.DEVNULL, capture_output=True, timeout=30
+            )
+            if probe.returncode == 0:
+                self.storage_driver = driver
+                return True
+            time.sleep(0.1)
+        return False
+
+    def start(self) -> "PrivateDockerd":
+        for tool in ("dockerd", "docker"):
+            if shutil.which(tool) is None:
+                pytest.fail(f"{tool} is not installed; {README_HINT}")
+        for driver in ("overlay2", "vfs"):
+            if self._try_start(driver):
+                return self
+            self.stop()
+        self.cleanup()
+        pytest.fail(f"private dockerd did not become ready (overlay2 and vfs)\n{_tail(self.log)}")
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        # dockerd runs its own containerd; SIGTERM on dockerd stops both, but if
+        # dockerd had to be SIGKILLed its containerd would be left running.
+        containerd_pid = None
+        try:
+            containerd_pid = int((self.workdir / "x" / "containerd" / "containerd.pid").read_text().strip())
+        except (OSError, ValueError):
+            pass
+        _stop_pid(self.proc, DOCKERD_STOP_TIMEOUT)
+        self.proc = None
+        if containerd_pid is not None and self._is_our_containerd(containerd_pid):
+            os.kill(containerd_pid, signal.SIGTERM)
+            deadline = time.monotonic() + DOCKERD_STOP_TIMEOUT
+            while self._is_our_containerd(containerd_pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if self._is_our_containerd(containerd_pid):
+                os.kill(containerd_pid, signal.SIGKILL)
+
+    def _is_our_containerd(self, pid: int) -> bool:
+        """True if PID is alive and is the containerd running from our exec-root."""
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return False
+        return state != "Z" and "containerd" in cmdline and str(self.workdir) in cmdline
+
+    def cleanup(self) -> None:
+        """Unmount whatever dockerd left mounted under our dir, then remove it."""
+        prefix = str(self.workdir)
+        with open("/proc/mounts") as f:
+            mounts = [line.split()[1] for line in f if len(line.split()) > 1]
+        for mnt in sorted((m for m in mounts if m == prefix or m.startswith(prefix + "/")), reverse=True):
+            if subprocess.run(["umount", mnt], capture_output=True).returncode != 0:
+                subprocess.run(["umount", "-l", mnt], capture_output=True)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def docker_env(registry_hosts):
+    """Environment (dict) for running the docker CLI against a private dockerd."""
+    daemon = PrivateDockerd().start()
+    try:
+        yield daemon.env
+    finally:
+        daemon.stop()
+        daemon.cleanup()
+
+
+TEST_IMAGE_DOCKERFILE = """\
+FROM scratch
+COPY blob1.bin /data/blob1.bin
+COPY blob2.bin /data/blob2.bin
+COPY three.txt /data/three.txt
+COPY init /init
+LABEL org.example.test=multi-layer
+CMD ["/init","--version"]
+"""
+
+
+def build_multilayer_image(env: dict, tag: str, context_dir: Path) -> str:
+    """Build the offline 4-layer test image (clients.md §4) as TAG; return TAG.
+
+    Layers: 3 MiB and 2 MiB of random bytes, a text file, and a static tini
+    (docker.io's /usr/bin/docker-init) as /init so the image can run.
+    """
+    tini = Path("/usr/bin/docker-init")
+    if not tini.exists():
+        pytest.fail(f"{tini} (static tini from docker.io) is missing; {README_HINT}")
+    context_dir.mkdir(parents=True, exist_ok=True)
+    (context_dir / "blob1.bin").write_bytes(os.urandom(3 * 1024 * 1024))
+    (context_dir / "blob2.bin").write_bytes(os.urandom(2 * 1024 * 1024))
+    (context_dir / "three.txt").write_text(f"three {secrets.token_hex(8)}\n")
+    shutil.copy(tini, context_dir / "init")  # follows the symlink to tini-static
+    (context_dir / "Dockerfile").write_text(TEST_IMAGE_DOCKERFILE)
+    proc = subprocess.run(
+        ["docker", "build", "-q", "-t", tag, str(context_dir)],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, f"docker build failed:\n{proc.stdout}\n{proc.stderr}"
+    return tag
+
+
+@pytest.fixture
+def build_test_image(docker_env, tmp_path):
+    """``build_test_image(tag=None) -> tag``: a fresh multi-layer image (new random layers)."""
+    counter = iter(range(1_000_000))
+
+    def build(tag: Optional[str] = None) -> str:
+        n = next(counter)
+        tag = tag or f"berth-test-{secrets.token_hex(4)}:latest"
+        return build_multilayer_image(docker_env, tag, tmp_path / f"image-ctx-{n}")
+
+    return build
