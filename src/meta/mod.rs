@@ -473,7 +473,7 @@ impl MetaStore {
             let mut missing_blobs = Vec::new();
             for b in m.blobs {
                 let found: Option<(i64,)> = sqlx::query_as(
-                    "SELECT 1 FROM repository_blobs WHERE repository_id = $1 AND digest = $2",
+                    "SELECT repository_id FROM repository_blobs WHERE repository_id = $1 AND digest = $2",
                 )
                 .bind(repository_id)
                 .bind(b.to_string())
@@ -489,7 +489,7 @@ impl MetaStore {
             let mut missing_children = Vec::new();
             for c in m.manifests {
                 let found: Option<(i64,)> = sqlx::query_as(
-                    "SELECT 1 FROM manifests WHERE repository_id = $1 AND digest = $2",
+                    "SELECT repository_id FROM manifests WHERE repository_id = $1 AND digest = $2",
                 )
                 .bind(repository_id)
                 .bind(c.to_string())
