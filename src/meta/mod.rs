@@ -664,3 +664,206 @@ impl MetaStore {
             .collect())
     }
 }
+
+/// The store's contract, run on SQLite, or on PostgreSQL when `BERTH_TEST_POSTGRES` names
+/// an admin URL (the test command runs `cargo test` both ways).
+#[cfg(test)]
+mod contract_tests {
+    use super::*;
+
+    async fn open_store(dir: &Path) -> MetaStore {
+        let url = match std::env::var("BERTH_TEST_POSTGRES") {
+            Ok(admin) if !admin.is_empty() => {
+                let db = format!("berth_meta_{}", uuid::Uuid::new_v4().simple());
+                let pool = PgPool::connect(&admin).await.expect("admin connection");
+                sqlx::raw_sql(&format!("CREATE DATABASE {db}"))
+                    .execute(&pool)
+                    .await
+                    .expect("create database");
+                let (base, _) = admin.rsplit_once('/').expect("admin URL has a database");
+                Some(format!("{base}/{db}"))
+            }
+            _ => None,
+        };
+        MetaStore::open(url.as_deref(), dir)
+            .await
+            .expect("open store")
+    }
+
+    fn reg(account: &str) -> RegistryKey {
+        RegistryKey {
+            account_id: account.into(),
+            region: "us-east-1".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn repositories_links_manifests_tags() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open_store(dir.path()).await;
+        let a = reg("111111111111");
+        let name: RepositoryName = "team/app".parse().expect("name");
+        let repo = store
+            .create_repository(&a, &name, 1)
+            .await
+            .expect("create")
+            .expect("new");
+        assert!(store
+            .create_repository(&a, &name, 2)
+            .await
+            .expect("again")
+            .is_none());
+        // Same name in another account is another repository.
+        let other = store
+            .create_repository(&reg("222222222222"), &name, 3)
+            .await
+            .expect("c")
+            .expect("new");
+        assert_ne!(other.id, repo.id);
+
+        let layer = Digest::sha256_of(b"layer");
+        assert_eq!(
+            store.linked_blob_size(repo.id, &layer).await.expect("size"),
+            None
+        );
+        store.link_blob(repo.id, &layer, 5, 4).await.expect("link");
+        store
+            .link_blob(repo.id, &layer, 5, 5)
+            .await
+            .expect("link is idempotent");
+        assert_eq!(
+            store.linked_blob_size(repo.id, &layer).await.expect("size"),
+            Some(5)
+        );
+        assert_eq!(
+            store
+                .linked_blob_size(other.id, &layer)
+                .await
+                .expect("size"),
+            None
+        );
+
+        let body = br#"{"x":1}"#;
+        let digest = Digest::sha256_of(body);
+        let missing = Digest::sha256_of(b"missing");
+        let tag: Tag = "v1".parse().expect("tag");
+        let mut m = NewManifest {
+            digest: &digest,
+            media_type: "application/vnd.oci.image.manifest.v1+json",
+            body,
+            artifact_type: Some("a/b"),
+            subject: None,
+            annotations: None,
+            blobs: &[layer.clone(), missing.clone()],
+            manifests: &[],
+            tag: Some(&tag),
+            now_ms: 6,
+        };
+        assert_eq!(
+            store.put_manifest(repo.id, &m).await.expect("put"),
+            PutManifestOutcome::MissingBlobs(vec![missing.to_string()])
+        );
+        assert!(store
+            .manifest_by_tag(repo.id, &tag)
+            .await
+            .expect("get")
+            .is_none());
+        let blobs = [layer.clone()];
+        m.blobs = &blobs;
+        assert_eq!(
+            store.put_manifest(repo.id, &m).await.expect("put"),
+            PutManifestOutcome::Stored
+        );
+        let got = store
+            .manifest_by_tag(repo.id, &tag)
+            .await
+            .expect("get")
+            .expect("found");
+        assert_eq!(
+            (got.digest.as_str(), &got.body[..]),
+            (digest.to_string().as_str(), &body[..])
+        );
+
+        let more: Vec<Tag> = ["b", "a", "B", "c"]
+            .iter()
+            .map(|t| t.parse().expect("tag"))
+            .collect();
+        for t in &more {
+            m.tag = Some(t);
+            store.put_manifest(repo.id, &m).await.expect("tag");
+        }
+        // Byte order on both backends: uppercase sorts first.
+        assert_eq!(
+            store.tag_names(repo.id, "", 10).await.expect("tags"),
+            ["B", "a", "b", "c", "v1"]
+        );
+        assert_eq!(
+            store.tag_names(repo.id, "a", 2).await.expect("tags"),
+            ["b", "c"]
+        );
+
+        assert!(store.delete_tag(repo.id, &tag).await.expect("untag"));
+        assert!(store
+            .manifest_by_digest(repo.id, &digest)
+            .await
+            .expect("get")
+            .is_some());
+        assert!(store
+            .delete_manifest(repo.id, &digest)
+            .await
+            .expect("delete"));
+        assert!(
+            store
+                .tag_names(repo.id, "", 10)
+                .await
+                .expect("tags")
+                .is_empty(),
+            "tags cascade"
+        );
+        assert!(store.unlink_blob(repo.id, &layer).await.expect("unlink"));
+        assert!(!store
+            .unlink_blob(repo.id, &layer)
+            .await
+            .expect("unlink again"));
+    }
+
+    #[tokio::test]
+    async fn uploads_complete_atomically() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open_store(dir.path()).await;
+        let a = reg("111111111111");
+        let repo = store
+            .create_repository(&a, &"app".parse().expect("name"), 1)
+            .await
+            .expect("create")
+            .expect("new");
+        store
+            .create_upload("u-1", repo.id, 2)
+            .await
+            .expect("upload");
+        assert_eq!(
+            store.upload_repository("u-1").await.expect("get"),
+            Some(repo.id)
+        );
+        let d = Digest::sha256_of(b"x");
+        store
+            .complete_upload("u-1", repo.id, &d, 1, 3)
+            .await
+            .expect("complete");
+        assert_eq!(store.upload_repository("u-1").await.expect("get"), None);
+        assert_eq!(
+            store.linked_blob_size(repo.id, &d).await.expect("size"),
+            Some(1)
+        );
+        let linking = store
+            .repositories_linking(&a, &d, 5)
+            .await
+            .expect("linking");
+        assert_eq!(linking.len(), 1);
+        assert!(store
+            .repositories_linking(&reg("222222222222"), &d, 5)
+            .await
+            .expect("l")
+            .is_empty());
+    }
+}
