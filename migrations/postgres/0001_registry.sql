@@ -61,8 +61,3 @@ CREATE TABLE tags (
 );
 CREATE INDEX tags_digest ON tags (repository_id, digest);
 
-CREATE TABLE uploads (
-    id            TEXT   PRIMARY KEY,
-    repository_id BIGINT NOT NULL REFERENCES repositories (id) ON DELETE CASCADE,
-    created_at    BIGINT NOT NULL
-);

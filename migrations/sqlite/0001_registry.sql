@@ -1,5 +1,6 @@
 -- Registry core: repositories, content-addressed blobs and their per-repository links,
--- manifests (stored verbatim), tags, manifest references and upload sessions.
+-- manifests (stored verbatim), tags and manifest references. Upload sessions live in
+-- the blob store, under the repository that owns them.
 -- Times are milliseconds since the Unix epoch.
 CREATE TABLE repositories (
     id          INTEGER PRIMARY KEY,
@@ -63,8 +64,3 @@ CREATE TABLE tags (
 ) STRICT;
 CREATE INDEX tags_digest ON tags (repository_id, digest);
 
-CREATE TABLE uploads (
-    id            TEXT    PRIMARY KEY,
-    repository_id INTEGER NOT NULL REFERENCES repositories (id) ON DELETE CASCADE,
-    created_at    INTEGER NOT NULL
-) STRICT;

@@ -3,7 +3,8 @@
 //! Layout under the data directory (this module is the only place that builds these paths):
 //! ```text
 //! blobs/v1/<algorithm>/<hex[0..2]>/<hex>   published blobs, immutable, named by digest
-//! uploads/<uuid>                           staging file of one upload session
+//! uploads/<owner>/<uuid>                   staging file of one upload session, under the
+//!                                          id of the repository that owns it
 //! ```
 //! Publishing is: hash while streaming → compare with the digest → fdatasync the staging
 //! file → rename it into `blobs/` → fsync the directory. A crash at any point leaves at
@@ -13,24 +14,28 @@ use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, Mutex};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::StreamExt;
 use sha2::{Digest as _, Sha256, Sha512};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
-use super::{BlobReader, BlobStore, ByteStream, Error, Result, UploadId};
+use super::{BlobReader, BlobStore, ByteStream, Error, Result, UploadKey};
 use crate::oci::{Algorithm, Digest};
 
 /// Read buffer for downloads: large enough that per-read overhead is negligible.
 const READ_CHUNK: usize = 512 * 1024;
-/// Body bytes are gathered into buffers of this size before they cross to the writer
-/// thread: per-buffer overhead (channel, wake-up, syscall) then stays negligible.
-const WRITE_BUFFER: usize = 1024 * 1024;
-/// Buffers in flight between the network task and the writer thread (bounds memory).
-const WRITE_QUEUE: usize = 3;
+/// Body frames are handed to the writer thread in batches of about this many bytes, so
+/// the per-batch cost (channel, wake-up) stays negligible. Frames are not copied.
+const WRITE_BATCH: usize = 1024 * 1024;
+/// Batches in flight between the network task and the writer thread (bounds memory).
+const WRITE_QUEUE: usize = 4;
+/// While a large upload streams in, its bytes are flushed to disk in the background every
+/// this many bytes, so the fdatasync at commit has little left to write.
+const FLUSH_EVERY: u64 = 32 * 1024 * 1024;
 
 /// In-memory state of a session being written: the running hash of the staged bytes.
 /// `hasher` is `None` when it is not known (after a restart or a write error); the
@@ -40,9 +45,11 @@ struct Staged {
     hasher: Option<Sha256>,
 }
 
+type Session = Arc<tokio::sync::Mutex<Staged>>;
+
 pub struct FsBlobStore {
     root: PathBuf,
-    sessions: Mutex<HashMap<UploadId, Arc<tokio::sync::Mutex<Staged>>>>,
+    sessions: Mutex<HashMap<UploadKey, Session>>,
 }
 
 impl FsBlobStore {
@@ -63,28 +70,34 @@ impl FsBlobStore {
             .join(d.hex())
     }
 
-    fn upload_path(&self, id: UploadId) -> PathBuf {
-        self.root.join("uploads").join(id.to_string())
+    fn upload_path(&self, key: UploadKey) -> PathBuf {
+        self.root
+            .join("uploads")
+            .join(key.owner.to_string())
+            .join(key.id.to_string())
+    }
+
+    fn sessions(&self) -> Result<std::sync::MutexGuard<'_, HashMap<UploadKey, Session>>> {
+        self.sessions
+            .lock()
+            .map_err(|_| Error::Backend("session table poisoned".into()))
     }
 
     /// The session's state, loaded from the staging file if this process has none.
-    fn session(&self, id: UploadId) -> Result<Arc<tokio::sync::Mutex<Staged>>> {
-        let mut sessions = self
-            .sessions
-            .lock()
-            .map_err(|_| Error::Backend("session table poisoned".into()))?;
-        if let Some(s) = sessions.get(&id) {
+    fn session(&self, key: UploadKey) -> Result<Session> {
+        let mut sessions = self.sessions()?;
+        if let Some(s) = sessions.get(&key) {
             return Ok(s.clone());
         }
-        let size = std::fs::metadata(self.upload_path(id))?.len();
+        let size = std::fs::metadata(self.upload_path(key))?.len();
         let s = Arc::new(tokio::sync::Mutex::new(Staged { size, hasher: None }));
-        sessions.insert(id, s.clone());
+        sessions.insert(key, s.clone());
         Ok(s)
     }
 
-    fn forget(&self, id: UploadId) {
-        if let Ok(mut sessions) = self.sessions.lock() {
-            sessions.remove(&id);
+    fn forget(&self, key: UploadKey) {
+        if let Ok(mut sessions) = self.sessions() {
+            sessions.remove(&key);
         }
     }
 }
@@ -119,11 +132,82 @@ fn join_err(e: tokio::task::JoinError) -> Error {
     Error::Backend(format!("blob worker failed: {e}"))
 }
 
+/// Flushes a file's dirty pages on a helper thread while its writer keeps writing.
+/// Started only once an upload grows past [`FLUSH_EVERY`].
+struct BackgroundFlush {
+    requests: SyncSender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl BackgroundFlush {
+    fn start(file: &File) -> io::Result<BackgroundFlush> {
+        let file = file.try_clone()?;
+        let (requests, rx) = sync_channel::<()>(1);
+        let thread = std::thread::Builder::new()
+            .name("berth-flush".into())
+            .spawn(move || {
+                while rx.recv().is_ok() {
+                    // Errors surface at the commit's own fdatasync.
+                    let _ = file.sync_data();
+                }
+            })?;
+        Ok(BackgroundFlush { requests, thread })
+    }
+
+    /// Ask for a flush unless one is already running.
+    fn request(&self) -> bool {
+        self.requests.try_send(()).is_ok()
+    }
+
+    fn finish(self) {
+        drop(self.requests);
+        let _ = self.thread.join();
+    }
+}
+
+/// Append batches to the staging file, hashing as they go. Runs on a blocking thread.
+fn write_batches(
+    path: &Path,
+    mut rx: tokio::sync::mpsc::Receiver<Vec<Bytes>>,
+    hasher: &mut Option<Sha256>,
+) -> io::Result<()> {
+    let mut f = OpenOptions::new().append(true).open(path)?;
+    let mut flush: Option<BackgroundFlush> = None;
+    let mut unflushed = 0u64;
+    let result = (|| {
+        while let Some(batch) = rx.blocking_recv() {
+            for chunk in &batch {
+                f.write_all(chunk)?;
+                if let Some(h) = hasher.as_mut() {
+                    h.update(chunk);
+                }
+                unflushed += chunk.len() as u64;
+            }
+            if unflushed >= FLUSH_EVERY {
+                if flush.is_none() {
+                    flush = Some(BackgroundFlush::start(&f)?);
+                }
+                if flush.as_ref().is_some_and(BackgroundFlush::request) {
+                    unflushed = 0;
+                }
+            }
+        }
+        Ok(())
+    })();
+    if let Some(flush) = flush {
+        flush.finish();
+    }
+    result
+}
+
 #[async_trait::async_trait]
 impl BlobStore for FsBlobStore {
-    async fn create_upload(&self, id: UploadId) -> Result<()> {
-        let path = self.upload_path(id);
+    async fn create_upload(&self, key: UploadKey) -> Result<()> {
+        let path = self.upload_path(key);
         tokio::task::spawn_blocking(move || {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
             OpenOptions::new().write(true).create_new(true).open(path)
         })
         .await
@@ -132,54 +216,44 @@ impl BlobStore for FsBlobStore {
             size: 0,
             hasher: Some(Sha256::new()),
         };
-        self.sessions
-            .lock()
-            .map_err(|_| Error::Backend("session table poisoned".into()))?
-            .insert(id, Arc::new(tokio::sync::Mutex::new(staged)));
+        self.sessions()?
+            .insert(key, Arc::new(tokio::sync::Mutex::new(staged)));
         Ok(())
     }
 
     async fn append_upload(
         &self,
-        id: UploadId,
+        key: UploadKey,
         offset: Option<u64>,
         mut body: ByteStream,
     ) -> Result<u64> {
-        let session = self.session(id)?;
+        let session = self.session(key)?;
         let mut staged = session.lock().await;
         if offset.is_some_and(|o| o != staged.size) {
             return Err(Error::OffsetMismatch { size: staged.size });
         }
         // Hashing and writing happen on a blocking thread while this task keeps reading
         // the socket: the two overlap, and memory stays bounded by the queue.
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(WRITE_QUEUE);
-        let path = self.upload_path(id);
+        let (tx, rx) = tokio::sync::mpsc::channel::<Vec<Bytes>>(WRITE_QUEUE);
+        let path = self.upload_path(key);
         let mut hasher = staged.hasher.take();
         let writer = tokio::task::spawn_blocking(move || {
-            let result = (|| -> io::Result<()> {
-                let mut f = OpenOptions::new().append(true).open(&path)?;
-                while let Some(chunk) = rx.blocking_recv() {
-                    f.write_all(&chunk)?;
-                    if let Some(h) = hasher.as_mut() {
-                        h.update(&chunk);
-                    }
-                }
-                Ok(())
-            })();
+            let result = write_batches(&path, rx, &mut hasher);
             // The file length is the truth about what is staged, whatever happened.
             let size = std::fs::metadata(&path).map(|m| m.len());
             (result, hasher, size)
         });
         let mut interrupted = None;
-        let mut pending = BytesMut::new();
+        let mut batch = Vec::new();
+        let mut batch_len = 0;
         while let Some(item) = body.next().await {
             match item {
                 Ok(chunk) => {
-                    pending.extend_from_slice(&chunk);
-                    if pending.len() >= WRITE_BUFFER {
-                        let full =
-                            std::mem::replace(&mut pending, BytesMut::with_capacity(WRITE_BUFFER));
-                        if tx.send(full.freeze()).await.is_err() {
+                    batch_len += chunk.len();
+                    batch.push(chunk);
+                    if batch_len >= WRITE_BATCH {
+                        batch_len = 0;
+                        if tx.send(std::mem::take(&mut batch)).await.is_err() {
                             break; // the writer failed; its error is reported below
                         }
                     }
@@ -191,13 +265,13 @@ impl BlobStore for FsBlobStore {
             }
         }
         // What arrived before an interruption is kept: the client may resume from it.
-        if !pending.is_empty() {
-            let _ = tx.send(pending.freeze()).await;
+        if !batch.is_empty() {
+            let _ = tx.send(batch).await;
         }
         drop(tx);
         let (result, hasher, size) = writer.await.map_err(join_err)?;
         let size = size?;
-        staged.hasher = if result.is_ok() && hasher.is_some() && size >= staged.size {
+        staged.hasher = if result.is_ok() && size >= staged.size {
             hasher
         } else {
             None
@@ -210,17 +284,17 @@ impl BlobStore for FsBlobStore {
         Ok(size)
     }
 
-    async fn upload_size(&self, id: UploadId) -> Result<u64> {
-        let session = self.session(id)?;
+    async fn upload_size(&self, key: UploadKey) -> Result<u64> {
+        let session = self.session(key)?;
         let staged = session.lock().await;
         Ok(staged.size)
     }
 
-    async fn commit_upload(&self, id: UploadId, digest: &Digest) -> Result<u64> {
-        let session = self.session(id)?;
+    async fn commit_upload(&self, key: UploadKey, digest: &Digest) -> Result<u64> {
+        let session = self.session(key)?;
         let mut staged = session.lock().await;
         let hasher = staged.hasher.take();
-        let staging = self.upload_path(id);
+        let staging = self.upload_path(key);
         let target = self.blob_path(digest);
         let digest = digest.clone();
         let outcome = tokio::task::spawn_blocking(move || -> Result<u64> {
@@ -254,14 +328,14 @@ impl BlobStore for FsBlobStore {
         .map_err(join_err)?;
         drop(staged);
         if !matches!(outcome, Err(Error::Backend(_))) {
-            self.forget(id);
+            self.forget(key);
         }
         outcome
     }
 
-    async fn abort_upload(&self, id: UploadId) -> Result<()> {
-        let path = self.upload_path(id);
-        self.forget(id);
+    async fn abort_upload(&self, key: UploadKey) -> Result<()> {
+        let path = self.upload_path(key);
+        self.forget(key);
         match tokio::fs::remove_file(path).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -323,7 +397,10 @@ mod tests {
     async fn stage_commit_read() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = FsBlobStore::open(dir.path()).expect("open");
-        let id = UploadId::new();
+        let id = UploadKey {
+            owner: 7,
+            id: crate::blobs::UploadId::new(),
+        };
         store.create_upload(id).await.expect("create");
         assert_eq!(
             store
@@ -362,7 +439,10 @@ mod tests {
     async fn mismatch_publishes_nothing() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = FsBlobStore::open(dir.path()).expect("open");
-        let id = UploadId::new();
+        let id = UploadKey {
+            owner: 7,
+            id: crate::blobs::UploadId::new(),
+        };
         store.create_upload(id).await.expect("create");
         store
             .append_upload(id, None, body(&[b"abc"]))
@@ -380,7 +460,10 @@ mod tests {
     #[tokio::test]
     async fn sha512_and_restart_rehash() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let id = UploadId::new();
+        let id = UploadKey {
+            owner: 7,
+            id: crate::blobs::UploadId::new(),
+        };
         {
             let store = FsBlobStore::open(dir.path()).expect("open");
             store.create_upload(id).await.expect("create");

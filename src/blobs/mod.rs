@@ -1,7 +1,9 @@
 //! Blob store: content-addressed bytes and the staging area of upload sessions.
 //!
-//! The store knows nothing about repositories: visibility is a metadata link, made only
-//! after [`BlobStore::commit_upload`] returned. [`fs::FsBlobStore`] is the embedded
+//! Published blobs know nothing about repositories: visibility is a metadata link, made
+//! only after [`BlobStore::commit_upload`] returned. Upload sessions are keyed by their
+//! owner (the repository they were started in) and a UUID, so that the staging area itself
+//! says which repository a session belongs to and no database row is needed per session. [`fs::FsBlobStore`] is the embedded
 //! backend; an S3-compatible one implements the same trait.
 //!
 //! Contract every backend keeps:
@@ -78,6 +80,13 @@ impl UploadId {
     }
 }
 
+/// An upload session: the repository that owns it and its id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct UploadKey {
+    pub owner: i64,
+    pub id: UploadId,
+}
+
 impl std::fmt::Display for UploadId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.0.hyphenated().fmt(f)
@@ -87,21 +96,21 @@ impl std::fmt::Display for UploadId {
 #[async_trait::async_trait]
 pub trait BlobStore: Send + Sync {
     /// Start an empty staging area for an upload session.
-    async fn create_upload(&self, id: UploadId) -> Result<()>;
+    async fn create_upload(&self, key: UploadKey) -> Result<()>;
     /// Append a stream to the staged bytes; `offset`, when given, must equal the staged size.
     /// Returns the new staged size.
     async fn append_upload(
         &self,
-        id: UploadId,
+        key: UploadKey,
         offset: Option<u64>,
         body: ByteStream,
     ) -> Result<u64>;
     /// Bytes staged so far.
-    async fn upload_size(&self, id: UploadId) -> Result<u64>;
+    async fn upload_size(&self, key: UploadKey) -> Result<u64>;
     /// Verify, make durable and publish the staged bytes as `digest`. Returns the size.
-    async fn commit_upload(&self, id: UploadId, digest: &Digest) -> Result<u64>;
+    async fn commit_upload(&self, key: UploadKey, digest: &Digest) -> Result<u64>;
     /// Discard the staged bytes.
-    async fn abort_upload(&self, id: UploadId) -> Result<()>;
+    async fn abort_upload(&self, key: UploadKey) -> Result<()>;
     /// Size of a published blob.
     #[allow(dead_code)] // part of the contract; the garbage collector (issue 5) uses it
     async fn stat(&self, digest: &Digest) -> Result<u64>;

@@ -130,6 +130,46 @@ pub struct MetaStore {
     db: Db,
 }
 
+/// `SELECT digest FROM <table> WHERE repository_id = $1 AND digest IN ($2, ...)`.
+/// `table` is one of two constants, never user input.
+fn present_query(table: &str, n: usize) -> String {
+    let params: Vec<String> = (2..n + 2).map(|i| format!("${i}")).collect();
+    format!(
+        "SELECT digest FROM {table} WHERE repository_id = $1 AND digest IN ({})",
+        params.join(", ")
+    )
+}
+
+/// A multi-row insert of `n` manifest reference rows (empty for none).
+fn references_insert(n: usize) -> String {
+    if n == 0 {
+        return String::new();
+    }
+    let rows: Vec<String> = (0..n)
+        .map(|i| {
+            let p = 4 * i;
+            format!("(${}, ${}, ${}, ${})", p + 1, p + 2, p + 3, p + 4)
+        })
+        .collect();
+    format!(
+        "INSERT INTO manifest_references (repository_id, manifest_digest, child_digest, kind)
+         VALUES {} ON CONFLICT DO NOTHING",
+        rows.join(", ")
+    )
+}
+
+/// The wanted digests not among the found rows, in the order wanted.
+fn missing_from(wanted: &[String], found: Vec<(String,)>) -> Vec<String> {
+    let found: std::collections::HashSet<String> = found.into_iter().map(|(d,)| d).collect();
+    let mut missing: Vec<String> = wanted
+        .iter()
+        .filter(|d| !found.contains(*d))
+        .cloned()
+        .collect();
+    missing.dedup();
+    missing
+}
+
 fn repository_from_row((id, name, created_at): (i64, String, i64)) -> Result<Repository> {
     let name = RepositoryName::from_str(&name)
         .map_err(|_| Error::Backend(format!("stored repository name '{name}' is invalid")))?;
@@ -301,6 +341,10 @@ impl MetaStore {
 
     /// Record a blob (if new) and link it into a repository. The bytes must already be
     /// durable in the blob store: a link is the moment a blob becomes visible.
+    ///
+    /// Two single-statement writes rather than one transaction: each holds SQLite's one
+    /// writer for a single round trip, and a crash between them leaves only a blob row
+    /// without a link, which is garbage, never a visible inconsistency.
     pub async fn link_blob(
         &self,
         repository_id: i64,
@@ -308,65 +352,26 @@ impl MetaStore {
         size: i64,
         now_ms: i64,
     ) -> Result<()> {
+        let digest = digest.to_string();
         on_write!(self, pool => {
-            let mut tx = pool.begin().await?;
             sqlx::query(
                 "INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3)
                  ON CONFLICT (digest) DO NOTHING",
             )
-            .bind(digest.to_string())
+            .bind(&digest)
             .bind(size)
             .bind(now_ms)
-            .execute(&mut *tx)
+            .execute(pool)
             .await?;
             sqlx::query(
                 "INSERT INTO repository_blobs (repository_id, digest, linked_at) VALUES ($1, $2, $3)
                  ON CONFLICT (repository_id, digest) DO NOTHING",
             )
             .bind(repository_id)
-            .bind(digest.to_string())
+            .bind(&digest)
             .bind(now_ms)
-            .execute(&mut *tx)
+            .execute(pool)
             .await?;
-            tx.commit().await?;
-        });
-        Ok(())
-    }
-
-    /// Link a blob and end the upload session that produced it, in one transaction.
-    pub async fn complete_upload(
-        &self,
-        upload_id: &str,
-        repository_id: i64,
-        digest: &Digest,
-        size: i64,
-        now_ms: i64,
-    ) -> Result<()> {
-        on_write!(self, pool => {
-            let mut tx = pool.begin().await?;
-            sqlx::query(
-                "INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3)
-                 ON CONFLICT (digest) DO NOTHING",
-            )
-            .bind(digest.to_string())
-            .bind(size)
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "INSERT INTO repository_blobs (repository_id, digest, linked_at) VALUES ($1, $2, $3)
-                 ON CONFLICT (repository_id, digest) DO NOTHING",
-            )
-            .bind(repository_id)
-            .bind(digest.to_string())
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query("DELETE FROM uploads WHERE id = $1")
-                .bind(upload_id)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
         });
         Ok(())
     }
@@ -422,85 +427,46 @@ impl MetaStore {
         rows.into_iter().map(repository_from_row).collect()
     }
 
-    // ---- uploads ----
-
-    pub async fn create_upload(&self, id: &str, repository_id: i64, now_ms: i64) -> Result<()> {
-        on_write!(self, pool => sqlx::query(
-            "INSERT INTO uploads (id, repository_id, created_at) VALUES ($1, $2, $3)",
-        )
-        .bind(id)
-        .bind(repository_id)
-        .bind(now_ms)
-        .execute(pool)
-        .await?
-        .rows_affected());
-        Ok(())
-    }
-
-    /// The repository an upload session belongs to.
-    pub async fn upload_repository(&self, id: &str) -> Result<Option<i64>> {
-        let row: Option<(i64,)> = on_read!(self, pool => sqlx::query_as(
-            "SELECT repository_id FROM uploads WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(pool)
-        .await?);
-        Ok(row.map(|(r,)| r))
-    }
-
-    pub async fn delete_upload(&self, id: &str) -> Result<bool> {
-        let done = on_write!(self, pool => sqlx::query("DELETE FROM uploads WHERE id = $1")
-            .bind(id)
-            .execute(pool)
-            .await?
-            .rows_affected());
-        Ok(done > 0)
-    }
-
     // ---- manifests and tags ----
 
     /// Store a manifest (and move its tag), provided everything it references is present
     /// in the repository. All in one transaction: a manifest is never visible without its
-    /// references recorded.
+    /// references recorded. Each step is one statement, so the transaction holds the
+    /// writer for as few round trips as possible.
     pub async fn put_manifest(
         &self,
         repository_id: i64,
         m: &NewManifest<'_>,
     ) -> Result<PutManifestOutcome> {
         let digest = m.digest.to_string();
+        let blobs: Vec<String> = m.blobs.iter().map(ToString::to_string).collect();
+        let children: Vec<String> = m.manifests.iter().map(ToString::to_string).collect();
+        let blob_check = present_query("repository_blobs", blobs.len());
+        let child_check = present_query("manifests", children.len());
+        let refs_insert = references_insert(blobs.len() + children.len());
         on_write!(self, pool => {
             let mut tx = pool.begin().await?;
-            let mut missing_blobs = Vec::new();
-            for b in m.blobs {
-                let found: Option<(i64,)> = sqlx::query_as(
-                    "SELECT repository_id FROM repository_blobs WHERE repository_id = $1 AND digest = $2",
-                )
-                .bind(repository_id)
-                .bind(b.to_string())
-                .fetch_optional(&mut *tx)
-                .await?;
-                if found.is_none() {
-                    missing_blobs.push(b.to_string());
+            if !blobs.is_empty() {
+                let mut q = sqlx::query_as::<_, (String,)>(&blob_check).bind(repository_id);
+                for b in &blobs {
+                    q = q.bind(b);
+                }
+                let found: Vec<(String,)> = q.fetch_all(&mut *tx).await?;
+                let missing = missing_from(&blobs, found);
+                if !missing.is_empty() {
+                    return Ok(PutManifestOutcome::MissingBlobs(missing));
                 }
             }
-            if !missing_blobs.is_empty() {
-                return Ok(PutManifestOutcome::MissingBlobs(missing_blobs));
-            }
-            let mut missing_children = Vec::new();
-            for c in m.manifests {
-                let found: Option<(i64,)> = sqlx::query_as(
-                    "SELECT repository_id FROM manifests WHERE repository_id = $1 AND digest = $2",
-                )
-                .bind(repository_id)
-                .bind(c.to_string())
-                .fetch_optional(&mut *tx)
-                .await?;
-                if found.is_none() {
-                    missing_children.push(c.to_string());
+            if !children.is_empty() {
+                let mut q = sqlx::query_as::<_, (String,)>(&child_check).bind(repository_id);
+                for c in &children {
+                    q = q.bind(c);
                 }
-            }
-            if !missing_children.is_empty() {
-                return Ok(PutManifestOutcome::MissingManifests(missing_children));
+                let found: Vec<(String,)> = q.fetch_all(&mut *tx).await?;
+                let missing = missing_from(&children, found);
+                if !missing.is_empty() {
+                    return Ok(PutManifestOutcome::MissingManifests(missing));
+                }
             }
             let inserted = sqlx::query(
                 "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, subject,
@@ -518,25 +484,15 @@ impl MetaStore {
             .bind(m.body)
             .bind(m.now_ms)
             .execute(&mut *tx)
-            .await?;
-            if inserted.rows_affected() > 0 {
-                let children = m
-                    .blobs
-                    .iter()
-                    .map(|d| (d, "blob"))
-                    .chain(m.manifests.iter().map(|d| (d, "manifest")));
-                for (child, kind) in children {
-                    sqlx::query(
-                        "INSERT INTO manifest_references (repository_id, manifest_digest, child_digest, kind)
-                         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                    )
-                    .bind(repository_id)
-                    .bind(&digest)
-                    .bind(child.to_string())
-                    .bind(kind)
-                    .execute(&mut *tx)
-                    .await?;
+            .await?
+            .rows_affected();
+            if inserted > 0 && !refs_insert.is_empty() {
+                let kinds = blobs.iter().map(|d| (d, "blob")).chain(children.iter().map(|d| (d, "manifest")));
+                let mut q = sqlx::query(&refs_insert);
+                for (child, kind) in kinds {
+                    q = q.bind(repository_id).bind(&digest).bind(child).bind(kind);
                 }
+                q.execute(&mut *tx).await?;
             }
             if let Some(tag) = m.tag {
                 sqlx::query(
@@ -828,7 +784,7 @@ mod contract_tests {
     }
 
     #[tokio::test]
-    async fn uploads_complete_atomically() {
+    async fn links_are_per_registry() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = open_store(dir.path()).await;
         let a = reg("111111111111");
@@ -837,20 +793,8 @@ mod contract_tests {
             .await
             .expect("create")
             .expect("new");
-        store
-            .create_upload("u-1", repo.id, 2)
-            .await
-            .expect("upload");
-        assert_eq!(
-            store.upload_repository("u-1").await.expect("get"),
-            Some(repo.id)
-        );
         let d = Digest::sha256_of(b"x");
-        store
-            .complete_upload("u-1", repo.id, &d, 1, 3)
-            .await
-            .expect("complete");
-        assert_eq!(store.upload_repository("u-1").await.expect("get"), None);
+        store.link_blob(repo.id, &d, 1, 3).await.expect("link");
         assert_eq!(
             store.linked_blob_size(repo.id, &d).await.expect("size"),
             Some(1)
@@ -865,5 +809,18 @@ mod contract_tests {
             .await
             .expect("l")
             .is_empty());
+    }
+
+    #[test]
+    fn generated_statements() {
+        assert_eq!(
+            present_query("manifests", 2),
+            "SELECT digest FROM manifests WHERE repository_id = $1 AND digest IN ($2, $3)"
+        );
+        assert!(references_insert(2).contains("($1, $2, $3, $4), ($5, $6, $7, $8)"));
+        assert_eq!(
+            missing_from(&["a".into(), "b".into(), "b".into()], vec![("a".into(),)]),
+            vec!["b".to_string()]
+        );
     }
 }

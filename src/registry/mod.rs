@@ -455,19 +455,17 @@ async fn start_upload(
 ) -> HandlerResult {
     if let Some(mount) = query.get("mount") {
         let digest = parse_digest(mount)?;
-        let from = match query.get("from") {
-            // An invalid `from` cannot name a repository: fall through to an upload.
-            Some(f) => f.parse::<RepositoryName>().ok(),
-            None => None,
-        };
-        if query.get("from").is_none() || from.is_some() {
-            if service
+        // An unparseable `from` cannot name a repository: no mount, a normal upload.
+        let from = query.get("from").map(str::parse::<RepositoryName>);
+        let mountable = !matches!(from, Some(Err(_)));
+        let from = from.and_then(Result::ok);
+        if mountable
+            && service
                 .mount_blob(ctx, name, &digest, from.as_ref())
                 .await?
                 .is_some()
-            {
-                return Ok(blob_created(name, &digest));
-            }
+        {
+            return Ok(blob_created(name, &digest));
         }
     } else if let Some(d) = query.get("digest") {
         let digest = parse_digest(d)?;

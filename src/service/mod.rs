@@ -15,7 +15,7 @@ pub use error::{Error, Result};
 
 use cache::ReadCache;
 
-use crate::blobs::{self, BlobReader, BlobStore, ByteStream, UploadId};
+use crate::blobs::{self, BlobReader, BlobStore, ByteStream, UploadId, UploadKey};
 use crate::clock;
 use crate::meta::{
     MetaStore, NewManifest, PutManifestOutcome, Referrer, RegistryKey, Repository, StoredManifest,
@@ -325,12 +325,12 @@ impl Service {
     pub async fn start_upload(&self, ctx: &Context, name: &RepositoryName) -> Result<UploadId> {
         self.authorize(ctx, Action::InitiateLayerUpload, name)?;
         let repo = self.repository_for_push(ctx, name).await?;
-        let id = UploadId::new();
-        self.blobs.create_upload(id).await?;
-        self.meta
-            .create_upload(&id.to_string(), repo.id, clock::now_ms())
-            .await?;
-        Ok(id)
+        let key = UploadKey {
+            owner: repo.id,
+            id: UploadId::new(),
+        };
+        self.blobs.create_upload(key).await?;
+        Ok(key.id)
     }
 
     /// Link a blob another repository of the same registry has (cross-repository mount).
@@ -378,38 +378,35 @@ impl Service {
         self.authorize(ctx, Action::UploadLayerPart, name)?;
         self.authorize(ctx, Action::CompleteLayerUpload, name)?;
         let repo = self.repository_for_push(ctx, name).await?;
-        // No session row: if the process dies mid-way only a staging file remains.
-        let id = UploadId::new();
-        self.blobs.create_upload(id).await?;
-        if let Err(e) = self.blobs.append_upload(id, Some(0), body).await {
-            let _ = self.blobs.abort_upload(id).await;
+        // If the process dies mid-way only a staging file remains.
+        let key = UploadKey {
+            owner: repo.id,
+            id: UploadId::new(),
+        };
+        self.blobs.create_upload(key).await?;
+        if let Err(e) = self.blobs.append_upload(key, Some(0), body).await {
+            let _ = self.blobs.abort_upload(key).await;
             return Err(e.into());
         }
-        let size = self.blobs.commit_upload(id, digest).await?;
-        self.meta
-            .link_blob(
-                repo.id,
-                digest,
-                i64::try_from(size).unwrap_or(i64::MAX),
-                clock::now_ms(),
-            )
-            .await?;
+        let size = self.blobs.commit_upload(key, digest).await?;
+        self.link(repo.id, digest, size).await?;
         Ok(size)
     }
 
-    /// The repository and id of an upload session addressed through `name`.
-    async fn session(
-        &self,
-        ctx: &Context,
-        name: &RepositoryName,
-        id: &str,
-    ) -> Result<(Repository, UploadId)> {
+    async fn link(&self, repository_id: i64, digest: &Digest, size: u64) -> Result<()> {
+        let size = i64::try_from(size).map_err(|_| Error::Internal("blob too large".into()))?;
+        self.meta
+            .link_blob(repository_id, digest, size, clock::now_ms())
+            .await?;
+        Ok(())
+    }
+
+    /// The session addressed as `id` under `name`. Sessions are stored under the
+    /// repository that owns them, so an id used under another name finds nothing.
+    async fn session(&self, ctx: &Context, name: &RepositoryName, id: &str) -> Result<UploadKey> {
         let repo = self.repository(ctx, name).await?;
         let id = UploadId::parse(id).ok_or(Error::UploadNotFound)?;
-        match self.meta.upload_repository(&id.to_string()).await? {
-            Some(r) if r == repo.id => Ok((repo, id)),
-            _ => Err(Error::UploadNotFound),
-        }
+        Ok(UploadKey { owner: repo.id, id })
     }
 
     fn upload_store_error(e: blobs::Error) -> Error {
@@ -429,9 +426,9 @@ impl Service {
         body: ByteStream,
     ) -> Result<u64> {
         self.authorize(ctx, Action::UploadLayerPart, name)?;
-        let (_, id) = self.session(ctx, name, id).await?;
+        let key = self.session(ctx, name, id).await?;
         self.blobs
-            .append_upload(id, offset, body)
+            .append_upload(key, offset, body)
             .await
             .map_err(Self::upload_store_error)
     }
@@ -443,9 +440,9 @@ impl Service {
         id: &str,
     ) -> Result<u64> {
         self.authorize(ctx, Action::UploadLayerPart, name)?;
-        let (_, id) = self.session(ctx, name, id).await?;
+        let key = self.session(ctx, name, id).await?;
         self.blobs
-            .upload_size(id)
+            .upload_size(key)
             .await
             .map_err(Self::upload_store_error)
     }
@@ -463,31 +460,20 @@ impl Service {
         if last_chunk.is_some() {
             self.authorize(ctx, Action::UploadLayerPart, name)?;
         }
-        let (repo, id) = self.session(ctx, name, id).await?;
+        let key = self.session(ctx, name, id).await?;
         if let Some(body) = last_chunk {
             self.blobs
-                .append_upload(id, None, body)
+                .append_upload(key, None, body)
                 .await
                 .map_err(Self::upload_store_error)?;
         }
-        let size = match self.blobs.commit_upload(id, digest).await {
-            Ok(size) => size,
-            Err(blobs::Error::DigestMismatch) => {
-                // The staged bytes are gone; so is the session.
-                self.meta.delete_upload(&id.to_string()).await?;
-                return Err(Error::DigestMismatch);
-            }
-            Err(e) => return Err(Self::upload_store_error(e)),
-        };
-        self.meta
-            .complete_upload(
-                &id.to_string(),
-                repo.id,
-                digest,
-                i64::try_from(size).unwrap_or(i64::MAX),
-                clock::now_ms(),
-            )
-            .await?;
+        // On a digest mismatch the store has discarded the staged bytes: the session is over.
+        let size = self
+            .blobs
+            .commit_upload(key, digest)
+            .await
+            .map_err(Self::upload_store_error)?;
+        self.link(key.owner, digest, size).await?;
         Ok(size)
     }
 
@@ -498,9 +484,13 @@ impl Service {
         id: &str,
     ) -> Result<()> {
         self.authorize(ctx, Action::UploadLayerPart, name)?;
-        let (_, id) = self.session(ctx, name, id).await?;
-        self.meta.delete_upload(&id.to_string()).await?;
-        self.blobs.abort_upload(id).await?;
+        let key = self.session(ctx, name, id).await?;
+        // Unknown sessions are an error for the client, not a silent success.
+        self.blobs
+            .upload_size(key)
+            .await
+            .map_err(Self::upload_store_error)?;
+        self.blobs.abort_upload(key).await?;
         Ok(())
     }
 
