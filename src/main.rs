@@ -108,8 +108,31 @@ fn default_registry(settings: &Settings) -> RegistryKey {
     }
 }
 
+/// Hold an exclusive lock on the data directory for as long as the server runs: two
+/// servers on one directory would each cache metadata and track uploads the other
+/// cannot see. (`berth admin` does not take it: it only adds rows, which is safe.)
+fn lock_data_dir(settings: &Settings) -> anyhow::Result<std::fs::File> {
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("creating data directory {}", settings.data_dir.display()))?;
+    let path = settings.data_dir.join("berth.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    file.try_lock().map_err(|_| {
+        anyhow::anyhow!(
+            "another `berth serve` is using the data directory {}",
+            settings.data_dir.display()
+        )
+    })?;
+    Ok(file)
+}
+
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     init_logging();
+    let _lock = lock_data_dir(&settings)?;
     let service = open_service(&settings).await?;
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
@@ -175,16 +198,16 @@ async fn admin(command: AdminCommand) -> anyhow::Result<()> {
                 registry: default_registry(&settings),
                 principal: Principal::Admin,
             };
-            let mut last: Option<String> = None;
+            let mut last: Option<oci::RepositoryName> = None;
             loop {
-                let page = service.catalog(&ctx, last.as_deref(), Some(1000)).await?;
+                let page = service.catalog(&ctx, last.as_ref(), Some(1000)).await?;
                 for name in &page.items {
                     println!("{name}");
                 }
                 if !page.more {
                     break;
                 }
-                last = page.items.last().cloned();
+                last = page.items.last().and_then(|n| n.parse().ok());
             }
         }
     }

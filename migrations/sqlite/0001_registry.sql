@@ -3,7 +3,8 @@
 -- the blob store, under the repository that owns them.
 -- Times are milliseconds since the Unix epoch.
 CREATE TABLE repositories (
-    id          INTEGER PRIMARY KEY,
+    -- AUTOINCREMENT: ids key caches and staging paths, so a deleted id is never reused.
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
     account_id  TEXT    NOT NULL CHECK (length(account_id) = 12),
     region      TEXT    NOT NULL,
     name        TEXT    NOT NULL,

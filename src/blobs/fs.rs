@@ -285,9 +285,9 @@ impl BlobStore for FsBlobStore {
     }
 
     async fn upload_size(&self, key: UploadKey) -> Result<u64> {
-        let session = self.session(key)?;
-        let staged = session.lock().await;
-        Ok(staged.size)
+        // The staging file's length, read without the session lock, so a status request
+        // answers while a PATCH is still streaming into the session.
+        Ok(tokio::fs::metadata(self.upload_path(key)).await?.len())
     }
 
     async fn commit_upload(&self, key: UploadKey, digest: &Digest) -> Result<u64> {
@@ -334,13 +334,24 @@ impl BlobStore for FsBlobStore {
     }
 
     async fn abort_upload(&self, key: UploadKey) -> Result<()> {
-        let path = self.upload_path(key);
-        self.forget(key);
-        match tokio::fs::remove_file(path).await {
+        // Under the session lock, so a concurrent append or commit finishes first and
+        // cannot re-create the session after the file is gone.
+        let session = match self.session(key) {
+            Ok(s) => Some(s),
+            Err(Error::NotFound) => None,
+            Err(e) => return Err(e),
+        };
+        let _staged = match &session {
+            Some(s) => Some(s.lock().await),
+            None => None,
+        };
+        let removed = match tokio::fs::remove_file(self.upload_path(key)).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e.into()),
-        }
+        };
+        self.forget(key);
+        removed
     }
 
     async fn stat(&self, digest: &Digest) -> Result<u64> {

@@ -92,6 +92,15 @@ pub enum PutManifestOutcome {
     MissingManifests(Vec<String>),
 }
 
+/// What a guarded delete did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    Deleted,
+    NotFound,
+    /// Still referenced by a manifest of the repository: nothing was deleted.
+    Referenced,
+}
+
 #[derive(Debug, Clone)]
 pub struct Referrer {
     pub digest: String,
@@ -130,6 +139,10 @@ pub struct MetaStore {
     db: Db,
 }
 
+/// Digests bound in one statement: far below SQLite's 32,766 and PostgreSQL's 65,535
+/// parameters, even at four parameters per row.
+const MAX_DIGESTS_PER_STATEMENT: usize = 1000;
+
 /// `SELECT digest FROM <table> WHERE repository_id = $1 AND digest IN ($2, ...)`.
 /// `table` is one of two constants, never user input.
 fn present_query(table: &str, n: usize) -> String {
@@ -158,16 +171,15 @@ fn references_insert(n: usize) -> String {
     )
 }
 
-/// The wanted digests not among the found rows, in the order wanted.
+/// The wanted digests not among the found rows, in the order wanted, each once.
 fn missing_from(wanted: &[String], found: Vec<(String,)>) -> Vec<String> {
-    let found: std::collections::HashSet<String> = found.into_iter().map(|(d,)| d).collect();
-    let mut missing: Vec<String> = wanted
+    // Found digests start out "seen", so each missing one is reported once.
+    let mut seen: std::collections::HashSet<String> = found.into_iter().map(|(d,)| d).collect();
+    wanted
         .iter()
-        .filter(|d| !found.contains(*d))
+        .filter(|d| seen.insert((*d).clone()))
         .cloned()
-        .collect();
-    missing.dedup();
-    missing
+        .collect()
 }
 
 fn repository_from_row((id, name, created_at): (i64, String, i64)) -> Result<Repository> {
@@ -197,9 +209,11 @@ impl MetaStore {
                 Self::open_sqlite(SqliteConnectOptions::from_str(u)?).await?
             }
             Some(other) => {
+                // Only the scheme: the rest of a URL may hold a password.
+                let scheme = other.split(':').next().unwrap_or("");
                 return Err(Error::Backend(format!(
-                    "unsupported metadata URL '{other}' (use postgres://... or sqlite:...)"
-                )))
+                    "unsupported metadata URL scheme '{scheme}:' (use postgres://... or sqlite:...)"
+                )));
             }
             None => {
                 Self::open_sqlite(SqliteConnectOptions::new().filename(data_dir.join("meta.db")))
@@ -393,16 +407,36 @@ impl MetaStore {
         Ok(row.map(|(s,)| s))
     }
 
-    pub async fn unlink_blob(&self, repository_id: i64, digest: &Digest) -> Result<bool> {
-        let done = on_write!(self, pool => sqlx::query(
-            "DELETE FROM repository_blobs WHERE repository_id = $1 AND digest = $2",
+    /// Remove a repository's link to a blob, unless a manifest of that repository still
+    /// references it. The check and the delete are one statement, so no manifest can
+    /// start referencing the blob in between.
+    pub async fn unlink_blob(&self, repository_id: i64, digest: &Digest) -> Result<DeleteOutcome> {
+        let digest = digest.to_string();
+        let deleted = on_write!(self, pool => sqlx::query(
+            "DELETE FROM repository_blobs WHERE repository_id = $1 AND digest = $2
+             AND NOT EXISTS (SELECT 1 FROM manifest_references
+                             WHERE repository_id = $1 AND child_digest = $2)",
         )
         .bind(repository_id)
-        .bind(digest.to_string())
+        .bind(&digest)
         .execute(pool)
         .await?
         .rows_affected());
-        Ok(done > 0)
+        if deleted > 0 {
+            return Ok(DeleteOutcome::Deleted);
+        }
+        let exists: Option<(i64,)> = on_read!(self, pool => sqlx::query_as(
+            "SELECT repository_id FROM repository_blobs WHERE repository_id = $1 AND digest = $2",
+        )
+        .bind(repository_id)
+        .bind(&digest)
+        .fetch_optional(pool)
+        .await?);
+        Ok(if exists.is_some() {
+            DeleteOutcome::Referenced
+        } else {
+            DeleteOutcome::NotFound
+        })
     }
 
     /// Repositories of a registry that link `digest` (for mounts without `from`).
@@ -441,32 +475,31 @@ impl MetaStore {
         let digest = m.digest.to_string();
         let blobs: Vec<String> = m.blobs.iter().map(ToString::to_string).collect();
         let children: Vec<String> = m.manifests.iter().map(ToString::to_string).collect();
-        let blob_check = present_query("repository_blobs", blobs.len());
-        let child_check = present_query("manifests", children.len());
-        let refs_insert = references_insert(blobs.len() + children.len());
         on_write!(self, pool => {
             let mut tx = pool.begin().await?;
-            if !blobs.is_empty() {
-                let mut q = sqlx::query_as::<_, (String,)>(&blob_check).bind(repository_id);
-                for b in &blobs {
+            // Batches keep every statement under both backends' bind-parameter limits.
+            let mut missing = Vec::new();
+            for batch in blobs.chunks(MAX_DIGESTS_PER_STATEMENT) {
+                let sql = present_query("repository_blobs", batch.len());
+                let mut q = sqlx::query_as::<_, (String,)>(&sql).bind(repository_id);
+                for b in batch {
                     q = q.bind(b);
                 }
-                let found: Vec<(String,)> = q.fetch_all(&mut *tx).await?;
-                let missing = missing_from(&blobs, found);
-                if !missing.is_empty() {
-                    return Ok(PutManifestOutcome::MissingBlobs(missing));
-                }
+                missing.extend(missing_from(batch, q.fetch_all(&mut *tx).await?));
             }
-            if !children.is_empty() {
-                let mut q = sqlx::query_as::<_, (String,)>(&child_check).bind(repository_id);
-                for c in &children {
+            if !missing.is_empty() {
+                return Ok(PutManifestOutcome::MissingBlobs(missing));
+            }
+            for batch in children.chunks(MAX_DIGESTS_PER_STATEMENT) {
+                let sql = present_query("manifests", batch.len());
+                let mut q = sqlx::query_as::<_, (String,)>(&sql).bind(repository_id);
+                for c in batch {
                     q = q.bind(c);
                 }
-                let found: Vec<(String,)> = q.fetch_all(&mut *tx).await?;
-                let missing = missing_from(&children, found);
-                if !missing.is_empty() {
-                    return Ok(PutManifestOutcome::MissingManifests(missing));
-                }
+                missing.extend(missing_from(batch, q.fetch_all(&mut *tx).await?));
+            }
+            if !missing.is_empty() {
+                return Ok(PutManifestOutcome::MissingManifests(missing));
             }
             let inserted = sqlx::query(
                 "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, subject,
@@ -486,13 +519,20 @@ impl MetaStore {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-            if inserted > 0 && !refs_insert.is_empty() {
-                let kinds = blobs.iter().map(|d| (d, "blob")).chain(children.iter().map(|d| (d, "manifest")));
-                let mut q = sqlx::query(&refs_insert);
-                for (child, kind) in kinds {
-                    q = q.bind(repository_id).bind(&digest).bind(child).bind(kind);
+            if inserted > 0 {
+                let kinds: Vec<(&String, &str)> = blobs
+                    .iter()
+                    .map(|d| (d, "blob"))
+                    .chain(children.iter().map(|d| (d, "manifest")))
+                    .collect();
+                for batch in kinds.chunks(MAX_DIGESTS_PER_STATEMENT / 4) {
+                    let sql = references_insert(batch.len());
+                    let mut q = sqlx::query(&sql);
+                    for (child, kind) in batch {
+                        q = q.bind(repository_id).bind(&digest).bind(*child).bind(*kind);
+                    }
+                    q.execute(&mut *tx).await?;
                 }
-                q.execute(&mut *tx).await?;
             }
             if let Some(tag) = m.tag {
                 sqlx::query(
@@ -552,17 +592,39 @@ impl MetaStore {
         }))
     }
 
-    /// Delete a manifest with its tags and reference rows.
-    pub async fn delete_manifest(&self, repository_id: i64, digest: &Digest) -> Result<bool> {
-        let done = on_write!(self, pool => sqlx::query(
-            "DELETE FROM manifests WHERE repository_id = $1 AND digest = $2",
+    /// Delete a manifest with its tags and reference rows, unless an index or list in the
+    /// same repository still references it (checked in the same statement).
+    pub async fn delete_manifest(
+        &self,
+        repository_id: i64,
+        digest: &Digest,
+    ) -> Result<DeleteOutcome> {
+        let digest = digest.to_string();
+        let deleted = on_write!(self, pool => sqlx::query(
+            "DELETE FROM manifests WHERE repository_id = $1 AND digest = $2
+             AND NOT EXISTS (SELECT 1 FROM manifest_references
+                             WHERE repository_id = $1 AND child_digest = $2 AND kind = 'manifest')",
         )
         .bind(repository_id)
-        .bind(digest.to_string())
+        .bind(&digest)
         .execute(pool)
         .await?
         .rows_affected());
-        Ok(done > 0)
+        if deleted > 0 {
+            return Ok(DeleteOutcome::Deleted);
+        }
+        let exists: Option<(i64,)> = on_read!(self, pool => sqlx::query_as(
+            "SELECT repository_id FROM manifests WHERE repository_id = $1 AND digest = $2",
+        )
+        .bind(repository_id)
+        .bind(&digest)
+        .fetch_optional(pool)
+        .await?);
+        Ok(if exists.is_some() {
+            DeleteOutcome::Referenced
+        } else {
+            DeleteOutcome::NotFound
+        })
     }
 
     pub async fn delete_tag(&self, repository_id: i64, tag: &Tag) -> Result<bool> {
@@ -764,10 +826,18 @@ mod contract_tests {
             .await
             .expect("get")
             .is_some());
-        assert!(store
-            .delete_manifest(repo.id, &digest)
-            .await
-            .expect("delete"));
+        assert_eq!(
+            store.unlink_blob(repo.id, &layer).await.expect("unlink"),
+            DeleteOutcome::Referenced,
+            "a layer of a stored manifest stays linked"
+        );
+        assert_eq!(
+            store
+                .delete_manifest(repo.id, &digest)
+                .await
+                .expect("delete"),
+            DeleteOutcome::Deleted
+        );
         assert!(
             store
                 .tag_names(repo.id, "", 10)
@@ -776,11 +846,14 @@ mod contract_tests {
                 .is_empty(),
             "tags cascade"
         );
-        assert!(store.unlink_blob(repo.id, &layer).await.expect("unlink"));
-        assert!(!store
-            .unlink_blob(repo.id, &layer)
-            .await
-            .expect("unlink again"));
+        assert_eq!(
+            store.unlink_blob(repo.id, &layer).await.expect("unlink"),
+            DeleteOutcome::Deleted
+        );
+        assert_eq!(
+            store.unlink_blob(repo.id, &layer).await.expect("again"),
+            DeleteOutcome::NotFound
+        );
     }
 
     #[tokio::test]
@@ -819,8 +892,11 @@ mod contract_tests {
         );
         assert!(references_insert(2).contains("($1, $2, $3, $4), ($5, $6, $7, $8)"));
         assert_eq!(
-            missing_from(&["a".into(), "b".into(), "b".into()], vec![("a".into(),)]),
-            vec!["b".to_string()]
+            missing_from(
+                &["b".into(), "a".into(), "c".into(), "b".into()],
+                vec![("a".into(),)]
+            ),
+            vec!["b".to_string(), "c".to_string()]
         );
     }
 }

@@ -121,6 +121,12 @@ pub fn parse(body: &[u8], content_type: Option<&str>) -> Result<ParsedManifest, 
         (None, None) if raw.schema_version == Some(1) => DOCKER_SCHEMA1_SIGNED.to_owned(),
         (None, None) => return Err(invalid("manifest media type is missing")),
     };
+    if let Some(t) = &raw.artifact_type {
+        printable(t, "artifactType")?;
+    }
+    if let Some(t) = raw.config.as_ref().and_then(|c| c.media_type.as_ref()) {
+        printable(t, "config mediaType")?;
+    }
     let kind = ManifestKind::from_media_type(&media_type)
         .ok_or_else(|| invalid(format!("unsupported manifest media type '{media_type}'")))?;
     match kind {
@@ -130,6 +136,21 @@ pub fn parse(body: &[u8], content_type: Option<&str>) -> Result<ParsedManifest, 
         }
         ManifestKind::DockerList | ManifestKind::OciIndex => parse_index(raw, kind, media_type),
     }
+}
+
+/// Drop repeated digests, keeping first occurrences in order.
+fn dedup(digests: &mut Vec<Digest>) {
+    let mut seen = std::collections::HashSet::new();
+    digests.retain(|d| seen.insert(d.clone()));
+}
+
+/// Text Berth stores and serves back in headers or listings must be printable: control
+/// characters (NUL above all) are refused rather than passed to the database.
+fn printable(value: &str, what: &str) -> Result<(), InvalidManifest> {
+    if value.is_empty() || value.len() > 255 || value.chars().any(char::is_control) {
+        return Err(invalid(format!("{what} is not a valid media type")));
+    }
+    Ok(())
 }
 
 fn require_schema2(raw: &RawManifest) -> Result<(), InvalidManifest> {
@@ -195,6 +216,7 @@ fn parse_image(
             blobs.push(d);
         }
     }
+    dedup(&mut blobs);
     let artifact_type = match kind {
         ManifestKind::OciManifest => raw.artifact_type.clone().or(config.media_type.clone()),
         _ => None,
@@ -220,11 +242,12 @@ fn parse_index(
         .manifests
         .as_ref()
         .ok_or_else(|| invalid("manifests is missing"))?;
-    let manifests = entries
+    let mut manifests = entries
         .iter()
         .enumerate()
         .map(|(i, m)| descriptor_digest(m, &format!("manifests[{i}]")))
         .collect::<Result<Vec<_>, _>>()?;
+    dedup(&mut manifests);
     Ok(ParsedManifest {
         kind,
         media_type,

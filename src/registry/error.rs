@@ -16,6 +16,8 @@ fn code_and_status(e: &Error) -> (&'static str, StatusCode) {
         Error::InvalidTag(_) => ("TAG_INVALID", StatusCode::BAD_REQUEST),
         Error::InvalidDigest | Error::DigestMismatch => ("DIGEST_INVALID", StatusCode::BAD_REQUEST),
         Error::BlobNotFound => ("BLOB_UNKNOWN", StatusCode::NOT_FOUND),
+        Error::BlobReferenced | Error::ManifestReferenced => ("UNSUPPORTED", StatusCode::CONFLICT),
+        Error::InvalidPageSize(_) => ("PAGINATION_NUMBER_INVALID", StatusCode::BAD_REQUEST),
         Error::UploadNotFound => ("BLOB_UPLOAD_UNKNOWN", StatusCode::NOT_FOUND),
         Error::UploadOutOfOrder { .. } => {
             ("BLOB_UPLOAD_INVALID", StatusCode::RANGE_NOT_SATISFIABLE)

@@ -11,16 +11,17 @@ use std::io;
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use bytes::Bytes;
-use futures_util::TryStreamExt;
+use futures_util::StreamExt;
 use http_body_util::BodyExt;
 use serde_json::json;
+use std::time::Duration;
 
 pub use error::oci_error;
 use route::Endpoint;
 
 use crate::blobs::ByteStream;
 use crate::oci::manifest::{self, MAX_MANIFEST_BYTES};
-use crate::oci::{Digest, Reference, RepositoryName};
+use crate::oci::{Digest, Reference, RepositoryName, Tag};
 use crate::service::{ByteRange, Context, Error, Page, Service};
 
 const API_VERSION: &str = "registry/2.0";
@@ -188,16 +189,46 @@ impl Query {
             Some(n) => n
                 .parse()
                 .map(Some)
-                .map_err(|_| Error::ManifestInvalid(format!("invalid page size n={n}"))),
+                .map_err(|_| Error::InvalidPageSize(n.chars().take(20).collect())),
         }
+    }
+
+    /// `last` of a tag listing: a tag, as the previous page's `Link` gave it.
+    fn last_tag(&self) -> Result<Option<Tag>, Error> {
+        self.get("last")
+            .filter(|l| !l.is_empty())
+            .map(|l| l.parse().map_err(Error::InvalidTag))
+            .transpose()
+    }
+
+    /// `last` of a catalog listing: a repository name.
+    fn last_repository(&self) -> Result<Option<RepositoryName>, Error> {
+        self.get("last")
+            .filter(|l| !l.is_empty())
+            .map(|l| l.parse().map_err(Error::InvalidRepositoryName))
+            .transpose()
     }
 }
 
+/// How long a request body may stay silent before the upload is cut off, so a stalled
+/// client cannot hold an upload (and its writer thread) forever.
+const BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
 fn body_stream(req: Request<Body>) -> ByteStream {
-    Box::pin(TryStreamExt::map_err(
-        req.into_body().into_data_stream(),
-        io::Error::other,
-    ))
+    let data = req.into_body().into_data_stream();
+    let stream = futures_util::stream::unfold(Some(data), |state| async move {
+        let mut data = state?;
+        match tokio::time::timeout(BODY_IDLE_TIMEOUT, data.next()).await {
+            Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some(data))),
+            Ok(Some(Err(e))) => Some((Err(io::Error::other(e)), None)),
+            Ok(None) => None,
+            Err(_) => Some((
+                Err(io::Error::new(io::ErrorKind::TimedOut, "request body idle")),
+                None,
+            )),
+        }
+    });
+    Box::pin(stream)
 }
 
 fn has_body(headers: &HeaderMap) -> bool {
@@ -302,7 +333,9 @@ fn page_response(
 
 async fn catalog(service: &Service, ctx: &Context, query: &Query) -> HandlerResult {
     let n = query.page_size()?;
-    let page = service.catalog(ctx, query.get("last"), n).await?;
+    let page = service
+        .catalog(ctx, query.last_repository()?.as_ref(), n)
+        .await?;
     Ok(page_response(
         json!({ "repositories": page.items }),
         &page,
@@ -318,7 +351,9 @@ async fn list_tags(
     query: &Query,
 ) -> HandlerResult {
     let n = query.page_size()?;
-    let page = service.list_tags(ctx, name, query.get("last"), n).await?;
+    let page = service
+        .list_tags(ctx, name, query.last_tag()?.as_ref(), n)
+        .await?;
     let body = json!({ "name": name.as_str(), "tags": page.items });
     Ok(page_response(
         body,
@@ -413,11 +448,15 @@ fn parse_range(headers: &HeaderMap) -> Option<ByteRange> {
         return Some(ByteRange::Last(b.parse().ok()?));
     }
     let start = a.parse().ok()?;
-    let end = if b.is_empty() {
+    let end: Option<u64> = if b.is_empty() {
         None
     } else {
         Some(b.parse().ok()?)
     };
+    // A syntactically invalid range (last before first) is ignored, per RFC 9110.
+    if end.is_some_and(|e| e < start) {
+        return None;
+    }
     Some(ByteRange::From { start, end })
 }
 
@@ -483,24 +522,47 @@ async fn start_upload(
     ))
 }
 
-/// The start offset of a `Content-Range: <start>-<end>` chunk header.
-fn chunk_start(headers: &HeaderMap) -> Result<Option<u64>, Error> {
+/// The start offset of a `Content-Range: <start>-<end>` chunk header, checked against
+/// `Content-Length` when both are present.
+fn chunk_start(headers: &HeaderMap) -> Result<Option<u64>, ()> {
     let Some(v) = headers.get(header::CONTENT_RANGE) else {
         return Ok(None);
     };
-    let bad = || Error::UploadOutOfOrder { size: 0 };
-    let s = v.to_str().map_err(|_| bad())?.trim();
+    let s = v.to_str().map_err(|_| ())?.trim();
     let s = s.strip_prefix("bytes").map(str::trim_start).unwrap_or(s);
     let s = s.split('/').next().unwrap_or(s).trim();
-    let (a, b) = s.split_once('-').ok_or_else(bad)?;
-    let (start, end): (u64, u64) = (
-        a.trim().parse().map_err(|_| bad())?,
-        b.trim().parse().map_err(|_| bad())?,
-    );
+    let (a, b) = s.split_once('-').ok_or(())?;
+    let start: u64 = a.trim().parse().map_err(|_| ())?;
+    let end: u64 = b.trim().parse().map_err(|_| ())?;
     if end < start {
-        return Err(bad());
+        return Err(());
+    }
+    let length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if length.is_some_and(|n| n != end - start + 1) {
+        return Err(());
     }
     Ok(Some(start))
+}
+
+/// The offset a chunk claims, or the out-of-order error (carrying what is staged) when
+/// its `Content-Range` is malformed or disagrees with its length.
+async fn chunk_offset(
+    service: &Service,
+    ctx: &Context,
+    name: &RepositoryName,
+    id: &str,
+    headers: &HeaderMap,
+) -> Result<Option<u64>, Error> {
+    match chunk_start(headers) {
+        Ok(offset) => Ok(offset),
+        Err(()) => {
+            let size = service.upload_status(ctx, name, id).await?;
+            Err(Error::UploadOutOfOrder { size })
+        }
+    }
 }
 
 async fn patch_upload(
@@ -510,14 +572,7 @@ async fn patch_upload(
     id: &str,
     req: Request<Body>,
 ) -> HandlerResult {
-    let offset = match chunk_start(req.headers()) {
-        Ok(o) => o,
-        Err(_) => {
-            // Malformed Content-Range: answer like an out-of-order chunk, with what is stored.
-            let size = service.upload_status(ctx, name, id).await?;
-            return Err(Error::UploadOutOfOrder { size });
-        }
-    };
+    let offset = chunk_offset(service, ctx, name, id, req.headers()).await?;
     let size = service
         .append_upload(ctx, name, id, offset, body_stream(req))
         .await?;
@@ -533,9 +588,10 @@ async fn complete_upload(
     req: Request<Body>,
 ) -> HandlerResult {
     let digest = parse_digest(query.get("digest").unwrap_or(""))?;
+    let offset = chunk_offset(service, ctx, name, id, req.headers()).await?;
     let last_chunk = has_body(req.headers()).then(|| body_stream(req));
     service
-        .complete_upload(ctx, name, id, &digest, last_chunk)
+        .complete_upload(ctx, name, id, &digest, offset, last_chunk)
         .await?;
     Ok(blob_created(name, &digest))
 }
@@ -612,12 +668,18 @@ mod tests {
         );
         assert_eq!(parse_range(&headers(header::RANGE, "bytes=1-2,4-5")), None);
         assert_eq!(parse_range(&headers(header::RANGE, "items=1-2")), None);
+        assert_eq!(parse_range(&headers(header::RANGE, "bytes=5-4")), None);
     }
 
     #[test]
     fn chunk_ranges() {
         let h = |v| headers(header::CONTENT_RANGE, v);
         assert_eq!(chunk_start(&h("0-99")).ok().flatten(), Some(0));
+        let mut with_length = h("0-99");
+        with_length.insert(header::CONTENT_LENGTH, HeaderValue::from_static("100"));
+        assert_eq!(chunk_start(&with_length), Ok(Some(0)));
+        with_length.insert(header::CONTENT_LENGTH, HeaderValue::from_static("99"));
+        assert_eq!(chunk_start(&with_length), Err(()));
         assert_eq!(chunk_start(&h("bytes 100-199/*")).ok().flatten(), Some(100));
         assert!(chunk_start(&h("9-1")).is_err());
         assert!(chunk_start(&h("abc")).is_err());

@@ -149,6 +149,15 @@ impl ReadCache {
             .insert(digest, size);
     }
 
+    /// A guard that invalidates the repository when dropped: take it before a write, so
+    /// the invalidation happens after the write even if the request is cancelled.
+    pub fn invalidate_on_drop(&self, repository_id: i64) -> InvalidateOnDrop<'_> {
+        InvalidateOnDrop {
+            cache: self,
+            repository_id,
+        }
+    }
+
     /// Call after any write that changes or removes what a repository shows.
     pub fn invalidate(&self, repository_id: i64) {
         if let Some(mut inner) = self.lock() {
@@ -161,6 +170,17 @@ impl ReadCache {
             inner.manifest_bytes = inner.manifest_bytes.saturating_sub(freed);
             inner.entries = inner.entries.saturating_sub(count);
         }
+    }
+}
+
+pub struct InvalidateOnDrop<'a> {
+    cache: &'a ReadCache,
+    repository_id: i64,
+}
+
+impl Drop for InvalidateOnDrop<'_> {
+    fn drop(&mut self) {
+        self.cache.invalidate(self.repository_id);
     }
 }
 

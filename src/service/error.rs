@@ -21,6 +21,12 @@ pub enum Error {
     InvalidDigest,
     #[error("The layer does not exist in the repository")]
     BlobNotFound,
+    #[error("The layer is referenced by an image in the repository and cannot be deleted")]
+    BlobReferenced,
+    #[error("The image is referenced by a manifest list or index in the repository and cannot be deleted")]
+    ManifestReferenced,
+    #[error("Invalid page size: {0}")]
+    InvalidPageSize(String),
     #[error("The upload does not exist")]
     UploadNotFound,
     /// A chunk did not start where the staged bytes end.

@@ -18,10 +18,11 @@ use cache::ReadCache;
 use crate::blobs::{self, BlobReader, BlobStore, ByteStream, UploadId, UploadKey};
 use crate::clock;
 use crate::meta::{
-    MetaStore, NewManifest, PutManifestOutcome, Referrer, RegistryKey, Repository, StoredManifest,
+    DeleteOutcome, MetaStore, NewManifest, PutManifestOutcome, Referrer, RegistryKey, Repository,
+    StoredManifest,
 };
 use crate::oci::manifest::{self, MAX_MANIFEST_BYTES};
-use crate::oci::{Digest, Reference, RepositoryName};
+use crate::oci::{Digest, Reference, RepositoryName, Tag};
 
 /// The ECR IAM actions registry operations are authorized as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -226,7 +227,12 @@ impl Service {
     }
 
     /// Repository names of the caller's registry (the `_catalog` endpoint).
-    pub async fn catalog(&self, ctx: &Context, last: Option<&str>, n: Option<u32>) -> Result<Page> {
+    pub async fn catalog(
+        &self,
+        ctx: &Context,
+        last: Option<&RepositoryName>,
+        n: Option<u32>,
+    ) -> Result<Page> {
         self.authorize_registry(ctx, Action::DescribeRepositories)?;
         let limit = n.unwrap_or(DEFAULT_PAGE).min(MAX_PAGE);
         if limit == 0 {
@@ -237,7 +243,11 @@ impl Service {
         }
         let mut items = self
             .meta
-            .repository_names(&ctx.registry, last.unwrap_or(""), i64::from(limit) + 1)
+            .repository_names(
+                &ctx.registry,
+                last.map_or("", RepositoryName::as_str),
+                i64::from(limit) + 1,
+            )
             .await?;
         let more = items.len() > limit as usize;
         items.truncate(limit as usize);
@@ -311,12 +321,11 @@ impl Service {
     ) -> Result<()> {
         self.authorize(ctx, Action::BatchDeleteImage, name)?;
         let repo = self.repository(ctx, name).await?;
-        let unlinked = self.meta.unlink_blob(repo.id, digest).await?;
-        self.cache.invalidate(repo.id);
-        if unlinked {
-            Ok(())
-        } else {
-            Err(Error::BlobNotFound)
+        let _invalidate = self.cache.invalidate_on_drop(repo.id);
+        match self.meta.unlink_blob(repo.id, digest).await? {
+            DeleteOutcome::Deleted => Ok(()),
+            DeleteOutcome::NotFound => Err(Error::BlobNotFound),
+            DeleteOutcome::Referenced => Err(Error::BlobReferenced),
         }
     }
 
@@ -454,6 +463,7 @@ impl Service {
         name: &RepositoryName,
         id: &str,
         digest: &Digest,
+        offset: Option<u64>,
         last_chunk: Option<ByteStream>,
     ) -> Result<u64> {
         self.authorize(ctx, Action::CompleteLayerUpload, name)?;
@@ -463,7 +473,7 @@ impl Service {
         let key = self.session(ctx, name, id).await?;
         if let Some(body) = last_chunk {
             self.blobs
-                .append_upload(key, None, body)
+                .append_upload(key, offset, body)
                 .await
                 .map_err(Self::upload_store_error)?;
         }
@@ -532,9 +542,9 @@ impl Service {
             tag,
             now_ms: clock::now_ms(),
         };
-        let outcome = self.meta.put_manifest(repo.id, &new).await?;
-        self.cache.invalidate(repo.id);
-        match outcome {
+        // Invalidated when this scope ends, even if the request is dropped mid-write.
+        let _invalidate = self.cache.invalidate_on_drop(repo.id);
+        match self.meta.put_manifest(repo.id, &new).await? {
             PutManifestOutcome::Stored => Ok(PutManifest {
                 digest,
                 subject: parsed.subject,
@@ -597,15 +607,21 @@ impl Service {
     ) -> Result<()> {
         self.authorize(ctx, Action::BatchDeleteImage, name)?;
         let repo = self.repository(ctx, name).await?;
-        let deleted = match reference {
+        let _invalidate = self.cache.invalidate_on_drop(repo.id);
+        let outcome = match reference {
             Reference::Digest(d) => self.meta.delete_manifest(repo.id, d).await?,
-            Reference::Tag(t) => self.meta.delete_tag(repo.id, t).await?,
+            Reference::Tag(t) => {
+                if self.meta.delete_tag(repo.id, t).await? {
+                    DeleteOutcome::Deleted
+                } else {
+                    DeleteOutcome::NotFound
+                }
+            }
         };
-        self.cache.invalidate(repo.id);
-        if deleted {
-            Ok(())
-        } else {
-            Err(Error::ManifestNotFound)
+        match outcome {
+            DeleteOutcome::Deleted => Ok(()),
+            DeleteOutcome::NotFound => Err(Error::ManifestNotFound),
+            DeleteOutcome::Referenced => Err(Error::ManifestReferenced),
         }
     }
 
@@ -613,7 +629,7 @@ impl Service {
         &self,
         ctx: &Context,
         name: &RepositoryName,
-        last: Option<&str>,
+        last: Option<&Tag>,
         n: Option<u32>,
     ) -> Result<Page> {
         self.authorize(ctx, Action::ListImages, name)?;
@@ -627,7 +643,7 @@ impl Service {
         }
         let mut items = self
             .meta
-            .tag_names(repo.id, last.unwrap_or(""), i64::from(limit) + 1)
+            .tag_names(repo.id, last.map_or("", Tag::as_str), i64::from(limit) + 1)
             .await?;
         let more = items.len() > limit as usize;
         items.truncate(limit as usize);

@@ -1,0 +1,199 @@
+"""The command-line contract: `berth --help`, settings from flags, environment variables
+and a config file, readiness, graceful shutdown and the access log.
+
+These start the binary directly (not through the `berth` fixture) because they vary how
+it is configured. SQLite only: configuration does not depend on the metadata backend.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+import requests
+
+READY_TIMEOUT = 30
+
+
+class Server:
+    """A berth process started with an arbitrary argv and environment."""
+
+    def __init__(self, binary: Path, args: list[str], env: dict[str, str], cwd: Path):
+        self.stderr_path = cwd / "stderr.log"
+        self.proc = subprocess.Popen(
+            [str(binary), *args],
+            cwd=cwd,
+            env={**os.environ, **env},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=open(self.stderr_path, "wb"),
+            start_new_session=True,
+        )
+        line = self._first_line()
+        assert line.startswith("berth listening on http://"), (line, self.stderr())
+        self.url = line.removeprefix("berth listening on ")
+        self.host, port = self.url.removeprefix("http://").split(":")
+        self.port = int(port)
+
+    def _first_line(self) -> str:
+        # The process prints the line once it is bound, or exits (closing stdout).
+        ready, _, _ = select.select([self.proc.stdout], [], [], READY_TIMEOUT)
+        assert ready, f"berth printed nothing within {READY_TIMEOUT}s: {self.stderr()}"
+        return self.proc.stdout.readline().decode().strip()
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def terminate(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=30)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+
+
+@pytest.fixture
+def start_server(berth_bin, tmp_path):
+    started: list[Server] = []
+
+    def start(args: list[str], env: dict[str, str] | None = None) -> Server:
+        s = Server(berth_bin, args, env or {}, tmp_path)
+        started.append(s)
+        return s
+
+    yield start
+    for s in started:
+        s.kill()
+
+
+def test_help_explains_every_option(berth_bin):
+    out = subprocess.run([str(berth_bin), "serve", "--help"], capture_output=True, text=True, check=True).stdout
+    for option, env in [
+        ("--listen", "BERTH_LISTEN"),
+        ("--data-dir", "BERTH_DATA_DIR"),
+        ("--metadata", "BERTH_METADATA"),
+        ("--account-id", "BERTH_ACCOUNT_ID"),
+        ("--region", "BERTH_REGION"),
+        ("--domain", "BERTH_DOMAIN"),
+        ("--create-on-push", "BERTH_CREATE_ON_PUSH"),
+        ("--config", "BERTH_CONFIG"),
+    ]:
+        assert option in out and env in out, f"{option} / {env} missing from help:\n{out}"
+    top = subprocess.run([str(berth_bin), "--help"], capture_output=True, text=True, check=True).stdout
+    assert "serve" in top and "admin" in top
+
+
+def test_invalid_settings_are_refused(berth_bin, tmp_path):
+    for args, word in [
+        (["--account-id", "123"], "12 digits"),
+        (["--region", "US_EAST"], "region"),
+        (["--listen", "nowhere"], "ADDR:PORT"),
+    ]:
+        r = subprocess.run(
+            [str(berth_bin), "serve", "--data-dir", str(tmp_path / "d"), *args],
+            capture_output=True, text=True, timeout=30,
+        )
+        assert r.returncode != 0 and word in r.stderr, (args, r.stderr)
+
+
+def test_settings_from_environment(start_server, tmp_path):
+    data = tmp_path / "env-data"
+    s = start_server(
+        ["serve"],
+        {
+            "BERTH_LISTEN": "127.0.0.1:0",
+            "BERTH_DATA_DIR": str(data),
+            "BERTH_ACCOUNT_ID": "444455556666",
+            "BERTH_REGION": "ap-south-1",
+        },
+    )
+    r = requests.get(f"{s.url}/v2/nope/tags/list", timeout=10)
+    assert r.status_code == 404
+    assert "registry with id '444455556666'" in r.json()["errors"][0]["message"]
+    assert (data / "meta.db").is_file(), "SQLite lives in the data dir from BERTH_DATA_DIR"
+    assert s.terminate() == 0
+
+
+def test_settings_from_config_file_and_flags_win(start_server, tmp_path):
+    data = tmp_path / "file-data"
+    cfg = tmp_path / "berth.toml"
+    cfg.write_text(
+        f'listen = "127.0.0.1:0"\ndata_dir = "{data}"\naccount_id = "777788889999"\ncreate_on_push = true\n'
+    )
+    s = start_server(["serve", "--config", str(cfg), "--region", "eu-central-1"])
+    # create_on_push from the file: a push to a new repository succeeds.
+    r = requests.post(f"{s.url}/v2/from-file/blobs/uploads/", timeout=10)
+    assert r.status_code == 202, r.text
+    r = requests.get(f"{s.url}/v2/_catalog", timeout=10)
+    assert r.json()["repositories"] == ["from-file"]
+    assert s.terminate() == 0
+    # The repository belongs to the file's account and the flag's region.
+    out = subprocess.run(
+        [str(s.proc.args[0]), "admin", "list-repositories", "--data-dir", str(data),
+         "--account-id", "777788889999", "--region", "eu-central-1"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    assert out.split() == ["from-file"]
+
+
+def test_unknown_config_keys_are_refused(berth_bin, tmp_path):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text('listen = "127.0.0.1:0"\nlissten = "typo"\n')
+    r = subprocess.run([str(berth_bin), "serve", "--config", str(cfg)], capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0 and "lissten" in r.stderr
+
+
+def test_graceful_shutdown_finishes_an_upload_in_flight(start_server, tmp_path):
+    s = start_server(["serve", "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path / "g"), "--create-on-push"])
+    r = requests.post(f"{s.url}/v2/app/blobs/uploads/", timeout=10)
+    location = r.headers["Location"]
+    body = os.urandom(256 * 1024)
+    conn = socket.create_connection((s.host, s.port), timeout=30)
+    head = (
+        f"PATCH {location} HTTP/1.1\r\nHost: {s.host}:{s.port}\r\n"
+        f"Content-Type: application/octet-stream\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    conn.sendall(head.encode() + body[:1000])
+    # Connections are accepted in order: once a request on a second connection has been
+    # answered, the PATCH's connection is in the server's hands when the signal lands.
+    assert requests.get(f"{s.url}/v2/", timeout=10).status_code == 200
+    s.proc.send_signal(signal.SIGTERM)
+    conn.sendall(body[1000:])
+    reply = conn.recv(4096).decode()
+    conn.close()
+    assert reply.startswith("HTTP/1.1 202"), reply
+    assert f"range: 0-{len(body) - 1}" in reply.lower()
+    assert s.proc.wait(timeout=30) == 0
+    # New connections are refused once it has stopped.
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{s.url}/v2/", timeout=5)
+
+
+def test_access_log_has_one_json_line_per_request(start_server, tmp_path):
+    s = start_server(["serve", "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path / "l")])
+    requests.get(f"{s.url}/v2/", timeout=10)
+    requests.get(f"{s.url}/v2/missing/tags/list?secret=hidden", timeout=10)
+    assert s.terminate() == 0
+    lines = [json.loads(l) for l in s.stderr().splitlines() if l.startswith("{")]
+    access = [l for l in lines if l.get("target") == "access"]
+    assert [(a["method"], a["path"], a["status"]) for a in access] == [
+        ("GET", "/v2/", 200),
+        ("GET", "/v2/missing/tags/list", 404),
+    ]
+    for a in access:
+        assert {"request_id", "duration_ms", "request_bytes", "response_bytes"} <= a.keys()
+    assert "hidden" not in s.stderr(), "query strings are not logged"
+
+
+def test_healthz_and_readiness_line(start_server, tmp_path):
+    s = start_server(["serve", "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path / "h")])
+    assert requests.get(f"{s.url}/healthz", timeout=10).status_code == 200
+    assert requests.get(f"{s.url}/v2/", timeout=10).status_code == 200
