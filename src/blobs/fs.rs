@@ -12,22 +12,22 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use sha2::{Digest as _, Sha256, Sha512};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio_util::io::ReaderStream;
 
 use super::{BlobReader, BlobStore, ByteStream, Error, Result, UploadKey};
 use crate::oci::{Algorithm, Digest};
 
-/// Read buffer for downloads: large enough that per-read overhead is negligible.
+/// Read size for downloads: large enough that per-read overhead is negligible.
 const READ_CHUNK: usize = 512 * 1024;
+/// Chunks a download reads ahead of the socket.
+const READ_AHEAD: usize = 4;
 /// Body frames are handed to the writer thread in batches of about this many bytes, so
 /// the per-batch cost (channel, wake-up) stays negligible. Frames are not copied.
 const WRITE_BATCH: usize = 1024 * 1024;
@@ -176,13 +176,7 @@ fn write_batches(
     let mut unflushed = 0u64;
     let result = (|| {
         while let Some(batch) = rx.blocking_recv() {
-            for chunk in &batch {
-                f.write_all(chunk)?;
-                if let Some(h) = hasher.as_mut() {
-                    h.update(chunk);
-                }
-                unflushed += chunk.len() as u64;
-            }
+            unflushed += write_batch(&mut f, &batch, hasher)?;
             if unflushed >= FLUSH_EVERY {
                 if flush.is_none() {
                     flush = Some(BackgroundFlush::start(&f)?);
@@ -200,76 +194,112 @@ fn write_batches(
     result
 }
 
-#[async_trait::async_trait]
-impl BlobStore for FsBlobStore {
-    async fn create_upload(&self, key: UploadKey) -> Result<()> {
-        let path = self.upload_path(key);
-        tokio::task::spawn_blocking(move || {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            OpenOptions::new().write(true).create_new(true).open(path)
-        })
-        .await
-        .map_err(join_err)??;
-        let staged = Staged {
-            size: 0,
-            hasher: Some(Sha256::new()),
-        };
-        self.sessions()?
-            .insert(key, Arc::new(tokio::sync::Mutex::new(staged)));
-        Ok(())
+fn write_batch(f: &mut File, batch: &[Bytes], hasher: &mut Option<Sha256>) -> io::Result<u64> {
+    let mut n = 0;
+    for chunk in batch {
+        f.write_all(chunk)?;
+        if let Some(h) = hasher.as_mut() {
+            h.update(chunk);
+        }
+        n += chunk.len() as u64;
     }
+    Ok(n)
+}
 
-    async fn append_upload(
+/// Verify the staged bytes against `digest`, make them durable and publish them.
+/// Runs on a blocking thread. On a mismatch the staging file is deleted.
+fn publish(staging: &Path, target: &Path, digest: &Digest, hasher: Option<Sha256>) -> Result<u64> {
+    let actual = match (digest.algorithm(), hasher) {
+        (Algorithm::Sha256, Some(h)) => hex::encode(h.finalize()),
+        (alg, _) => hash_file(staging, alg)?,
+    };
+    if actual != digest.hex() {
+        let _ = std::fs::remove_file(staging);
+        return Err(Error::DigestMismatch);
+    }
+    let file = File::open(staging)?;
+    let size = file.metadata()?.len();
+    if target.exists() {
+        // Same digest, same bytes: already published.
+        drop(file);
+        std::fs::remove_file(staging)?;
+        return Ok(size);
+    }
+    file.sync_data()?;
+    drop(file);
+    let dir = target
+        .parent()
+        .ok_or_else(|| Error::Backend("blob path has no parent".into()))?;
+    std::fs::create_dir_all(dir)?;
+    std::fs::rename(staging, target)?;
+    sync_dir(dir)?;
+    Ok(size)
+}
+
+/// The first part of a body, up to about [`WRITE_BATCH`] bytes, and whether the body
+/// ended within it (so it can be written in one go, without a writer thread).
+struct Head {
+    batch: Vec<Bytes>,
+    ended: bool,
+    interrupted: Option<io::Error>,
+}
+
+async fn read_head(body: &mut ByteStream) -> Head {
+    let mut head = Head {
+        batch: Vec::new(),
+        ended: false,
+        interrupted: None,
+    };
+    let mut len = 0;
+    while len < WRITE_BATCH {
+        match body.next().await {
+            Some(Ok(chunk)) => {
+                len += chunk.len();
+                head.batch.push(chunk);
+            }
+            Some(Err(e)) => {
+                head.interrupted = Some(e);
+                head.ended = true;
+                return head;
+            }
+            None => {
+                head.ended = true;
+                return head;
+            }
+        }
+    }
+    head
+}
+
+impl FsBlobStore {
+    /// Append a body to a session whose lock the caller holds.
+    async fn append_locked(
         &self,
         key: UploadKey,
-        offset: Option<u64>,
+        staged: &mut Staged,
         mut body: ByteStream,
     ) -> Result<u64> {
-        let session = self.session(key)?;
-        let mut staged = session.lock().await;
-        if offset.is_some_and(|o| o != staged.size) {
-            return Err(Error::OffsetMismatch { size: staged.size });
-        }
-        // Hashing and writing happen on a blocking thread while this task keeps reading
-        // the socket: the two overlap, and memory stays bounded by the queue.
-        let (tx, rx) = tokio::sync::mpsc::channel::<Vec<Bytes>>(WRITE_QUEUE);
+        let head = read_head(&mut body).await;
         let path = self.upload_path(key);
         let mut hasher = staged.hasher.take();
-        let writer = tokio::task::spawn_blocking(move || {
-            let result = write_batches(&path, rx, &mut hasher);
-            // The file length is the truth about what is staged, whatever happened.
-            let size = std::fs::metadata(&path).map(|m| m.len());
-            (result, hasher, size)
-        });
-        let mut interrupted = None;
-        let mut batch = Vec::new();
-        let mut batch_len = 0;
-        while let Some(item) = body.next().await {
-            match item {
-                Ok(chunk) => {
-                    batch_len += chunk.len();
-                    batch.push(chunk);
-                    if batch_len >= WRITE_BATCH {
-                        batch_len = 0;
-                        if tx.send(std::mem::take(&mut batch)).await.is_err() {
-                            break; // the writer failed; its error is reported below
-                        }
-                    }
-                }
-                Err(e) => {
-                    interrupted = Some(e);
-                    break;
-                }
-            }
-        }
-        // What arrived before an interruption is kept: the client may resume from it.
-        if !batch.is_empty() {
-            let _ = tx.send(batch).await;
-        }
-        drop(tx);
-        let (result, hasher, size) = writer.await.map_err(join_err)?;
+        let (result, hasher, size, interrupted) = if head.ended {
+            // Small body: one blocking call, no writer thread.
+            let batch = head.batch;
+            let (result, hasher, size) = tokio::task::spawn_blocking(move || {
+                let result = OpenOptions::new()
+                    .append(true)
+                    .open(&path)
+                    .and_then(|mut f| write_batch(&mut f, &batch, &mut hasher));
+                let size = std::fs::metadata(&path).map(|m| m.len());
+                (result.map(|_| ()), hasher, size)
+            })
+            .await
+            .map_err(join_err)?;
+            (result, hasher, size, head.interrupted)
+        } else {
+            self.stream_to_writer(path, hasher, head.batch, body)
+                .await?
+        };
         let size = size?;
         staged.hasher = if result.is_ok() && size >= staged.size {
             hasher
@@ -284,48 +314,160 @@ impl BlobStore for FsBlobStore {
         Ok(size)
     }
 
+    /// Large body: hashing and writing happen on a blocking thread while this task keeps
+    /// reading the socket, so the two overlap; memory stays bounded by the queue.
+    async fn stream_to_writer(
+        &self,
+        path: PathBuf,
+        mut hasher: Option<Sha256>,
+        first: Vec<Bytes>,
+        mut body: ByteStream,
+    ) -> Result<(
+        io::Result<()>,
+        Option<Sha256>,
+        io::Result<u64>,
+        Option<io::Error>,
+    )> {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Vec<Bytes>>(WRITE_QUEUE);
+        let writer = tokio::task::spawn_blocking(move || {
+            let result = write_batches(&path, rx, &mut hasher);
+            // The file length is the truth about what is staged, whatever happened.
+            let size = std::fs::metadata(&path).map(|m| m.len());
+            (result, hasher, size)
+        });
+        let mut interrupted = None;
+        if tx.send(first).await.is_ok() {
+            let mut batch = Vec::new();
+            let mut batch_len = 0;
+            while let Some(item) = body.next().await {
+                match item {
+                    Ok(chunk) => {
+                        batch_len += chunk.len();
+                        batch.push(chunk);
+                        if batch_len >= WRITE_BATCH {
+                            batch_len = 0;
+                            if tx.send(std::mem::take(&mut batch)).await.is_err() {
+                                break; // the writer failed; its error is reported below
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        interrupted = Some(e);
+                        break;
+                    }
+                }
+            }
+            // What arrived before an interruption is kept: the client may resume from it.
+            if !batch.is_empty() {
+                let _ = tx.send(batch).await;
+            }
+        }
+        drop(tx);
+        let (result, hasher, size) = writer.await.map_err(join_err)?;
+        Ok((result, hasher, size, interrupted))
+    }
+}
+
+#[async_trait::async_trait]
+impl BlobStore for FsBlobStore {
+    async fn create_upload(&self, key: UploadKey) -> Result<()> {
+        // Two metadata syscalls: done inline, cheaper than a hop to the blocking pool.
+        let path = self.upload_path(key);
+        if let Some(dir) = path.parent() {
+            if !dir.is_dir() {
+                std::fs::create_dir_all(dir)?;
+            }
+        }
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        let staged = Staged {
+            size: 0,
+            hasher: Some(Sha256::new()),
+        };
+        self.sessions()?
+            .insert(key, Arc::new(tokio::sync::Mutex::new(staged)));
+        Ok(())
+    }
+
+    async fn append_upload(
+        &self,
+        key: UploadKey,
+        offset: Option<u64>,
+        body: ByteStream,
+    ) -> Result<u64> {
+        let session = self.session(key)?;
+        let mut staged = session.lock().await;
+        if offset.is_some_and(|o| o != staged.size) {
+            return Err(Error::OffsetMismatch { size: staged.size });
+        }
+        self.append_locked(key, &mut staged, body).await
+    }
+
     async fn upload_size(&self, key: UploadKey) -> Result<u64> {
         // The staging file's length, read without the session lock, so a status request
         // answers while a PATCH is still streaming into the session.
         Ok(tokio::fs::metadata(self.upload_path(key)).await?.len())
     }
 
-    async fn commit_upload(&self, key: UploadKey, digest: &Digest) -> Result<u64> {
+    async fn finish_upload(
+        &self,
+        key: UploadKey,
+        digest: &Digest,
+        offset: Option<u64>,
+        body: Option<ByteStream>,
+    ) -> Result<u64> {
         let session = self.session(key)?;
         let mut staged = session.lock().await;
-        let hasher = staged.hasher.take();
+        if body.is_some() && offset.is_some_and(|o| o != staged.size) {
+            return Err(Error::OffsetMismatch { size: staged.size });
+        }
         let staging = self.upload_path(key);
         let target = self.blob_path(digest);
         let digest = digest.clone();
-        let outcome = tokio::task::spawn_blocking(move || -> Result<u64> {
-            let actual = match (digest.algorithm(), hasher) {
-                (Algorithm::Sha256, Some(h)) => hex::encode(h.finalize()),
-                (alg, _) => hash_file(&staging, alg)?,
-            };
-            if actual != digest.hex() {
-                let _ = std::fs::remove_file(&staging);
-                return Err(Error::DigestMismatch);
+        let mut body = body;
+        let head = match body.as_mut() {
+            Some(b) => Some(read_head(b).await),
+            None => None,
+        };
+        let outcome = match head {
+            // No last chunk, or a small one: append (if any), verify and publish in one
+            // blocking call.
+            None
+            | Some(Head {
+                ended: true,
+                interrupted: None,
+                ..
+            }) => {
+                let batch = head.map(|h| h.batch).unwrap_or_default();
+                let mut hasher = staged.hasher.take();
+                tokio::task::spawn_blocking(move || {
+                    if !batch.is_empty() {
+                        let mut f = OpenOptions::new().append(true).open(&staging)?;
+                        write_batch(&mut f, &batch, &mut hasher)?;
+                    }
+                    publish(&staging, &target, &digest, hasher)
+                })
+                .await
+                .map_err(join_err)?
             }
-            let file = File::open(&staging)?;
-            let size = file.metadata()?.len();
-            if target.exists() {
-                // Same digest, same bytes: already published.
-                drop(file);
-                std::fs::remove_file(&staging)?;
-                return Ok(size);
+            Some(head) => {
+                // A large or interrupted last chunk: stream it in, then publish.
+                let rest: ByteStream = match body {
+                    Some(rest) if !head.ended => rest,
+                    _ => Box::pin(futures_util::stream::iter(head.interrupted.map(Err))),
+                };
+                let first: ByteStream =
+                    Box::pin(futures_util::stream::iter(head.batch.into_iter().map(Ok)));
+                let chained: ByteStream = Box::pin(first.chain(rest));
+                self.append_locked(key, &mut staged, chained).await?;
+                let hasher = staged.hasher.take();
+                tokio::task::spawn_blocking(move || publish(&staging, &target, &digest, hasher))
+                    .await
+                    .map_err(join_err)?
             }
-            file.sync_data()?;
-            drop(file);
-            let dir = target
-                .parent()
-                .ok_or_else(|| Error::Backend("blob path has no parent".into()))?;
-            std::fs::create_dir_all(dir)?;
-            std::fs::rename(&staging, &target)?;
-            sync_dir(dir)?;
-            Ok(size)
-        })
-        .await
-        .map_err(join_err)?;
+        };
         drop(staged);
         if !matches!(outcome, Err(Error::Backend(_))) {
             self.forget(key);
@@ -359,19 +501,36 @@ impl BlobStore for FsBlobStore {
     }
 
     async fn read(&self, digest: &Digest, range: Option<(u64, u64)>) -> Result<BlobReader> {
-        let mut file = tokio::fs::File::open(self.blob_path(digest)).await?;
-        let size = file.metadata().await?.len();
+        let file = tokio::fs::File::open(self.blob_path(digest)).await?;
+        let mut file = file.into_std().await;
+        let size = file.metadata()?.len();
         let (start, len) = match range {
             Some((start, end)) if start <= end && end < size => (start, end - start + 1),
             Some(_) => return Err(Error::Backend("range outside blob".into())),
             None => (0, size),
         };
-        if start > 0 {
-            file.seek(SeekFrom::Start(start)).await?;
-        }
-        let stream = ReaderStream::with_capacity(file.take(len), READ_CHUNK);
+        // A blocking task reads ahead into a small queue, so disk reads overlap the
+        // socket writes; it stops when the client goes away (the queue closes).
+        let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(READ_AHEAD);
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = file.seek(SeekFrom::Start(start)) {
+                let _ = tx.blocking_send(Err(e));
+                return;
+            }
+            let mut left = len;
+            while left > 0 {
+                let want = usize::try_from(left.min(READ_CHUNK as u64)).unwrap_or(READ_CHUNK);
+                let mut buf = BytesMut::zeroed(want);
+                let item = file.read_exact(&mut buf).map(|()| buf.freeze());
+                let failed = item.is_err();
+                if tx.blocking_send(item).is_err() || failed {
+                    return;
+                }
+                left -= want as u64;
+            }
+        });
         Ok(BlobReader {
-            stream: Box::pin(stream),
+            stream: Box::pin(tokio_stream_from(rx)),
         })
     }
 
@@ -382,6 +541,13 @@ impl BlobStore for FsBlobStore {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// A stream over a channel's items.
+fn tokio_stream_from<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures_util::Stream<Item = T> + Send {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
 #[cfg(test)]
@@ -433,7 +599,13 @@ mod tests {
         );
         let d = Digest::sha256_of(b"hello world");
         assert!(matches!(store.stat(&d).await, Err(Error::NotFound)));
-        assert_eq!(store.commit_upload(id, &d).await.expect("commit"), 11);
+        assert_eq!(
+            store
+                .finish_upload(id, &d, None, None)
+                .await
+                .expect("commit"),
+            11
+        );
         assert_eq!(store.stat(&d).await.expect("stat"), 11);
         assert_eq!(
             collect(store.read(&d, None).await.expect("read")).await,
@@ -461,7 +633,7 @@ mod tests {
             .expect("append");
         let wrong = Digest::sha256_of(b"abd");
         assert!(matches!(
-            store.commit_upload(id, &wrong).await,
+            store.finish_upload(id, &wrong, None, None).await,
             Err(Error::DigestMismatch)
         ));
         assert!(matches!(store.stat(&wrong).await, Err(Error::NotFound)));
@@ -491,7 +663,63 @@ mod tests {
             .await
             .expect("append");
         let d = Algorithm::Sha512.digest(b"abcdef");
-        assert_eq!(store.commit_upload(id, &d).await.expect("commit"), 6);
+        assert_eq!(
+            store
+                .finish_upload(id, &d, None, None)
+                .await
+                .expect("commit"),
+            6
+        );
         assert_eq!(store.stat(&d).await.expect("stat"), 6);
+    }
+
+    #[tokio::test]
+    async fn finish_with_small_and_large_last_chunks() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FsBlobStore::open(dir.path()).expect("open");
+        for size in [10usize, 3 * WRITE_BATCH + 7] {
+            let data: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+            let id = UploadKey {
+                owner: 1,
+                id: crate::blobs::UploadId::new(),
+            };
+            store.create_upload(id).await.expect("create");
+            store
+                .append_upload(
+                    id,
+                    Some(0),
+                    Box::pin(stream::iter(vec![Ok(Bytes::copy_from_slice(&data[..3]))])),
+                )
+                .await
+                .expect("first part");
+            let rest: Vec<io::Result<Bytes>> = data[3..]
+                .chunks(64 * 1024)
+                .map(|c| Ok(Bytes::copy_from_slice(c)))
+                .collect();
+            // A last chunk at the wrong offset changes nothing.
+            let wrong: ByteStream = Box::pin(stream::iter(vec![Ok(Bytes::from_static(b"x"))]));
+            let d = Digest::sha256_of(&data);
+            assert!(matches!(
+                store.finish_upload(id, &d, Some(0), Some(wrong)).await,
+                Err(Error::OffsetMismatch { size: 3 })
+            ));
+            let n = store
+                .finish_upload(id, &d, Some(3), Some(Box::pin(stream::iter(rest))))
+                .await
+                .expect("finish");
+            assert_eq!(n, size as u64);
+            assert_eq!(
+                collect(store.read(&d, None).await.expect("read")).await,
+                data
+            );
+            let tail = collect(
+                store
+                    .read(&d, Some((5, size as u64 - 1)))
+                    .await
+                    .expect("range"),
+            )
+            .await;
+            assert_eq!(tail, &data[5..]);
+        }
     }
 }

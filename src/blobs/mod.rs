@@ -1,13 +1,13 @@
 //! Blob store: content-addressed bytes and the staging area of upload sessions.
 //!
 //! Published blobs know nothing about repositories: visibility is a metadata link, made
-//! only after [`BlobStore::commit_upload`] returned. Upload sessions are keyed by their
+//! only after [`BlobStore::finish_upload`] returned. Upload sessions are keyed by their
 //! owner (the repository they were started in) and a UUID, so that the staging area itself
 //! says which repository a session belongs to and no database row is needed per session. [`fs::FsBlobStore`] is the embedded
 //! backend; an S3-compatible one implements the same trait.
 //!
 //! Contract every backend keeps:
-//! - `commit_upload` verifies the staged bytes against the digest, makes them durable and
+//! - `finish_upload` verifies the staged bytes against the digest, makes them durable and
 //!   only then publishes them under the digest (atomically: readers see all or nothing).
 //!   On a digest mismatch the staged bytes are discarded and nothing is published.
 //! - A published blob is immutable; publishing the same digest again is a no-op.
@@ -107,8 +107,16 @@ pub trait BlobStore: Send + Sync {
     ) -> Result<u64>;
     /// Bytes staged so far.
     async fn upload_size(&self, key: UploadKey) -> Result<u64>;
-    /// Verify, make durable and publish the staged bytes as `digest`. Returns the size.
-    async fn commit_upload(&self, key: UploadKey, digest: &Digest) -> Result<u64>;
+    /// Append an optional last chunk (at `offset`, if given), then verify, make durable
+    /// and publish the staged bytes as `digest`. Returns the size. The session ends
+    /// unless the backend failed.
+    async fn finish_upload(
+        &self,
+        key: UploadKey,
+        digest: &Digest,
+        offset: Option<u64>,
+        last_chunk: Option<ByteStream>,
+    ) -> Result<u64>;
     /// Discard the staged bytes.
     async fn abort_upload(&self, key: UploadKey) -> Result<()>;
     /// Size of a published blob.

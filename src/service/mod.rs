@@ -393,11 +393,17 @@ impl Service {
             id: UploadId::new(),
         };
         self.blobs.create_upload(key).await?;
-        if let Err(e) = self.blobs.append_upload(key, Some(0), body).await {
-            let _ = self.blobs.abort_upload(key).await;
-            return Err(e.into());
-        }
-        let size = self.blobs.commit_upload(key, digest).await?;
+        let size = match self
+            .blobs
+            .finish_upload(key, digest, Some(0), Some(body))
+            .await
+        {
+            Ok(size) => size,
+            Err(e) => {
+                let _ = self.blobs.abort_upload(key).await;
+                return Err(e.into());
+            }
+        };
         self.link(repo.id, digest, size).await?;
         Ok(size)
     }
@@ -471,16 +477,10 @@ impl Service {
             self.authorize(ctx, Action::UploadLayerPart, name)?;
         }
         let key = self.session(ctx, name, id).await?;
-        if let Some(body) = last_chunk {
-            self.blobs
-                .append_upload(key, offset, body)
-                .await
-                .map_err(Self::upload_store_error)?;
-        }
         // On a digest mismatch the store has discarded the staged bytes: the session is over.
         let size = self
             .blobs
-            .commit_upload(key, digest)
+            .finish_upload(key, digest, offset, last_chunk)
             .await
             .map_err(Self::upload_store_error)?;
         self.link(key.owner, digest, size).await?;
