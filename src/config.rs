@@ -50,6 +50,10 @@ pub struct ServeArgs {
     /// Create a missing repository on first push (plain-OCI use; ECR itself does not)
     #[arg(long, env = "BERTH_CREATE_ON_PUSH")]
     pub create_on_push: bool,
+    /// Development mode: accept any access key pair (and any registry password) as the
+    /// default account's root. Never use it where others can reach the server.
+    #[arg(long, env = "BERTH_DEV")]
+    pub dev: bool,
 }
 
 /// The optional config file: the same settings as the flags.
@@ -63,6 +67,7 @@ struct FileSettings {
     region: Option<String>,
     domain: Option<String>,
     create_on_push: Option<bool>,
+    dev: Option<bool>,
 }
 
 /// Validated settings.
@@ -75,6 +80,7 @@ pub struct Settings {
     pub region: String,
     pub domain: String,
     pub create_on_push: bool,
+    pub dev: bool,
 }
 
 fn read_file(path: Option<&PathBuf>) -> anyhow::Result<FileSettings> {
@@ -107,13 +113,27 @@ impl Settings {
             bail!("--domain '{domain}' is not a host name");
         }
         let create_on_push = args.create_on_push || file.create_on_push.unwrap_or(false);
-        Self::build(&args.store, file, listen, domain, create_on_push)
+        let dev = args.dev || file.dev.unwrap_or(false);
+        let mut s = Self::build(&args.store, file, listen, domain, create_on_push)?;
+        s.dev = dev;
+        Ok(s)
     }
 
     pub fn from_store(args: &StoreArgs) -> anyhow::Result<Settings> {
         let file = read_file(args.config.as_ref())?;
         let listen = DEFAULT_LISTEN.parse()?;
         Self::build(args, file, listen, DEFAULT_DOMAIN.to_owned(), false)
+    }
+
+    /// For `berth env`: the store settings plus where the server listens.
+    pub fn from_env_args(args: &StoreArgs, listen: Option<&str>) -> anyhow::Result<Settings> {
+        let mut s = Self::from_store(args)?;
+        if let Some(l) = listen {
+            s.listen = l
+                .parse()
+                .with_context(|| format!("--listen '{l}' is not ADDR:PORT"))?;
+        }
+        Ok(s)
     }
 
     fn build(
@@ -155,6 +175,7 @@ impl Settings {
             region,
             domain,
             create_on_push,
+            dev: false,
         })
     }
 }

@@ -5,7 +5,10 @@
 //! (operation layer) → `meta` (SQLite/PostgreSQL) and `blobs` (filesystem), with `oci`
 //! (digests, names, manifests) shared by all. See docs/architecture.md.
 
+mod api;
+mod auth;
 mod blobs;
+mod bootstrap;
 mod clock;
 mod config;
 mod http;
@@ -44,6 +47,15 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Print the shell exports that point the aws CLI and SDKs at this Berth
+    /// (`eval "$(berth env)"`).
+    Env {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Where the server listens (for AWS_ENDPOINT_URL) [default: 127.0.0.1:5000]
+        #[arg(long, env = "BERTH_LISTEN", value_name = "ADDR:PORT")]
+        listen: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -52,6 +64,22 @@ enum AdminCommand {
     CreateRepository {
         /// Repository name, e.g. `my-app` or `team/app`
         name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Create an account (if new) with a new root access key, and print the key.
+    CreateAccount {
+        /// The account id, 12 digits
+        account_id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Print a registry password (what `aws ecr get-login-password` prints) for an
+    /// account's root, valid in one region for the given number of seconds.
+    LoginPassword {
+        /// Lifetime in seconds [default: 43200, ECR's 12 hours]
+        #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
+        expires_in: Option<i64>,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -71,6 +99,9 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve(Settings::from_serve(&args)?)),
         Command::Admin { command } => runtime.block_on(admin(command)),
+        Command::Env { store, listen } => {
+            print_env(&Settings::from_env_args(&store, listen.as_deref())?)
+        }
     }
 }
 
@@ -87,7 +118,8 @@ fn init_logging() {
 }
 
 /// Open the stores and build the operation layer (shared by `serve` and `admin`).
-async fn open_service(settings: &Settings) -> anyhow::Result<Service> {
+/// `public_port` is the port clients reach the registry on.
+async fn open_service(settings: &Settings, public_port: Option<u16>) -> anyhow::Result<Service> {
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("creating data directory {}", settings.data_dir.display()))?;
     let meta = MetaStore::open(settings.metadata.as_deref(), &settings.data_dir)
@@ -97,6 +129,8 @@ async fn open_service(settings: &Settings) -> anyhow::Result<Service> {
         .with_context(|| format!("opening the blob store in {}", settings.data_dir.display()))?;
     let options = service::Options {
         create_on_push: settings.create_on_push,
+        domain: settings.domain.clone(),
+        public_port,
     };
     Ok(Service::new(meta, Arc::new(blobs), options))
 }
@@ -133,11 +167,13 @@ fn lock_data_dir(settings: &Settings) -> anyhow::Result<std::fs::File> {
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     init_logging();
     let _lock = lock_data_dir(&settings)?;
-    let service = open_service(&settings).await?;
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
     let addr = listener.local_addr()?;
+    let service = open_service(&settings, Some(addr.port())).await?;
+    let bootstrap = bootstrap::identity(&service, &settings).await?;
+    let token_key = bootstrap::token_key(&service).await?;
     tracing::info!(
         %addr,
         data_dir = %settings.data_dir.display(),
@@ -145,19 +181,61 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         account_id = settings.account_id,
         region = settings.region,
         domain = settings.domain,
+        dev = settings.dev,
         "berth started"
     );
+    if settings.dev {
+        tracing::warn!("--dev: any access key pair is accepted; do not expose this server");
+    }
     let hosts = http::HostRouting {
         domain: settings.domain.clone(),
         default: default_registry(&settings),
     };
-    let state = Arc::new(http::AppState::new(service, hosts));
-    // Tests and scripts wait for this exact line.
+    let auth = auth::Authenticator::new(token_key, settings.dev, settings.account_id.clone());
+    let state = Arc::new(http::AppState::new(service, hosts, auth));
+    // Tests and scripts wait for this exact first line.
     let mut out = std::io::stdout();
     writeln!(out, "berth listening on http://{addr}")?;
+    if let Some(created) = bootstrap {
+        // Shown once, on the first start; the credentials file keeps them (mode 0600).
+        writeln!(
+            out,
+            "created account {} with a root access key; credentials written to {}\n  aws_access_key_id = {}\n  aws_secret_access_key = {}\nrun `berth env` for the shell exports",
+            settings.account_id,
+            created.credentials_file.display(),
+            created.access_key_id,
+            created.secret_access_key
+        )?;
+    }
     out.flush()?;
     http::serve(listener, state, shutdown_signal()).await?;
     tracing::info!("berth stopped");
+    Ok(())
+}
+
+fn print_env(settings: &Settings) -> anyhow::Result<()> {
+    let path = settings.data_dir.join(bootstrap::CREDENTIALS_FILE);
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "reading {} (start `berth serve` once to create it)",
+            path.display()
+        )
+    })?;
+    let field = |name: &str| {
+        text.lines()
+            .filter_map(|l| l.split_once('='))
+            .find(|(k, _)| k.trim() == name)
+            .map(|(_, v)| v.trim().to_owned())
+    };
+    let (Some(id), Some(secret)) = (field("aws_access_key_id"), field("aws_secret_access_key"))
+    else {
+        anyhow::bail!("{} has no default access key", path.display());
+    };
+    println!("export AWS_ACCESS_KEY_ID={id}");
+    println!("export AWS_SECRET_ACCESS_KEY={secret}");
+    println!("export AWS_DEFAULT_REGION={}", settings.region);
+    println!("export AWS_ENDPOINT_URL=http://{}", settings.listen);
+    println!("export AWS_EC2_METADATA_DISABLED=true");
     Ok(())
 }
 
@@ -180,20 +258,50 @@ async fn admin(command: AdminCommand) -> anyhow::Result<()> {
             let name: oci::RepositoryName = name
                 .parse()
                 .map_err(|e| anyhow::anyhow!("invalid repository name '{name}': {e}"))?;
-            let service = open_service(&settings).await?;
+            let service = open_service(&settings, None).await?;
             let ctx = Context {
                 registry: default_registry(&settings),
                 principal: Principal::Admin,
             };
-            let repo = service.create_repository(&ctx, &name).await?;
+            let repo = service
+                .create_repository_with(&ctx, &name, &Default::default(), &[])
+                .await?;
             println!(
                 "created repository {} in registry {} ({})",
                 repo.name, settings.account_id, settings.region
             );
         }
+        AdminCommand::CreateAccount { account_id, store } => {
+            if !http::host::is_account_id(&account_id) {
+                anyhow::bail!("account id '{account_id}' must be 12 digits");
+            }
+            let settings = Settings::from_store(&store)?;
+            let service = open_service(&settings, None).await?;
+            let key = bootstrap::root_key(&service, &account_id).await?;
+            println!("[{account_id}]");
+            println!("aws_access_key_id = {}", key.access_key_id);
+            println!("aws_secret_access_key = {}", key.secret_access_key);
+        }
+        AdminCommand::LoginPassword { expires_in, store } => {
+            let settings = Settings::from_store(&store)?;
+            let service = open_service(&settings, None).await?;
+            let key = bootstrap::token_key(&service).await?;
+            let auth = auth::Authenticator::new(key, false, settings.account_id.clone());
+            let principal = auth::Principal::Root {
+                account_id: settings.account_id.clone(),
+            };
+            let lifetime = expires_in.unwrap_or(auth::TOKEN_LIFETIME_SECONDS);
+            let now = clock::now_ms() / 1000;
+            let (password, _) = auth.issue_token(
+                &principal,
+                &settings.region,
+                now - auth::TOKEN_LIFETIME_SECONDS + lifetime,
+            );
+            println!("{password}");
+        }
         AdminCommand::ListRepositories { store } => {
             let settings = Settings::from_store(&store)?;
-            let service = open_service(&settings).await?;
+            let service = open_service(&settings, None).await?;
             let ctx = Context {
                 registry: default_registry(&settings),
                 principal: Principal::Admin,

@@ -169,6 +169,94 @@ class Berth:
             f".{self.domain}:{self.port}"
         )
 
+    # -- ECR login ---------------------------------------------------------
+
+    def credentials(self) -> tuple[str, str]:
+        """The root access key the first start wrote to <data_dir>/credentials."""
+        text = (self.data_dir / "credentials").read_text()
+        fields = dict(
+            (k.strip(), v.strip()) for k, v in (l.split("=", 1) for l in text.splitlines() if "=" in l)
+        )
+        return fields["aws_access_key_id"], fields["aws_secret_access_key"]
+
+    def ecr(self, region: Optional[str] = None):
+        """A boto3 ECR client signed with the bootstrap credentials."""
+        import boto3
+        from botocore.config import Config
+
+        key, secret = self.credentials()
+        return boto3.client(
+            "ecr",
+            endpoint_url=self.url,
+            region_name=region or self.region,
+            aws_access_key_id=key,
+            aws_secret_access_key=secret,
+            config=Config(retries={"max_attempts": 1}),
+        )
+
+    def registry_password(self, region: Optional[str] = None) -> str:
+        """The password `aws ecr get-login-password` would print."""
+        import base64
+
+        token = self.ecr(region).get_authorization_token()["authorizationData"][0]["authorizationToken"]
+        user, password = base64.b64decode(token).decode().split(":", 1)
+        assert user == "AWS"
+        return password
+
+    def registry_auth(self, region: Optional[str] = None, account: Optional[str] = None) -> tuple[str, str]:
+        """(user, password) for HTTP Basic on the registry of `region`, logged in as the
+        root of `account` (default: this server's default account)."""
+        if account and account != self.account_id:
+            return ("AWS", self._other_account_password(account, region))
+        return ("AWS", self.registry_password(region))
+
+    def basic_auth_header(self, region: Optional[str] = None, account: Optional[str] = None) -> str:
+        import base64
+
+        user, password = self.registry_auth(region, account)
+        return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+    def account_credentials(self, account: str) -> tuple[str, str]:
+        """Root credentials of another account (created with `berth admin create-account`)."""
+        cache = self.__dict__.setdefault("_accounts", {})
+        if account not in cache:
+            out = self.admin("create-account", account).stdout
+            fields = dict(
+                (k.strip(), v.strip()) for k, v in (l.split("=", 1) for l in out.splitlines() if "=" in l)
+            )
+            cache[account] = (fields["aws_access_key_id"], fields["aws_secret_access_key"])
+        return cache[account]
+
+    def _other_account_password(self, account: str, region: Optional[str]) -> str:
+        import base64
+
+        import boto3
+
+        key, secret = self.account_credentials(account)
+        client = boto3.client(
+            "ecr", endpoint_url=self.url, region_name=region or self.region,
+            aws_access_key_id=key, aws_secret_access_key=secret,
+        )
+        token = client.get_authorization_token()["authorizationData"][0]["authorizationToken"]
+        return base64.b64decode(token).decode().split(":", 1)[1]
+
+    def aws_env(self, region: Optional[str] = None, **extra: str) -> dict:
+        """Environment for the aws CLI: this server, its credentials, no retries."""
+        key, secret = self.credentials()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update(
+            AWS_ENDPOINT_URL=self.url,
+            AWS_ACCESS_KEY_ID=key,
+            AWS_SECRET_ACCESS_KEY=secret,
+            AWS_DEFAULT_REGION=region or self.region,
+            AWS_EC2_METADATA_DISABLED="true",
+            AWS_MAX_ATTEMPTS="1",
+            AWS_CONFIG_FILE=str(self.data_dir / "aws-config-absent"),
+            AWS_SHARED_CREDENTIALS_FILE=str(self.data_dir / "aws-credentials-absent"),
+        )
+        env.update(extra)
+        return env
+
     def log_text(self) -> str:
         """Everything the server(s) wrote to stderr on this data dir so far."""
         try:

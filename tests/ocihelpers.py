@@ -96,10 +96,12 @@ class Registry:
     Redirects are never followed so tests see exactly what the server answered.
     """
 
-    def __init__(self, base_url: str, host: Optional[str] = None):
+    def __init__(self, base_url: str, host: Optional[str] = None, auth=None):
         self.base_url = base_url.rstrip("/")
         self.host = host
         self.session = requests.Session()
+        # ECR login: ("AWS", password from GetAuthorizationToken).
+        self.session.auth = auth
 
     def url(self, path_or_url: str) -> str:
         if "://" in path_or_url:

@@ -7,6 +7,7 @@ it is configured. SQLite only: configuration does not depend on the metadata bac
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import select
@@ -49,6 +50,24 @@ class Server:
 
     def stderr(self) -> str:
         return self.stderr_path.read_text(errors="replace")
+
+    def auth(self, data_dir: Path, region: str = "us-east-1") -> tuple[str, str]:
+        """("AWS", password) for this server's registry, via GetAuthorizationToken with the
+        credentials the first start wrote to DATA_DIR/credentials."""
+        import base64
+
+        import boto3
+
+        fields = dict(
+            (k.strip(), v.strip())
+            for k, v in (l.split("=", 1) for l in (data_dir / "credentials").read_text().splitlines() if "=" in l)
+        )
+        ecr = boto3.client(
+            "ecr", endpoint_url=self.url, region_name=region,
+            aws_access_key_id=fields["aws_access_key_id"], aws_secret_access_key=fields["aws_secret_access_key"],
+        )
+        token = ecr.get_authorization_token()["authorizationData"][0]["authorizationToken"]
+        return ("AWS", base64.b64decode(token).decode().split(":", 1)[1])
 
     def terminate(self) -> int:
         self.proc.send_signal(signal.SIGTERM)
@@ -115,7 +134,7 @@ def test_settings_from_environment(start_server, tmp_path):
             "BERTH_REGION": "ap-south-1",
         },
     )
-    r = requests.get(f"{s.url}/v2/nope/tags/list", timeout=10)
+    r = requests.get(f"{s.url}/v2/nope/tags/list", timeout=10, auth=s.auth(data, "ap-south-1"))
     assert r.status_code == 404
     assert "registry with id '444455556666'" in r.json()["errors"][0]["message"]
     assert (data / "meta.db").is_file(), "SQLite lives in the data dir from BERTH_DATA_DIR"
@@ -129,10 +148,11 @@ def test_settings_from_config_file_and_flags_win(start_server, tmp_path):
         f'listen = "127.0.0.1:0"\ndata_dir = "{data}"\naccount_id = "777788889999"\ncreate_on_push = true\n'
     )
     s = start_server(["serve", "--config", str(cfg), "--region", "eu-central-1"])
+    auth = s.auth(data, "eu-central-1")
     # create_on_push from the file: a push to a new repository succeeds.
-    r = requests.post(f"{s.url}/v2/from-file/blobs/uploads/", timeout=10)
+    r = requests.post(f"{s.url}/v2/from-file/blobs/uploads/", timeout=10, auth=auth)
     assert r.status_code == 202, r.text
-    r = requests.get(f"{s.url}/v2/_catalog", timeout=10)
+    r = requests.get(f"{s.url}/v2/_catalog", timeout=10, auth=auth)
     assert r.json()["repositories"] == ["from-file"]
     assert s.terminate() == 0
     # The repository belongs to the file's account and the flag's region.
@@ -153,18 +173,20 @@ def test_unknown_config_keys_are_refused(berth_bin, tmp_path):
 
 def test_graceful_shutdown_finishes_an_upload_in_flight(start_server, tmp_path):
     s = start_server(["serve", "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path / "g"), "--create-on-push"])
-    r = requests.post(f"{s.url}/v2/app/blobs/uploads/", timeout=10)
+    auth = s.auth(tmp_path / "g")
+    r = requests.post(f"{s.url}/v2/app/blobs/uploads/", timeout=10, auth=auth)
     location = r.headers["Location"]
     body = os.urandom(256 * 1024)
     conn = socket.create_connection((s.host, s.port), timeout=30)
     head = (
         f"PATCH {location} HTTP/1.1\r\nHost: {s.host}:{s.port}\r\n"
+        f"Authorization: Basic {base64.b64encode(':'.join(auth).encode()).decode()}\r\n"
         f"Content-Type: application/octet-stream\r\nContent-Length: {len(body)}\r\n\r\n"
     )
     conn.sendall(head.encode() + body[:1000])
     # Connections are accepted in order: once a request on a second connection has been
     # answered, the PATCH's connection is in the server's hands when the signal lands.
-    assert requests.get(f"{s.url}/v2/", timeout=10).status_code == 200
+    assert requests.get(f"{s.url}/v2/", timeout=10, auth=auth).status_code == 200
     s.proc.send_signal(signal.SIGTERM)
     conn.sendall(body[1000:])
     reply = conn.recv(4096).decode()
@@ -179,15 +201,20 @@ def test_graceful_shutdown_finishes_an_upload_in_flight(start_server, tmp_path):
 
 def test_access_log_has_one_json_line_per_request(start_server, tmp_path):
     s = start_server(["serve", "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path / "l")])
+    auth = s.auth(tmp_path / "l")
     requests.get(f"{s.url}/v2/", timeout=10)
-    requests.get(f"{s.url}/v2/missing/tags/list?secret=hidden", timeout=10)
+    requests.get(f"{s.url}/v2/missing/tags/list?secret=hidden", timeout=10, auth=auth)
     assert s.terminate() == 0
     lines = [json.loads(l) for l in s.stderr().splitlines() if l.startswith("{")]
     access = [l for l in lines if l.get("target") == "access"]
     assert [(a["method"], a["path"], a["status"]) for a in access] == [
-        ("GET", "/v2/", 200),
+        ("POST", "/", 200),  # GetAuthorizationToken
+        ("GET", "/v2/", 401),
         ("GET", "/v2/missing/tags/list", 404),
     ]
+    # Credentials never reach the log.
+    secret = (tmp_path / "l" / "credentials").read_text().split("aws_secret_access_key = ")[1].strip()
+    assert auth[1] not in s.stderr() and secret not in s.stderr()
     for a in access:
         assert {"request_id", "duration_ms", "request_bytes", "response_bytes"} <= a.keys()
     assert "hidden" not in s.stderr(), "query strings are not logged"
@@ -196,4 +223,4 @@ def test_access_log_has_one_json_line_per_request(start_server, tmp_path):
 def test_healthz_and_readiness_line(start_server, tmp_path):
     s = start_server(["serve", "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path / "h")])
     assert requests.get(f"{s.url}/healthz", timeout=10).status_code == 200
-    assert requests.get(f"{s.url}/v2/", timeout=10).status_code == 200
+    assert requests.get(f"{s.url}/v2/", timeout=10, auth=s.auth(tmp_path / "h")).status_code == 200

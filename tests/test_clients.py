@@ -78,19 +78,45 @@ def skopeo(*args, check=True, text=True, env=None) -> subprocess.CompletedProces
 
 
 @pytest.fixture
-def skopeo_env(tmp_path, registry_hosts):
-    """Environment for skopeo: a private (empty) auth file, nothing from ~/.docker."""
+def skopeo_env(tmp_path, registry_hosts, berth):
+    """Environment for skopeo: a private auth file, logged in to this test's Berth the
+    ECR way (user AWS, the password from GetAuthorizationToken)."""
     auth = tmp_path / "skopeo-auth.json"
     auth.write_text('{"auths": {}}')
     env = dict(os.environ, REGISTRY_AUTH_FILE=str(auth))
+    password = berth.registry_password()
+    for host in (berth.registry_host(), f"127.0.0.1:{berth.port}"):
+        proc = subprocess.run(
+            ["skopeo", "login", "--tls-verify=false", "--username", "AWS", "--password-stdin", host],
+            input=password, capture_output=True, text=True, env=env, timeout=TIMEOUT,
+        )
+        assert proc.returncode == 0, proc.stderr
     return env
+
+
+@pytest.fixture
+def docker_env(docker_env, berth):
+    """The private dockerd, logged in to this test's Berth as `aws ecr get-login-password
+    | docker login --username AWS --password-stdin` does."""
+    docker_login(docker_env, berth, berth.registry_host())
+    docker_login(docker_env, berth, f"127.0.0.1:{berth.port}")
+    return docker_env
+
+
+def docker_login(env, berth, host: str) -> None:
+    proc = subprocess.run(
+        ["docker", "login", "--username", "AWS", "--password-stdin", host],
+        input=berth.registry_password(), capture_output=True, text=True, env=env, timeout=TIMEOUT,
+    )
+    assert proc.returncode == 0 and "Login Succeeded" in proc.stdout, proc.stdout + proc.stderr
 
 
 def get_manifest(berth, repo: str, ref: str, accept=ALL_MANIFEST_TYPES, host: Optional[str] = None):
     """GET a manifest; check status and that Docker-Content-Digest matches the bytes."""
     base = f"http://{host}" if host else berth.url
     r = requests.get(
-        f"{base}/v2/{repo}/manifests/{ref}", headers={"Accept": ", ".join(accept)}, timeout=60
+        f"{base}/v2/{repo}/manifests/{ref}", headers={"Accept": ", ".join(accept)}, timeout=60,
+        auth=berth.registry_auth(),
     )
     assert r.status_code == 200, f"GET manifest {repo}:{ref}: {r.status_code} {r.text}"
     assert r.headers["Docker-Content-Digest"] == sha256_digest(r.content)
@@ -98,7 +124,7 @@ def get_manifest(berth, repo: str, ref: str, accept=ALL_MANIFEST_TYPES, host: Op
 
 
 def verify_blob(berth, repo: str, digest: str, size: Optional[int] = None) -> bytes:
-    r = requests.get(f"{berth.url}/v2/{repo}/blobs/{digest}", timeout=60)
+    r = requests.get(f"{berth.url}/v2/{repo}/blobs/{digest}", timeout=60, auth=berth.registry_auth())
     assert r.status_code == 200, f"GET blob {repo}@{digest}: {r.status_code} {r.text[:200]}"
     assert sha256_digest(r.content) == digest, f"blob {digest} in {repo} has wrong content"
     if size is not None:
@@ -197,7 +223,7 @@ def test_docker_push_to_missing_repository_fails(berth, docker_env, build_test_i
     assert "does not exist in the registry with id '000000000000'" in out, out
 
     # ...and the push did not create it.
-    r = requests.get(f"{berth.url}/v2/never-created/tags/list", timeout=30)
+    r = requests.get(f"{berth.url}/v2/never-created/tags/list", timeout=30, auth=berth.registry_auth())
     assert r.status_code == 404
     assert r.json()["errors"][0]["code"] == "NAME_UNKNOWN"
 
@@ -449,7 +475,9 @@ class ArtifactRegistry(oras.provider.Registry):
 
 
 def oras_push(berth, target: str, files: list, artifact_type: str, empty_config: Path, **kwargs):
-    client = ArtifactRegistry(hostname=f"127.0.0.1:{berth.port}", insecure=True)
+    # ECR speaks Basic auth only: use oras-py's basic backend, logged in as AWS.
+    client = ArtifactRegistry(hostname=f"127.0.0.1:{berth.port}", insecure=True, auth_backend="basic")
+    client.auth.set_basic_auth("AWS", berth.registry_password())
     client.artifact_type = artifact_type
     # OCI 1.1 artifact guidance: config is the empty descriptor ({}), the kind of
     # artifact is in artifactType.
@@ -523,7 +551,7 @@ def test_oras_referrers(berth, tmp_path, empty_config):
     sbom_digest = sbom_resp.headers["Docker-Content-Digest"]
 
     url = f"{berth.url}/v2/artifacts/referrers/{subject_digest}"
-    r = requests.get(url, timeout=30)
+    r = requests.get(url, timeout=30, auth=berth.registry_auth())
     assert r.status_code == 200, r.text
     assert r.headers["Content-Type"].startswith(OCI_INDEX)
     index = r.json()
@@ -539,12 +567,12 @@ def test_oras_referrers(berth, tmp_path, empty_config):
     assert by_digest[sbom_digest]["artifactType"] == sbom_type
 
     # Filtering by artifactType.
-    r = requests.get(url, params={"artifactType": sig_type}, timeout=30)
+    r = requests.get(url, params={"artifactType": sig_type}, timeout=30, auth=berth.registry_auth())
     assert r.status_code == 200, r.text
     assert r.headers.get("OCI-Filters-Applied") == "artifactType"
     assert [d["digest"] for d in r.json()["manifests"]] == [sig_digest]
 
     # A digest nothing refers to has an empty (but valid) referrers index.
-    r = requests.get(f"{berth.url}/v2/artifacts/referrers/{sig_digest}", timeout=30)
+    r = requests.get(f"{berth.url}/v2/artifacts/referrers/{sig_digest}", timeout=30, auth=berth.registry_auth())
     assert r.status_code == 200, r.text
     assert r.json()["manifests"] == []

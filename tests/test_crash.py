@@ -89,13 +89,14 @@ def _with_digest(location: str, digest: str) -> str:
 
 
 class Worker(threading.Thread):
-    def __init__(self, base: str, ledger: Ledger, rng: random.Random, name: str, started: threading.Event):
+    def __init__(self, base: str, ledger: Ledger, rng: random.Random, name: str, started: threading.Event, auth=None):
         super().__init__(name=name, daemon=True)
         self.base = base
         self.ledger = ledger
         self.rng = rng
         self.started_evt = started
         self.s = requests.Session()
+        self.s.auth = auth
         self.bytes_sent = 0
         self.ops_done = 0
 
@@ -281,11 +282,12 @@ class Worker(threading.Thread):
 
 
 class Verifier:
-    def __init__(self, base: str, ledger: Ledger, context: str):
+    def __init__(self, base: str, ledger: Ledger, context: str, auth=None):
         self.base = base
         self.ledger = ledger
         self.ctx = context
         self.s = requests.Session()
+        self.s.auth = auth
         self.verified_blobs: set = set()
 
     def blob_present(self, digest: str, size: Optional[int], full: bool) -> bool:
@@ -428,12 +430,14 @@ def test_sigkill_during_uploads_leaves_consistent_state(berth):
     ledger = Ledger()
     print(f"crash test seed {SEED} (replay with BERTH_CRASH_SEED={SEED})")
 
+    # Tokens stay valid across restarts: the signing key lives in the metadata store.
+    auth = berth.registry_auth()
     for rnd in range(ROUNDS):
         ctx = f"round {rnd} (seed {SEED})"
         blobs_before = set(ledger.attempted_blobs)
         started = threading.Event()
         workers = [
-            Worker(berth.url, ledger, random.Random(f"{SEED}-{rnd}-{w}"), f"r{rnd}-w{w}", started)
+            Worker(berth.url, ledger, random.Random(f"{SEED}-{rnd}-{w}"), f"r{rnd}-w{w}", started, auth=auth)
             for w in range(WORKERS)
         ]
         for w in workers:
@@ -459,7 +463,7 @@ def test_sigkill_during_uploads_leaves_consistent_state(berth):
         )
 
         berth.start()
-        verifier = Verifier(berth.url, ledger, ctx)
+        verifier = Verifier(berth.url, ledger, ctx, auth=auth)
         last = rnd == ROUNDS - 1
         # This round's blobs are read back in full; older ones only in the last round
         # (they were read in full in their own round already).

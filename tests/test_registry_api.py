@@ -244,7 +244,7 @@ def registry_for(server, account, region, with_port=True):
     host = server.registry_host(account=account, region=region)
     if not with_port:
         host = host.rsplit(":", 1)[0]
-    return Registry(server.url, host=host)
+    return Registry(server.url, host=host, auth=server.registry_auth(region=region, account=account))
 
 
 def raw_request(server, method, path, headers=(), body=None, host=None):
@@ -255,6 +255,8 @@ def raw_request(server, method, path, headers=(), body=None, host=None):
         conn.putrequest(method, path, skip_host=host is not None, skip_accept_encoding=True)
         if host is not None:
             conn.putheader("Host", host)
+        if not any(k.lower() == "authorization" for k, _ in headers):
+            conn.putheader("Authorization", server.basic_auth_header())
         for k, v in headers:
             conn.putheader(k, v)
         if body is not None:
@@ -278,7 +280,7 @@ def assert_alive(reg):
 
 @pytest.fixture
 def reg(berth):
-    return Registry(berth.url)
+    return Registry(berth.url, auth=berth.registry_auth())
 
 
 @pytest.fixture
@@ -1071,7 +1073,7 @@ def test_repository_names_containing_route_words(reg, berth, suffix):
 
 def test_create_on_push_creates_the_repository(berth_factory):
     srv = berth_factory(create_on_push=True)
-    reg = Registry(srv.url)
+    reg = Registry(srv.url, auth=srv.registry_auth())
     name = f"{unique_name('auto')}/svc"
     img = push_image(reg, name, "v1")
     assert_manifest_served(reg, name, "v1", img)
@@ -1711,7 +1713,7 @@ CATALOG_NAMES = ["zeta", "alpha", "team/app", "beta", "alpha/sub", "alpha-x"]
 
 def test_catalog_sorted_and_paginated(berth_factory):
     srv = berth_factory()
-    reg = Registry(srv.url)
+    reg = Registry(srv.url, auth=srv.registry_auth())
     for name in CATALOG_NAMES:
         srv.create_repository(name)
     expected = sorted(CATALOG_NAMES)  # alpha, alpha-x, alpha/sub, beta, team/app, zeta
@@ -1940,7 +1942,7 @@ def test_explicit_default_registry_host_is_the_default_registry(berth, reg, repo
 @pytest.mark.parametrize("host", ["example.com", "localhost", "registry.internal:5000"])
 def test_unrelated_host_is_the_default_registry(berth, reg, repo, host):
     m = push_image(reg, repo, "v1")
-    assert_manifest_served(Registry(berth.url, host=host), repo, "v1", m)
+    assert_manifest_served(Registry(berth.url, host=host, auth=berth.registry_auth()), repo, "v1", m)
 
 
 def test_repository_created_in_another_account(berth, reg):
@@ -1993,7 +1995,7 @@ def test_catalog_is_per_registry(berth):
     other = registry_for(berth, account, OTHER_REGION)
     assert catalog_all(other) == names
     assert catalog_all(other, n=1) == names
-    assert not set(names) & set(catalog_all(Registry(berth.url)))
+    assert not set(names) & set(catalog_all(Registry(berth.url, auth=berth.registry_auth())))
 
 
 # =====================================================================================
@@ -2005,13 +2007,13 @@ def test_pushed_image_survives_restart(berth_factory):
     srv = berth_factory()
     name = f"{unique_name('persist')}/app"
     srv.create_repository(name)
-    reg = Registry(srv.url)
+    reg = Registry(srv.url, auth=srv.registry_auth())
     m = push_image(reg, name, "v1")
     data = os.urandom(1000)
     d = upload_blob(reg, name, data)
     srv.stop()
     srv.start()
-    reg = Registry(srv.url)
+    reg = Registry(srv.url, auth=srv.registry_auth())
     assert_manifest_served(reg, name, "v1", m)
     assert_blob_content(reg, name, d, data)
     tags, _ = tags_of(reg, name)
@@ -2026,13 +2028,13 @@ def test_pushed_image_survives_restart(berth_factory):
 def test_huge_header_is_rejected_with_4xx_and_server_keeps_serving(reg):
     r = reg.get("/v2/", headers={"X-Padding": "a" * (100 * 1024)})
     assert 400 <= r.status_code < 500, describe(r)
-    assert_alive(Registry(reg.base_url))
+    assert_alive(Registry(reg.base_url, auth=reg.session.auth))
 
 
 def test_huge_url_is_rejected_with_4xx(reg, repo):
     r = reg.get(f"/v2/{repo}/manifests/" + "a" * (100 * 1024))
     assert 400 <= r.status_code < 500, describe(r)
-    assert_alive(Registry(reg.base_url))
+    assert_alive(Registry(reg.base_url, auth=reg.session.auth))
 
 
 def _garbage_requests(reg, repo, d):
@@ -2149,6 +2151,7 @@ def _send_partial_patch(berth, location, framing, sent_data, declared):
         head = [
             f"PATCH {path} HTTP/1.1",
             f"Host: 127.0.0.1:{berth.port}",
+            f"Authorization: {berth.basic_auth_header()}",
             "Content-Type: application/octet-stream",
         ]
         if framing == "content-length":
@@ -2193,6 +2196,7 @@ def test_abrupt_disconnect_mid_monolithic_post(berth, reg, repo):
             (
                 f"POST /v2/{repo}/blobs/uploads/?digest={d} HTTP/1.1\r\n"
                 f"Host: 127.0.0.1:{berth.port}\r\n"
+                f"Authorization: {berth.basic_auth_header()}\r\n"
                 "Content-Type: application/octet-stream\r\n"
                 f"Content-Length: {len(full)}\r\n\r\n"
             ).encode()

@@ -35,7 +35,7 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 @pytest.fixture
 def reg(berth):
-    return Registry(berth.url)
+    return Registry(berth.url, auth=berth.registry_auth())
 
 
 @pytest.fixture
@@ -151,6 +151,7 @@ def test_status_answers_while_a_patch_is_streaming(berth, reg, repo):
     try:
         conn.sendall(
             (f"PATCH {loc} HTTP/1.1\r\nHost: 127.0.0.1:{berth.port}\r\n"
+             f"Authorization: {berth.basic_auth_header()}\r\n"
              "Content-Type: application/octet-stream\r\nContent-Length: 10000000\r\n\r\n").encode()
             + b"y" * 100_000
         )
@@ -173,4 +174,4 @@ def test_a_second_server_on_the_same_data_dir_is_refused(berth, berth_bin):
 
 
 def reg_ping(berth) -> bool:
-    return Registry(berth.url).get("/v2/").status_code == 200
+    return Registry(berth.url, auth=berth.registry_auth()).get("/v2/").status_code == 200

@@ -16,8 +16,12 @@ use tower::ServiceExt as _;
 
 pub use host::HostRouting;
 
+use crate::api;
+use crate::auth::{Authenticator, Principal, RegistryAuth};
+use crate::clock;
+use crate::meta::RegistryKey;
 use crate::registry;
-use crate::service::{Context, Principal, Service};
+use crate::service::{Context, Service};
 
 /// Largest request head (request line + headers) accepted; larger gets 431.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -28,14 +32,16 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 pub struct AppState {
     pub service: Service,
     pub hosts: HostRouting,
+    pub auth: Authenticator,
     next_request: AtomicU64,
 }
 
 impl AppState {
-    pub fn new(service: Service, hosts: HostRouting) -> AppState {
+    pub fn new(service: Service, hosts: HostRouting, auth: Authenticator) -> AppState {
         AppState {
             service,
             hosts,
+            auth,
             next_request: AtomicU64::new(1),
         }
     }
@@ -56,12 +62,20 @@ async fn handle(state: Arc<AppState>, req: Request<Body>) -> Response<Body> {
     let request_bytes = content_length(req.headers());
     let mut resp = if path == "/healthz" {
         Response::new(Body::from("ok\n"))
+    } else if api::ecr::is_ecr_request(&req) {
+        api::ecr::handle(&state.service, &state.auth, req, &request_id).await
     } else if path == "/v2" || path.starts_with("/v2/") {
-        let ctx = Context {
-            registry: state.hosts.registry_for(req.headers()),
-            principal: Principal::Anonymous,
-        };
-        registry::handle(&state.service, &ctx, req, &request_id).await
+        let registry = state.hosts.registry_for(req.headers());
+        match registry_principal(&state, &registry, &req) {
+            Ok(principal) => {
+                let ctx = Context {
+                    registry,
+                    principal,
+                };
+                registry::handle(&state.service, &ctx, req, &request_id).await
+            }
+            Err(resp) => registry::finish(*resp, req.method()),
+        }
     } else {
         registry::oci_error(
             StatusCode::NOT_FOUND,
@@ -83,6 +97,85 @@ async fn handle(state: Arc<AppState>, req: Request<Body>) -> Response<Body> {
         duration_ms = started.elapsed().as_secs_f64() * 1000.0,
     );
     resp
+}
+
+/// Who a registry request is from: a presigned download URL, or ECR's Basic login.
+/// Anything else is answered here: 401 with ECR's challenge, or 403 for an expired token.
+fn registry_principal(
+    state: &AppState,
+    registry: &RegistryKey,
+    req: &Request<Body>,
+) -> Result<Principal, Box<Response<Body>>> {
+    let now = clock::now_ms() / 1000;
+    if let Some(principal) = presigned(state, registry, req, now) {
+        return Ok(principal);
+    }
+    let authorization = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    match state
+        .auth
+        .registry_caller(authorization, &registry.region, now)
+    {
+        RegistryAuth::Allowed(p) => Ok(p),
+        RegistryAuth::Expired => Err(Box::new(registry::oci_error(
+            StatusCode::FORBIDDEN,
+            "DENIED",
+            "Your authorization token has expired. Reauthenticate and try again.",
+        ))),
+        RegistryAuth::Challenge => {
+            let host = req
+                .headers()
+                .get(header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("localhost");
+            let mut resp = Response::new(Body::from("Not Authorized\n"));
+            *resp.status_mut() = StatusCode::UNAUTHORIZED;
+            let challenge =
+                format!("Basic realm=\"https://{host}/\",service=\"ecr.amazonaws.com\"");
+            if let Ok(v) = HeaderValue::from_str(&challenge) {
+                resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+            }
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            Err(Box::new(resp))
+        }
+    }
+}
+
+/// A GET of a blob through a URL GetDownloadUrlForLayer signed: it grants exactly that.
+fn presigned(
+    state: &AppState,
+    registry: &RegistryKey,
+    req: &Request<Body>,
+    now: i64,
+) -> Option<Principal> {
+    if !matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    ) {
+        return None;
+    }
+    let params: Vec<(String, String)> = serde_urlencoded::from_str(req.uri().query()?).ok()?;
+    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let expires: i64 = get("X-Berth-Expires")?.parse().ok()?;
+    let signature = get("X-Berth-Signature")?;
+    let path = req.uri().path();
+    let ok = path.contains("/blobs/sha")
+        && state.auth.check_url(
+            &registry.account_id,
+            &registry.region,
+            path,
+            expires,
+            signature,
+            now,
+        );
+    ok.then(|| Principal::Root {
+        account_id: registry.account_id.clone(),
+    })
 }
 
 fn content_length(h: &axum::http::HeaderMap) -> u64 {

@@ -10,17 +10,31 @@ pub struct Migration {
     pub sql: &'static str,
 }
 
-pub const SQLITE: &[Migration] = &[Migration {
-    version: 1,
-    name: "registry",
-    sql: include_str!("../../migrations/sqlite/0001_registry.sql"),
-}];
+pub const SQLITE: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "registry",
+        sql: include_str!("../../migrations/sqlite/0001_registry.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "ecr",
+        sql: include_str!("../../migrations/sqlite/0002_ecr.sql"),
+    },
+];
 
-pub const POSTGRES: &[Migration] = &[Migration {
-    version: 1,
-    name: "registry",
-    sql: include_str!("../../migrations/postgres/0001_registry.sql"),
-}];
+pub const POSTGRES: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "registry",
+        sql: include_str!("../../migrations/postgres/0001_registry.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "ecr",
+        sql: include_str!("../../migrations/postgres/0002_ecr.sql"),
+    },
+];
 
 /// The table that records which migrations ran (same text on both backends).
 pub const BOOKKEEPING_TABLE: &str = "CREATE TABLE IF NOT EXISTS berth_migrations (

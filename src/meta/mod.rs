@@ -58,9 +58,46 @@ pub struct RegistryKey {
 pub struct Repository {
     pub id: i64,
     pub name: RepositoryName,
-    #[allow(dead_code)] // reported as createdAt by the ECR API (issue 3)
     pub created_at: i64,
+    pub settings: RepositorySettings,
 }
+
+/// What CreateRepository and the Put*Configuration operations set on a repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepositorySettings {
+    /// `MUTABLE`, `IMMUTABLE`, `IMMUTABLE_WITH_EXCLUSION` or `MUTABLE_WITH_EXCLUSION`.
+    pub tag_mutability: String,
+    /// Exclusion filters as JSON (`[{"filterType":"WILDCARD","filter":"..."}]`).
+    pub mutability_exclusions: Option<String>,
+    pub scan_on_push: bool,
+    pub encryption_type: String,
+    pub kms_key: Option<String>,
+}
+
+impl Default for RepositorySettings {
+    fn default() -> Self {
+        RepositorySettings {
+            tag_mutability: "MUTABLE".into(),
+            mutability_exclusions: None,
+            scan_on_push: false,
+            encryption_type: "AES256".into(),
+            kms_key: None,
+        }
+    }
+}
+
+/// Columns of a repository row, in the order [`repository_from_row`] reads them.
+const REPOSITORY_COLUMNS: &str = "id, name, created_at, image_tag_mutability, mutability_exclusions, scan_on_push, encryption_type, kms_key";
+type RepositoryRow = (
+    i64,
+    String,
+    i64,
+    String,
+    Option<String>,
+    i64,
+    String,
+    Option<String>,
+);
 
 #[derive(Debug, Clone)]
 pub struct StoredManifest {
@@ -80,12 +117,21 @@ pub struct NewManifest<'a> {
     pub blobs: &'a [Digest],
     pub manifests: &'a [Digest],
     pub tag: Option<&'a Tag>,
+    /// Refuse to move `tag` if it already points at another digest.
+    pub tag_immutable: bool,
+    /// Sum of layer sizes; for an index, its largest child.
+    pub image_size: i64,
+    pub config_media_type: Option<&'a str>,
     pub now_ms: i64,
 }
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum PutManifestOutcome {
-    Stored,
+    /// Stored. `new_image`: the digest was not in the repository before; `tag_changed`:
+    /// the tag was created or moved (false when it already pointed at this digest).
+    Stored { new_image: bool, tag_changed: bool },
+    /// The tag points at another digest and may not move.
+    TagImmutable,
     /// Blobs (config, layers) not linked in the repository.
     MissingBlobs(Vec<String>),
     /// Child manifests not present in the repository.
@@ -135,6 +181,12 @@ macro_rules! on_write {
     };
 }
 
+mod ecr;
+mod identity;
+
+pub use ecr::{ImageDetail, ImageRow};
+pub use identity::AccessKey;
+
 pub struct MetaStore {
     db: Db,
 }
@@ -182,13 +234,30 @@ fn missing_from(wanted: &[String], found: Vec<(String,)>) -> Vec<String> {
         .collect()
 }
 
-fn repository_from_row((id, name, created_at): (i64, String, i64)) -> Result<Repository> {
+fn repository_from_row(row: RepositoryRow) -> Result<Repository> {
+    let (
+        id,
+        name,
+        created_at,
+        tag_mutability,
+        mutability_exclusions,
+        scan_on_push,
+        encryption_type,
+        kms_key,
+    ) = row;
     let name = RepositoryName::from_str(&name)
         .map_err(|_| Error::Backend(format!("stored repository name '{name}' is invalid")))?;
     Ok(Repository {
         id,
         name,
         created_at,
+        settings: RepositorySettings {
+            tag_mutability,
+            mutability_exclusions,
+            scan_on_push: scan_on_push != 0,
+            encryption_type,
+            kms_key,
+        },
     })
 }
 
@@ -293,24 +362,50 @@ impl MetaStore {
 
     // ---- repositories ----
 
-    /// Create a repository; `None` if one with that name already exists.
+    /// Create a repository with its settings and resource tags; `None` if one with that
+    /// name already exists.
     pub async fn create_repository(
         &self,
         reg: &RegistryKey,
         name: &RepositoryName,
+        settings: &RepositorySettings,
+        tags: &[(String, String)],
         now_ms: i64,
     ) -> Result<Option<Repository>> {
-        let row: Option<(i64, String, i64)> = on_write!(self, pool => sqlx::query_as(
-            "INSERT INTO repositories (account_id, region, name, created_at) VALUES ($1, $2, $3, $4)
+        let insert = format!(
+            "INSERT INTO repositories (account_id, region, name, created_at, image_tag_mutability,
+                 mutability_exclusions, scan_on_push, encryption_type, kms_key)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
              ON CONFLICT (account_id, region, name) DO NOTHING
-             RETURNING id, name, created_at",
-        )
-        .bind(&reg.account_id)
-        .bind(&reg.region)
-        .bind(name.as_str())
-        .bind(now_ms)
-        .fetch_optional(pool)
-        .await?);
+             RETURNING {REPOSITORY_COLUMNS}"
+        );
+        let row: Option<RepositoryRow> = on_write!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let row: Option<RepositoryRow> = sqlx::query_as(&insert)
+                .bind(&reg.account_id)
+                .bind(&reg.region)
+                .bind(name.as_str())
+                .bind(now_ms)
+                .bind(&settings.tag_mutability)
+                .bind(settings.mutability_exclusions.as_deref())
+                .bind(i64::from(settings.scan_on_push))
+                .bind(&settings.encryption_type)
+                .bind(settings.kms_key.as_deref())
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(r) = &row {
+                for (k, v) in tags {
+                    sqlx::query("INSERT INTO repository_tags (repository_id, key, value) VALUES ($1, $2, $3)")
+                        .bind(r.0)
+                        .bind(k)
+                        .bind(v)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            tx.commit().await?;
+            row
+        });
         row.map(repository_from_row).transpose()
     }
 
@@ -319,10 +414,11 @@ impl MetaStore {
         reg: &RegistryKey,
         name: &RepositoryName,
     ) -> Result<Option<Repository>> {
-        let row: Option<(i64, String, i64)> = on_read!(self, pool => sqlx::query_as(
-            "SELECT id, name, created_at FROM repositories
-             WHERE account_id = $1 AND region = $2 AND name = $3",
-        )
+        let sql = format!(
+            "SELECT {REPOSITORY_COLUMNS} FROM repositories
+             WHERE account_id = $1 AND region = $2 AND name = $3"
+        );
+        let row: Option<RepositoryRow> = on_read!(self, pool => sqlx::query_as(&sql)
         .bind(&reg.account_id)
         .bind(&reg.region)
         .bind(name.as_str())
@@ -446,12 +542,18 @@ impl MetaStore {
         digest: &Digest,
         limit: i64,
     ) -> Result<Vec<Repository>> {
-        let rows: Vec<(i64, String, i64)> = on_read!(self, pool => sqlx::query_as(
-            "SELECT r.id, r.name, r.created_at FROM repository_blobs rb
+        let sql = format!(
+            "SELECT {} FROM repository_blobs rb
              JOIN repositories r ON r.id = rb.repository_id
              WHERE rb.digest = $1 AND r.account_id = $2 AND r.region = $3
              ORDER BY r.name LIMIT $4",
-        )
+            REPOSITORY_COLUMNS
+                .split(", ")
+                .map(|c| format!("r.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let rows: Vec<RepositoryRow> = on_read!(self, pool => sqlx::query_as(&sql)
         .bind(digest.to_string())
         .bind(&reg.account_id)
         .bind(&reg.region)
@@ -501,10 +603,22 @@ impl MetaStore {
             if !missing.is_empty() {
                 return Ok(PutManifestOutcome::MissingManifests(missing));
             }
+            let previous: Option<(String,)> = match m.tag {
+                Some(tag) => sqlx::query_as("SELECT digest FROM tags WHERE repository_id = $1 AND name = $2")
+                    .bind(repository_id)
+                    .bind(tag.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?,
+                None => None,
+            };
+            let tag_changed = m.tag.is_some() && previous.as_ref().map(|(d,)| d) != Some(&digest);
+            if tag_changed && previous.is_some() && m.tag_immutable {
+                return Ok(PutManifestOutcome::TagImmutable);
+            }
             let inserted = sqlx::query(
                 "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, subject,
-                     annotations, size, body, pushed_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                     annotations, size, body, pushed_at, image_size, config_media_type)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
                  ON CONFLICT (repository_id, digest) DO NOTHING",
             )
             .bind(repository_id)
@@ -516,6 +630,8 @@ impl MetaStore {
             .bind(i64::try_from(m.body.len()).unwrap_or(i64::MAX))
             .bind(m.body)
             .bind(m.now_ms)
+            .bind(m.image_size)
+            .bind(m.config_media_type)
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -534,7 +650,7 @@ impl MetaStore {
                     q.execute(&mut *tx).await?;
                 }
             }
-            if let Some(tag) = m.tag {
+            if let (Some(tag), true) = (m.tag, tag_changed) {
                 sqlx::query(
                     "INSERT INTO tags (repository_id, name, digest, updated_at) VALUES ($1, $2, $3, $4)
                      ON CONFLICT (repository_id, name)
@@ -548,8 +664,8 @@ impl MetaStore {
                 .await?;
             }
             tx.commit().await?;
-        });
-        Ok(PutManifestOutcome::Stored)
+            Ok(PutManifestOutcome::Stored { new_image: inserted > 0, tag_changed })
+        })
     }
 
     pub async fn manifest_by_digest(
@@ -722,18 +838,24 @@ mod contract_tests {
         let a = reg("111111111111");
         let name: RepositoryName = "team/app".parse().expect("name");
         let repo = store
-            .create_repository(&a, &name, 1)
+            .create_repository(&a, &name, &RepositorySettings::default(), &[], 1)
             .await
             .expect("create")
             .expect("new");
         assert!(store
-            .create_repository(&a, &name, 2)
+            .create_repository(&a, &name, &RepositorySettings::default(), &[], 2)
             .await
             .expect("again")
             .is_none());
         // Same name in another account is another repository.
         let other = store
-            .create_repository(&reg("222222222222"), &name, 3)
+            .create_repository(
+                &reg("222222222222"),
+                &name,
+                &RepositorySettings::default(),
+                &[],
+                3,
+            )
             .await
             .expect("c")
             .expect("new");
@@ -775,6 +897,9 @@ mod contract_tests {
             blobs: &[layer.clone(), missing.clone()],
             manifests: &[],
             tag: Some(&tag),
+            tag_immutable: false,
+            image_size: 5,
+            config_media_type: None,
             now_ms: 6,
         };
         assert_eq!(
@@ -790,7 +915,10 @@ mod contract_tests {
         m.blobs = &blobs;
         assert_eq!(
             store.put_manifest(repo.id, &m).await.expect("put"),
-            PutManifestOutcome::Stored
+            PutManifestOutcome::Stored {
+                new_image: true,
+                tag_changed: true
+            }
         );
         let got = store
             .manifest_by_tag(repo.id, &tag)
@@ -862,7 +990,13 @@ mod contract_tests {
         let store = open_store(dir.path()).await;
         let a = reg("111111111111");
         let repo = store
-            .create_repository(&a, &"app".parse().expect("name"), 1)
+            .create_repository(
+                &a,
+                &"app".parse().expect("name"),
+                &RepositorySettings::default(),
+                &[],
+                1,
+            )
             .await
             .expect("create")
             .expect("new");

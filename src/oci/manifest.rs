@@ -40,6 +40,10 @@ impl ManifestKind {
             _ => None,
         }
     }
+
+    pub fn is_index(self) -> bool {
+        matches!(self, ManifestKind::DockerList | ManifestKind::OciIndex)
+    }
 }
 
 /// Descriptor fields Berth reads; unknown fields are ignored (they stay in the stored bytes).
@@ -77,6 +81,10 @@ struct FsLayer {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParsedManifest {
     pub kind: ManifestKind,
+    /// Sum of the layers' descriptor sizes (what ECR reports as the image size).
+    pub layers_size: i64,
+    /// The config descriptor's media type (ECR's `artifactMediaType`).
+    pub config_media_type: Option<String>,
     /// The media type to store and serve (the client's spelling).
     pub media_type: String,
     /// Blobs that must be present in the repository (config and layers).
@@ -223,6 +231,8 @@ fn parse_image(
     };
     Ok(ParsedManifest {
         kind,
+        layers_size: layers.iter().map(|l| l.size).sum(),
+        config_media_type: config.media_type.clone(),
         media_type,
         blobs,
         manifests: Vec::new(),
@@ -250,6 +260,8 @@ fn parse_index(
     dedup(&mut manifests);
     Ok(ParsedManifest {
         kind,
+        layers_size: 0,
+        config_media_type: None,
         media_type,
         blobs: Vec::new(),
         manifests,
@@ -279,6 +291,8 @@ fn parse_schema1(raw: RawManifest, media_type: String) -> Result<ParsedManifest,
     }
     Ok(ParsedManifest {
         kind: ManifestKind::DockerSchema1,
+        layers_size: 0,
+        config_media_type: None,
         media_type,
         blobs,
         manifests: Vec::new(),

@@ -32,6 +32,21 @@ fn code_and_status(e: &Error) -> (&'static str, StatusCode) {
         Error::ManifestBlobsMissing { .. } | Error::ManifestChildrenMissing { .. } => {
             ("MANIFEST_BLOB_UNKNOWN", StatusCode::BAD_REQUEST)
         }
+        Error::AccessDenied(_) => ("DENIED", StatusCode::FORBIDDEN),
+        Error::TagImmutable { .. } => ("TAG_INVALID", StatusCode::BAD_REQUEST),
+        Error::ImageAlreadyExists { .. }
+        | Error::RepositoryNotEmpty { .. }
+        | Error::LayerAlreadyExists(_) => ("UNSUPPORTED", StatusCode::CONFLICT),
+        Error::ImageDigestMismatch { .. } | Error::InvalidLayer(_) => {
+            ("DIGEST_INVALID", StatusCode::BAD_REQUEST)
+        }
+        Error::ImageNotFound { .. } => ("MANIFEST_UNKNOWN", StatusCode::NOT_FOUND),
+        Error::LayersNotFound(_) => ("BLOB_UNKNOWN", StatusCode::NOT_FOUND),
+        Error::TooManyTags
+        | Error::InvalidLayerPart { .. }
+        | Error::EmptyUpload(_)
+        | Error::LayerPartTooSmall
+        | Error::InvalidParameter(_) => ("UNSUPPORTED", StatusCode::BAD_REQUEST),
         Error::Busy => ("TOOMANYREQUESTS", StatusCode::TOO_MANY_REQUESTS),
         Error::Internal(_) => ("UNKNOWN", StatusCode::INTERNAL_SERVER_ERROR),
     }

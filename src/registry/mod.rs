@@ -31,20 +31,25 @@ pub fn range_header(size: u64) -> String {
     format!("0-{}", size.saturating_sub(1))
 }
 
-/// Handle one `/v2/...` request.
+/// Handle one authenticated `/v2/...` request.
 pub async fn handle(
     service: &Service,
     ctx: &Context,
     req: Request<Body>,
     request_id: &str,
 ) -> Response<Body> {
-    let head_only = req.method() == Method::HEAD;
-    let mut resp = match dispatch(service, ctx, req).await {
+    let method = req.method().clone();
+    let resp = match dispatch(service, ctx, req).await {
         Ok(r) => r,
         Err(e) => error::error_response(&e, request_id),
     };
-    if head_only {
-        // HEAD answers carry headers only; an error's JSON body would confuse clients.
+    finish(resp, &method)
+}
+
+/// What every registry response gets: the API version header, and no body on HEAD
+/// (an error's JSON body would confuse clients).
+pub fn finish(mut resp: Response<Body>, method: &Method) -> Response<Body> {
+    if method == Method::HEAD {
         *resp.body_mut() = Body::empty();
     }
     resp.headers_mut().insert(

@@ -90,6 +90,16 @@ impl ReadCache {
         }
     }
 
+    /// Drop a cached repository row (its settings changed or it was deleted).
+    pub fn forget_repository(&self, reg: &RegistryKey, name: &str) {
+        if let Some(mut inner) = self.lock() {
+            let key = (reg.account_id.clone(), reg.region.clone(), name.to_owned());
+            if inner.repositories.remove(&key).is_some() {
+                inner.entries = inner.entries.saturating_sub(1);
+            }
+        }
+    }
+
     pub fn generation(&self, repository_id: i64) -> Generation {
         Generation(
             self.lock()

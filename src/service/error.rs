@@ -59,6 +59,47 @@ pub enum Error {
         name: String,
         registry_id: String,
     },
+    #[error("{0}")]
+    AccessDenied(String),
+    #[error("The image tag '{tag}' already exists in the '{name}' repository and cannot be overwritten because the repository is immutable.")]
+    TagImmutable { tag: String, name: String },
+    #[error("Image with digest '{digest}' and tag '{}' already exists in the repository with name '{name}' in registry with id '{registry_id}'", tag.as_deref().unwrap_or("null"))]
+    ImageAlreadyExists {
+        digest: String,
+        tag: Option<String>,
+        name: String,
+        registry_id: String,
+    },
+    #[error("Provided digest {given} does not match the digest {computed} of the image manifest")]
+    ImageDigestMismatch { given: String, computed: String },
+    #[error("The image with imageId {{imageDigest:'{}', imageTag:'{}'}} does not exist within the repository with name '{name}' in the registry with id '{registry_id}'", digest.as_deref().unwrap_or("null"), tag.as_deref().unwrap_or("null"))]
+    ImageNotFound {
+        digest: Option<String>,
+        tag: Option<String>,
+        name: String,
+        registry_id: String,
+    },
+    #[error("The repository with name '{name}' in registry with id '{registry_id}' cannot be deleted because it still contains images")]
+    RepositoryNotEmpty { name: String, registry_id: String },
+    #[error("The repository can carry at most 50 tags")]
+    TooManyTags,
+    #[error("{reason}")]
+    InvalidLayerPart {
+        reason: String,
+        last_valid_byte: Option<u64>,
+    },
+    #[error("The upload with id '{0}' contains no layer parts")]
+    EmptyUpload(String),
+    #[error("Layer parts must be at least 5 MiB in size.")]
+    LayerPartTooSmall,
+    #[error("The layer '{0}' already exists in the repository")]
+    LayerAlreadyExists(String),
+    #[error("The layer digest '{0}' does not match the uploaded content")]
+    InvalidLayer(String),
+    #[error("{0}")]
+    LayersNotFound(String),
+    #[error("{0}")]
+    InvalidParameter(String),
     /// Transient contention; the client may retry.
     #[error("The service is busy; retry the request")]
     Busy,

@@ -5,12 +5,15 @@
 //! registry today, the ECR JSON API next) only translate requests into these calls.
 
 mod cache;
+mod ecr;
 mod error;
+mod mutability;
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 
+pub use ecr::{ImageFailure, ImageId, LayerCheck, PART_SIZE};
 pub use error::{Error, Result};
 
 use cache::ReadCache;
@@ -24,7 +27,7 @@ use crate::meta::{
 use crate::oci::manifest::{self, MAX_MANIFEST_BYTES};
 use crate::oci::{Digest, Reference, RepositoryName, Tag};
 
-/// The ECR IAM actions registry operations are authorized as.
+/// The ECR IAM actions operations are authorized as (`ecr:<Action>`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     BatchCheckLayerAvailability,
@@ -32,21 +35,30 @@ pub enum Action {
     BatchGetImage,
     CompleteLayerUpload,
     CreateRepository,
+    DeleteRepository,
+    DescribeImages,
+    DescribeRegistry,
     DescribeRepositories,
+    GetAuthorizationToken,
     GetDownloadUrlForLayer,
     InitiateLayerUpload,
     ListImages,
+    ListTagsForResource,
     PutImage,
+    PutImageScanningConfiguration,
+    PutImageTagMutability,
+    TagResource,
+    UntagResource,
     UploadLayerPart,
 }
 
-/// Who is calling. Until ECR login exists, every registry caller is anonymous.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Principal {
-    Anonymous,
-    /// Local administration (the `berth admin` command).
-    Admin,
+impl Action {
+    pub fn name(self) -> String {
+        format!("{self:?}")
+    }
 }
+
+pub use crate::auth::Principal;
 
 /// The registry a request addresses and who makes it.
 #[derive(Debug, Clone)]
@@ -60,6 +72,11 @@ pub struct Context {
 pub struct Options {
     /// Create a missing repository on first push (plain-OCI convenience; off, as on ECR).
     pub create_on_push: bool,
+    /// Registry host domain: registries are `<account>.dkr.ecr.<region>.<domain>`.
+    pub domain: String,
+    /// Port clients reach the registry on (part of `repositoryUri` and `proxyEndpoint`);
+    /// `None` for the scheme's default.
+    pub public_port: Option<u16>,
 }
 
 /// A byte range as a client asks for it, before the blob size is known.
@@ -97,6 +114,14 @@ pub struct BlobDownload {
 pub struct PutManifest {
     pub digest: Digest,
     pub subject: Option<Digest>,
+    pub media_type: String,
+}
+
+/// Which front end a push came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PushPath {
+    Registry,
+    Api,
 }
 
 /// A page of names, and whether more follow.
@@ -105,16 +130,45 @@ pub struct Page {
     pub more: bool,
 }
 
+/// ECR refreshes `lastRecordedPullTime` at most once a day.
+const PULL_RECORD_INTERVAL_MS: i64 = 24 * 3600 * 1000;
+
+/// When this process last recorded a pull of each image.
+#[derive(Default)]
+struct PullRecorder(std::sync::Mutex<std::collections::HashMap<(i64, String), i64>>);
+
+impl PullRecorder {
+    /// Whether a pull at `now` should be written (and note it if so).
+    fn due(&self, repository_id: i64, digest: &str, now: i64) -> bool {
+        let Ok(mut m) = self.0.lock() else {
+            return false;
+        };
+        let key = (repository_id, digest.to_owned());
+        if m.get(&key)
+            .is_some_and(|&t| now - t < PULL_RECORD_INTERVAL_MS)
+        {
+            return false;
+        }
+        if m.len() > 100_000 {
+            m.clear();
+        }
+        m.insert(key, now);
+        true
+    }
+}
+
 /// Page size when a client gives none.
 const DEFAULT_PAGE: u32 = 1000;
 /// Largest page a client may ask for.
 const MAX_PAGE: u32 = 10_000;
 
 pub struct Service {
-    meta: MetaStore,
+    meta: Arc<MetaStore>,
     blobs: Arc<dyn BlobStore>,
     options: Options,
     cache: ReadCache,
+    parts: ecr::PartLedger,
+    pulls: PullRecorder,
 }
 
 impl Service {
@@ -122,10 +176,12 @@ impl Service {
         // Caching is safe only while this process is the metadata's only writer.
         let cache = ReadCache::new(meta.is_single_node());
         Service {
-            meta,
+            meta: Arc::new(meta),
             blobs,
             options,
             cache,
+            parts: ecr::PartLedger::default(),
+            pulls: PullRecorder::default(),
         }
     }
 
@@ -133,27 +189,51 @@ impl Service {
         &self.meta
     }
 
-    /// Authorize `action` on a repository. Every operation calls this before touching data.
-    /// Policy evaluation arrives with IAM; until then registry access is open.
-    fn authorize(&self, ctx: &Context, action: Action, repo: &RepositoryName) -> Result<()> {
-        self.authorize_registry(ctx, action)
-            .and(self.authorize_repository(ctx, action, repo))
-    }
-
-    fn authorize_registry(&self, ctx: &Context, _action: Action) -> Result<()> {
-        match ctx.principal {
-            Principal::Anonymous | Principal::Admin => Ok(()),
+    /// Note a pull for DescribeImages' `lastRecordedPullTime`: at most one write per image
+    /// per day, off the request's path.
+    fn record_pull(&self, repo: &Repository, digest: &str) {
+        let now = clock::now_ms();
+        if !self.pulls.due(repo.id, digest, now) {
+            return;
         }
+        let meta = self.meta.clone();
+        let (id, digest) = (repo.id, digest.to_owned());
+        tokio::spawn(async move {
+            if let Err(e) = meta
+                .record_pull(id, &digest, now, now - PULL_RECORD_INTERVAL_MS)
+                .await
+            {
+                tracing::warn!(error = %e, "recording a pull failed");
+            }
+        });
     }
 
-    fn authorize_repository(
-        &self,
-        ctx: &Context,
-        _action: Action,
-        _repo: &RepositoryName,
-    ) -> Result<()> {
-        match ctx.principal {
-            Principal::Anonymous | Principal::Admin => Ok(()),
+    /// Authorize `action` on a repository. Every operation calls this before touching data.
+    /// Until IAM policies exist, an account's root may do anything in its own registries
+    /// and nothing in another account's.
+    fn authorize(&self, ctx: &Context, action: Action, repo: &RepositoryName) -> Result<()> {
+        let resource = format!(
+            "arn:aws:ecr:{}:{}:repository/{repo}",
+            ctx.registry.region, ctx.registry.account_id
+        );
+        self.authorize_resource(ctx, action, &resource)
+    }
+
+    /// Authorize an action on the registry itself (resource `*`).
+    fn authorize_registry(&self, ctx: &Context, action: Action) -> Result<()> {
+        self.authorize_resource(ctx, action, "*")
+    }
+
+    fn authorize_resource(&self, ctx: &Context, action: Action, resource: &str) -> Result<()> {
+        match &ctx.principal {
+            Principal::Admin => Ok(()),
+            Principal::Root { account_id } if *account_id == ctx.registry.account_id || resource == "*" => Ok(()),
+            Principal::Root { .. } => Err(Error::AccessDenied(format!(
+                "User: {} is not authorized to perform: ecr:{} on resource: {resource} because no resource-based policy allows the ecr:{} action",
+                ctx.principal.arn(),
+                action.name(),
+                action.name()
+            ))),
         }
     }
 
@@ -200,7 +280,13 @@ impl Service {
         self.authorize(ctx, Action::CreateRepository, name)?;
         match self
             .meta
-            .create_repository(&ctx.registry, name, clock::now_ms())
+            .create_repository(
+                &ctx.registry,
+                name,
+                &Default::default(),
+                &[],
+                clock::now_ms(),
+            )
             .await?
         {
             Some(repo) => Ok(repo),
@@ -210,21 +296,6 @@ impl Service {
     }
 
     // ---- repositories ----
-
-    pub async fn create_repository(
-        &self,
-        ctx: &Context,
-        name: &RepositoryName,
-    ) -> Result<Repository> {
-        self.authorize(ctx, Action::CreateRepository, name)?;
-        self.meta
-            .create_repository(&ctx.registry, name, clock::now_ms())
-            .await?
-            .ok_or_else(|| Error::RepositoryAlreadyExists {
-                name: name.to_string(),
-                registry_id: ctx.registry.account_id.clone(),
-            })
-    }
 
     /// Repository names of the caller's registry (the `_catalog` endpoint).
     pub async fn catalog(
@@ -418,7 +489,12 @@ impl Service {
 
     /// The session addressed as `id` under `name`. Sessions are stored under the
     /// repository that owns them, so an id used under another name finds nothing.
-    async fn session(&self, ctx: &Context, name: &RepositoryName, id: &str) -> Result<UploadKey> {
+    pub(crate) async fn session(
+        &self,
+        ctx: &Context,
+        name: &RepositoryName,
+        id: &str,
+    ) -> Result<UploadKey> {
         let repo = self.repository(ctx, name).await?;
         let id = UploadId::parse(id).ok_or(Error::UploadNotFound)?;
         Ok(UploadKey { owner: repo.id, id })
@@ -506,6 +582,7 @@ impl Service {
 
     // ---- manifests and tags ----
 
+    /// The registry's manifest PUT.
     pub async fn put_manifest(
         &self,
         ctx: &Context,
@@ -513,6 +590,21 @@ impl Service {
         reference: &Reference,
         content_type: Option<&str>,
         body: &Bytes,
+    ) -> Result<PutManifest> {
+        self.store_manifest(ctx, name, reference, content_type, body, PushPath::Registry)
+            .await
+    }
+
+    /// Store a manifest for either front end: validation, reference checks, tag
+    /// immutability. `path` only changes what an unchanged re-push answers.
+    pub(crate) async fn store_manifest(
+        &self,
+        ctx: &Context,
+        name: &RepositoryName,
+        reference: &Reference,
+        content_type: Option<&str>,
+        body: &Bytes,
+        path: PushPath,
     ) -> Result<PutManifest> {
         self.authorize(ctx, Action::PutImage, name)?;
         if body.len() > MAX_MANIFEST_BYTES {
@@ -530,6 +622,17 @@ impl Service {
             Reference::Tag(t) => (Digest::sha256_of(body), Some(t)),
         };
         let repo = self.repository_for_push(ctx, name).await?;
+        let image_size = if parsed.kind.is_index() {
+            let children: Vec<String> = parsed.manifests.iter().map(ToString::to_string).collect();
+            self.meta
+                .image_sizes(repo.id, &children)
+                .await?
+                .into_iter()
+                .max()
+                .unwrap_or(0)
+        } else {
+            parsed.layers_size
+        };
         let new = NewManifest {
             digest: &digest,
             media_type: &parsed.media_type,
@@ -540,24 +643,48 @@ impl Service {
             blobs: &parsed.blobs,
             manifests: &parsed.manifests,
             tag,
+            tag_immutable: tag.is_some_and(|t| mutability::is_immutable(&repo.settings, t)),
+            image_size,
+            config_media_type: parsed.config_media_type.as_deref(),
             now_ms: clock::now_ms(),
         };
         // Invalidated when this scope ends, even if the request is dropped mid-write.
         let _invalidate = self.cache.invalidate_on_drop(repo.id);
+        let registry_id = ctx.registry.account_id.clone();
         match self.meta.put_manifest(repo.id, &new).await? {
-            PutManifestOutcome::Stored => Ok(PutManifest {
-                digest,
-                subject: parsed.subject,
+            PutManifestOutcome::Stored {
+                new_image,
+                tag_changed,
+            } => {
+                // The API refuses a push that changes nothing; docker's re-push succeeds.
+                let unchanged = !new_image && (tag.is_none() || !tag_changed);
+                if path == PushPath::Api && unchanged {
+                    return Err(Error::ImageAlreadyExists {
+                        digest: digest.to_string(),
+                        tag: tag.map(ToString::to_string),
+                        name: name.to_string(),
+                        registry_id,
+                    });
+                }
+                Ok(PutManifest {
+                    digest,
+                    subject: parsed.subject,
+                    media_type: parsed.media_type,
+                })
+            }
+            PutManifestOutcome::TagImmutable => Err(Error::TagImmutable {
+                tag: tag.map(ToString::to_string).unwrap_or_default(),
+                name: name.to_string(),
             }),
             PutManifestOutcome::MissingBlobs(digests) => Err(Error::ManifestBlobsMissing {
                 digests,
                 name: name.to_string(),
-                registry_id: ctx.registry.account_id.clone(),
+                registry_id,
             }),
             PutManifestOutcome::MissingManifests(digests) => Err(Error::ManifestChildrenMissing {
                 digests,
                 name: name.to_string(),
-                registry_id: ctx.registry.account_id.clone(),
+                registry_id,
             }),
         }
     }
@@ -576,6 +703,7 @@ impl Service {
         if !manifest::is_acceptable(&m.media_type, accepted) {
             return Err(Error::ManifestNotAcceptable(m.media_type.clone()));
         }
+        self.record_pull(&repo, &m.digest);
         Ok(m)
     }
 

@@ -1,0 +1,952 @@
+//! One function per ECR operation: typed input (with ECR's validation), one service
+//! call, the output shape. Timestamps are epoch seconds as JSON numbers; absent members
+//! are omitted, never null.
+
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine as _;
+use serde_json::{json, Map, Value};
+
+use super::ApiError;
+use crate::auth::Authenticator;
+use crate::meta::{ImageDetail, Repository, RepositorySettings};
+use crate::oci::{Digest, RepositoryName, Tag};
+use crate::service::{Context, ImageId, LayerCheck, Service, PART_SIZE};
+
+type OpResult = Result<Value, ApiError>;
+
+/// Operations of the ECR model that Berth does not implement yet.
+const NOT_YET: &[&str] = &[
+    "UpdateImageStorageClass",
+    "SetRepositoryPolicy",
+    "GetRepositoryPolicy",
+    "DeleteRepositoryPolicy",
+    "PutRegistryPolicy",
+    "GetRegistryPolicy",
+    "DeleteRegistryPolicy",
+    "PutLifecyclePolicy",
+    "GetLifecyclePolicy",
+    "DeleteLifecyclePolicy",
+    "StartLifecyclePolicyPreview",
+    "GetLifecyclePolicyPreview",
+    "StartImageScan",
+    "DescribeImageScanFindings",
+    "PutRegistryScanningConfiguration",
+    "GetRegistryScanningConfiguration",
+    "BatchGetRepositoryScanningConfiguration",
+    "PutReplicationConfiguration",
+    "DescribeImageReplicationStatus",
+    "CreatePullThroughCacheRule",
+    "DescribePullThroughCacheRules",
+    "UpdatePullThroughCacheRule",
+    "DeletePullThroughCacheRule",
+    "ValidatePullThroughCacheRule",
+    "CreateRepositoryCreationTemplate",
+    "DescribeRepositoryCreationTemplates",
+    "UpdateRepositoryCreationTemplate",
+    "DeleteRepositoryCreationTemplate",
+    "PutSigningConfiguration",
+    "GetSigningConfiguration",
+    "DeleteSigningConfiguration",
+    "DescribeImageSigningStatus",
+    "GetAccountSetting",
+    "PutAccountSetting",
+    "RegisterPullTimeUpdateExclusion",
+    "DeregisterPullTimeUpdateExclusion",
+    "ListPullTimeUpdateExclusions",
+];
+
+pub async fn dispatch(
+    service: &Service,
+    auth: &Authenticator,
+    ctx: &Context,
+    op: &str,
+    input: Value,
+) -> OpResult {
+    let i = Input(input);
+    match op {
+        "CreateRepository" => create_repository(service, ctx, &i).await,
+        "DescribeRepositories" => describe_repositories(service, ctx, &i).await,
+        "DeleteRepository" => delete_repository(service, ctx, &i).await,
+        "GetAuthorizationToken" => get_authorization_token(service, auth, ctx, &i),
+        "BatchCheckLayerAvailability" => batch_check_layer_availability(service, ctx, &i).await,
+        "InitiateLayerUpload" => initiate_layer_upload(service, ctx, &i).await,
+        "UploadLayerPart" => upload_layer_part(service, ctx, &i).await,
+        "CompleteLayerUpload" => complete_layer_upload(service, ctx, &i).await,
+        "PutImage" => put_image(service, ctx, &i).await,
+        "BatchGetImage" => batch_get_image(service, ctx, &i).await,
+        "GetDownloadUrlForLayer" => get_download_url_for_layer(service, auth, ctx, &i).await,
+        "ListImages" => list_images(service, ctx, &i).await,
+        "DescribeImages" => describe_images(service, ctx, &i).await,
+        "BatchDeleteImage" => batch_delete_image(service, ctx, &i).await,
+        "PutImageTagMutability" => put_image_tag_mutability(service, ctx, &i).await,
+        "PutImageScanningConfiguration" => put_image_scanning_configuration(service, ctx, &i).await,
+        "TagResource" => tag_resource(service, ctx, &i).await,
+        "UntagResource" => untag_resource(service, ctx, &i).await,
+        "ListTagsForResource" => list_tags_for_resource(service, ctx, &i).await,
+        "DescribeRegistry" => describe_registry(service, ctx),
+        "ListImageReferrers" => list_image_referrers(service, ctx, &i).await,
+        other if NOT_YET.contains(&other) => Err(ApiError::new(
+            "ValidationException",
+            format!("Berth does not implement ecr:{other} yet"),
+        )),
+        other => Err(ApiError::new(
+            "UnknownOperationException",
+            format!("The operation '{other}' is not recognized"),
+        )),
+    }
+}
+
+// ---- input helpers ----
+
+/// A request body, with typed accessors that answer in ECR's words.
+struct Input(Value);
+
+impl Input {
+    fn get(&self, key: &str) -> Option<&Value> {
+        self.0.get(key).filter(|v| !v.is_null())
+    }
+
+    fn str_opt(&self, key: &str) -> Result<Option<&str>, ApiError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(ApiError::serialization(format!(
+                "Expected a string for '{key}'"
+            ))),
+        }
+    }
+
+    fn str_req(&self, key: &str) -> Result<&str, ApiError> {
+        self.str_opt(key)?
+            .ok_or_else(|| ApiError::invalid(key, "Member must not be null"))
+    }
+
+    fn bool_opt(&self, key: &str) -> Result<Option<bool>, ApiError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(_) => Err(ApiError::serialization(format!(
+                "Expected a boolean for '{key}'"
+            ))),
+        }
+    }
+
+    fn i64_opt(&self, key: &str) -> Result<Option<i64>, ApiError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Number(n)) => n
+                .as_i64()
+                .map(Some)
+                .ok_or_else(|| ApiError::serialization(format!("Expected an integer for '{key}'"))),
+            Some(_) => Err(ApiError::serialization(format!(
+                "Expected a number for '{key}'"
+            ))),
+        }
+    }
+
+    fn array_opt(&self, key: &str) -> Result<Option<&Vec<Value>>, ApiError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Array(a)) => Ok(Some(a)),
+            Some(_) => Err(ApiError::serialization(format!(
+                "Expected a list for '{key}'"
+            ))),
+        }
+    }
+
+    /// A list of strings of 1..=max items.
+    fn strings(&self, key: &str, max: usize) -> Result<Option<Vec<String>>, ApiError> {
+        let Some(items) = self.array_opt(key)? else {
+            return Ok(None);
+        };
+        check_len(key, items.len(), max)?;
+        items
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| ApiError::serialization(format!("Expected strings in '{key}'")))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
+    fn repository_name(&self) -> Result<RepositoryName, ApiError> {
+        parse_repository_name("repositoryName", self.str_req("repositoryName")?)
+    }
+
+    /// `maxResults` within 1..=max, or the default.
+    fn max_results(&self, max: i64, default: u32) -> Result<u32, ApiError> {
+        match self.i64_opt("maxResults")? {
+            None => Ok(default),
+            Some(n) if n < 1 => Err(ApiError::invalid(
+                "maxResults",
+                "Member must have value greater than or equal to 1",
+            )),
+            Some(n) if n > max => Err(ApiError::invalid(
+                "maxResults",
+                format!("Member must have value less than or equal to {max}"),
+            )),
+            Some(n) => Ok(u32::try_from(n).unwrap_or(1)),
+        }
+    }
+
+    /// The position a `nextToken` encodes.
+    fn next_token(&self) -> Result<Option<String>, ApiError> {
+        let Some(t) = self.str_opt("nextToken")? else {
+            return Ok(None);
+        };
+        URL_SAFE_NO_PAD
+            .decode(t)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .map(Some)
+            .ok_or_else(|| ApiError::invalid("nextToken", "Invalid NextToken"))
+    }
+
+    /// `filter.tagStatus` as Some(true) tagged / Some(false) untagged / None any.
+    fn tag_status(&self) -> Result<Option<bool>, ApiError> {
+        let status = self
+            .get("filter")
+            .and_then(|f| f.get("tagStatus"))
+            .and_then(Value::as_str);
+        match status {
+            None | Some("ANY") => Ok(None),
+            Some("TAGGED") => Ok(Some(true)),
+            Some("UNTAGGED") => Ok(Some(false)),
+            Some(_) => Err(ApiError::invalid(
+                "filter.tagStatus",
+                "Member must satisfy enum value set: [TAGGED, UNTAGGED, ANY]",
+            )),
+        }
+    }
+
+    fn image_ids(&self, key: &str, required: bool) -> Result<Option<Vec<ImageId>>, ApiError> {
+        let Some(items) = self.array_opt(key)? else {
+            return if required {
+                Err(ApiError::invalid(key, "Member must not be null"))
+            } else {
+                Ok(None)
+            };
+        };
+        check_len(key, items.len(), 100)?;
+        items
+            .iter()
+            .map(|v| {
+                let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+                if !v.is_object() {
+                    return Err(ApiError::serialization(format!(
+                        "Expected image ids in '{key}'"
+                    )));
+                }
+                Ok(ImageId {
+                    digest: s("imageDigest"),
+                    tag: s("imageTag"),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+}
+
+fn check_len(key: &str, n: usize, max: usize) -> Result<(), ApiError> {
+    if n < 1 {
+        return Err(ApiError::invalid(
+            key,
+            "Member must have length greater than or equal to 1",
+        ));
+    }
+    if n > max {
+        return Err(ApiError::invalid(
+            key,
+            format!("Member must have length less than or equal to {max}"),
+        ));
+    }
+    Ok(())
+}
+
+fn parse_repository_name(member: &str, s: &str) -> Result<RepositoryName, ApiError> {
+    s.parse().map_err(|e| ApiError::invalid(member, e))
+}
+
+fn parse_tag(member: &str, s: &str) -> Result<Tag, ApiError> {
+    s.parse().map_err(|e| ApiError::invalid(member, e))
+}
+
+fn parse_digest(member: &str, s: &str) -> Result<Digest, ApiError> {
+    s.parse().map_err(|_| {
+        ApiError::invalid(
+            member,
+            "must satisfy regular expression '[a-zA-Z0-9-_+.]+:[a-fA-F0-9]+'",
+        )
+    })
+}
+
+fn token(position: &str) -> String {
+    URL_SAFE_NO_PAD.encode(position)
+}
+
+fn seconds(ms: i64) -> Value {
+    json!(ms as f64 / 1000.0)
+}
+
+/// Insert `value` unless it is None.
+fn put_opt(obj: &mut Map<String, Value>, key: &str, value: Option<Value>) {
+    if let Some(v) = value {
+        obj.insert(key.to_owned(), v);
+    }
+}
+
+fn with_next(mut body: Value, next: Option<String>) -> Value {
+    if let (Some(n), Some(obj)) = (next, body.as_object_mut()) {
+        obj.insert("nextToken".into(), json!(token(&n)));
+    }
+    body
+}
+
+// ---- shapes ----
+
+fn repository_json(service: &Service, ctx: &Context, repo: &Repository) -> Value {
+    let s = &repo.settings;
+    let mut obj = json!({
+        "repositoryArn": Service::repository_arn(ctx, &repo.name),
+        "registryId": ctx.registry.account_id,
+        "repositoryName": repo.name.as_str(),
+        "repositoryUri": service.repository_uri(ctx, &repo.name),
+        "createdAt": seconds(repo.created_at),
+        "imageTagMutability": s.tag_mutability,
+        "imageScanningConfiguration": { "scanOnPush": s.scan_on_push },
+    });
+    let mut encryption = json!({ "encryptionType": s.encryption_type });
+    if let (Some(k), Some(e)) = (&s.kms_key, encryption.as_object_mut()) {
+        e.insert("kmsKey".into(), json!(k));
+    }
+    if let Some(o) = obj.as_object_mut() {
+        o.insert("encryptionConfiguration".into(), encryption);
+        put_opt(
+            o,
+            "imageTagMutabilityExclusionFilters",
+            s.mutability_exclusions
+                .as_deref()
+                .and_then(|j| serde_json::from_str(j).ok()),
+        );
+    }
+    obj
+}
+
+fn image_id_json(id: &ImageId) -> Value {
+    let mut o = Map::new();
+    put_opt(&mut o, "imageDigest", id.digest.clone().map(Value::from));
+    put_opt(&mut o, "imageTag", id.tag.clone().map(Value::from));
+    Value::Object(o)
+}
+
+fn image_detail_json(ctx: &Context, name: &RepositoryName, d: &ImageDetail) -> Value {
+    let mut o = Map::new();
+    o.insert("registryId".into(), json!(ctx.registry.account_id));
+    o.insert("repositoryName".into(), json!(name.as_str()));
+    o.insert("imageDigest".into(), json!(d.digest));
+    if !d.tags.is_empty() {
+        o.insert("imageTags".into(), json!(d.tags));
+    }
+    o.insert("imageSizeInBytes".into(), json!(d.size));
+    o.insert("imagePushedAt".into(), seconds(d.pushed_at));
+    o.insert("imageManifestMediaType".into(), json!(d.media_type));
+    put_opt(
+        &mut o,
+        "artifactMediaType",
+        d.config_media_type.clone().map(Value::from),
+    );
+    put_opt(
+        &mut o,
+        "lastRecordedPullTime",
+        d.last_pulled_at.map(seconds),
+    );
+    put_opt(
+        &mut o,
+        "subjectManifestDigest",
+        d.subject.clone().map(Value::from),
+    );
+    o.insert("imageStatus".into(), json!("ACTIVE"));
+    Value::Object(o)
+}
+
+/// Mutability and its exclusion filters, validated together.
+fn mutability(i: &Input) -> Result<(Option<String>, Option<String>), ApiError> {
+    let m = i.str_opt("imageTagMutability")?.map(str::to_owned);
+    if let Some(m) = &m {
+        if ![
+            "MUTABLE",
+            "IMMUTABLE",
+            "IMMUTABLE_WITH_EXCLUSION",
+            "MUTABLE_WITH_EXCLUSION",
+        ]
+        .contains(&m.as_str())
+        {
+            return Err(ApiError::invalid(
+                "imageTagMutability",
+                "Member must satisfy enum value set: [MUTABLE, IMMUTABLE, IMMUTABLE_WITH_EXCLUSION, MUTABLE_WITH_EXCLUSION]",
+            ));
+        }
+    }
+    let filters = i.array_opt("imageTagMutabilityExclusionFilters")?;
+    let with_exclusion = m.as_deref().is_some_and(|m| m.ends_with("_WITH_EXCLUSION"));
+    match (filters, with_exclusion) {
+        (Some(_), false) => Err(ApiError::invalid(
+            "imageTagMutabilityExclusionFilters",
+            "Exclusion filters are only allowed with IMMUTABLE_WITH_EXCLUSION or MUTABLE_WITH_EXCLUSION",
+        )),
+        (None, true) => Err(ApiError::invalid(
+            "imageTagMutabilityExclusionFilters",
+            "Exclusion filters are required with IMMUTABLE_WITH_EXCLUSION or MUTABLE_WITH_EXCLUSION",
+        )),
+        (None, false) => Ok((m, None)),
+        (Some(list), true) => {
+            check_len("imageTagMutabilityExclusionFilters", list.len(), 5)?;
+            for f in list {
+                let ok_type = f.get("filterType").and_then(Value::as_str) == Some("WILDCARD");
+                let filter = f.get("filter").and_then(Value::as_str).unwrap_or("");
+                let ok_filter = !filter.is_empty()
+                    && filter.len() <= 128
+                    && filter.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'*' | b'-'));
+                if !ok_type || !ok_filter {
+                    return Err(ApiError::invalid(
+                        "imageTagMutabilityExclusionFilters",
+                        "filterType must be WILDCARD and filter must satisfy regular expression '^[0-9a-zA-Z._*-]{1,128}'",
+                    ));
+                }
+            }
+            Ok((m, Some(Value::Array(list.clone()).to_string())))
+        }
+    }
+}
+
+/// `[{Key, Value}]` tags, validated.
+fn resource_tags(i: &Input, key: &str) -> Result<Vec<(String, String)>, ApiError> {
+    let Some(items) = i.array_opt(key)? else {
+        return Ok(Vec::new());
+    };
+    items
+        .iter()
+        .map(|t| {
+            let k = t.get("Key").and_then(Value::as_str);
+            let v = t.get("Value").and_then(Value::as_str);
+            match (k, v) {
+                (Some(k), Some(v)) if !k.is_empty() && k.len() <= 128 && v.len() <= 256 && !k.starts_with("aws:") => {
+                    Ok((k.to_owned(), v.to_owned()))
+                }
+                _ => Err(ApiError::new(
+                    "InvalidTagParameterException",
+                    "Tag keys must be 1-128 characters and not start with 'aws:'; values at most 256 characters",
+                )),
+            }
+        })
+        .collect()
+}
+
+/// The repository a resource ARN names, in the caller's registry.
+fn repository_from_arn(ctx: &Context, arn: &str) -> Result<(Context, RepositoryName), ApiError> {
+    let invalid = || ApiError::invalid("resourceArn", "Invalid ARN");
+    let rest = arn.strip_prefix("arn:").ok_or_else(invalid)?;
+    let parts: Vec<&str> = rest.splitn(5, ':').collect();
+    let [_partition, "ecr", region, account, resource] = parts.as_slice() else {
+        return Err(invalid());
+    };
+    let name = resource.strip_prefix("repository/").ok_or_else(invalid)?;
+    let name = name.parse().map_err(|_| invalid())?;
+    let mut ctx = ctx.clone();
+    ctx.registry.account_id = (*account).to_owned();
+    ctx.registry.region = (*region).to_owned();
+    Ok((ctx, name))
+}
+
+// ---- operations ----
+
+async fn create_repository(service: &Service, ctx: &Context, i: &Input) -> OpResult {
+    let name = i.repository_name()?;
+    let (mutability, exclusions) = mutability(i)?;
+    let scan_on_push = match i.get("imageScanningConfiguration") {
+        Some(c) => c
+            .get("scanOnPush")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        None => false,
+    };
+    let (encryption_type, kms_key) = match i.get("encryptionConfiguration") {
+        None => ("AES256".to_owned(), None),
+        Some(c) => {
+            let t = c
+                .get("encryptionType")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            if !["AES256", "KMS", "KMS_DSSE"].contains(&t) {
+                return Err(ApiError::invalid(
+                    "encryptionConfiguration.encryptionType",
+                    "Member must satisfy enum value set: [AES256, KMS, KMS_DSSE]",
+                ));
+            }
+            let key = c.get("kmsKey").and_then(Value::as_str).map(str::to_owned);
+            let key = match (t, key) {
+                ("AES256", Some(_)) => {
+                    return Err(ApiError::invalid(
+                        "encryptionConfiguration.kmsKey",
+                        "kmsKey is only valid with KMS encryption",
+                    ))
+                }
+                ("AES256", None) => None,
+                (_, Some(k)) => Some(k),
+                (_, None) => Some(format!(
+                    "arn:aws:kms:{}:{}:alias/aws/ecr",
+                    ctx.registry.region, ctx.registry.account_id
+                )),
+            };
+            (t.to_owned(), key)
+        }
+    };
+    let settings = RepositorySettings {
+        tag_mutability: mutability.unwrap_or_else(|| "MUTABLE".into()),
+        mutability_exclusions: exclusions,
+        scan_on_push,
+        encryption_type,
+        kms_key,
+    };
+    let tags = resource_tags(i, "tags")?;
+    let repo = service
+        .create_repository_with(ctx, &name, &settings, &tags)
+        .await?;
+    Ok(json!({ "repository": repository_json(service, ctx, &repo) }))
+}
+
+async fn describe_repositories(service: &Service, ctx: &Context, i: &Input) -> OpResult {
+    let names = i.strings("repositoryNames", 100)?;
+    let paging = i.get("maxResults").is_some() || i.get("nextToken").is_some();
+    if names.is_some() && paging {
+        return Err(ApiError::invalid(
+            "repositoryNames",
+            "maxResults and nextToken cannot be used together with repositoryNames",
+        ));
+    }
+    let names = names
+        .map(|n| {
+            n.iter()
+                .map(|s| parse_repository_name("repositoryNames", s))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?;
+    let limit = i.max_results(1000, 100)?;
+    let after = i.next_token()?;
+    let page = service
+        .describe_repositories(ctx, names.as_deref(), after.as_deref(), limit)
+        .await?;
+    let repos: Vec<Value> = page
+        .items
+        .iter()
+        .map(|r| repository_json(service, ctx, r))
+        .collect();
+    Ok(with_next(json!({ "repositories": repos }), page.next))
+}
+
+async fn delete_repository(service: &Service, ctx: &Context, i: &Input) -> OpResult {
+    let name = i.repository_name()?;
+    let force = i.bool_opt("force")?.unwrap_or(false);
+    let repo = service.delete_repository(ctx, &name, force).await?;
+    Ok(json!({ "repository": repository_json(service, ctx, &repo) }))
+}
+
+fn get_authorization_token(
+    service: &Service,
+    auth: &Authenticator,
+    ctx: &Context,
+    i: &Input,
+) -> OpResult {
+    let ids = i.strings("registryIds", 10)?.unwrap_or_default();
+    for id in &ids {
+        if !crate::http::host::is_account_id(id) {
+            return Err(ApiError::invalid(
+                "registryIds",
+                "must satisfy regular expression '[0-9]{12}'",
+            ));
+        }
+    }
+    let data = service.authorization_tokens(ctx, auth, &ids)?;
+    let items: Vec<Value> = data
+        .iter()
+        .map(|d| json!({ "authorizationToken": d.token, "expiresAt": d.expires_at as f64, "proxyEndpoint": d.proxy_endpoint }))
+        .collect();
+    Ok(json!({ "authorizationData": items }))
+}
+
+async fn batch_check_layer_availability(service: &Service, ctx: &Context, i: &Input) -> OpResult {
+    let name = i.repository_name()?;
+    let digests = i
+        .strings("layerDigests", 100)?
+        .ok_or_else(|| ApiError::invalid("layerDigests", "Member must not be null"))?;
+    let checks = service.check_layers(ctx, &name, &digests).await?;
+    let (mut layers, mut failures) = (Vec::new(), Vec::new());
+    for c in checks {
+        match c {
+            LayerCheck::Available { digest, size } => layers.push(json!({
+                "layerDigest": digest, "layerAvailability": "AVAILABLE", "layerSize": size,
+                "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+            })),
+            LayerCheck::Failed {
+                digest,
+                code,
+                reason,
+            } => failures.push(json!({
+                "layerDigest": digest, "failureCode": code, "failureReason": reason,
+            })),
+        }
+    }
+    Ok(json!({ "layers": layers, "failures": failures }))
+}
+
+async fn initiate_layer_upload(service: &Service, ctx: &Context, i: &Input) -> OpResult {
+    let name = i.repository_name()?;
+    let id = service.initiate_layer_upload(ctx, &name).await?;
+    Ok(json!({ "uploadId": id.to_string(), "partSize": PART_SIZE }))
+}
+
+async fn upload_layer_part(service: &Service, ctx: &Context, i: &Input) -> OpResult {
+    let name = i.repository_name()?;
+    let upload_id = i.str_req("uploadId")?;
+    let first = i
+        .i64_opt("partFirstByte")?
+        .ok_or_else(|| ApiError::invalid("partFirstByte", "Member must not be null"))?;
+    let last = i
+        .i64_opt("partLastByte")?
+        .ok_or_else(|| ApiError::invalid("partLastByte", "Member must not be null"))?;
+    if first < 0 || last < 0 {
+        return Err(ApiError::invalid(
+            "partFirstByte",
+            "Member must have value greater than or equal to 0",
+        ));
+    }
+    let blob = STANDARD
+        .decode(i.str_req("layerPartBlob")?)
+        .map_err(|_| ApiError::serialization("layerPartBlob is not valid base64"))?;
+    if blob.len() > 20 * 1024 * 1024 {
+        return Err(ApiError::invalid(
+            "layerPartBlob",
+            "Member must have length less than or equal to 20971520",
+        ));
+    }
+    let last_received = service
+        .upload_layer_part(
+            ctx,
+            &name,
+            upload_id,
+            first as u64,
+            last as u64,
+            bytes::Bytes::from(blob),
+        )
+        .await
+        .map_err(|e| with_upload_context(e.into(), ctx, &name, upload_id))?;
+    Ok(json!({
+        "registryId": ctx.registry.account_id, "repositoryName": name.as_str(),
+        "uploadId": upload_id, "lastByteReceived": last_received,
+    }))
+}
+
+/// InvalidLayerPartException carries the request's identifiers at top level.
+fn with_upload_context(
+    mut e: ApiError,
+    ctx: &Context,
+    name: &RepositoryName,
+    upload_id: &str,
+) -> ApiError {
+    if e.code == "InvalidLayerPartException" {
+        let mut extra = e.extra.take().unwrap_or_else(|| json!({}));
+        if let Some(o) = extra.as_object_mut() {
+            o.insert("registryId".into(), json!(ctx.registry.account_id));
+            o.insert("repositoryName".into(), json!(name.as_str()));
+            o.insert("uploadId".into(), json!(upload_id));
+        }
+        e.extra = Some(extra);
+    }
+    e
+}
+
+async fn complete_layer_upload(service: &Service, ctx: &Context, i: &Input) -> OpResult {
+    let name = i.repository_name()?;
+    let upload_id = i.str_req("uploadId")?;
+    let digests = i
+        .strings("layerDigests", 100)?
+        .ok_or_else(|| ApiError::invalid("layerDigests", "Member must not be null"))?;
+    let digest = parse_digest("layerDigests", &digests[0])?;
+    service
+        .complete_layer_upload(ctx, &name, upload_id, &digest)
+        .await?;
+    Ok(json!({
+        "registryId": ctx.registry.account_id, "repositoryName": name.as_str(),
+        "uploadId": upload_id, "layerDigest": digest.to_string(),
+    }))
+}
+
+async fn put_image(service: &Service, ctx: &Context, i: &Input) -> OpResult {
+    let name = i.repository_name()?;
+    let manifest = i.str_req("imageManifest")?;
+    if manifest.is_empty() || manifest.len() > crate::oci::manifest::MAX_MANIFEST_BYTES {
+        return Err(ApiError::invalid(
+            "imageManifest",
+            "Member must have length between 1 and 4194304",
+        ));
+    }
+    let media_type = i.str_opt("imageManifestMediaType")?;
+    let tag = i
+        .str_opt("imageTag")?
+        .map(|t| parse_tag("imageTag", t))
+        .transpose()?;
+    let digest = i
+        .str_opt("imageDigest")?
+        .map(|d| parse_digest("imageDigest", d))
+        .transpose()?;
+    let (digest, stored) = service
+        .put_image(
+            ctx,
+            &name,
+            manifest,
+            media_type,
+            tag.as_ref(),
+            digest.as_ref(),
+        )
+        .await?;
+    let id = ImageId {
+        digest: Some(digest.to_string()),
+        tag: tag.map(|t| t.to_string()),
+    };
+    Ok(json!({ "image": {
+        "registryId": ctx.registry.account_id, "repositoryName": name.as_str(),
+        "imageId": image_id_json(&id), "imageManifest": manifest,
+        "imageManifestMediaType": stored.media_type,
+    }}))
+}
+
+fn failures_json(failures: &[crate::service::ImageFailure]) -> Vec<Value> {
+    failures
+        .iter()
+        .map(|f| json!({ "imageId": image_id_json(&f.id), "failureCode": f.code, "failureReason": f.reason }))
+        .collect()
+}
+
+async fn batch_get_image(service: &Service, ctx: &Context, i: &Input) -> OpResult {
+    let name = i.repository_name()?;
+    let ids = i.image_ids("imageIds", true)?.unwrap_or_default();
+    let accepted = i.strings("acceptedMediaTypes", 100)?.unwrap_or_default();
+    let (images, failures) = service.batch_get_image(ctx, &name, &ids, &accepted).await?;
+    let images: Vec<Value> = images
+        .iter()
+        .map(|img| {
+            json!({
+                "registryId": ctx.registry.account_id, "repositoryName": name.as_str(),
+                "imageId": image_id_json(&img.id),
+                "imageManifest": String::from_utf8_lossy(&img.manifest.body),
+                "imageManifestMediaType": img.manifest.media_type,
+            })
+        })
+        .collect();
+    Ok(json!({ "images": images, "failures": failures_json(&failures) }))
+}
+
+async fn get_download_url_for_layer(
+    service: &Service,
+    auth: &Authenticator,
+    ctx: &Context,
+    i: &Input,
+) -> OpResult {
+    let name = i.repository_name()?;
+    let digest = parse_digest("layerDigest", i.str_req("layerDigest")?)?;
+    let url = service.download_url(ctx, auth, &name, &digest).await?;
+    Ok(json!({ "downloadUrl": url, "layerDigest": digest.to_string() }))
+}
+
+async fn list_images(service: &Service, ctx: &Context, i: &Input) -> OpResult {
+    let name = i.repository_name()?;
+    let limit = i.max_results(1000, 100)?;
+    let after = i.next_token()?.map(|t| {
+        let (d, tag) = t.split_once('\n').unwrap_or((&t, ""));
+        (d.to_owned(), tag.to_owned())
+    });
+    let page = service
+        .list_images(ctx, &name, i.tag_status()?, after, limit)
+        .await?;
+    let ids: Vec<Value> = page
+        .items
+        .iter()
+        .map(|r| {
+            image_id_json(&ImageId {
+                digest: Some(r.digest.clone()),
+                tag: r.tag.clone(),
+            })
+        })
+        .collect();
+    Ok(with_next(json!({ "imageIds": ids }), page.next))
+}
+
+async fn describe_images(service: &Service, ctx: &Context, i: &Input) -> OpResult {
+    let name = i.repository_name()?;
+    let ids = i.image_ids("imageIds", false)?;
+    if ids.is_some() && (i.get("maxResults").is_some() || i.get("nextToken").is_some()) {
+        return Err(ApiError::invalid(
+            "imageIds",
+            "maxResults and nextToken cannot be used together with imageIds",
+        ));
+    }
+    let limit = i.max_results(1000, 100)?;
+    let after = i.next_token()?;
+    let page = service
+        .describe_images(
+            ctx,
+            &name,
+            ids.as_deref(),
+            i.tag_status()?,
+            after.as_deref(),
+            limit,
+        )
+        .await?;
+    let details: Vec<Value> = page
+        .items
+        .iter()
+        .map(|d| image_detail_json(ctx, &name, d))
+        .collect();
+    Ok(with_next(json!({ "imageDetails": details }), page.next))
+}
+
+async fn batch_delete_image(service: &Service, ctx: &Context, i: &Input) -> OpResult {
+    let name = i.repository_name()?;
+    let ids = i.image_ids("imageIds", true)?.unwrap_or_default();
+    let (deleted, failures) = service.batch_delete_image(ctx, &name, &ids).await?;
+    let deleted: Vec<Value> = deleted.iter().map(image_id_json).collect();
+    Ok(json!({ "imageIds": deleted, "failures": failures_json(&failures) }))
+}
+
+async fn put_image_tag_mutability(service: &Service, ctx: &Context, i: &Input) -> OpResult {
+    let name = i.repository_name()?;
+    let (m, exclusions) = mutability(i)?;
+    let m = m.ok_or_else(|| ApiError::invalid("imageTagMutability", "Member must not be null"))?;
+    service
+        .put_image_tag_mutability(ctx, &name, &m, exclusions.as_deref())
+        .await?;
+    let mut out = json!({
+        "registryId": ctx.registry.account_id, "repositoryName": name.as_str(), "imageTagMutability": m,
+    });
+    if let (Some(e), Some(o)) = (exclusions, out.as_object_mut()) {
+        o.insert(
+            "imageTagMutabilityExclusionFilters".into(),
+            serde_json::from_str(&e).unwrap_or(Value::Null),
+        );
+    }
+    Ok(out)
+}
+
+async fn put_image_scanning_configuration(service: &Service, ctx: &Context, i: &Input) -> OpResult {
+    let name = i.repository_name()?;
+    let config = i.get("imageScanningConfiguration").ok_or_else(|| {
+        ApiError::invalid("imageScanningConfiguration", "Member must not be null")
+    })?;
+    let scan_on_push = config
+        .get("scanOnPush")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    service
+        .put_image_scanning_configuration(ctx, &name, scan_on_push)
+        .await?;
+    Ok(json!({
+        "registryId": ctx.registry.account_id, "repositoryName": name.as_str(),
+        "imageScanningConfiguration": { "scanOnPush": scan_on_push },
+    }))
+}
+
+async fn tag_resource(service: &Service, ctx: &Context, i: &Input) -> OpResult {
+    let (ctx, name) = repository_from_arn(ctx, i.str_req("resourceArn")?)?;
+    if i.get("tags").is_none() {
+        return Err(ApiError::invalid("tags", "Member must not be null"));
+    }
+    let tags = resource_tags(i, "tags")?;
+    service.tag_resource(&ctx, &name, &tags).await?;
+    Ok(json!({}))
+}
+
+async fn untag_resource(service: &Service, ctx: &Context, i: &Input) -> OpResult {
+    let (ctx, name) = repository_from_arn(ctx, i.str_req("resourceArn")?)?;
+    let keys = i
+        .strings("tagKeys", 200)?
+        .ok_or_else(|| ApiError::invalid("tagKeys", "Member must not be null"))?;
+    service.untag_resource(&ctx, &name, &keys).await?;
+    Ok(json!({}))
+}
+
+async fn list_tags_for_resource(service: &Service, ctx: &Context, i: &Input) -> OpResult {
+    let (ctx, name) = repository_from_arn(ctx, i.str_req("resourceArn")?)?;
+    let tags: Vec<Value> = service
+        .list_resource_tags(&ctx, &name)
+        .await?
+        .into_iter()
+        .map(|(k, v)| json!({ "Key": k, "Value": v }))
+        .collect();
+    Ok(json!({ "tags": tags }))
+}
+
+fn describe_registry(service: &Service, ctx: &Context) -> OpResult {
+    service.describe_registry(ctx)?;
+    Ok(
+        json!({ "registryId": ctx.registry.account_id, "replicationConfiguration": { "rules": [] } }),
+    )
+}
+
+async fn list_image_referrers(service: &Service, ctx: &Context, i: &Input) -> OpResult {
+    let name = i.repository_name()?;
+    let subject = i
+        .get("subjectId")
+        .and_then(|s| s.get("imageDigest"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::invalid("subjectId.imageDigest", "Member must not be null"))?;
+    let subject = parse_digest("subjectId.imageDigest", subject)?;
+    let types: Vec<String> = i
+        .get("filter")
+        .and_then(|f| f.get("artifactTypes"))
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    if types.len() > 5 {
+        return Err(ApiError::invalid(
+            "filter.artifactTypes",
+            "Member must have length less than or equal to 5",
+        ));
+    }
+    let limit = i.max_results(50, 20)?;
+    let after = i.next_token()?;
+    let page = service
+        .list_referrers(ctx, &name, &subject, &types, after.as_deref(), limit)
+        .await?;
+    let referrers: Vec<Value> = page
+        .items
+        .iter()
+        .map(|r| {
+            let mut o = Map::new();
+            o.insert("digest".into(), json!(r.digest));
+            o.insert("mediaType".into(), json!(r.media_type));
+            put_opt(
+                &mut o,
+                "artifactType",
+                r.artifact_type.clone().map(Value::from),
+            );
+            o.insert("size".into(), json!(r.size));
+            put_opt(
+                &mut o,
+                "annotations",
+                r.annotations
+                    .as_deref()
+                    .and_then(|a| serde_json::from_str(a).ok()),
+            );
+            o.insert("artifactStatus".into(), json!("ACTIVE"));
+            Value::Object(o)
+        })
+        .collect();
+    Ok(with_next(json!({ "referrers": referrers }), page.next))
+}

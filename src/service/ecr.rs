@@ -1,0 +1,788 @@
+//! Operations of ECR's control plane. The registry front end's operations (mod.rs) and
+//! these share repositories, images and uploads: a docker push and a PutImage obey the
+//! same rules because they run the same code.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::{Action, Context, Error, Result, Service};
+use crate::blobs::{ByteStream, UploadId};
+use crate::clock;
+use crate::meta::{
+    ImageDetail, ImageRow, Referrer, Repository, RepositorySettings, StoredManifest,
+};
+use crate::oci::{Digest, Reference, RepositoryName, Tag};
+
+/// Maximum resource tags per repository.
+pub const MAX_RESOURCE_TAGS: i64 = 50;
+/// `partSize` InitiateLayerUpload reports.
+pub const PART_SIZE: u64 = 10 * 1024 * 1024;
+/// Smallest non-final part CompleteLayerUpload accepts.
+pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+
+/// GetAuthorizationToken's answer for one registry.
+pub struct AuthorizationData {
+    pub token: String,
+    pub expires_at: i64,
+    pub proxy_endpoint: String,
+}
+
+/// One page of a listing and the key to continue after it.
+pub struct Listing<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+/// A requested image: by digest, by tag, or both.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageId {
+    pub digest: Option<String>,
+    pub tag: Option<String>,
+}
+
+/// Why one image of a batch failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageFailure {
+    pub id: ImageId,
+    pub code: &'static str,
+    pub reason: String,
+}
+
+pub struct FoundImage {
+    pub id: ImageId,
+    pub manifest: Arc<StoredManifest>,
+}
+
+/// BatchCheckLayerAvailability's answer for one digest.
+pub enum LayerCheck {
+    Available {
+        digest: String,
+        size: u64,
+    },
+    Failed {
+        digest: String,
+        code: &'static str,
+        reason: String,
+    },
+}
+
+/// Where an image lookup by id landed.
+enum Resolved {
+    Found(Arc<StoredManifest>),
+    Failed(ImageFailure),
+}
+
+fn failure(id: &ImageId, code: &'static str, reason: &str) -> ImageFailure {
+    ImageFailure {
+        id: id.clone(),
+        code,
+        reason: reason.to_owned(),
+    }
+}
+
+impl Service {
+    /// `<account>.dkr.ecr.<region>.<domain>[:port]`.
+    pub fn registry_host(&self, account_id: &str, region: &str) -> String {
+        let port = self
+            .options
+            .public_port
+            .map(|p| format!(":{p}"))
+            .unwrap_or_default();
+        format!(
+            "{account_id}.dkr.ecr.{region}.{}{port}",
+            self.options.domain
+        )
+    }
+
+    pub fn repository_uri(&self, ctx: &Context, name: &RepositoryName) -> String {
+        format!(
+            "{}/{name}",
+            self.registry_host(&ctx.registry.account_id, &ctx.registry.region)
+        )
+    }
+
+    pub fn repository_arn(ctx: &Context, name: &RepositoryName) -> String {
+        format!(
+            "arn:aws:ecr:{}:{}:repository/{name}",
+            ctx.registry.region, ctx.registry.account_id
+        )
+    }
+
+    // ---- repositories ----
+
+    pub async fn create_repository_with(
+        &self,
+        ctx: &Context,
+        name: &RepositoryName,
+        settings: &RepositorySettings,
+        tags: &[(String, String)],
+    ) -> Result<Repository> {
+        self.authorize(ctx, Action::CreateRepository, name)?;
+        if tags.len() as i64 > MAX_RESOURCE_TAGS {
+            return Err(Error::TooManyTags);
+        }
+        self.meta
+            .create_repository(&ctx.registry, name, settings, tags, clock::now_ms())
+            .await?
+            .ok_or_else(|| Error::RepositoryAlreadyExists {
+                name: name.to_string(),
+                registry_id: ctx.registry.account_id.clone(),
+            })
+    }
+
+    /// The named repositories (all must exist), or a page of all of them.
+    pub async fn describe_repositories(
+        &self,
+        ctx: &Context,
+        names: Option<&[RepositoryName]>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Listing<Repository>> {
+        if let Some(names) = names {
+            let mut out = Vec::with_capacity(names.len());
+            for name in names {
+                self.authorize(ctx, Action::DescribeRepositories, name)?;
+                out.push(self.repository(ctx, name).await?);
+            }
+            return Ok(Listing {
+                items: out,
+                next: None,
+            });
+        }
+        self.authorize_registry(ctx, Action::DescribeRepositories)?;
+        let mut items = self
+            .meta
+            .repositories_page(&ctx.registry, after.unwrap_or(""), i64::from(limit) + 1)
+            .await?;
+        let next = (items.len() > limit as usize).then(|| {
+            items.truncate(limit as usize);
+            items.last().map(|r| r.name.to_string()).unwrap_or_default()
+        });
+        Ok(Listing { items, next })
+    }
+
+    pub async fn delete_repository(
+        &self,
+        ctx: &Context,
+        name: &RepositoryName,
+        force: bool,
+    ) -> Result<Repository> {
+        self.authorize(ctx, Action::DeleteRepository, name)?;
+        let repo = self.repository(ctx, name).await?;
+        let _invalidate = self.cache.invalidate_on_drop(repo.id);
+        self.cache.forget_repository(&ctx.registry, name.as_str());
+        if !self.meta.delete_repository(repo.id, !force).await? {
+            return Err(Error::RepositoryNotEmpty {
+                name: name.to_string(),
+                registry_id: ctx.registry.account_id.clone(),
+            });
+        }
+        Ok(repo)
+    }
+
+    pub async fn put_image_tag_mutability(
+        &self,
+        ctx: &Context,
+        name: &RepositoryName,
+        mutability: &str,
+        exclusions: Option<&str>,
+    ) -> Result<()> {
+        self.authorize(ctx, Action::PutImageTagMutability, name)?;
+        let repo = self.repository(ctx, name).await?;
+        self.meta
+            .set_tag_mutability(repo.id, mutability, exclusions)
+            .await?;
+        self.cache.forget_repository(&ctx.registry, name.as_str());
+        Ok(())
+    }
+
+    pub async fn put_image_scanning_configuration(
+        &self,
+        ctx: &Context,
+        name: &RepositoryName,
+        scan_on_push: bool,
+    ) -> Result<()> {
+        self.authorize(ctx, Action::PutImageScanningConfiguration, name)?;
+        let repo = self.repository(ctx, name).await?;
+        self.meta.set_scan_on_push(repo.id, scan_on_push).await?;
+        self.cache.forget_repository(&ctx.registry, name.as_str());
+        Ok(())
+    }
+
+    // ---- resource tags ----
+
+    pub async fn list_resource_tags(
+        &self,
+        ctx: &Context,
+        name: &RepositoryName,
+    ) -> Result<Vec<(String, String)>> {
+        self.authorize(ctx, Action::ListTagsForResource, name)?;
+        let repo = self.repository(ctx, name).await?;
+        Ok(self.meta.resource_tags(repo.id).await?)
+    }
+
+    pub async fn tag_resource(
+        &self,
+        ctx: &Context,
+        name: &RepositoryName,
+        tags: &[(String, String)],
+    ) -> Result<()> {
+        self.authorize(ctx, Action::TagResource, name)?;
+        let repo = self.repository(ctx, name).await?;
+        if self
+            .meta
+            .put_resource_tags(repo.id, tags, MAX_RESOURCE_TAGS)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(Error::TooManyTags)
+        }
+    }
+
+    pub async fn untag_resource(
+        &self,
+        ctx: &Context,
+        name: &RepositoryName,
+        keys: &[String],
+    ) -> Result<()> {
+        self.authorize(ctx, Action::UntagResource, name)?;
+        let repo = self.repository(ctx, name).await?;
+        Ok(self.meta.delete_resource_tags(repo.id, keys).await?)
+    }
+
+    // ---- login ----
+
+    /// One authorization token per requested registry (or the caller's own). The token is
+    /// valid in every registry of the region; the registry ids only pick `proxyEndpoint`.
+    pub fn authorization_tokens(
+        &self,
+        ctx: &Context,
+        auth: &crate::auth::Authenticator,
+        registry_ids: &[String],
+    ) -> Result<Vec<AuthorizationData>> {
+        self.authorize_registry(ctx, Action::GetAuthorizationToken)?;
+        let now = clock::now_ms() / 1000;
+        let (password, expires_at) = auth.issue_token(&ctx.principal, &ctx.registry.region, now);
+        let token = crate::auth::token::authorization_token(&password);
+        let own = [ctx.registry.account_id.clone()];
+        let ids = if registry_ids.is_empty() {
+            &own[..]
+        } else {
+            registry_ids
+        };
+        Ok(ids
+            .iter()
+            .map(|id| AuthorizationData {
+                token: token.clone(),
+                expires_at,
+                proxy_endpoint: format!("https://{}", self.registry_host(id, &ctx.registry.region)),
+            })
+            .collect())
+    }
+
+    // ---- layers (API upload path) ----
+
+    pub async fn check_layers(
+        &self,
+        ctx: &Context,
+        name: &RepositoryName,
+        digests: &[String],
+    ) -> Result<Vec<LayerCheck>> {
+        self.authorize(ctx, Action::BatchCheckLayerAvailability, name)?;
+        let repo = self.repository(ctx, name).await?;
+        let mut out = Vec::with_capacity(digests.len());
+        for raw in digests {
+            let Ok(d) = raw.parse::<Digest>() else {
+                out.push(LayerCheck::Failed {
+                    digest: raw.clone(),
+                    code: "InvalidLayerDigest",
+                    reason: "Invalid layer digest".into(),
+                });
+                continue;
+            };
+            match self.linked_size(&repo, &d).await {
+                Ok(size) => out.push(LayerCheck::Available {
+                    digest: raw.clone(),
+                    size,
+                }),
+                Err(Error::BlobNotFound) => out.push(LayerCheck::Failed {
+                    digest: raw.clone(),
+                    code: "MissingLayerDigest",
+                    reason: "Requested layer not found".into(),
+                }),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn initiate_layer_upload(
+        &self,
+        ctx: &Context,
+        name: &RepositoryName,
+    ) -> Result<UploadId> {
+        let id = self.start_upload(ctx, name).await?;
+        self.parts.begin(id);
+        Ok(id)
+    }
+
+    /// UploadLayerPart: parts must be contiguous and their byte range must match the data.
+    pub async fn upload_layer_part(
+        &self,
+        ctx: &Context,
+        name: &RepositoryName,
+        id: &str,
+        first: u64,
+        last: u64,
+        data: Bytes,
+    ) -> Result<u64> {
+        self.authorize(ctx, Action::UploadLayerPart, name)?;
+        let key = self.session(ctx, name, id).await?;
+        let staged = self
+            .blobs
+            .upload_size(key)
+            .await
+            .map_err(Self::upload_store_error)?;
+        let last_valid = staged.checked_sub(1);
+        let bad = |reason: String| Error::InvalidLayerPart {
+            reason,
+            last_valid_byte: last_valid,
+        };
+        if first != staged {
+            return Err(bad(format!(
+                "The part starting at byte {first} does not follow the last byte received"
+            )));
+        }
+        if last < first || last - first + 1 != data.len() as u64 {
+            return Err(bad("The part's byte range does not match its length".into()));
+        }
+        let body: ByteStream = Box::pin(futures_util::stream::iter([Ok(data)]));
+        self.blobs
+            .append_upload(key, Some(first), body)
+            .await
+            .map_err(|e| match e {
+                crate::blobs::Error::OffsetMismatch { .. } => {
+                    bad("The part does not follow the last byte received".into())
+                }
+                other => Self::upload_store_error(other),
+            })?;
+        self.parts.record(key.id, last - first + 1);
+        Ok(last)
+    }
+
+    pub async fn complete_layer_upload(
+        &self,
+        ctx: &Context,
+        name: &RepositoryName,
+        id: &str,
+        digest: &Digest,
+    ) -> Result<()> {
+        self.authorize(ctx, Action::CompleteLayerUpload, name)?;
+        let key = self.session(ctx, name, id).await?;
+        let staged = self
+            .blobs
+            .upload_size(key)
+            .await
+            .map_err(Self::upload_store_error)?;
+        if staged == 0 {
+            return Err(Error::EmptyUpload(id.to_owned()));
+        }
+        if self.parts.too_small(key.id) {
+            return Err(Error::LayerPartTooSmall);
+        }
+        let repo = self.repository(ctx, name).await?;
+        if self.meta.linked_blob_size(repo.id, digest).await?.is_some() {
+            let _ = self.blobs.abort_upload(key).await;
+            self.parts.end(key.id);
+            return Err(Error::LayerAlreadyExists(digest.to_string()));
+        }
+        let size = self
+            .blobs
+            .finish_upload(key, digest, None, None)
+            .await
+            .map_err(|e| match e {
+                crate::blobs::Error::DigestMismatch => Error::InvalidLayer(digest.to_string()),
+                other => Self::upload_store_error(other),
+            });
+        self.parts.end(key.id);
+        self.link(key.owner, digest, size?).await
+    }
+
+    /// A time-limited URL that serves the blob without other credentials.
+    pub async fn download_url(
+        &self,
+        ctx: &Context,
+        auth: &crate::auth::Authenticator,
+        name: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<String> {
+        self.authorize(ctx, Action::GetDownloadUrlForLayer, name)?;
+        let repo = self.repository(ctx, name).await?;
+        self.linked_size(&repo, digest).await.map_err(|e| match e {
+            Error::BlobNotFound => Error::LayersNotFound(format!(
+                "The layer with digest {digest} does not exist within the repository with name '{name}' in the registry with id '{}'",
+                ctx.registry.account_id
+            )),
+            other => other,
+        })?;
+        let expires = clock::now_ms() / 1000 + 3600;
+        let path = format!("/v2/{name}/blobs/{digest}");
+        let sig = auth.sign_url(
+            &ctx.registry.account_id,
+            &ctx.registry.region,
+            &path,
+            expires,
+        );
+        Ok(format!(
+            "http://{}{path}?X-Berth-Expires={expires}&X-Berth-Signature={sig}",
+            self.registry_host(&ctx.registry.account_id, &ctx.registry.region)
+        ))
+    }
+
+    // ---- images ----
+
+    /// PutImage: the registry's manifest PUT with the API's stricter answers.
+    pub async fn put_image(
+        &self,
+        ctx: &Context,
+        name: &RepositoryName,
+        manifest: &str,
+        media_type: Option<&str>,
+        tag: Option<&Tag>,
+        digest: Option<&Digest>,
+    ) -> Result<(Digest, Arc<StoredManifest>)> {
+        let body = Bytes::copy_from_slice(manifest.as_bytes());
+        let computed = Digest::sha256_of(&body);
+        if let Some(d) = digest {
+            if d.algorithm().digest(&body) != *d {
+                return Err(Error::ImageDigestMismatch {
+                    given: d.to_string(),
+                    computed: computed.to_string(),
+                });
+            }
+        }
+        let reference = match tag {
+            Some(t) => Reference::Tag(t.clone()),
+            None => Reference::Digest(digest.cloned().unwrap_or_else(|| computed.clone())),
+        };
+        let put = self
+            .store_manifest(
+                ctx,
+                name,
+                &reference,
+                media_type,
+                &body,
+                super::PushPath::Api,
+            )
+            .await?;
+        let stored = Arc::new(StoredManifest {
+            digest: put.digest.to_string(),
+            media_type: put.media_type.clone(),
+            body,
+        });
+        Ok((put.digest, stored))
+    }
+
+    async fn resolve(&self, repo: &Repository, id: &ImageId) -> Result<Resolved> {
+        let digest = match &id.digest {
+            Some(d) => match d.parse::<Digest>() {
+                Ok(d) => Some(d),
+                Err(_) => {
+                    return Ok(Resolved::Failed(failure(
+                        id,
+                        "InvalidImageDigest",
+                        "Invalid request parameters: image digest should satisfy the regex '[a-zA-Z0-9-_+.]+:[a-fA-F0-9]+'",
+                    )))
+                }
+            },
+            None => None,
+        };
+        let tag = match &id.tag {
+            Some(t) => match t.parse::<Tag>() {
+                Ok(t) => Some(t),
+                Err(_) => return Ok(Resolved::Failed(failure(id, "InvalidImageTag", "Invalid request parameters: image tag should satisfy the regex '[a-zA-Z0-9-_.]+'"))),
+            },
+            None => None,
+        };
+        let found = match (&digest, &tag) {
+            (None, None) => {
+                return Ok(Resolved::Failed(failure(
+                    id,
+                    "MissingDigestAndTag",
+                    "Invalid request parameters: both tag and digest cannot be null",
+                )))
+            }
+            (Some(d), None) => {
+                self.find_manifest(repo, &Reference::Digest(d.clone()))
+                    .await
+            }
+            (_, Some(t)) => self.find_manifest(repo, &Reference::Tag(t.clone())).await,
+        };
+        match found {
+            Ok(m) => {
+                if let Some(d) = &digest {
+                    if m.digest != d.to_string() {
+                        return Ok(Resolved::Failed(failure(id, "ImageTagDoesNotMatchDigest", "Invalid request parameters: given tag does not map to the given digest")));
+                    }
+                }
+                Ok(Resolved::Found(m))
+            }
+            Err(Error::ManifestNotFound) => Ok(Resolved::Failed(failure(
+                id,
+                "ImageNotFound",
+                "Requested image not found",
+            ))),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn batch_get_image(
+        &self,
+        ctx: &Context,
+        name: &RepositoryName,
+        ids: &[ImageId],
+        accepted: &[String],
+    ) -> Result<(Vec<FoundImage>, Vec<ImageFailure>)> {
+        self.authorize(ctx, Action::BatchGetImage, name)?;
+        let repo = self.repository(ctx, name).await?;
+        let mut images = Vec::new();
+        let mut failures = Vec::new();
+        for id in ids {
+            match self.resolve(&repo, id).await? {
+                Resolved::Found(m)
+                    if !crate::oci::manifest::is_acceptable(&m.media_type, accepted) =>
+                {
+                    failures.push(failure(
+                        id,
+                        "UnsupportedImageType",
+                        "Requested media type is not accepted",
+                    ));
+                }
+                Resolved::Found(m) => {
+                    self.record_pull(&repo, &m.digest);
+                    let id = ImageId {
+                        digest: Some(m.digest.clone()),
+                        tag: id.tag.clone(),
+                    };
+                    images.push(FoundImage { id, manifest: m });
+                }
+                Resolved::Failed(f) => failures.push(f),
+            }
+        }
+        Ok((images, failures))
+    }
+
+    /// BatchDeleteImage: by tag removes the tag (and the image with its last tag), by
+    /// digest removes the image and its tags. Returns the ids removed.
+    pub async fn batch_delete_image(
+        &self,
+        ctx: &Context,
+        name: &RepositoryName,
+        ids: &[ImageId],
+    ) -> Result<(Vec<ImageId>, Vec<ImageFailure>)> {
+        self.authorize(ctx, Action::BatchDeleteImage, name)?;
+        let repo = self.repository(ctx, name).await?;
+        let _invalidate = self.cache.invalidate_on_drop(repo.id);
+        let mut deleted = Vec::new();
+        let mut failures = Vec::new();
+        for id in ids {
+            let m = match self.resolve(&repo, id).await? {
+                Resolved::Found(m) => m,
+                Resolved::Failed(f) => {
+                    failures.push(f);
+                    continue;
+                }
+            };
+            let digest: Digest = m
+                .digest
+                .parse()
+                .map_err(|_| Error::Internal("stored digest is invalid".into()))?;
+            let tags = self.meta.tags_of(repo.id, &m.digest).await?;
+            let outcome = match (&id.tag, id.digest.is_some()) {
+                (Some(t), false) if tags.len() > 1 => {
+                    let tag: Tag = t.parse().map_err(Error::InvalidTag)?;
+                    self.meta.delete_tag(repo.id, &tag).await?;
+                    deleted.push(ImageId {
+                        digest: Some(m.digest.clone()),
+                        tag: Some(t.clone()),
+                    });
+                    continue;
+                }
+                _ => self.meta.delete_manifest(repo.id, &digest).await?,
+            };
+            match outcome {
+                crate::meta::DeleteOutcome::Deleted => {
+                    if tags.is_empty() {
+                        deleted.push(ImageId {
+                            digest: Some(m.digest.clone()),
+                            tag: None,
+                        });
+                    }
+                    for t in tags {
+                        deleted.push(ImageId {
+                            digest: Some(m.digest.clone()),
+                            tag: Some(t),
+                        });
+                    }
+                }
+                crate::meta::DeleteOutcome::NotFound => {
+                    failures.push(failure(id, "ImageNotFound", "Requested image not found"))
+                }
+                crate::meta::DeleteOutcome::Referenced => failures.push(failure(
+                    id,
+                    "ImageReferencedByManifestList",
+                    "Requested image is referenced by a manifest list",
+                )),
+            }
+        }
+        Ok((deleted, failures))
+    }
+
+    pub async fn list_images(
+        &self,
+        ctx: &Context,
+        name: &RepositoryName,
+        tagged: Option<bool>,
+        after: Option<(String, String)>,
+        limit: u32,
+    ) -> Result<Listing<ImageRow>> {
+        self.authorize(ctx, Action::ListImages, name)?;
+        let repo = self.repository(ctx, name).await?;
+        let after = after.unwrap_or_default();
+        let mut items = self
+            .meta
+            .image_rows(repo.id, tagged, (&after.0, &after.1), i64::from(limit) + 1)
+            .await?;
+        let next = (items.len() > limit as usize).then(|| {
+            items.truncate(limit as usize);
+            items
+                .last()
+                .map(|r| format!("{}\n{}", r.digest, r.tag.clone().unwrap_or_default()))
+                .unwrap_or_default()
+        });
+        Ok(Listing { items, next })
+    }
+
+    /// DescribeImages: the given images (all must exist), or a page of all of them.
+    pub async fn describe_images(
+        &self,
+        ctx: &Context,
+        name: &RepositoryName,
+        ids: Option<&[ImageId]>,
+        tagged: Option<bool>,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Listing<ImageDetail>> {
+        self.authorize(ctx, Action::DescribeImages, name)?;
+        let repo = self.repository(ctx, name).await?;
+        if let Some(ids) = ids {
+            let mut out: Vec<ImageDetail> = Vec::new();
+            for id in ids {
+                match self.resolve(&repo, id).await? {
+                    Resolved::Found(m) => {
+                        if !out.iter().any(|d| d.digest == m.digest) {
+                            if let Some(d) = self.meta.image_detail(repo.id, &m.digest).await? {
+                                out.push(d);
+                            }
+                        }
+                    }
+                    Resolved::Failed(f) if f.code == "ImageNotFound" => {
+                        return Err(Error::ImageNotFound {
+                            digest: id.digest.clone(),
+                            tag: id.tag.clone(),
+                            name: name.to_string(),
+                            registry_id: ctx.registry.account_id.clone(),
+                        })
+                    }
+                    Resolved::Failed(f) => return Err(Error::InvalidParameter(f.reason)),
+                }
+            }
+            return Ok(Listing {
+                items: out,
+                next: None,
+            });
+        }
+        let mut items = self
+            .meta
+            .image_details_page(repo.id, tagged, after.unwrap_or(""), i64::from(limit) + 1)
+            .await?;
+        let next = (items.len() > limit as usize).then(|| {
+            items.truncate(limit as usize);
+            items.last().map(|d| d.digest.clone()).unwrap_or_default()
+        });
+        Ok(Listing { items, next })
+    }
+
+    /// ListImageReferrers: referrers of a subject, optionally of some artifact types.
+    pub async fn list_referrers(
+        &self,
+        ctx: &Context,
+        name: &RepositoryName,
+        subject: &Digest,
+        artifact_types: &[String],
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Listing<Referrer>> {
+        let mut all = self.referrers(ctx, name, subject, None).await?;
+        if !artifact_types.is_empty() {
+            all.retain(|r| {
+                r.artifact_type
+                    .as_ref()
+                    .is_some_and(|t| artifact_types.contains(t))
+            });
+        }
+        let start = after.map_or(0, |a| {
+            all.iter()
+                .position(|r| r.digest.as_str() > a)
+                .unwrap_or(all.len())
+        });
+        let mut items: Vec<Referrer> = all.into_iter().skip(start).collect();
+        let next = (items.len() > limit as usize).then(|| {
+            items.truncate(limit as usize);
+            items.last().map(|r| r.digest.clone()).unwrap_or_default()
+        });
+        Ok(Listing { items, next })
+    }
+
+    pub fn describe_registry(&self, ctx: &Context) -> Result<()> {
+        self.authorize_registry(ctx, Action::DescribeRegistry)
+    }
+}
+
+/// Part sizes of API uploads in progress, for CompleteLayerUpload's minimum-part rule.
+#[derive(Default)]
+pub struct PartLedger(std::sync::Mutex<std::collections::HashMap<UploadId, Vec<u64>>>);
+
+impl PartLedger {
+    fn begin(&self, id: UploadId) {
+        if let Ok(mut m) = self.0.lock() {
+            m.insert(id, Vec::new());
+        }
+    }
+
+    fn record(&self, id: UploadId, size: u64) {
+        if let Ok(mut m) = self.0.lock() {
+            m.entry(id).or_default().push(size);
+        }
+    }
+
+    /// Whether a part other than the last was under the minimum.
+    fn too_small(&self, id: UploadId) -> bool {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|m| {
+                m.get(&id)
+                    .map(|parts| parts.iter().rev().skip(1).any(|&p| p < MIN_PART_SIZE))
+            })
+            .unwrap_or(false)
+    }
+
+    fn end(&self, id: UploadId) {
+        if let Ok(mut m) = self.0.lock() {
+            m.remove(&id);
+        }
+    }
+}
