@@ -180,12 +180,16 @@ class Berth:
         return fields["aws_access_key_id"], fields["aws_secret_access_key"]
 
     def ecr(self, region: Optional[str] = None):
-        """A boto3 ECR client signed with the bootstrap credentials."""
+        """A boto3 ECR client signed with the bootstrap credentials (one per region and
+        port: building a client costs ~100 ms)."""
         import boto3
         from botocore.config import Config
 
+        cache = self.__dict__.setdefault("_clients", {})
+        if (region, self.port) in cache:
+            return cache[(region, self.port)]
         key, secret = self.credentials()
-        return boto3.client(
+        cache[(region, self.port)] = boto3.client(
             "ecr",
             endpoint_url=self.url,
             region_name=region or self.region,
@@ -193,15 +197,20 @@ class Berth:
             aws_secret_access_key=secret,
             config=Config(retries={"max_attempts": 1}),
         )
+        return cache[(region, self.port)]
 
     def registry_password(self, region: Optional[str] = None) -> str:
-        """The password `aws ecr get-login-password` would print."""
+        """The password `aws ecr get-login-password` would print (cached: valid 12 h,
+        and across restarts, since the signing key lives in the metadata store)."""
         import base64
 
-        token = self.ecr(region).get_authorization_token()["authorizationData"][0]["authorizationToken"]
-        user, password = base64.b64decode(token).decode().split(":", 1)
-        assert user == "AWS"
-        return password
+        cache = self.__dict__.setdefault("_passwords", {})
+        if region not in cache:
+            token = self.ecr(region).get_authorization_token()["authorizationData"][0]["authorizationToken"]
+            user, password = base64.b64decode(token).decode().split(":", 1)
+            assert user == "AWS"
+            cache[region] = password
+        return cache[region]
 
     def registry_auth(self, region: Optional[str] = None, account: Optional[str] = None) -> tuple[str, str]:
         """(user, password) for HTTP Basic on the registry of `region`, logged in as the
@@ -232,13 +241,18 @@ class Berth:
 
         import boto3
 
+        cache = self.__dict__.setdefault("_other_passwords", {})
+        if (account, region) in cache:
+            return cache[(account, region)]
+
         key, secret = self.account_credentials(account)
         client = boto3.client(
             "ecr", endpoint_url=self.url, region_name=region or self.region,
             aws_access_key_id=key, aws_secret_access_key=secret,
         )
         token = client.get_authorization_token()["authorizationData"][0]["authorizationToken"]
-        return base64.b64decode(token).decode().split(":", 1)[1]
+        cache[(account, region)] = base64.b64decode(token).decode().split(":", 1)[1]
+        return cache[(account, region)]
 
     def aws_env(self, region: Optional[str] = None, **extra: str) -> dict:
         """Environment for the aws CLI: this server, its credentials, no retries."""

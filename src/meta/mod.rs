@@ -205,21 +205,16 @@ fn present_query(table: &str, n: usize) -> String {
     )
 }
 
-/// A multi-row insert of `n` manifest reference rows (empty for none).
-fn references_insert(n: usize) -> String {
-    if n == 0 {
-        return String::new();
-    }
-    let rows: Vec<String> = (0..n)
-        .map(|i| {
-            let p = 4 * i;
-            format!("(${}, ${}, ${}, ${})", p + 1, p + 2, p + 3, p + 4)
-        })
-        .collect();
+/// Copy reference rows for the present ones among `n` digests: `$1` repository, `$2`
+/// manifest digest, `$3..` the digests. `table` is one of two constants, never input.
+fn references_copy(table: &str, kind: &str, n: usize) -> String {
+    let params: Vec<String> = (3..n + 3).map(|i| format!("${i}")).collect();
     format!(
         "INSERT INTO manifest_references (repository_id, manifest_digest, child_digest, kind)
-         VALUES {} ON CONFLICT DO NOTHING",
-        rows.join(", ")
+         SELECT repository_id, $2, digest, '{kind}' FROM {table}
+         WHERE repository_id = $1 AND digest IN ({})
+         ON CONFLICT DO NOTHING",
+        params.join(", ")
     )
 }
 
@@ -579,42 +574,6 @@ impl MetaStore {
         let children: Vec<String> = m.manifests.iter().map(ToString::to_string).collect();
         on_write!(self, pool => {
             let mut tx = pool.begin().await?;
-            // Batches keep every statement under both backends' bind-parameter limits.
-            let mut missing = Vec::new();
-            for batch in blobs.chunks(MAX_DIGESTS_PER_STATEMENT) {
-                let sql = present_query("repository_blobs", batch.len());
-                let mut q = sqlx::query_as::<_, (String,)>(&sql).bind(repository_id);
-                for b in batch {
-                    q = q.bind(b);
-                }
-                missing.extend(missing_from(batch, q.fetch_all(&mut *tx).await?));
-            }
-            if !missing.is_empty() {
-                return Ok(PutManifestOutcome::MissingBlobs(missing));
-            }
-            for batch in children.chunks(MAX_DIGESTS_PER_STATEMENT) {
-                let sql = present_query("manifests", batch.len());
-                let mut q = sqlx::query_as::<_, (String,)>(&sql).bind(repository_id);
-                for c in batch {
-                    q = q.bind(c);
-                }
-                missing.extend(missing_from(batch, q.fetch_all(&mut *tx).await?));
-            }
-            if !missing.is_empty() {
-                return Ok(PutManifestOutcome::MissingManifests(missing));
-            }
-            let previous: Option<(String,)> = match m.tag {
-                Some(tag) => sqlx::query_as("SELECT digest FROM tags WHERE repository_id = $1 AND name = $2")
-                    .bind(repository_id)
-                    .bind(tag.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await?,
-                None => None,
-            };
-            let tag_changed = m.tag.is_some() && previous.as_ref().map(|(d,)| d) != Some(&digest);
-            if tag_changed && previous.is_some() && m.tag_immutable {
-                return Ok(PutManifestOutcome::TagImmutable);
-            }
             let inserted = sqlx::query(
                 "INSERT INTO manifests (repository_id, digest, media_type, artifact_type, subject,
                      annotations, size, body, pushed_at, image_size, config_media_type)
@@ -635,33 +594,67 @@ impl MetaStore {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+            // A new manifest records its references by copying them from the rows that
+            // prove them present: the check and the insert are one statement, and a
+            // short count means something is missing. (An existing manifest was checked
+            // when it was stored; what it references cannot be removed under it.)
+            // Batches keep every statement under both backends' bind-parameter limits.
             if inserted > 0 {
-                let kinds: Vec<(&String, &str)> = blobs
-                    .iter()
-                    .map(|d| (d, "blob"))
-                    .chain(children.iter().map(|d| (d, "manifest")))
-                    .collect();
-                for batch in kinds.chunks(MAX_DIGESTS_PER_STATEMENT / 4) {
-                    let sql = references_insert(batch.len());
-                    let mut q = sqlx::query(&sql);
-                    for (child, kind) in batch {
-                        q = q.bind(repository_id).bind(&digest).bind(*child).bind(*kind);
+                for (wanted, table, kind) in [(&blobs, "repository_blobs", "blob"), (&children, "manifests", "manifest")] {
+                    for batch in wanted.chunks(MAX_DIGESTS_PER_STATEMENT) {
+                        let sql = references_copy(table, kind, batch.len());
+                        let mut q = sqlx::query(&sql).bind(repository_id).bind(&digest);
+                        for d in batch {
+                            q = q.bind(d);
+                        }
+                        let copied = q.execute(&mut *tx).await?.rows_affected();
+                        if copied < batch.len() as u64 {
+                            let sql = present_query(table, batch.len());
+                            let mut q = sqlx::query_as::<_, (String,)>(&sql).bind(repository_id);
+                            for d in batch {
+                                q = q.bind(d);
+                            }
+                            let missing = missing_from(batch, q.fetch_all(&mut *tx).await?);
+                            tx.rollback().await?;
+                            return Ok(if kind == "blob" {
+                                PutManifestOutcome::MissingBlobs(missing)
+                            } else {
+                                PutManifestOutcome::MissingManifests(missing)
+                            });
+                        }
                     }
-                    q.execute(&mut *tx).await?;
                 }
             }
-            if let (Some(tag), true) = (m.tag, tag_changed) {
-                sqlx::query(
+            let mut tag_changed = false;
+            if let Some(tag) = m.tag {
+                // Moves the tag only if it points elsewhere and may move; 0 rows otherwise.
+                let moved = sqlx::query(
                     "INSERT INTO tags (repository_id, name, digest, updated_at) VALUES ($1, $2, $3, $4)
                      ON CONFLICT (repository_id, name)
-                     DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at",
+                     DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at
+                     WHERE tags.digest <> excluded.digest AND $5 = 0",
                 )
                 .bind(repository_id)
                 .bind(tag.as_str())
                 .bind(&digest)
                 .bind(m.now_ms)
+                .bind(i64::from(m.tag_immutable))
                 .execute(&mut *tx)
-                .await?;
+                .await?
+                .rows_affected();
+                tag_changed = moved > 0;
+                if !tag_changed && m.tag_immutable {
+                    let current: Option<(String,)> =
+                        sqlx::query_as("SELECT digest FROM tags WHERE repository_id = $1 AND name = $2")
+                            .bind(repository_id)
+                            .bind(tag.as_str())
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    if current.is_some_and(|(d,)| d != digest) {
+                        tx.rollback().await?;
+                        return Ok(PutManifestOutcome::TagImmutable);
+                    }
+                }
             }
             tx.commit().await?;
             Ok(PutManifestOutcome::Stored { new_image: inserted > 0, tag_changed })
@@ -1024,7 +1017,7 @@ mod contract_tests {
             present_query("manifests", 2),
             "SELECT digest FROM manifests WHERE repository_id = $1 AND digest IN ($2, $3)"
         );
-        assert!(references_insert(2).contains("($1, $2, $3, $4), ($5, $6, $7, $8)"));
+        assert!(references_copy("manifests", "manifest", 2).contains("digest IN ($3, $4)"));
         assert_eq!(
             missing_from(
                 &["b".into(), "a".into(), "c".into(), "b".into()],
