@@ -609,12 +609,16 @@ impl MetaStore {
                         }
                         let copied = q.execute(&mut *tx).await?.rows_affected();
                         if copied < batch.len() as u64 {
-                            let sql = present_query(table, batch.len());
-                            let mut q = sqlx::query_as::<_, (String,)>(&sql).bind(repository_id);
-                            for d in batch {
-                                q = q.bind(d);
+                            // Name every missing digest, not only this batch's.
+                            let mut missing = Vec::new();
+                            for all in wanted.chunks(MAX_DIGESTS_PER_STATEMENT) {
+                                let sql = present_query(table, all.len());
+                                let mut q = sqlx::query_as::<_, (String,)>(&sql).bind(repository_id);
+                                for d in all {
+                                    q = q.bind(d);
+                                }
+                                missing.extend(missing_from(all, q.fetch_all(&mut *tx).await?));
                             }
-                            let missing = missing_from(batch, q.fetch_all(&mut *tx).await?);
                             tx.rollback().await?;
                             return Ok(if kind == "blob" {
                                 PutManifestOutcome::MissingBlobs(missing)
