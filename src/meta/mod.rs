@@ -513,21 +513,8 @@ impl MetaStore {
         .execute(pool)
         .await?
         .rows_affected());
-        if deleted > 0 {
-            return Ok(DeleteOutcome::Deleted);
-        }
-        let exists: Option<(i64,)> = on_read!(self, pool => sqlx::query_as(
-            "SELECT repository_id FROM repository_blobs WHERE repository_id = $1 AND digest = $2",
-        )
-        .bind(repository_id)
-        .bind(&digest)
-        .fetch_optional(pool)
-        .await?);
-        Ok(if exists.is_some() {
-            DeleteOutcome::Referenced
-        } else {
-            DeleteOutcome::NotFound
-        })
+        self.delete_outcome(deleted, "repository_blobs", repository_id, &digest)
+            .await
     }
 
     /// Repositories of a registry that link `digest` (for mounts without `from`).
@@ -723,16 +710,29 @@ impl MetaStore {
         .execute(pool)
         .await?
         .rows_affected());
+        self.delete_outcome(deleted, "manifests", repository_id, &digest)
+            .await
+    }
+
+    /// What a guarded delete did: a row that survived it was still referenced.
+    /// `table` is one of two constants, never input.
+    async fn delete_outcome(
+        &self,
+        deleted: u64,
+        table: &str,
+        repository_id: i64,
+        digest: &str,
+    ) -> Result<DeleteOutcome> {
         if deleted > 0 {
             return Ok(DeleteOutcome::Deleted);
         }
-        let exists: Option<(i64,)> = on_read!(self, pool => sqlx::query_as(
-            "SELECT repository_id FROM manifests WHERE repository_id = $1 AND digest = $2",
-        )
-        .bind(repository_id)
-        .bind(&digest)
-        .fetch_optional(pool)
-        .await?);
+        let sql =
+            format!("SELECT repository_id FROM {table} WHERE repository_id = $1 AND digest = $2");
+        let exists: Option<(i64,)> = on_read!(self, pool => sqlx::query_as(&sql)
+            .bind(repository_id)
+            .bind(digest)
+            .fetch_optional(pool)
+            .await?);
         Ok(if exists.is_some() {
             DeleteOutcome::Referenced
         } else {

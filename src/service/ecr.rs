@@ -34,6 +34,19 @@ pub struct Listing<T> {
     pub next: Option<String>,
 }
 
+impl<T> Listing<T> {
+    /// From a query that fetched `limit + 1` rows: the extra row only says more follow,
+    /// and the page's last item is where the next page starts.
+    pub fn from_overfetch(mut items: Vec<T>, limit: u32, key: impl Fn(&T) -> String) -> Listing<T> {
+        let limit = limit as usize;
+        let next = (items.len() > limit).then(|| {
+            items.truncate(limit);
+            items.last().map(&key).unwrap_or_default()
+        });
+        Listing { items, next }
+    }
+}
+
 /// A requested image: by digest, by tag, or both.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImageId {
@@ -151,15 +164,13 @@ impl Service {
             });
         }
         self.authorize_registry(ctx, Action::DescribeRepositories)?;
-        let mut items = self
+        let items = self
             .meta
             .repositories_page(&ctx.registry, after.unwrap_or(""), i64::from(limit) + 1)
             .await?;
-        let next = (items.len() > limit as usize).then(|| {
-            items.truncate(limit as usize);
-            items.last().map(|r| r.name.to_string()).unwrap_or_default()
-        });
-        Ok(Listing { items, next })
+        Ok(Listing::from_overfetch(items, limit, |r| {
+            r.name.to_string()
+        }))
     }
 
     pub async fn delete_repository(
@@ -651,18 +662,13 @@ impl Service {
         self.authorize(ctx, Action::ListImages, name)?;
         let repo = self.repository(ctx, name).await?;
         let after = after.unwrap_or_default();
-        let mut items = self
+        let items = self
             .meta
             .image_rows(repo.id, tagged, (&after.0, &after.1), i64::from(limit) + 1)
             .await?;
-        let next = (items.len() > limit as usize).then(|| {
-            items.truncate(limit as usize);
-            items
-                .last()
-                .map(|r| format!("{}\n{}", r.digest, r.tag.clone().unwrap_or_default()))
-                .unwrap_or_default()
-        });
-        Ok(Listing { items, next })
+        Ok(Listing::from_overfetch(items, limit, |r| {
+            format!("{}\n{}", r.digest, r.tag.clone().unwrap_or_default())
+        }))
     }
 
     /// DescribeImages: the given images (all must exist), or a page of all of them.
@@ -704,15 +710,11 @@ impl Service {
                 next: None,
             });
         }
-        let mut items = self
+        let items = self
             .meta
             .image_details_page(repo.id, tagged, after.unwrap_or(""), i64::from(limit) + 1)
             .await?;
-        let next = (items.len() > limit as usize).then(|| {
-            items.truncate(limit as usize);
-            items.last().map(|d| d.digest.clone()).unwrap_or_default()
-        });
-        Ok(Listing { items, next })
+        Ok(Listing::from_overfetch(items, limit, |d| d.digest.clone()))
     }
 
     /// ListImageReferrers: referrers of a subject, optionally of some artifact types.
@@ -738,12 +740,8 @@ impl Service {
                 .position(|r| r.digest.as_str() > a)
                 .unwrap_or(all.len())
         });
-        let mut items: Vec<Referrer> = all.into_iter().skip(start).collect();
-        let next = (items.len() > limit as usize).then(|| {
-            items.truncate(limit as usize);
-            items.last().map(|r| r.digest.clone()).unwrap_or_default()
-        });
-        Ok(Listing { items, next })
+        let items: Vec<Referrer> = all.into_iter().skip(start).collect();
+        Ok(Listing::from_overfetch(items, limit, |r| r.digest.clone()))
     }
 
     pub fn describe_registry(&self, ctx: &Context) -> Result<()> {
