@@ -193,6 +193,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     };
     let auth = auth::Authenticator::new(token_key, settings.dev, settings.account_id.clone());
     let state = Arc::new(http::AppState::new(service, hosts, auth));
+    let shutdown = shutdown_signal()?;
     // Tests and scripts wait for this exact first line.
     let mut out = std::io::stdout();
     writeln!(out, "berth listening on http://{addr}")?;
@@ -208,7 +209,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         )?;
     }
     out.flush()?;
-    http::serve(listener, state, shutdown_signal()).await?;
+    http::serve(listener, state, shutdown).await?;
     tracing::info!("berth stopped");
     Ok(())
 }
@@ -239,16 +240,18 @@ fn print_env(settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// SIGTERM or SIGINT. The handlers are registered here, before the server says it is
+/// ready, so a signal sent right after the ready line still stops it gracefully.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
 }
 
 async fn admin(command: AdminCommand) -> anyhow::Result<()> {

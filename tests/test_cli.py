@@ -224,3 +224,55 @@ def test_healthz_and_readiness_line(start_server, tmp_path):
     s = start_server(["serve", "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path / "h")])
     assert requests.get(f"{s.url}/healthz", timeout=10).status_code == 200
     assert requests.get(f"{s.url}/v2/", timeout=10, auth=s.auth(tmp_path / "h")).status_code == 200
+
+
+def test_first_start_shows_the_root_key_once_and_writes_it_0600(start_server, berth_bin, tmp_path):
+    data = tmp_path / "boot"
+    s = start_server(["serve", "--listen", "127.0.0.1:0", "--data-dir", str(data)])
+    assert s.terminate() == 0
+    first = s.proc.stdout.read().decode()
+    creds = data / "credentials"
+    assert oct(creds.stat().st_mode & 0o777) == "0o600"
+    text = creds.read_text()
+    key = text.split("aws_access_key_id = ")[1].split()[0]
+    secret = text.split("aws_secret_access_key = ")[1].split()[0]
+    assert key.startswith("AKIA") and len(secret) == 40
+    assert key in first and secret in first, "shown once, on the first start"
+    assert "[default]" in text
+    again = start_server(["serve", "--listen", "127.0.0.1:0", "--data-dir", str(data)])
+    assert again.terminate() == 0
+    assert secret not in again.proc.stdout.read().decode(), "not shown again"
+    assert creds.read_text() == text, "the same key is kept"
+    assert secret not in again.stderr()
+
+
+def test_berth_env_gives_a_shell_that_the_aws_cli_can_use(start_server, berth_bin, tmp_path):
+    data = tmp_path / "env"
+    s = start_server(["serve", "--listen", "127.0.0.1:0", "--data-dir", str(data)])
+    listen = f"{s.host}:{s.port}"
+    script = (
+        f'eval "$({berth_bin} env --data-dir {data} --listen {listen})" && '
+        "aws ecr create-repository --repository-name from-env >/dev/null && "
+        "aws ecr describe-repositories --query 'repositories[].repositoryName' --output text"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_CONFIG_FILE=str(tmp_path / "none"), AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"))
+    r = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["from-env"]
+
+
+def test_dev_mode_accepts_any_key_pair(start_server, tmp_path):
+    import boto3
+
+    s = start_server(["serve", "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path / "dev"), "--dev"])
+    ecr = boto3.client("ecr", endpoint_url=s.url, region_name="us-east-1",
+                       aws_access_key_id="test", aws_secret_access_key="test")
+    assert ecr.create_repository(repositoryName="dev-repo")["repository"]["registryId"] == "000000000000"
+    # Without --dev the same keys are refused.
+    strict = start_server(["serve", "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path / "strict")])
+    ecr = boto3.client("ecr", endpoint_url=strict.url, region_name="us-east-1",
+                       aws_access_key_id="test", aws_secret_access_key="test")
+    with pytest.raises(Exception) as e:
+        ecr.describe_repositories()
+    assert "UnrecognizedClientException" in str(e.value)
