@@ -27,6 +27,10 @@ pub struct ImageDetail {
     pub last_pulled_at: Option<i64>,
 }
 
+/// Columns of an image-detail row, in the order [`DetailRow`] reads them.
+const DETAIL_COLUMNS: &str =
+    "m.digest, m.image_size, m.pushed_at, m.media_type, m.config_media_type, \
+     m.artifact_type, m.subject, m.last_pulled_at";
 type DetailRow = (
     String,
     i64,
@@ -223,8 +227,7 @@ impl MetaStore {
             None => "",
         };
         let sql = format!(
-            "SELECT m.digest, m.image_size, m.pushed_at, m.media_type, m.config_media_type,
-                    m.artifact_type, m.subject, m.last_pulled_at
+            "SELECT {DETAIL_COLUMNS}
              FROM manifests m WHERE m.repository_id = $1 AND m.digest > $2 {filter}
              ORDER BY m.digest LIMIT $3"
         );
@@ -243,11 +246,10 @@ impl MetaStore {
         repository_id: i64,
         digest: &str,
     ) -> Result<Option<ImageDetail>> {
-        let rows: Vec<DetailRow> = on_read!(self, pool => sqlx::query_as(
-            "SELECT m.digest, m.image_size, m.pushed_at, m.media_type, m.config_media_type,
-                    m.artifact_type, m.subject, m.last_pulled_at
-             FROM manifests m WHERE m.repository_id = $1 AND m.digest = $2",
-        )
+        let sql = format!(
+            "SELECT {DETAIL_COLUMNS} FROM manifests m WHERE m.repository_id = $1 AND m.digest = $2"
+        );
+        let rows: Vec<DetailRow> = on_read!(self, pool => sqlx::query_as(&sql)
         .bind(repository_id)
         .bind(digest)
         .fetch_all(pool)
