@@ -386,40 +386,29 @@ pub fn check_scope(p: &Presented, service: &str, now: i64) -> Result<(), SigErro
             "'Host' must be a 'SignedHeader' in the AWS Authorization.".into(),
         ));
     }
-    match p.expires {
-        // Presigned: valid from its date until date + expires.
-        Some(expires) => {
-            if now > t + expires {
-                return Err(SigError::Expired {
-                    request: format_amz_date(t + expires),
-                    earliest: format_amz_date(now),
-                    now: format_amz_date(now),
-                });
-            }
-            if t > now + MAX_SKEW_SECONDS {
-                return Err(SigError::NotYetCurrent {
-                    request: p.amz_date.clone(),
-                    latest: format_amz_date(now + MAX_SKEW_SECONDS),
-                    now: format_amz_date(now),
-                });
-            }
-        }
-        None => {
-            if t < now - MAX_SKEW_SECONDS {
-                return Err(SigError::Expired {
-                    request: p.amz_date.clone(),
-                    earliest: format_amz_date(now - MAX_SKEW_SECONDS),
-                    now: format_amz_date(now),
-                });
-            }
-            if t > now + MAX_SKEW_SECONDS {
-                return Err(SigError::NotYetCurrent {
-                    request: p.amz_date.clone(),
-                    latest: format_amz_date(now + MAX_SKEW_SECONDS),
-                    now: format_amz_date(now),
-                });
-            }
-        }
+    // Presigned URLs are valid from their date until date + expires; other requests
+    // within the skew window around now. Neither may come from the future.
+    let (oldest_ok, earliest) = match p.expires {
+        Some(expires) => (t + expires >= now, now),
+        None => (t >= now - MAX_SKEW_SECONDS, now - MAX_SKEW_SECONDS),
+    };
+    if !oldest_ok {
+        let request = match p.expires {
+            Some(expires) => format_amz_date(t + expires),
+            None => p.amz_date.clone(),
+        };
+        return Err(SigError::Expired {
+            request,
+            earliest: format_amz_date(earliest),
+            now: format_amz_date(now),
+        });
+    }
+    if t > now + MAX_SKEW_SECONDS {
+        return Err(SigError::NotYetCurrent {
+            request: p.amz_date.clone(),
+            latest: format_amz_date(now + MAX_SKEW_SECONDS),
+            now: format_amz_date(now),
+        });
     }
     Ok(())
 }

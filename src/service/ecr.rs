@@ -350,12 +350,7 @@ impl Service {
         data: Bytes,
     ) -> Result<u64> {
         self.authorize(ctx, Action::UploadLayerPart, name)?;
-        let key = self.session(ctx, name, id).await?;
-        let staged = self
-            .blobs
-            .upload_size(key)
-            .await
-            .map_err(Self::upload_store_error)?;
+        let (key, staged) = self.staged(ctx, name, id).await?;
         let last_valid = staged.checked_sub(1);
         let bad = |reason: String| Error::InvalidLayerPart {
             reason,
@@ -391,12 +386,7 @@ impl Service {
         digest: &Digest,
     ) -> Result<()> {
         self.authorize(ctx, Action::CompleteLayerUpload, name)?;
-        let key = self.session(ctx, name, id).await?;
-        let staged = self
-            .blobs
-            .upload_size(key)
-            .await
-            .map_err(Self::upload_store_error)?;
+        let (key, staged) = self.staged(ctx, name, id).await?;
         if staged == 0 {
             return Err(Error::EmptyUpload(id.to_owned()));
         }

@@ -531,11 +531,23 @@ impl Service {
         id: &str,
     ) -> Result<u64> {
         self.authorize(ctx, Action::UploadLayerPart, name)?;
+        Ok(self.staged(ctx, name, id).await?.1)
+    }
+
+    /// An upload session addressed through `name`, and the bytes staged in it so far.
+    pub(crate) async fn staged(
+        &self,
+        ctx: &Context,
+        name: &RepositoryName,
+        id: &str,
+    ) -> Result<(UploadKey, u64)> {
         let key = self.session(ctx, name, id).await?;
-        self.blobs
+        let size = self
+            .blobs
             .upload_size(key)
             .await
-            .map_err(Self::upload_store_error)
+            .map_err(Self::upload_store_error)?;
+        Ok((key, size))
     }
 
     /// Finish an upload with an optional last chunk: verify, publish, link.
