@@ -1,6 +1,7 @@
 //! What the first start creates: the default account, its root access key, the AWS
 //! shared-credentials file in the data directory, and the registry-token signing key.
 
+use sha2::Digest as _;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -20,6 +21,36 @@ pub struct Created {
     pub access_key_id: String,
     pub secret_access_key: String,
     pub credentials_file: PathBuf,
+}
+
+/// Install (or refresh) AWS's managed policies that Berth has built in.
+pub async fn managed_policies(service: &Service) -> anyhow::Result<()> {
+    let now = clock::now_ms();
+    for p in crate::iam::MANAGED {
+        // A stable id per policy, so that every node agrees.
+        let digest = sha2::Sha256::digest(p.name.as_bytes());
+        let id: String = digest
+            .iter()
+            .take(17)
+            .map(|b| char::from(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"[usize::from(*b) % 32]))
+            .collect();
+        service
+            .meta()
+            .upsert_managed_policy(&crate::meta::ManagedPolicyRow {
+                arn: p.arn(),
+                account_id: "aws".into(),
+                name: p.name.into(),
+                id: format!("ANPA{id}"),
+                path: p.path.into(),
+                description: Some(p.description.into()),
+                document: p.document.into(),
+                version_id: p.version.into(),
+                created_at: now,
+                updated_at: now,
+            })
+            .await?;
+    }
+    Ok(())
 }
 
 /// Make sure the default account has a root access key and the credentials file holds

@@ -12,6 +12,7 @@ mod bootstrap;
 mod clock;
 mod config;
 mod http;
+mod iam;
 mod meta;
 mod oci;
 mod registry;
@@ -172,6 +173,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", settings.listen))?;
     let addr = listener.local_addr()?;
     let service = open_service(&settings, Some(addr.port())).await?;
+    bootstrap::managed_policies(&service).await?;
     let bootstrap = bootstrap::identity(&service, &settings).await?;
     let token_key = bootstrap::token_key(&service).await?;
     tracing::info!(
@@ -265,6 +267,7 @@ async fn admin(command: AdminCommand) -> anyhow::Result<()> {
             let ctx = Context {
                 registry: default_registry(&settings),
                 principal: Principal::Admin,
+                source_ip: None,
             };
             let repo = service
                 .create_repository_with(&ctx, &name, &Default::default(), &[])
@@ -308,6 +311,7 @@ async fn admin(command: AdminCommand) -> anyhow::Result<()> {
             let ctx = Context {
                 registry: default_registry(&settings),
                 principal: Principal::Admin,
+                source_ip: None,
             };
             let mut last: Option<oci::RepositoryName> = None;
             loop {

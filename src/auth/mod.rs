@@ -7,6 +7,8 @@ pub mod token;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use sha2::{Digest as _, Sha256};
 
 use crate::meta::MetaStore;
@@ -16,10 +18,30 @@ use token::{Claims, TokenKey};
 pub const TOKEN_LIFETIME_SECONDS: i64 = 12 * 3600;
 
 /// An authenticated caller. Only this module (and local administration) builds one.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "t")]
 pub enum Principal {
     /// An account's root user.
     Root { account_id: String },
+    /// An IAM user.
+    User {
+        account_id: String,
+        name: String,
+        /// `AIDA...`
+        id: String,
+        arn: String,
+    },
+    /// A role session from STS AssumeRole.
+    AssumedRole {
+        account_id: String,
+        role_name: String,
+        /// `AROA...`
+        role_id: String,
+        role_arn: String,
+        session_name: String,
+        /// When the session's credentials expire (epoch seconds).
+        expires: i64,
+    },
     /// Local administration: the `berth admin` command.
     Admin,
 }
@@ -28,21 +50,67 @@ impl Principal {
     pub fn arn(&self) -> String {
         match self {
             Principal::Root { account_id } => format!("arn:aws:iam::{account_id}:root"),
+            Principal::User { arn, .. } => arn.clone(),
+            Principal::AssumedRole {
+                account_id,
+                role_name,
+                session_name,
+                ..
+            } => format!("arn:aws:sts::{account_id}:assumed-role/{role_name}/{session_name}"),
             Principal::Admin => "arn:aws:iam::berth:admin".to_owned(),
         }
     }
 
     pub fn account_id(&self) -> Option<&str> {
         match self {
-            Principal::Root { account_id } => Some(account_id),
+            Principal::Root { account_id }
+            | Principal::User { account_id, .. }
+            | Principal::AssumedRole { account_id, .. } => Some(account_id),
             Principal::Admin => None,
         }
     }
 
-    fn from_claims(c: &Claims) -> Principal {
-        Principal::Root {
-            account_id: c.acct.clone(),
+    /// `aws:userid` / GetCallerIdentity's `UserId`.
+    pub fn user_id(&self) -> String {
+        match self {
+            Principal::Root { account_id } => account_id.clone(),
+            Principal::User { id, .. } => id.clone(),
+            Principal::AssumedRole {
+                role_id,
+                session_name,
+                ..
+            } => format!("{role_id}:{session_name}"),
+            Principal::Admin => "berth-admin".to_owned(),
         }
+    }
+
+    /// The caller as policies see it; `None` for local administration.
+    pub fn caller(&self) -> Option<crate::iam::Caller> {
+        use crate::iam::{Caller, CallerKind};
+        let (kind, principal_arn, user_name) = match self {
+            Principal::Root { .. } => (CallerKind::Account, self.arn(), None),
+            Principal::User { arn, name, .. } => {
+                (CallerKind::User, arn.clone(), Some(name.clone()))
+            }
+            Principal::AssumedRole { role_arn, .. } => {
+                (CallerKind::AssumedRole, role_arn.clone(), None)
+            }
+            Principal::Admin => return None,
+        };
+        Some(Caller {
+            kind,
+            account_id: self.account_id()?.to_owned(),
+            arn: self.arn(),
+            principal_arn,
+            user_id: self.user_id(),
+            user_name,
+        })
+    }
+
+    fn from_claims(c: &Claims) -> Principal {
+        c.p.clone().unwrap_or_else(|| Principal::Root {
+            account_id: c.acct.clone(),
+        })
     }
 }
 
@@ -53,6 +121,8 @@ pub enum ApiAuthError {
     Signature(#[from] sigv4::SigError),
     #[error("The security token included in the request is invalid.")]
     UnrecognizedClient,
+    #[error("The security token included in the request is expired")]
+    ExpiredToken,
     #[error("{0}")]
     Backend(String),
 }
@@ -75,6 +145,14 @@ pub struct ApiCaller {
 }
 
 const CACHE_LIMIT: usize = 10_000;
+
+/// What an STS session token asserts.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct SessionClaims {
+    akid: String,
+    exp: i64,
+    principal: Principal,
+}
 
 pub struct Authenticator {
     token_key: TokenKey,
@@ -116,6 +194,9 @@ impl Authenticator {
                 region: presented.region,
             });
         }
+        if presented.access_key_id.starts_with("ASIA") {
+            return self.session_caller(req, &presented, now);
+        }
         let key = meta
             .access_key(&presented.access_key_id)
             .await
@@ -123,18 +204,90 @@ impl Authenticator {
             .filter(|k| k.active)
             .ok_or(ApiAuthError::UnrecognizedClient)?;
         sigv4::verify(req, &presented, &key.secret_access_key)?;
-        Ok(ApiCaller {
-            principal: Principal::Root {
+        let principal = if key.principal_arn.ends_with(":root") {
+            Principal::Root {
                 account_id: key.account_id,
-            },
+            }
+        } else {
+            let user = meta
+                .identity_by_arn(&key.principal_arn)
+                .await
+                .map_err(|e| ApiAuthError::Backend(e.to_string()))?
+                .ok_or(ApiAuthError::UnrecognizedClient)?;
+            Principal::User {
+                account_id: user.account_id,
+                name: user.name,
+                id: user.id,
+                arn: user.arn,
+            }
+        };
+        Ok(ApiCaller {
+            principal,
             region: presented.region,
         })
     }
 
+    /// A request signed with STS temporary credentials: the session token carries the
+    /// session, signed by this server; the secret is derived from the key id.
+    fn session_caller(
+        &self,
+        req: &sigv4::RequestParts<'_>,
+        presented: &sigv4::Presented,
+        now: i64,
+    ) -> Result<ApiCaller, ApiAuthError> {
+        let token = req
+            .headers
+            .iter()
+            .find(|(k, _)| k == "x-amz-security-token")
+            .map(|(_, v)| v.clone())
+            .or_else(|| sigv4::query_param(req.query, "X-Amz-Security-Token"))
+            .ok_or(ApiAuthError::UnrecognizedClient)?;
+        let session: SessionClaims = self
+            .token_key
+            .verify_as(&token)
+            .map_err(|_| ApiAuthError::UnrecognizedClient)?;
+        if session.akid != presented.access_key_id {
+            return Err(ApiAuthError::UnrecognizedClient);
+        }
+        sigv4::verify(req, presented, &self.session_secret(&session.akid))?;
+        if session.exp <= now {
+            return Err(ApiAuthError::ExpiredToken);
+        }
+        Ok(ApiCaller {
+            principal: session.principal,
+            region: presented.region.clone(),
+        })
+    }
+
+    fn session_secret(&self, akid: &str) -> String {
+        URL_SAFE_NO_PAD.encode(
+            self.token_key
+                .sign(format!("sts-secret\n{akid}").as_bytes()),
+        )[..40]
+            .to_owned()
+    }
+
+    /// Temporary credentials for a role session: (key id, secret, session token).
+    pub fn issue_session(&self, principal: &Principal, expires: i64) -> (String, String, String) {
+        let (id, _) = new_access_key();
+        let akid = format!("ASIA{}", &id[4..]);
+        let claims = SessionClaims {
+            akid: akid.clone(),
+            exp: expires,
+            principal: principal.clone(),
+        };
+        let token = self.token_key.issue_as(&claims);
+        (akid.clone(), self.session_secret(&akid), token)
+    }
+
     /// A registry password for `principal` in `region`, and its expiry (epoch seconds).
     pub fn issue_token(&self, principal: &Principal, region: &str, now: i64) -> (String, i64) {
-        let exp = now + TOKEN_LIFETIME_SECONDS;
+        let mut exp = now + TOKEN_LIFETIME_SECONDS;
+        if let Principal::AssumedRole { expires, .. } = principal {
+            exp = exp.min(*expires);
+        }
         let claims = Claims {
+            p: Some(principal.clone()).filter(|p| !matches!(p, Principal::Root { .. })),
             v: 1,
             acct: principal
                 .account_id()

@@ -25,6 +25,9 @@ pub struct Claims {
     pub region: String,
     /// Expiry, seconds since the epoch.
     pub exp: i64,
+    /// The principal, when it is not the account's root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p: Option<super::Principal>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -63,6 +66,16 @@ impl TokenKey {
 
     /// The password for these claims.
     pub fn issue(&self, claims: &Claims) -> String {
+        self.issue_as(claims)
+    }
+
+    /// The claims of a password this key issued. Expiry is the caller's to check.
+    pub fn verify(&self, password: &str) -> Result<Claims, TokenError> {
+        self.verify_as(password)
+    }
+
+    /// Any serializable claims, signed like a registry password.
+    pub fn issue_as<T: Serialize>(&self, claims: &T) -> String {
         let payload = serde_json::to_vec(claims).unwrap_or_default();
         let sig = self.mac(&payload).finalize().into_bytes();
         format!(
@@ -72,8 +85,11 @@ impl TokenKey {
         )
     }
 
-    /// The claims of a password this key issued. Expiry is the caller's to check.
-    pub fn verify(&self, password: &str) -> Result<Claims, TokenError> {
+    /// The claims of a token [`TokenKey::issue_as`] made.
+    pub fn verify_as<T: serde::de::DeserializeOwned>(
+        &self,
+        password: &str,
+    ) -> Result<T, TokenError> {
         let (payload, sig) = password.split_once('.').ok_or(TokenError::Malformed)?;
         let payload = URL_SAFE_NO_PAD
             .decode(payload)
@@ -115,6 +131,7 @@ mod tests {
             arn: "arn:aws:iam::111122223333:root".into(),
             region: "us-east-1".into(),
             exp: 1_900_000_000,
+            p: None,
         }
     }
 

@@ -64,6 +64,8 @@ async fn handle(state: Arc<AppState>, req: Request<Body>) -> Response<Body> {
         Response::new(Body::from("ok\n"))
     } else if api::ecr::is_ecr_request(&req) {
         api::ecr::handle(&state.service, &state.auth, req, &request_id).await
+    } else if api::iam::is_query_request(&req) && path == "/" {
+        api::iam::handle(&state.service, &state.auth, req, &request_id).await
     } else if path == "/v2" || path.starts_with("/v2/") {
         let registry = state.hosts.registry_for(req.headers());
         match registry_principal(&state, &registry, &req) {
@@ -71,6 +73,7 @@ async fn handle(state: Arc<AppState>, req: Request<Body>) -> Response<Body> {
                 let ctx = Context {
                     registry,
                     principal,
+                    source_ip: peer_ip(req.extensions()),
                 };
                 registry::handle(&state.service, &ctx, req, &request_id).await
             }
@@ -178,6 +181,16 @@ fn presigned(
     })
 }
 
+/// The connection's remote address, put in every request's extensions at accept.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
+
+/// The client's IP address (`aws:SourceIp`).
+pub fn peer_ip(ext: &axum::http::Extensions) -> Option<String> {
+    ext.get::<PeerAddr>()
+        .map(|p| p.0.ip().to_canonical().to_string())
+}
+
 fn content_length(h: &axum::http::HeaderMap) -> u64 {
     h.get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -216,7 +229,11 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let svc = app
             .clone()
-            .map_request(|req: Request<hyper::body::Incoming>| req.map(Body::new));
+            .map_request(move |req: Request<hyper::body::Incoming>| {
+                let mut req = req.map(Body::new);
+                req.extensions_mut().insert(PeerAddr(peer));
+                req
+            });
         let svc = hyper_util::service::TowerToHyperService::new(svc);
         let conn = http.serve_connection_with_upgrades(TokioIo::new(stream), svc);
         let conn = graceful.watch(conn.into_owned());

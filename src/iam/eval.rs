@@ -15,6 +15,8 @@ pub struct Request<'a> {
     pub resource: &'a str,
     /// The account that owns the resource.
     pub resource_account: &'a str,
+    /// A role's trust policy must allow even within its account.
+    pub resource_policy_required: bool,
     pub context: &'a RequestContext,
 }
 
@@ -79,7 +81,8 @@ pub fn evaluate(req: &Request<'_>, identity: &[&Policy], resource: &[&Policy]) -
     }
     let identity_allows = is_root || identity_says(Effect::Allow);
     let resource_allows = resource_says(Effect::Allow);
-    let same_account = req.caller.account_id == req.resource_account;
+    let same_account =
+        req.caller.account_id == req.resource_account && !req.resource_policy_required;
     if same_account {
         if identity_allows || resource_allows == PrincipalMatch::Caller {
             Decision::Allow
@@ -149,6 +152,7 @@ mod tests {
                 action,
                 resource: REPO,
                 resource_account: A,
+                resource_policy_required: false,
                 context: &ctx,
             },
             identity,
@@ -300,6 +304,7 @@ mod tests {
                     action: "ecr:TagResource",
                     resource: REPO,
                     resource_account: A,
+                    resource_policy_required: false,
                     context: ctx,
                 },
                 &[&id(doc)],

@@ -10,7 +10,7 @@ pub mod policy;
 pub mod wildcard;
 
 pub use context::{Caller, CallerKind, RequestContext};
-pub use eval::{Decision, Denial, Request};
+pub use eval::{Decision, Request};
 pub use policy::{Policy, PolicyError, PolicyKind};
 
 /// An AWS managed policy Berth has built in.
@@ -83,6 +83,7 @@ pub const MANAGED: &[ManagedPolicy] = &[
 ];
 
 /// The built-in managed policy with this ARN.
+#[cfg(test)]
 pub fn managed(arn: &str) -> Option<&'static ManagedPolicy> {
     MANAGED.iter().find(|p| p.arn() == arn)
 }

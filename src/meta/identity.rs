@@ -85,6 +85,17 @@ impl MetaStore {
             .collect())
     }
 
+    /// (key id, creation time in ms) of a principal's access keys.
+    pub async fn access_key_created(&self, principal_arn: &str) -> Result<Vec<(String, i64)>> {
+        let rows: Vec<(String, i64)> = on_read!(self, pool => sqlx::query_as(
+            "SELECT access_key_id, created_at FROM access_keys WHERE principal_arn = $1",
+        )
+        .bind(principal_arn)
+        .fetch_all(pool)
+        .await?);
+        Ok(rows)
+    }
+
     /// The named secret, created from `generate` on first use. Every node gets the same
     /// value: the first insert wins and everyone reads it back.
     pub async fn server_secret(

@@ -21,6 +21,11 @@ pub const SQLITE: &[Migration] = &[
         name: "ecr",
         sql: include_str!("../../migrations/sqlite/0002_ecr.sql"),
     },
+    Migration {
+        version: 3,
+        name: "iam",
+        sql: include_str!("../../migrations/sqlite/0003_iam.sql"),
+    },
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -33,6 +38,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 2,
         name: "ecr",
         sql: include_str!("../../migrations/postgres/0002_ecr.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "iam",
+        sql: include_str!("../../migrations/postgres/0003_iam.sql"),
     },
 ];
 

@@ -60,6 +60,8 @@ pub struct Repository {
     pub name: RepositoryName,
     pub created_at: i64,
     pub settings: RepositorySettings,
+    /// The repository policy (SetRepositoryPolicy), parsed when the row is read.
+    pub policy: Option<std::sync::Arc<crate::iam::Policy>>,
 }
 
 /// What CreateRepository and the Put*Configuration operations set on a repository.
@@ -87,7 +89,7 @@ impl Default for RepositorySettings {
 }
 
 /// Columns of a repository row, in the order [`repository_from_row`] reads them.
-const REPOSITORY_COLUMNS: &str = "id, name, created_at, image_tag_mutability, mutability_exclusions, scan_on_push, encryption_type, kms_key";
+const REPOSITORY_COLUMNS: &str = "id, name, created_at, image_tag_mutability, mutability_exclusions, scan_on_push, encryption_type, kms_key, policy_text";
 type RepositoryRow = (
     i64,
     String,
@@ -96,6 +98,7 @@ type RepositoryRow = (
     Option<String>,
     i64,
     String,
+    Option<String>,
     Option<String>,
 );
 
@@ -182,9 +185,11 @@ macro_rules! on_write {
 }
 
 mod ecr;
+mod iam;
 mod identity;
 
 pub use ecr::{ImageDetail, ImageRow};
+pub use iam::{DeleteOutcome as IamDeleteOutcome, Identity, IdentityKind, ManagedPolicyRow};
 pub use identity::AccessKey;
 
 pub struct MetaStore {
@@ -239,7 +244,15 @@ fn repository_from_row(row: RepositoryRow) -> Result<Repository> {
         scan_on_push,
         encryption_type,
         kms_key,
+        policy_text,
     ) = row;
+    // Stored policies were validated when set; one that no longer parses grants nothing.
+    let policy = policy_text.and_then(|t| {
+        crate::iam::Policy::parse(&t, crate::iam::PolicyKind::Resource)
+            .map(std::sync::Arc::new)
+            .map_err(|e| tracing::warn!(repository = %name, error = %e, "stored repository policy does not parse"))
+            .ok()
+    });
     let name = RepositoryName::from_str(&name)
         .map_err(|_| Error::Backend(format!("stored repository name '{name}' is invalid")))?;
     Ok(Repository {
@@ -253,6 +266,7 @@ fn repository_from_row(row: RepositoryRow) -> Result<Repository> {
             encryption_type,
             kms_key,
         },
+        policy,
     })
 }
 

@@ -46,7 +46,10 @@ fn code_and_status(e: &Error) -> (&'static str, StatusCode) {
         | Error::InvalidLayerPart { .. }
         | Error::EmptyUpload(_)
         | Error::LayerPartTooSmall
-        | Error::InvalidParameter(_) => ("UNSUPPORTED", StatusCode::BAD_REQUEST),
+        | Error::InvalidParameter(_)
+        | Error::RepositoryPolicyNotFound { .. }
+        | Error::RegistryPolicyNotFound(_)
+        | Error::Iam(..) => ("UNSUPPORTED", StatusCode::BAD_REQUEST),
         Error::Busy => ("TOOMANYREQUESTS", StatusCode::TOO_MANY_REQUESTS),
         Error::Internal(_) => ("UNKNOWN", StatusCode::INTERNAL_SERVER_ERROR),
     }

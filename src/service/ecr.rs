@@ -131,7 +131,8 @@ impl Service {
         settings: &RepositorySettings,
         tags: &[(String, String)],
     ) -> Result<Repository> {
-        self.authorize(ctx, Action::CreateRepository, name)?;
+        self.authorize_tagged(ctx, Action::CreateRepository, name, tags)
+            .await?;
         if tags.len() as i64 > MAX_RESOURCE_TAGS {
             return Err(Error::TooManyTags);
         }
@@ -155,7 +156,8 @@ impl Service {
         if let Some(names) = names {
             let mut out = Vec::with_capacity(names.len());
             for name in names {
-                self.authorize(ctx, Action::DescribeRepositories, name)?;
+                self.authorize(ctx, Action::DescribeRepositories, name)
+                    .await?;
                 out.push(self.repository(ctx, name).await?);
             }
             return Ok(Listing {
@@ -163,7 +165,8 @@ impl Service {
                 next: None,
             });
         }
-        self.authorize_registry(ctx, Action::DescribeRepositories)?;
+        self.authorize_registry(ctx, Action::DescribeRepositories)
+            .await?;
         let items = self
             .meta
             .repositories_page(&ctx.registry, after.unwrap_or(""), i64::from(limit) + 1)
@@ -179,7 +182,7 @@ impl Service {
         name: &RepositoryName,
         force: bool,
     ) -> Result<Repository> {
-        self.authorize(ctx, Action::DeleteRepository, name)?;
+        self.authorize(ctx, Action::DeleteRepository, name).await?;
         let repo = self.repository(ctx, name).await?;
         let _invalidate = self.cache.invalidate_on_drop(repo.id);
         self.cache.forget_repository(&ctx.registry, name.as_str());
@@ -199,7 +202,8 @@ impl Service {
         mutability: &str,
         exclusions: Option<&str>,
     ) -> Result<()> {
-        self.authorize(ctx, Action::PutImageTagMutability, name)?;
+        self.authorize(ctx, Action::PutImageTagMutability, name)
+            .await?;
         let repo = self.repository(ctx, name).await?;
         self.meta
             .set_tag_mutability(repo.id, mutability, exclusions)
@@ -214,10 +218,111 @@ impl Service {
         name: &RepositoryName,
         scan_on_push: bool,
     ) -> Result<()> {
-        self.authorize(ctx, Action::PutImageScanningConfiguration, name)?;
+        self.authorize(ctx, Action::PutImageScanningConfiguration, name)
+            .await?;
         let repo = self.repository(ctx, name).await?;
         self.meta.set_scan_on_push(repo.id, scan_on_push).await?;
         self.cache.forget_repository(&ctx.registry, name.as_str());
+        Ok(())
+    }
+
+    // ---- repository and registry policies ----
+
+    /// SetRepositoryPolicy. `force` is accepted; Berth does not refuse self-locking
+    /// policies (ECR's check for them is undocumented).
+    pub async fn set_repository_policy(
+        &self,
+        ctx: &Context,
+        name: &RepositoryName,
+        text: &str,
+    ) -> Result<Repository> {
+        self.authorize(ctx, Action::SetRepositoryPolicy, name)
+            .await?;
+        let repo = self.repository(ctx, name).await?;
+        self.check_resource_policy(text, "Invalid repository policy provided")
+            .await?;
+        self.meta.set_repository_policy(repo.id, Some(text)).await?;
+        self.cache.forget_repository(&ctx.registry, name.as_str());
+        Ok(repo)
+    }
+
+    /// GetRepositoryPolicy, or with `delete` DeleteRepositoryPolicy (returning the text).
+    pub async fn repository_policy(
+        &self,
+        ctx: &Context,
+        name: &RepositoryName,
+        delete: bool,
+    ) -> Result<String> {
+        let action = if delete {
+            Action::DeleteRepositoryPolicy
+        } else {
+            Action::GetRepositoryPolicy
+        };
+        self.authorize(ctx, action, name).await?;
+        let repo = self.repository(ctx, name).await?;
+        let text = self
+            .meta
+            .repository_policy_text(repo.id)
+            .await?
+            .ok_or_else(|| Error::RepositoryPolicyNotFound {
+                name: name.to_string(),
+                registry_id: ctx.registry.account_id.clone(),
+            })?;
+        if delete {
+            self.meta.set_repository_policy(repo.id, None).await?;
+            self.cache.forget_repository(&ctx.registry, name.as_str());
+        }
+        Ok(text)
+    }
+
+    pub async fn put_registry_policy(&self, ctx: &Context, text: &str) -> Result<()> {
+        self.authorize_registry(ctx, Action::PutRegistryPolicy)
+            .await?;
+        self.check_resource_policy(text, "Invalid registry policy provided")
+            .await?;
+        self.meta
+            .set_registry_policy(&ctx.registry, Some(text))
+            .await?;
+        self.iam_changed();
+        Ok(())
+    }
+
+    /// GetRegistryPolicy, or with `delete` DeleteRegistryPolicy (returning the text).
+    pub async fn registry_policy_text(&self, ctx: &Context, delete: bool) -> Result<String> {
+        let action = if delete {
+            Action::DeleteRegistryPolicy
+        } else {
+            Action::GetRegistryPolicy
+        };
+        self.authorize_registry(ctx, action).await?;
+        let text = self
+            .meta
+            .registry_policy(&ctx.registry)
+            .await?
+            .ok_or_else(|| Error::RegistryPolicyNotFound(ctx.registry.account_id.clone()))?;
+        if delete {
+            self.meta.set_registry_policy(&ctx.registry, None).await?;
+            self.iam_changed();
+        }
+        Ok(text)
+    }
+
+    /// A repository or registry policy: valid, ECR actions only, naming principals that
+    /// exist. ECR gives one message for every fault.
+    async fn check_resource_policy(&self, text: &str, message: &str) -> Result<()> {
+        let invalid = || {
+            Error::InvalidParameter(format!(
+                "Invalid parameter at 'PolicyText' failed to satisfy constraint: '{message}'"
+            ))
+        };
+        crate::iam::Policy::parse(text, crate::iam::PolicyKind::Resource).map_err(|_| invalid())?;
+        let doc: serde_json::Value = serde_json::from_str(text).map_err(|_| invalid())?;
+        for arn in super::iam::principal_arns(&doc) {
+            let names_identity = arn.contains(":user/") || arn.contains(":role/");
+            if names_identity && self.meta.identity_by_arn(&arn).await?.is_none() {
+                return Err(invalid());
+            }
+        }
         Ok(())
     }
 
@@ -228,7 +333,8 @@ impl Service {
         ctx: &Context,
         name: &RepositoryName,
     ) -> Result<Vec<(String, String)>> {
-        self.authorize(ctx, Action::ListTagsForResource, name)?;
+        self.authorize(ctx, Action::ListTagsForResource, name)
+            .await?;
         let repo = self.repository(ctx, name).await?;
         Ok(self.meta.resource_tags(repo.id).await?)
     }
@@ -239,7 +345,8 @@ impl Service {
         name: &RepositoryName,
         tags: &[(String, String)],
     ) -> Result<()> {
-        self.authorize(ctx, Action::TagResource, name)?;
+        self.authorize_tagged(ctx, Action::TagResource, name, tags)
+            .await?;
         let repo = self.repository(ctx, name).await?;
         if self
             .meta
@@ -258,7 +365,7 @@ impl Service {
         name: &RepositoryName,
         keys: &[String],
     ) -> Result<()> {
-        self.authorize(ctx, Action::UntagResource, name)?;
+        self.authorize(ctx, Action::UntagResource, name).await?;
         let repo = self.repository(ctx, name).await?;
         Ok(self.meta.delete_resource_tags(repo.id, keys).await?)
     }
@@ -267,13 +374,14 @@ impl Service {
 
     /// One authorization token per requested registry (or the caller's own). The token is
     /// valid in every registry of the region; the registry ids only pick `proxyEndpoint`.
-    pub fn authorization_tokens(
+    pub async fn authorization_tokens(
         &self,
         ctx: &Context,
         auth: &crate::auth::Authenticator,
         registry_ids: &[String],
     ) -> Result<Vec<AuthorizationData>> {
-        self.authorize_registry(ctx, Action::GetAuthorizationToken)?;
+        self.authorize_registry(ctx, Action::GetAuthorizationToken)
+            .await?;
         let now = clock::now_ms() / 1000;
         let (password, expires_at) = auth.issue_token(&ctx.principal, &ctx.registry.region, now);
         let token = crate::auth::token::authorization_token(&password);
@@ -301,7 +409,8 @@ impl Service {
         name: &RepositoryName,
         digests: &[String],
     ) -> Result<Vec<LayerCheck>> {
-        self.authorize(ctx, Action::BatchCheckLayerAvailability, name)?;
+        self.authorize(ctx, Action::BatchCheckLayerAvailability, name)
+            .await?;
         let repo = self.repository(ctx, name).await?;
         let mut out = Vec::with_capacity(digests.len());
         for raw in digests {
@@ -349,7 +458,7 @@ impl Service {
         last: u64,
         data: Bytes,
     ) -> Result<u64> {
-        self.authorize(ctx, Action::UploadLayerPart, name)?;
+        self.authorize(ctx, Action::UploadLayerPart, name).await?;
         let (key, staged) = self.staged(ctx, name, id).await?;
         let last_valid = staged.checked_sub(1);
         let bad = |reason: String| Error::InvalidLayerPart {
@@ -385,7 +494,8 @@ impl Service {
         id: &str,
         digest: &Digest,
     ) -> Result<()> {
-        self.authorize(ctx, Action::CompleteLayerUpload, name)?;
+        self.authorize(ctx, Action::CompleteLayerUpload, name)
+            .await?;
         let (key, staged) = self.staged(ctx, name, id).await?;
         if staged == 0 {
             return Err(Error::EmptyUpload(id.to_owned()));
@@ -419,7 +529,8 @@ impl Service {
         name: &RepositoryName,
         digest: &Digest,
     ) -> Result<String> {
-        self.authorize(ctx, Action::GetDownloadUrlForLayer, name)?;
+        self.authorize(ctx, Action::GetDownloadUrlForLayer, name)
+            .await?;
         let repo = self.repository(ctx, name).await?;
         self.linked_size(&repo, digest).await.map_err(|e| match e {
             Error::BlobNotFound => Error::LayersNotFound(format!(
@@ -546,7 +657,7 @@ impl Service {
         ids: &[ImageId],
         accepted: &[String],
     ) -> Result<(Vec<FoundImage>, Vec<ImageFailure>)> {
-        self.authorize(ctx, Action::BatchGetImage, name)?;
+        self.authorize(ctx, Action::BatchGetImage, name).await?;
         let repo = self.repository(ctx, name).await?;
         let mut images = Vec::new();
         let mut failures = Vec::new();
@@ -583,7 +694,7 @@ impl Service {
         name: &RepositoryName,
         ids: &[ImageId],
     ) -> Result<(Vec<ImageId>, Vec<ImageFailure>)> {
-        self.authorize(ctx, Action::BatchDeleteImage, name)?;
+        self.authorize(ctx, Action::BatchDeleteImage, name).await?;
         let repo = self.repository(ctx, name).await?;
         let _invalidate = self.cache.invalidate_on_drop(repo.id);
         let mut deleted = Vec::new();
@@ -649,7 +760,7 @@ impl Service {
         after: Option<(String, String)>,
         limit: u32,
     ) -> Result<Listing<ImageRow>> {
-        self.authorize(ctx, Action::ListImages, name)?;
+        self.authorize(ctx, Action::ListImages, name).await?;
         let repo = self.repository(ctx, name).await?;
         let after = after.unwrap_or_default();
         let items = self
@@ -671,7 +782,7 @@ impl Service {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Listing<ImageDetail>> {
-        self.authorize(ctx, Action::DescribeImages, name)?;
+        self.authorize(ctx, Action::DescribeImages, name).await?;
         let repo = self.repository(ctx, name).await?;
         if let Some(ids) = ids {
             let mut out: Vec<ImageDetail> = Vec::new();
@@ -734,8 +845,8 @@ impl Service {
         Ok(Listing::from_overfetch(items, limit, |r| r.digest.clone()))
     }
 
-    pub fn describe_registry(&self, ctx: &Context) -> Result<()> {
-        self.authorize_registry(ctx, Action::DescribeRegistry)
+    pub async fn describe_registry(&self, ctx: &Context) -> Result<()> {
+        self.authorize_registry(ctx, Action::DescribeRegistry).await
     }
 }
 

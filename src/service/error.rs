@@ -100,6 +100,13 @@ pub enum Error {
     LayersNotFound(String),
     #[error("{0}")]
     InvalidParameter(String),
+    #[error("Repository policy does not exist for the repository with name '{name}' in the registry with id '{registry_id}'")]
+    RepositoryPolicyNotFound { name: String, registry_id: String },
+    #[error("Registry policy does not exist in the registry with id '{0}'")]
+    RegistryPolicyNotFound(String),
+    /// IAM's own errors (the IAM/STS front end names them).
+    #[error("{1}")]
+    Iam(IamErrorKind, String),
     /// Transient contention; the client may retry.
     #[error("The service is busy; retry the request")]
     Busy,
@@ -131,3 +138,21 @@ impl From<crate::blobs::Error> for Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// The IAM error codes the IAM and STS front end returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IamErrorKind {
+    NoSuchEntity,
+    EntityAlreadyExists,
+    DeleteConflict,
+    LimitExceeded,
+    MalformedPolicyDocument,
+    InvalidInput,
+    ValidationError,
+}
+
+impl Error {
+    pub fn iam(kind: IamErrorKind, message: impl Into<String>) -> Error {
+        Error::Iam(kind, message.into())
+    }
+}

@@ -4,9 +4,11 @@
 //! [`Service::authorize`], then acts on the metadata and blob stores. Front ends (the OCI
 //! registry today, the ECR JSON API next) only translate requests into these calls.
 
+mod authz;
 mod cache;
 mod ecr;
 mod error;
+mod iam;
 mod mutability;
 
 use std::sync::Arc;
@@ -14,7 +16,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 pub use ecr::{ImageFailure, ImageId, LayerCheck, PART_SIZE};
-pub use error::{Error, Result};
+pub use error::{Error, IamErrorKind, Result};
+pub use iam::{IamCaller, NewIdentity};
 
 use cache::ReadCache;
 
@@ -50,6 +53,12 @@ pub enum Action {
     TagResource,
     UntagResource,
     UploadLayerPart,
+    SetRepositoryPolicy,
+    GetRepositoryPolicy,
+    DeleteRepositoryPolicy,
+    PutRegistryPolicy,
+    GetRegistryPolicy,
+    DeleteRegistryPolicy,
 }
 
 impl Action {
@@ -65,6 +74,8 @@ pub use crate::auth::Principal;
 pub struct Context {
     pub registry: RegistryKey,
     pub principal: Principal,
+    /// The client's address (`aws:SourceIp`), when the request came over the network.
+    pub source_ip: Option<String>,
 }
 
 /// Options of the operation layer.
@@ -169,12 +180,14 @@ pub struct Service {
     cache: ReadCache,
     parts: ecr::PartLedger,
     pulls: PullRecorder,
+    policies: authz::PolicyCache,
 }
 
 impl Service {
     pub fn new(meta: MetaStore, blobs: Arc<dyn BlobStore>, options: Options) -> Service {
         // Caching is safe only while this process is the metadata's only writer.
-        let cache = ReadCache::new(meta.is_single_node());
+        let meta_single_node = meta.is_single_node();
+        let cache = ReadCache::new(meta_single_node);
         Service {
             meta: Arc::new(meta),
             blobs,
@@ -182,6 +195,7 @@ impl Service {
             cache,
             parts: ecr::PartLedger::default(),
             pulls: PullRecorder::default(),
+            policies: authz::PolicyCache::new(meta_single_node),
         }
     }
 
@@ -206,35 +220,6 @@ impl Service {
                 tracing::warn!(error = %e, "recording a pull failed");
             }
         });
-    }
-
-    /// Authorize `action` on a repository. Every operation calls this before touching data.
-    /// Until IAM policies exist, an account's root may do anything in its own registries
-    /// and nothing in another account's.
-    fn authorize(&self, ctx: &Context, action: Action, repo: &RepositoryName) -> Result<()> {
-        let resource = format!(
-            "arn:aws:ecr:{}:{}:repository/{repo}",
-            ctx.registry.region, ctx.registry.account_id
-        );
-        self.authorize_resource(ctx, action, &resource)
-    }
-
-    /// Authorize an action on the registry itself (resource `*`).
-    fn authorize_registry(&self, ctx: &Context, action: Action) -> Result<()> {
-        self.authorize_resource(ctx, action, "*")
-    }
-
-    fn authorize_resource(&self, ctx: &Context, action: Action, resource: &str) -> Result<()> {
-        match &ctx.principal {
-            Principal::Admin => Ok(()),
-            Principal::Root { account_id } if *account_id == ctx.registry.account_id || resource == "*" => Ok(()),
-            Principal::Root { .. } => Err(Error::AccessDenied(format!(
-                "User: {} is not authorized to perform: ecr:{} on resource: {resource} because no resource-based policy allows the ecr:{} action",
-                ctx.principal.arn(),
-                action.name(),
-                action.name()
-            ))),
-        }
     }
 
     fn not_found(ctx: &Context, name: &RepositoryName) -> Error {
@@ -277,7 +262,7 @@ impl Service {
         if !self.options.create_on_push {
             return Err(Self::not_found(ctx, name));
         }
-        self.authorize(ctx, Action::CreateRepository, name)?;
+        self.authorize(ctx, Action::CreateRepository, name).await?;
         match self
             .meta
             .create_repository(
@@ -304,7 +289,8 @@ impl Service {
         last: Option<&RepositoryName>,
         n: Option<u32>,
     ) -> Result<Page> {
-        self.authorize_registry(ctx, Action::DescribeRepositories)?;
+        self.authorize_registry(ctx, Action::DescribeRepositories)
+            .await?;
         let limit = n.unwrap_or(DEFAULT_PAGE).min(MAX_PAGE);
         if limit == 0 {
             return Ok(Page {
@@ -334,7 +320,8 @@ impl Service {
         name: &RepositoryName,
         digest: &Digest,
     ) -> Result<u64> {
-        self.authorize(ctx, Action::BatchCheckLayerAvailability, name)?;
+        self.authorize(ctx, Action::BatchCheckLayerAvailability, name)
+            .await?;
         let repo = self.repository(ctx, name).await?;
         self.linked_size(&repo, digest).await
     }
@@ -362,7 +349,8 @@ impl Service {
         digest: &Digest,
         range: Option<ByteRange>,
     ) -> Result<BlobDownload> {
-        self.authorize(ctx, Action::GetDownloadUrlForLayer, name)?;
+        self.authorize(ctx, Action::GetDownloadUrlForLayer, name)
+            .await?;
         let repo = self.repository(ctx, name).await?;
         let size = self.linked_size(&repo, digest).await?;
         let range = match range {
@@ -390,7 +378,7 @@ impl Service {
         name: &RepositoryName,
         digest: &Digest,
     ) -> Result<()> {
-        self.authorize(ctx, Action::BatchDeleteImage, name)?;
+        self.authorize(ctx, Action::BatchDeleteImage, name).await?;
         let repo = self.repository(ctx, name).await?;
         let _invalidate = self.cache.invalidate_on_drop(repo.id);
         match self.meta.unlink_blob(repo.id, digest).await? {
@@ -403,7 +391,8 @@ impl Service {
     // ---- uploads ----
 
     pub async fn start_upload(&self, ctx: &Context, name: &RepositoryName) -> Result<UploadId> {
-        self.authorize(ctx, Action::InitiateLayerUpload, name)?;
+        self.authorize(ctx, Action::InitiateLayerUpload, name)
+            .await?;
         let repo = self.repository_for_push(ctx, name).await?;
         let key = UploadKey {
             owner: repo.id,
@@ -422,7 +411,8 @@ impl Service {
         digest: &Digest,
         from: Option<&RepositoryName>,
     ) -> Result<Option<u64>> {
-        self.authorize(ctx, Action::InitiateLayerUpload, name)?;
+        self.authorize(ctx, Action::InitiateLayerUpload, name)
+            .await?;
         let target = self.repository_for_push(ctx, name).await?;
         let source = match from {
             Some(from) => self.meta.repository(&ctx.registry, from).await?,
@@ -436,7 +426,8 @@ impl Service {
         let Some(source) = source else {
             return Ok(None);
         };
-        self.authorize(ctx, Action::GetDownloadUrlForLayer, &source.name)?;
+        self.authorize(ctx, Action::GetDownloadUrlForLayer, &source.name)
+            .await?;
         let Some(size) = self.meta.linked_blob_size(source.id, digest).await? else {
             return Ok(None);
         };
@@ -454,9 +445,11 @@ impl Service {
         digest: &Digest,
         body: ByteStream,
     ) -> Result<u64> {
-        self.authorize(ctx, Action::InitiateLayerUpload, name)?;
-        self.authorize(ctx, Action::UploadLayerPart, name)?;
-        self.authorize(ctx, Action::CompleteLayerUpload, name)?;
+        self.authorize(ctx, Action::InitiateLayerUpload, name)
+            .await?;
+        self.authorize(ctx, Action::UploadLayerPart, name).await?;
+        self.authorize(ctx, Action::CompleteLayerUpload, name)
+            .await?;
         let repo = self.repository_for_push(ctx, name).await?;
         // If the process dies mid-way only a staging file remains.
         let key = UploadKey {
@@ -516,7 +509,7 @@ impl Service {
         offset: Option<u64>,
         body: ByteStream,
     ) -> Result<u64> {
-        self.authorize(ctx, Action::UploadLayerPart, name)?;
+        self.authorize(ctx, Action::UploadLayerPart, name).await?;
         let key = self.session(ctx, name, id).await?;
         self.blobs
             .append_upload(key, offset, body)
@@ -530,7 +523,7 @@ impl Service {
         name: &RepositoryName,
         id: &str,
     ) -> Result<u64> {
-        self.authorize(ctx, Action::UploadLayerPart, name)?;
+        self.authorize(ctx, Action::UploadLayerPart, name).await?;
         Ok(self.staged(ctx, name, id).await?.1)
     }
 
@@ -560,9 +553,10 @@ impl Service {
         offset: Option<u64>,
         last_chunk: Option<ByteStream>,
     ) -> Result<u64> {
-        self.authorize(ctx, Action::CompleteLayerUpload, name)?;
+        self.authorize(ctx, Action::CompleteLayerUpload, name)
+            .await?;
         if last_chunk.is_some() {
-            self.authorize(ctx, Action::UploadLayerPart, name)?;
+            self.authorize(ctx, Action::UploadLayerPart, name).await?;
         }
         let key = self.session(ctx, name, id).await?;
         // On a digest mismatch the store has discarded the staged bytes: the session is over.
@@ -581,7 +575,7 @@ impl Service {
         name: &RepositoryName,
         id: &str,
     ) -> Result<()> {
-        self.authorize(ctx, Action::UploadLayerPart, name)?;
+        self.authorize(ctx, Action::UploadLayerPart, name).await?;
         let key = self.session(ctx, name, id).await?;
         // Unknown sessions are an error for the client, not a silent success.
         self.blobs
@@ -618,7 +612,7 @@ impl Service {
         body: &Bytes,
         path: PushPath,
     ) -> Result<PutManifest> {
-        self.authorize(ctx, Action::PutImage, name)?;
+        self.authorize(ctx, Action::PutImage, name).await?;
         if body.len() > MAX_MANIFEST_BYTES {
             return Err(Error::ManifestTooLarge);
         }
@@ -709,7 +703,7 @@ impl Service {
         reference: &Reference,
         accepted: &[String],
     ) -> Result<Arc<StoredManifest>> {
-        self.authorize(ctx, Action::BatchGetImage, name)?;
+        self.authorize(ctx, Action::BatchGetImage, name).await?;
         let repo = self.repository(ctx, name).await?;
         let m = self.find_manifest(&repo, reference).await?;
         if !manifest::is_acceptable(&m.media_type, accepted) {
@@ -745,7 +739,7 @@ impl Service {
         name: &RepositoryName,
         reference: &Reference,
     ) -> Result<()> {
-        self.authorize(ctx, Action::BatchDeleteImage, name)?;
+        self.authorize(ctx, Action::BatchDeleteImage, name).await?;
         let repo = self.repository(ctx, name).await?;
         let _invalidate = self.cache.invalidate_on_drop(repo.id);
         let outcome = match reference {
@@ -772,7 +766,7 @@ impl Service {
         last: Option<&Tag>,
         n: Option<u32>,
     ) -> Result<Page> {
-        self.authorize(ctx, Action::ListImages, name)?;
+        self.authorize(ctx, Action::ListImages, name).await?;
         let repo = self.repository(ctx, name).await?;
         let limit = n.unwrap_or(DEFAULT_PAGE).min(MAX_PAGE);
         if limit == 0 {
@@ -798,7 +792,7 @@ impl Service {
         digest: &Digest,
         artifact_type: Option<&str>,
     ) -> Result<Vec<Referrer>> {
-        self.authorize(ctx, Action::BatchGetImage, name)?;
+        self.authorize(ctx, Action::BatchGetImage, name).await?;
         let repo = self.repository(ctx, name).await?;
         let mut all = self.meta.referrers(repo.id, digest).await?;
         if let Some(t) = artifact_type {

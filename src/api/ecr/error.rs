@@ -66,6 +66,7 @@ impl From<ApiAuthError> for ApiError {
             ApiAuthError::UnrecognizedClient => {
                 ApiError::new("UnrecognizedClientException", e.to_string())
             }
+            ApiAuthError::ExpiredToken => ApiError::new("ExpiredTokenException", e.to_string()),
             ApiAuthError::Backend(m) => server_error(&m),
             ApiAuthError::Signature(s) => match s {
                 SigError::Missing => {
@@ -113,7 +114,10 @@ impl From<Error> for ApiError {
             | Error::RangeNotSatisfiable { .. }
             | Error::BlobReferenced
             | Error::ManifestReferenced
-            | Error::InvalidParameter(_) => "InvalidParameterException",
+            | Error::InvalidParameter(_)
+            | Error::Iam(..) => "InvalidParameterException",
+            Error::RepositoryPolicyNotFound { .. } => "RepositoryPolicyNotFoundException",
+            Error::RegistryPolicyNotFound(_) => "RegistryPolicyNotFoundException",
             Error::ManifestInvalid(_) => {
                 return ApiError::invalid("ImageManifest", "Invalid JSON syntax");
             }

@@ -125,6 +125,7 @@ async fn run(
             region: caller.region.clone(),
         },
         principal: caller.principal,
+        source_ip: crate::http::peer_ip(&parts.extensions),
     };
     ops::dispatch(service, auth, &ctx, operation, input).await
 }

@@ -17,12 +17,6 @@ type OpResult = Result<Value, ApiError>;
 /// Operations of the ECR model that Berth does not implement yet.
 const NOT_YET: &[&str] = &[
     "UpdateImageStorageClass",
-    "SetRepositoryPolicy",
-    "GetRepositoryPolicy",
-    "DeleteRepositoryPolicy",
-    "PutRegistryPolicy",
-    "GetRegistryPolicy",
-    "DeleteRegistryPolicy",
     "PutLifecyclePolicy",
     "GetLifecyclePolicy",
     "DeleteLifecyclePolicy",
@@ -67,7 +61,7 @@ pub async fn dispatch(
         "CreateRepository" => create_repository(service, ctx, &i).await,
         "DescribeRepositories" => describe_repositories(service, ctx, &i).await,
         "DeleteRepository" => delete_repository(service, ctx, &i).await,
-        "GetAuthorizationToken" => get_authorization_token(service, auth, ctx, &i),
+        "GetAuthorizationToken" => get_authorization_token(service, auth, ctx, &i).await,
         "BatchCheckLayerAvailability" => batch_check_layer_availability(service, ctx, &i).await,
         "InitiateLayerUpload" => initiate_layer_upload(service, ctx, &i).await,
         "UploadLayerPart" => upload_layer_part(service, ctx, &i).await,
@@ -83,8 +77,14 @@ pub async fn dispatch(
         "TagResource" => tag_resource(service, ctx, &i).await,
         "UntagResource" => untag_resource(service, ctx, &i).await,
         "ListTagsForResource" => list_tags_for_resource(service, ctx, &i).await,
-        "DescribeRegistry" => describe_registry(service, ctx),
+        "DescribeRegistry" => describe_registry(service, ctx).await,
         "ListImageReferrers" => list_image_referrers(service, ctx, &i).await,
+        "SetRepositoryPolicy" => set_repository_policy(service, ctx, &i).await,
+        "GetRepositoryPolicy" => repository_policy(service, ctx, &i, false).await,
+        "DeleteRepositoryPolicy" => repository_policy(service, ctx, &i, true).await,
+        "PutRegistryPolicy" => put_registry_policy(service, ctx, &i).await,
+        "GetRegistryPolicy" => registry_policy(service, ctx, false).await,
+        "DeleteRegistryPolicy" => registry_policy(service, ctx, true).await,
         other if NOT_YET.contains(&other) => Err(ApiError::new(
             "ValidationException",
             format!("Berth does not implement ecr:{other} yet"),
@@ -553,7 +553,7 @@ async fn delete_repository(service: &Service, ctx: &Context, i: &Input) -> OpRes
     Ok(json!({ "repository": repository_json(service, ctx, &repo) }))
 }
 
-fn get_authorization_token(
+async fn get_authorization_token(
     service: &Service,
     auth: &Authenticator,
     ctx: &Context,
@@ -568,7 +568,7 @@ fn get_authorization_token(
             ));
         }
     }
-    let data = service.authorization_tokens(ctx, auth, &ids)?;
+    let data = service.authorization_tokens(ctx, auth, &ids).await?;
     let items: Vec<Value> = data
         .iter()
         .map(|d| json!({ "authorizationToken": d.token, "expiresAt": d.expires_at as f64, "proxyEndpoint": d.proxy_endpoint }))
@@ -887,8 +887,8 @@ async fn list_tags_for_resource(service: &Service, ctx: &Context, i: &Input) -> 
     Ok(json!({ "tags": tags }))
 }
 
-fn describe_registry(service: &Service, ctx: &Context) -> OpResult {
-    service.describe_registry(ctx)?;
+async fn describe_registry(service: &Service, ctx: &Context) -> OpResult {
+    service.describe_registry(ctx).await?;
     Ok(
         json!({ "registryId": ctx.registry.account_id, "replicationConfiguration": { "rules": [] } }),
     )
@@ -949,4 +949,47 @@ async fn list_image_referrers(service: &Service, ctx: &Context, i: &Input) -> Op
         })
         .collect();
     Ok(with_next(json!({ "referrers": referrers }), page.next))
+}
+
+// ---- policies ----
+
+/// `policyText`: required, 1 to 10,240 characters.
+fn policy_text(i: &Input) -> Result<&str, ApiError> {
+    let text = i.str_req("policyText")?;
+    if text.is_empty() || text.chars().count() > 10_240 {
+        return Err(ApiError::invalid(
+            "policyText",
+            "Member must have length less than or equal to 10240",
+        ));
+    }
+    Ok(text)
+}
+
+async fn set_repository_policy(service: &Service, ctx: &Context, i: &Input) -> OpResult {
+    let name = i.repository_name()?;
+    let text = policy_text(i)?;
+    i.bool_opt("force")?;
+    service.set_repository_policy(ctx, &name, text).await?;
+    Ok(
+        json!({ "registryId": ctx.registry.account_id, "repositoryName": name.as_str(), "policyText": text }),
+    )
+}
+
+async fn repository_policy(service: &Service, ctx: &Context, i: &Input, delete: bool) -> OpResult {
+    let name = i.repository_name()?;
+    let text = service.repository_policy(ctx, &name, delete).await?;
+    Ok(
+        json!({ "registryId": ctx.registry.account_id, "repositoryName": name.as_str(), "policyText": text }),
+    )
+}
+
+async fn put_registry_policy(service: &Service, ctx: &Context, i: &Input) -> OpResult {
+    let text = policy_text(i)?;
+    service.put_registry_policy(ctx, text).await?;
+    Ok(json!({ "registryId": ctx.registry.account_id, "policyText": text }))
+}
+
+async fn registry_policy(service: &Service, ctx: &Context, delete: bool) -> OpResult {
+    let text = service.registry_policy_text(ctx, delete).await?;
+    Ok(json!({ "registryId": ctx.registry.account_id, "policyText": text }))
 }

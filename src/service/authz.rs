@@ -1,0 +1,290 @@
+//! Authorization: every operation asks here before it touches data.
+//!
+//! Gathers the policies that bear on a request (the caller's identity policies, the
+//! repository's policy, the registry's policy), builds the request context (source IP,
+//! time, tags), and asks [`iam::eval::evaluate`]. Parsed policies are cached per
+//! principal and registry; any IAM change in this process clears the cache, and with
+//! several nodes (PostgreSQL) entries also expire after a few seconds.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::{Action, Context, Error, Result, Service};
+use crate::auth::Principal;
+use crate::clock;
+use crate::iam::{self, Decision, Policy, PolicyKind, RequestContext};
+use crate::meta::{IdentityKind, RegistryKey, Repository};
+use crate::oci::RepositoryName;
+
+/// How long a cached policy may be used when other nodes may change it.
+const SHARED_TTL: Duration = Duration::from_secs(5);
+const MAX_ENTRIES: usize = 10_000;
+
+type Policies = Arc<Vec<Policy>>;
+
+struct Entry<T> {
+    value: T,
+    loaded: Instant,
+}
+
+#[derive(Default)]
+struct Inner {
+    identities: HashMap<String, Entry<Policies>>,
+    registries: HashMap<RegistryKey, Entry<Option<Arc<Policy>>>>,
+}
+
+pub struct PolicyCache {
+    single_node: bool,
+    inner: Mutex<Inner>,
+}
+
+impl PolicyCache {
+    pub fn new(single_node: bool) -> PolicyCache {
+        PolicyCache {
+            single_node,
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    fn fresh<T: Clone>(&self, e: Option<&Entry<T>>) -> Option<T> {
+        let e = e?;
+        (self.single_node || e.loaded.elapsed() < SHARED_TTL).then(|| e.value.clone())
+    }
+
+    /// Forget everything: a policy, key, user, group or role changed.
+    pub fn clear(&self) {
+        if let Ok(mut i) = self.inner.lock() {
+            *i = Inner::default();
+        }
+    }
+}
+
+/// A repository's ARN.
+pub fn repository_arn(reg: &RegistryKey, name: &str) -> String {
+    format!(
+        "arn:aws:ecr:{}:{}:repository/{name}",
+        reg.region, reg.account_id
+    )
+}
+
+impl Service {
+    /// Authorize `action` on a repository (which may not exist: denial comes first).
+    pub(super) async fn authorize(
+        &self,
+        ctx: &Context,
+        action: Action,
+        name: &RepositoryName,
+    ) -> Result<()> {
+        self.authorize_tagged(ctx, action, name, &[]).await
+    }
+
+    /// As [`Service::authorize`], for a request that carries tags (`aws:RequestTag/*`).
+    pub(super) async fn authorize_tagged(
+        &self,
+        ctx: &Context,
+        action: Action,
+        name: &RepositoryName,
+        request_tags: &[(String, String)],
+    ) -> Result<()> {
+        if ctx.principal == Principal::Admin {
+            return Ok(());
+        }
+        let repo = self.find_repository(ctx, name).await?;
+        let resource = repository_arn(&ctx.registry, name.as_str());
+        self.decide(
+            ctx,
+            &format!("ecr:{}", action.name()),
+            &resource,
+            repo.as_ref(),
+            request_tags,
+        )
+        .await
+    }
+
+    /// Authorize an action on no particular repository (resource `*`).
+    pub(super) async fn authorize_registry(&self, ctx: &Context, action: Action) -> Result<()> {
+        if ctx.principal == Principal::Admin {
+            return Ok(());
+        }
+        self.decide(ctx, &format!("ecr:{}", action.name()), "*", None, &[])
+            .await
+    }
+
+    async fn decide(
+        &self,
+        ctx: &Context,
+        action: &str,
+        resource: &str,
+        repo: Option<&Repository>,
+        request_tags: &[(String, String)],
+    ) -> Result<()> {
+        let Some(caller) = ctx.principal.caller() else {
+            return Ok(());
+        };
+        let registry_policy = self.registry_policy(&ctx.registry).await?;
+        let mut resource_policies: Vec<&Policy> = Vec::new();
+        if let Some(p) = repo.and_then(|r| r.policy.as_deref()) {
+            resource_policies.push(p);
+        }
+        if let Some(p) = registry_policy.as_deref() {
+            resource_policies.push(p);
+        }
+        // The fast path: a root in its own registry with no resource policy to deny it.
+        if caller.kind == iam::CallerKind::Account
+            && caller.account_id == ctx.registry.account_id
+            && resource_policies.is_empty()
+        {
+            return Ok(());
+        }
+        let identity = self.identity_policies(&ctx.principal).await?;
+        let identity_refs: Vec<&Policy> = identity.iter().collect();
+        let mut rc = RequestContext::new(&caller, ctx.source_ip.as_deref(), clock::now_ms());
+        if !request_tags.is_empty() {
+            rc.set_request_tags(request_tags);
+        }
+        let needs_tags = identity_refs
+            .iter()
+            .chain(&resource_policies)
+            .any(|p| p.uses_resource_tags());
+        if let (true, Some(r)) = (needs_tags, repo) {
+            let tags = self.meta.resource_tags(r.id).await?;
+            rc.set_resource_tags(&tags);
+        }
+        let req = iam::Request {
+            caller: &caller,
+            action,
+            resource,
+            resource_account: &ctx.registry.account_id,
+            resource_policy_required: false,
+            context: &rc,
+        };
+        match iam::eval::evaluate(&req, &identity_refs, &resource_policies) {
+            Decision::Allow => Ok(()),
+            Decision::Deny(why) => Err(Error::AccessDenied(why.message(
+                &caller.arn,
+                action,
+                resource,
+            ))),
+        }
+    }
+
+    /// The parsed identity policies of a caller (none for a root).
+    pub(super) async fn identity_policies(&self, principal: &Principal) -> Result<Policies> {
+        let (account, kind, name, key) = match principal {
+            Principal::User {
+                account_id,
+                name,
+                arn,
+                ..
+            } => (account_id, IdentityKind::User, name, arn),
+            Principal::AssumedRole {
+                account_id,
+                role_name,
+                role_arn,
+                ..
+            } => (account_id, IdentityKind::Role, role_name, role_arn),
+            Principal::Root { .. } | Principal::Admin => return Ok(Arc::new(Vec::new())),
+        };
+        if let Some(p) = self
+            .policies
+            .inner
+            .lock()
+            .ok()
+            .and_then(|i| self.policies.fresh(i.identities.get(key)))
+        {
+            return Ok(p);
+        }
+        let docs = self.meta.identity_policies(account, kind, name).await?;
+        let parsed: Policies = Arc::new(
+            docs.iter()
+                .filter_map(|d| Policy::parse(d, PolicyKind::Identity).ok())
+                .collect(),
+        );
+        if let Ok(mut i) = self.policies.inner.lock() {
+            if i.identities.len() >= MAX_ENTRIES {
+                i.identities.clear();
+            }
+            i.identities.insert(
+                key.clone(),
+                Entry {
+                    value: parsed.clone(),
+                    loaded: Instant::now(),
+                },
+            );
+        }
+        Ok(parsed)
+    }
+
+    pub(super) async fn registry_policy(&self, reg: &RegistryKey) -> Result<Option<Arc<Policy>>> {
+        if let Some(p) = self
+            .policies
+            .inner
+            .lock()
+            .ok()
+            .and_then(|i| self.policies.fresh(i.registries.get(reg)))
+        {
+            return Ok(p);
+        }
+        let parsed = self
+            .meta
+            .registry_policy(reg)
+            .await?
+            .and_then(|t| Policy::parse(&t, PolicyKind::Resource).ok())
+            .map(Arc::new);
+        if let Ok(mut i) = self.policies.inner.lock() {
+            if i.registries.len() >= MAX_ENTRIES {
+                i.registries.clear();
+            }
+            i.registries.insert(
+                reg.clone(),
+                Entry {
+                    value: parsed.clone(),
+                    loaded: Instant::now(),
+                },
+            );
+        }
+        Ok(parsed)
+    }
+
+    /// Authorize an IAM or STS action (`iam:CreateUser`) on a resource of the caller's
+    /// account, optionally with a resource policy (a role's trust policy).
+    pub async fn authorize_iam(
+        &self,
+        principal: &Principal,
+        source_ip: Option<&str>,
+        action: &str,
+        resource: &str,
+        resource_account: &str,
+        resource_policy: Option<&Policy>,
+    ) -> Result<()> {
+        let Some(caller) = principal.caller() else {
+            return Ok(());
+        };
+        let identity = self.identity_policies(principal).await?;
+        let identity_refs: Vec<&Policy> = identity.iter().collect();
+        let rc = RequestContext::new(&caller, source_ip, clock::now_ms());
+        let req = iam::Request {
+            caller: &caller,
+            action,
+            resource,
+            resource_account,
+            resource_policy_required: resource_policy.is_some(),
+            context: &rc,
+        };
+        let resource_policies: Vec<&Policy> = resource_policy.into_iter().collect();
+        match iam::eval::evaluate(&req, &identity_refs, &resource_policies) {
+            Decision::Allow => Ok(()),
+            Decision::Deny(why) => Err(Error::AccessDenied(why.message(
+                &caller.arn,
+                action,
+                resource,
+            ))),
+        }
+    }
+
+    /// Call after any change to identities, keys or policies.
+    pub fn iam_changed(&self) {
+        self.policies.clear();
+    }
+}
