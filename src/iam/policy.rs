@@ -131,6 +131,12 @@ impl Policy {
         })
     }
 
+    /// Whether any statement has a condition: its decisions depend on more than the
+    /// caller, action and resource, so they cannot be cached.
+    pub fn has_conditions(&self) -> bool {
+        self.statements.iter().any(|s| !s.conditions.is_empty())
+    }
+
     /// Whether any condition reads the resource's tags (so they must be loaded).
     pub fn uses_resource_tags(&self) -> bool {
         self.statements

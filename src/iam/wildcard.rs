@@ -3,6 +3,16 @@
 /// Whether `text` matches `pattern`. Iterative with one backtrack point, so a pattern
 /// of many stars costs O(pattern × text) at worst, never exponential time.
 pub fn matches(pattern: &str, text: &str, ignore_case: bool) -> bool {
+    if !pattern.contains(['*', '?']) {
+        return if ignore_case {
+            pattern.eq_ignore_ascii_case(text) || pattern.to_lowercase() == text.to_lowercase()
+        } else {
+            pattern == text
+        };
+    }
+    if pattern == "*" {
+        return true;
+    }
     let p: Vec<char> = pattern.chars().collect();
     let t: Vec<char> = text.chars().collect();
     let eq = |a: char, b: char| {

@@ -7,7 +7,7 @@
 //! several nodes (PostgreSQL) entries also expire after a few seconds.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use super::{Action, Context, Error, Result, Service};
@@ -32,18 +32,20 @@ struct Entry<T> {
 struct Inner {
     identities: HashMap<String, Entry<Policies>>,
     registries: HashMap<RegistryKey, Entry<Option<Arc<Policy>>>>,
+    /// Decisions of condition-free policies, by "caller arn \0 action \0 resource".
+    decisions: HashMap<String, Entry<Decision>>,
 }
 
 pub struct PolicyCache {
     single_node: bool,
-    inner: Mutex<Inner>,
+    inner: RwLock<Inner>,
 }
 
 impl PolicyCache {
     pub fn new(single_node: bool) -> PolicyCache {
         PolicyCache {
             single_node,
-            inner: Mutex::new(Inner::default()),
+            inner: RwLock::new(Inner::default()),
         }
     }
 
@@ -52,9 +54,29 @@ impl PolicyCache {
         (self.single_node || e.loaded.elapsed() < SHARED_TTL).then(|| e.value.clone())
     }
 
+    fn decision(&self, key: &str) -> Option<Decision> {
+        let inner = self.inner.read().ok()?;
+        self.fresh(inner.decisions.get(key))
+    }
+
+    fn put_decision(&self, key: String, decision: Decision) {
+        if let Ok(mut i) = self.inner.write() {
+            if i.decisions.len() >= MAX_ENTRIES {
+                i.decisions.clear();
+            }
+            i.decisions.insert(
+                key,
+                Entry {
+                    value: decision,
+                    loaded: Instant::now(),
+                },
+            );
+        }
+    }
+
     /// Forget everything: a policy, key, user, group or role changed.
     pub fn clear(&self) {
-        if let Ok(mut i) = self.inner.lock() {
+        if let Ok(mut i) = self.inner.write() {
             *i = Inner::default();
         }
     }
@@ -137,8 +159,26 @@ impl Service {
         {
             return Ok(());
         }
+        // Without conditions a decision depends only on (caller, action, resource).
+        let key = format!("{}\0{action}\0{resource}", caller.arn);
+        let verdict = |d: Decision| match d {
+            Decision::Allow => Ok(()),
+            Decision::Deny(why) => Err(Error::AccessDenied(why.message(
+                &caller.arn,
+                action,
+                resource,
+            ))),
+        };
+        if let Some(d) = self.policies.decision(&key) {
+            return verdict(d);
+        }
         let identity = self.identity_policies(&ctx.principal).await?;
         let identity_refs: Vec<&Policy> = identity.iter().collect();
+        let cacheable = request_tags.is_empty()
+            && !identity_refs
+                .iter()
+                .chain(&resource_policies)
+                .any(|p| p.has_conditions());
         let mut rc = RequestContext::new(&caller, ctx.source_ip.as_deref(), clock::now_ms());
         if !request_tags.is_empty() {
             rc.set_request_tags(request_tags);
@@ -159,14 +199,11 @@ impl Service {
             resource_policy_required: false,
             context: &rc,
         };
-        match iam::eval::evaluate(&req, &identity_refs, &resource_policies) {
-            Decision::Allow => Ok(()),
-            Decision::Deny(why) => Err(Error::AccessDenied(why.message(
-                &caller.arn,
-                action,
-                resource,
-            ))),
+        let decision = iam::eval::evaluate(&req, &identity_refs, &resource_policies);
+        if cacheable {
+            self.policies.put_decision(key, decision);
         }
+        verdict(decision)
     }
 
     /// The parsed identity policies of a caller (none for a root).
@@ -189,7 +226,7 @@ impl Service {
         if let Some(p) = self
             .policies
             .inner
-            .lock()
+            .read()
             .ok()
             .and_then(|i| self.policies.fresh(i.identities.get(key)))
         {
@@ -201,7 +238,7 @@ impl Service {
                 .filter_map(|d| Policy::parse(d, PolicyKind::Identity).ok())
                 .collect(),
         );
-        if let Ok(mut i) = self.policies.inner.lock() {
+        if let Ok(mut i) = self.policies.inner.write() {
             if i.identities.len() >= MAX_ENTRIES {
                 i.identities.clear();
             }
@@ -220,7 +257,7 @@ impl Service {
         if let Some(p) = self
             .policies
             .inner
-            .lock()
+            .read()
             .ok()
             .and_then(|i| self.policies.fresh(i.registries.get(reg)))
         {
@@ -232,7 +269,7 @@ impl Service {
             .await?
             .and_then(|t| Policy::parse(&t, PolicyKind::Resource).ok())
             .map(Arc::new);
-        if let Ok(mut i) = self.policies.inner.lock() {
+        if let Ok(mut i) = self.policies.inner.write() {
             if i.registries.len() >= MAX_ENTRIES {
                 i.registries.clear();
             }

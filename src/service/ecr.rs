@@ -186,6 +186,8 @@ impl Service {
         let repo = self.repository(ctx, name).await?;
         let _invalidate = self.cache.invalidate_on_drop(repo.id);
         self.cache.forget_repository(&ctx.registry, name.as_str());
+        // Cached decisions may rest on the deleted repository's policy.
+        self.iam_changed();
         if !self.meta.delete_repository(repo.id, !force).await? {
             return Err(Error::RepositoryNotEmpty {
                 name: name.to_string(),
@@ -243,6 +245,7 @@ impl Service {
             .await?;
         self.meta.set_repository_policy(repo.id, Some(text)).await?;
         self.cache.forget_repository(&ctx.registry, name.as_str());
+        self.iam_changed();
         Ok(repo)
     }
 
@@ -271,6 +274,7 @@ impl Service {
         if delete {
             self.meta.set_repository_policy(repo.id, None).await?;
             self.cache.forget_repository(&ctx.registry, name.as_str());
+            self.iam_changed();
         }
         Ok(text)
     }
