@@ -7,7 +7,6 @@
 use axum::body::Body;
 use axum::http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
-use sha2::{Digest as _, Sha256};
 
 use crate::auth::{sigv4, ApiAuthError, Authenticator};
 use crate::iam::context::iso8601;
@@ -309,28 +308,14 @@ async fn run(
         .await
         .map_err(|_| QueryError::input("The request body is too large or could not be read"))?
         .to_bytes();
-    let headers: Vec<(String, String)> = parts
-        .headers
-        .iter()
-        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-        .collect();
-    let payload_hash = hex::encode(Sha256::digest(&body));
-    let request = sigv4::RequestParts {
-        method: parts.method.as_str(),
-        path: parts.uri.path(),
-        query: parts.uri.query().unwrap_or(""),
-        headers: &headers,
-        payload_hash: &payload_hash,
-    };
-    let now = crate::clock::now_ms() / 1000;
-    let caller = auth
-        .api_caller(
-            service.meta(),
-            &request,
-            if sts { "sts" } else { "iam" },
-            now,
-        )
-        .await?;
+    let caller = crate::api::authenticate(
+        service.meta(),
+        auth,
+        &parts,
+        &body,
+        if sts { "sts" } else { "iam" },
+    )
+    .await?;
     let params = Params(
         serde_urlencoded::from_bytes(&body)
             .map_err(|_| QueryError::input("The request body is not form-encoded"))?,

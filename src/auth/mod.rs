@@ -235,16 +235,13 @@ impl Authenticator {
         presented: &sigv4::Presented,
         now: i64,
     ) -> Result<ApiCaller, ApiAuthError> {
-        let token = req
-            .headers
-            .iter()
-            .find(|(k, _)| k == "x-amz-security-token")
-            .map(|(_, v)| v.clone())
-            .or_else(|| sigv4::query_param(req.query, "X-Amz-Security-Token"))
+        let token = presented
+            .session_token
+            .as_deref()
             .ok_or(ApiAuthError::UnrecognizedClient)?;
         let session: SessionClaims = self
             .token_key
-            .verify_as(&token)
+            .verify_as(token)
             .map_err(|_| ApiAuthError::UnrecognizedClient)?;
         if session.akid != presented.access_key_id {
             return Err(ApiAuthError::UnrecognizedClient);

@@ -100,12 +100,6 @@ fn parse_scope(credential: &str) -> Result<(String, String, String, String), Sig
     }
 }
 
-/// One query-string parameter, decoded.
-pub fn query_param(query: &str, name: &str) -> Option<String> {
-    let params: Vec<(String, String)> = serde_urlencoded::from_str(query).ok()?;
-    params.into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
-}
-
 /// Read the signature from the `Authorization` header or, failing that, the query string.
 pub fn presented(headers: &[(String, String)], query: &str) -> Result<Presented, SigError> {
     if let Some(auth) = header(headers, "authorization") {

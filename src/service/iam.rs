@@ -105,6 +105,23 @@ fn malformed(e: crate::iam::PolicyError) -> Error {
     Error::iam(K::MalformedPolicyDocument, e.0)
 }
 
+fn no_such(kind: IdentityKind, name: &str) -> Error {
+    Error::iam(
+        K::NoSuchEntity,
+        format!("The {} with name {name} cannot be found.", noun(kind)),
+    )
+}
+
+fn no_such_policy(kind: IdentityKind, policy_name: &str) -> Error {
+    Error::iam(
+        K::NoSuchEntity,
+        format!(
+            "The {} policy with name {policy_name} cannot be found.",
+            noun(kind)
+        ),
+    )
+}
+
 fn identity_arn(account: &str, kind: IdentityKind, path: &str, name: &str) -> String {
     format!("arn:aws:iam::{account}:{}{path}{name}", noun(kind))
 }
@@ -132,12 +149,25 @@ impl Service {
         self.meta
             .identity(c.account()?, kind, name)
             .await?
-            .ok_or_else(|| {
-                Error::iam(
-                    K::NoSuchEntity,
-                    format!("The {} with name {name} cannot be found.", noun(kind)),
-                )
-            })
+            .ok_or_else(|| no_such(kind, name))
+    }
+
+    /// Authorize `action` on an identity, then return it: denial comes before
+    /// NoSuchEntity, as in IAM. One lookup serves both.
+    async fn authorized(
+        &self,
+        c: &IamCaller,
+        kind: IdentityKind,
+        name: &str,
+        action: &str,
+    ) -> Result<Identity> {
+        let found = self.meta.identity(c.account()?, kind, name).await?;
+        let arn = match &found {
+            Some(i) => i.arn.clone(),
+            None => identity_arn(c.account()?, kind, "/", name),
+        };
+        self.authorize_iam_action(c, action, &arn).await?;
+        found.ok_or_else(|| no_such(kind, name))
     }
 
     /// The ARN an identity has (or would have, with the default path) for authorization.
@@ -265,10 +295,8 @@ impl Service {
                 ))
             }
         };
-        let arn = self.arn_for(c, kind, &name).await?;
-        self.authorize_iam_action(c, &format!("iam:Get{}", titled(kind)), &arn)
-            .await?;
-        self.existing(c, kind, &name).await
+        self.authorized(c, kind, &name, &format!("iam:Get{}", titled(kind)))
+            .await
     }
 
     pub async fn list_identities(
@@ -300,19 +328,14 @@ impl Service {
         self.iam_changed();
         match outcome {
             IamDeleteOutcome::Deleted => Ok(()),
-            IamDeleteOutcome::NotFound => Err(Error::iam(
-                K::NoSuchEntity,
-                format!("The {} with name {name} cannot be found.", noun(kind)),
-            )),
+            IamDeleteOutcome::NotFound => Err(no_such(kind, name)),
             IamDeleteOutcome::Conflict(m) => Err(Error::iam(K::DeleteConflict, m)),
         }
     }
 
     pub async fn add_user_to_group(&self, c: &IamCaller, group: &str, user: &str) -> Result<()> {
-        let arn = self.arn_for(c, IdentityKind::Group, group).await?;
-        self.authorize_iam_action(c, "iam:AddUserToGroup", &arn)
+        self.authorized(c, IdentityKind::Group, group, "iam:AddUserToGroup")
             .await?;
-        self.existing(c, IdentityKind::Group, group).await?;
         self.existing(c, IdentityKind::User, user).await?;
         self.meta
             .add_group_member(c.account()?, group, user)
@@ -323,20 +346,33 @@ impl Service {
 
     // ---- access keys ----
 
-    /// The user an access-key operation is about: the named one, or the caller itself
-    /// (`None` for a root acting on its own keys).
-    async fn key_owner(&self, c: &IamCaller, user: Option<&str>) -> Result<Option<Identity>> {
-        match (user, &c.principal) {
-            (Some(n), _) => Ok(Some(self.existing(c, IdentityKind::User, n).await?)),
-            (None, Principal::User { name, .. }) => {
-                Ok(Some(self.existing(c, IdentityKind::User, name).await?))
+    /// The user an access-key operation is about (the named one, or the calling user;
+    /// `None` for a root acting on its own keys), authorized as `action`, and the ARN its
+    /// keys belong to.
+    async fn key_owner(
+        &self,
+        c: &IamCaller,
+        user: Option<&str>,
+        action: &str,
+    ) -> Result<(Option<Identity>, String)> {
+        let name = match (user, &c.principal) {
+            (Some(n), _) => n,
+            (None, Principal::User { name, .. }) => name.as_str(),
+            (None, Principal::Root { .. }) => {
+                self.authorize_iam_action(c, action, &c.principal.arn())
+                    .await?;
+                return Ok((None, c.principal.arn()));
             }
-            (None, Principal::Root { .. }) => Ok(None),
-            (None, _) => Err(Error::iam(
-                K::ValidationError,
-                "Must specify userName when calling with non-User credentials",
-            )),
-        }
+            (None, _) => {
+                return Err(Error::iam(
+                    K::ValidationError,
+                    "Must specify userName when calling with non-User credentials",
+                ))
+            }
+        };
+        let owner = self.authorized(c, IdentityKind::User, name, action).await?;
+        let arn = owner.arn.clone();
+        Ok((Some(owner), arn))
     }
 
     pub async fn create_access_key(
@@ -344,16 +380,7 @@ impl Service {
         c: &IamCaller,
         user: Option<&str>,
     ) -> Result<(AccessKey, Option<String>)> {
-        let arn = match user {
-            Some(n) => self.arn_for(c, IdentityKind::User, n).await?,
-            None => c.principal.arn(),
-        };
-        self.authorize_iam_action(c, "iam:CreateAccessKey", &arn)
-            .await?;
-        let owner = self.key_owner(c, user).await?;
-        let principal_arn = owner
-            .as_ref()
-            .map_or_else(|| c.principal.arn(), |u| u.arn.clone());
+        let (owner, principal_arn) = self.key_owner(c, user, "iam:CreateAccessKey").await?;
         if self.meta.access_keys_of(&principal_arn).await?.len() >= MAX_KEYS_PER_USER {
             return Err(Error::iam(
                 K::LimitExceeded,
@@ -377,16 +404,7 @@ impl Service {
         c: &IamCaller,
         user: Option<&str>,
     ) -> Result<(Option<String>, Vec<(AccessKey, i64)>)> {
-        let arn = match user {
-            Some(n) => self.arn_for(c, IdentityKind::User, n).await?,
-            None => c.principal.arn(),
-        };
-        self.authorize_iam_action(c, "iam:ListAccessKeys", &arn)
-            .await?;
-        let owner = self.key_owner(c, user).await?;
-        let principal_arn = owner
-            .as_ref()
-            .map_or_else(|| c.principal.arn(), |u| u.arn.clone());
+        let (owner, principal_arn) = self.key_owner(c, user, "iam:ListAccessKeys").await?;
         let keys = self.meta.access_keys_of(&principal_arn).await?;
         let created = self.meta.access_key_created(&principal_arn).await?;
         Ok((
@@ -411,20 +429,12 @@ impl Service {
         key_id: &str,
         status: Option<bool>,
     ) -> Result<()> {
-        let arn = match user {
-            Some(n) => self.arn_for(c, IdentityKind::User, n).await?,
-            None => c.principal.arn(),
-        };
         let action = if status.is_some() {
             "iam:UpdateAccessKey"
         } else {
             "iam:DeleteAccessKey"
         };
-        self.authorize_iam_action(c, action, &arn).await?;
-        let owner = self.key_owner(c, user).await?;
-        let principal_arn = owner
-            .as_ref()
-            .map_or_else(|| c.principal.arn(), |u| u.arn.clone());
+        let (_, principal_arn) = self.key_owner(c, user, action).await?;
         let done = match status {
             Some(active) => {
                 self.meta
@@ -455,10 +465,8 @@ impl Service {
         document: &str,
     ) -> Result<()> {
         check_name("policyName", policy_name, 128)?;
-        let arn = self.arn_for(c, kind, name).await?;
-        self.authorize_iam_action(c, &format!("iam:Put{}Policy", titled(kind)), &arn)
+        self.authorized(c, kind, name, &format!("iam:Put{}Policy", titled(kind)))
             .await?;
-        self.existing(c, kind, name).await?;
         Policy::parse(document, PolicyKind::Identity).map_err(malformed)?;
         self.meta
             .put_inline_policy(c.account()?, kind, name, policy_name, document)
@@ -474,23 +482,14 @@ impl Service {
         name: &str,
         policy_name: &str,
     ) -> Result<(Identity, String)> {
-        let arn = self.arn_for(c, kind, name).await?;
-        self.authorize_iam_action(c, &format!("iam:Get{}Policy", titled(kind)), &arn)
+        let who = self
+            .authorized(c, kind, name, &format!("iam:Get{}Policy", titled(kind)))
             .await?;
-        let who = self.existing(c, kind, name).await?;
         let doc = self
             .meta
             .inline_policy(c.account()?, kind, name, policy_name)
             .await?
-            .ok_or_else(|| {
-                Error::iam(
-                    K::NoSuchEntity,
-                    format!(
-                        "The {} policy with name {policy_name} cannot be found.",
-                        noun(kind)
-                    ),
-                )
-            })?;
+            .ok_or_else(|| no_such_policy(kind, policy_name))?;
         Ok((who, doc))
     }
 
@@ -500,10 +499,8 @@ impl Service {
         kind: IdentityKind,
         name: &str,
     ) -> Result<Vec<String>> {
-        let arn = self.arn_for(c, kind, name).await?;
-        self.authorize_iam_action(c, &format!("iam:List{}Policies", titled(kind)), &arn)
+        self.authorized(c, kind, name, &format!("iam:List{}Policies", titled(kind)))
             .await?;
-        self.existing(c, kind, name).await?;
         Ok(self
             .meta
             .inline_policy_names(c.account()?, kind, name)
@@ -517,10 +514,8 @@ impl Service {
         name: &str,
         policy_name: &str,
     ) -> Result<()> {
-        let arn = self.arn_for(c, kind, name).await?;
-        self.authorize_iam_action(c, &format!("iam:Delete{}Policy", titled(kind)), &arn)
+        self.authorized(c, kind, name, &format!("iam:Delete{}Policy", titled(kind)))
             .await?;
-        self.existing(c, kind, name).await?;
         let deleted = self
             .meta
             .delete_inline_policy(c.account()?, kind, name, policy_name)
@@ -529,13 +524,7 @@ impl Service {
         if deleted {
             Ok(())
         } else {
-            Err(Error::iam(
-                K::NoSuchEntity,
-                format!(
-                    "The {} policy with name {policy_name} cannot be found.",
-                    noun(kind)
-                ),
-            ))
+            Err(no_such_policy(kind, policy_name))
         }
     }
 
@@ -686,10 +675,8 @@ impl Service {
         name: &str,
         policy_arn: &str,
     ) -> Result<()> {
-        let arn = self.arn_for(c, kind, name).await?;
-        self.authorize_iam_action(c, &format!("iam:Attach{}Policy", titled(kind)), &arn)
+        self.authorized(c, kind, name, &format!("iam:Attach{}Policy", titled(kind)))
             .await?;
-        self.existing(c, kind, name).await?;
         self.visible_policy(c, policy_arn).await?;
         let attached = self
             .meta
@@ -718,10 +705,8 @@ impl Service {
         name: &str,
         policy_arn: &str,
     ) -> Result<()> {
-        let arn = self.arn_for(c, kind, name).await?;
-        self.authorize_iam_action(c, &format!("iam:Detach{}Policy", titled(kind)), &arn)
+        self.authorized(c, kind, name, &format!("iam:Detach{}Policy", titled(kind)))
             .await?;
-        self.existing(c, kind, name).await?;
         let detached = self
             .meta
             .detach_policy(c.account()?, kind, name, policy_arn)
@@ -743,14 +728,13 @@ impl Service {
         kind: IdentityKind,
         name: &str,
     ) -> Result<Vec<(String, String)>> {
-        let arn = self.arn_for(c, kind, name).await?;
-        self.authorize_iam_action(
+        self.authorized(
             c,
+            kind,
+            name,
             &format!("iam:ListAttached{}Policies", titled(kind)),
-            &arn,
         )
         .await?;
-        self.existing(c, kind, name).await?;
         Ok(self
             .meta
             .attached_policies(c.account()?, kind, name)
@@ -858,47 +842,44 @@ fn check_session_name(name: &str) -> Result<()> {
     }
 }
 
-/// Every string of a statement field (`Action`), across the document's statements.
-fn statement_strings(doc: &serde_json::Value, field: &str) -> Vec<String> {
-    let statements: Vec<&serde_json::Value> = match doc.get("Statement") {
+/// The statements of a document (`Statement` may be one object or a list).
+fn statements(doc: &serde_json::Value) -> Vec<&serde_json::Value> {
+    match doc.get("Statement") {
         Some(serde_json::Value::Array(a)) => a.iter().collect(),
         Some(s) => vec![s],
         None => Vec::new(),
-    };
-    let mut out = Vec::new();
-    for s in statements {
-        match s.get(field) {
-            Some(serde_json::Value::String(a)) => out.push(a.clone()),
-            Some(serde_json::Value::Array(list)) => {
-                out.extend(list.iter().filter_map(|a| a.as_str().map(str::to_owned)))
-            }
-            _ => {}
-        }
     }
-    out
+}
+
+/// The strings of a string-or-list value.
+fn strings(v: Option<&serde_json::Value>) -> Vec<String> {
+    match v {
+        Some(serde_json::Value::String(a)) => vec![a.clone()],
+        Some(serde_json::Value::Array(list)) => list
+            .iter()
+            .filter_map(|a| a.as_str().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Every string of a statement field (`Action`), across the document's statements.
+fn statement_strings(doc: &serde_json::Value, field: &str) -> Vec<String> {
+    statements(doc)
+        .into_iter()
+        .flat_map(|s| strings(s.get(field)))
+        .collect()
 }
 
 /// Every `"AWS"` principal ARN a document names.
 pub fn principal_arns(doc: &serde_json::Value) -> Vec<String> {
-    let statements = match doc.get("Statement") {
-        Some(serde_json::Value::Array(a)) => a.iter().collect(),
-        Some(s) => vec![s],
-        None => Vec::new(),
-    };
-    let mut out = Vec::new();
-    for s in statements {
-        for field in ["Principal", "NotPrincipal"] {
-            if let Some(aws) = s.get(field).and_then(|p| p.get("AWS")) {
-                match aws {
-                    serde_json::Value::String(a) => out.push(a.clone()),
-                    serde_json::Value::Array(list) => {
-                        out.extend(list.iter().filter_map(|a| a.as_str().map(str::to_owned)))
-                    }
-                    _ => {}
-                }
-            }
-        }
-    }
-    out.retain(|a| a.starts_with("arn:"));
-    out
+    statements(doc)
+        .into_iter()
+        .flat_map(|s| {
+            ["Principal", "NotPrincipal"]
+                .into_iter()
+                .flat_map(move |f| strings(s.get(f).and_then(|p| p.get("AWS"))))
+        })
+        .filter(|a| a.starts_with("arn:"))
+        .collect()
 }

@@ -11,11 +11,10 @@ use axum::body::Body;
 use axum::http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
-use sha2::{Digest as _, Sha256};
 
 pub use error::ApiError;
 
-use crate::auth::{sigv4::RequestParts, Authenticator};
+use crate::auth::Authenticator;
 use crate::meta::RegistryKey;
 use crate::service::{Context, Service};
 
@@ -70,23 +69,7 @@ async fn run(
             extra: None,
         })?
         .to_bytes();
-    let headers: Vec<(String, String)> = parts
-        .headers
-        .iter()
-        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-        .collect();
-    let payload_hash = hex::encode(Sha256::digest(&body));
-    let request = RequestParts {
-        method: parts.method.as_str(),
-        path: parts.uri.path(),
-        query: parts.uri.query().unwrap_or(""),
-        headers: &headers,
-        payload_hash: &payload_hash,
-    };
-    let now = crate::clock::now_ms() / 1000;
-    let caller = auth
-        .api_caller(service.meta(), &request, "ecr", now)
-        .await?;
+    let caller = super::authenticate(service.meta(), auth, &parts, &body, "ecr").await?;
     let target = parts
         .headers
         .get("x-amz-target")
