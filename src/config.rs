@@ -54,6 +54,10 @@ pub struct ServeArgs {
     /// default account's root. Never use it where others can reach the server.
     #[arg(long, env = "BERTH_DEV")]
     pub dev: bool,
+    /// Declarative file of accounts, users, keys, roles, policies and repositories,
+    /// applied at every start (see docs/bootstrap.md)
+    #[arg(long, env = "BERTH_BOOTSTRAP", value_name = "FILE")]
+    pub bootstrap: Option<PathBuf>,
 }
 
 /// The optional config file: the same settings as the flags.
@@ -68,6 +72,7 @@ struct FileSettings {
     domain: Option<String>,
     create_on_push: Option<bool>,
     dev: Option<bool>,
+    bootstrap: Option<PathBuf>,
 }
 
 /// Validated settings.
@@ -81,6 +86,8 @@ pub struct Settings {
     pub domain: String,
     pub create_on_push: bool,
     pub dev: bool,
+    /// The bootstrap file to apply at start.
+    pub bootstrap: Option<PathBuf>,
 }
 
 fn read_file(path: Option<&PathBuf>) -> anyhow::Result<FileSettings> {
@@ -114,8 +121,10 @@ impl Settings {
         }
         let create_on_push = args.create_on_push || file.create_on_push.unwrap_or(false);
         let dev = args.dev || file.dev.unwrap_or(false);
+        let bootstrap = args.bootstrap.clone().or(file.bootstrap.clone());
         let mut s = Self::build(&args.store, file, listen, domain, create_on_push)?;
         s.dev = dev;
+        s.bootstrap = bootstrap;
         Ok(s)
     }
 
@@ -176,6 +185,7 @@ impl Settings {
             domain,
             create_on_push,
             dev: false,
+            bootstrap: None,
         })
     }
 }

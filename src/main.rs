@@ -84,6 +84,13 @@ enum AdminCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Apply a bootstrap file now (what `serve --bootstrap FILE` does at every start).
+    Bootstrap {
+        /// The file (TOML, or JSON when named `*.json`); see docs/bootstrap.md
+        file: std::path::PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// List the repositories of the default registry.
     ListRepositories {
         #[command(flatten)]
@@ -174,6 +181,9 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let service = open_service(&settings, Some(addr.port())).await?;
     bootstrap::managed_policies(&service).await?;
+    if let Some(path) = &settings.bootstrap {
+        apply_bootstrap(&service, path, &settings.region).await?;
+    }
     let bootstrap = bootstrap::identity(&service, &settings).await?;
     let token_key = bootstrap::token_key(&service).await?;
     tracing::info!(
@@ -214,6 +224,25 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     http::serve(listener, state, shutdown).await?;
     tracing::info!("berth stopped");
     Ok(())
+}
+
+/// Read and apply a bootstrap file; the error names the file and the entity at fault.
+async fn apply_bootstrap(
+    service: &Service,
+    path: &std::path::Path,
+    region: &str,
+) -> anyhow::Result<bootstrap::file::Applied> {
+    let file = bootstrap::file::BootstrapFile::read(path)?;
+    let applied = bootstrap::file::apply(service, &file, region)
+        .await
+        .with_context(|| format!("applying bootstrap file {}", path.display()))?;
+    tracing::info!(
+        file = %path.display(),
+        accounts = applied.accounts,
+        created = applied.created,
+        "bootstrap file applied"
+    );
+    Ok(applied)
 }
 
 fn print_env(settings: &Settings) -> anyhow::Result<()> {
@@ -304,6 +333,18 @@ async fn admin(command: AdminCommand) -> anyhow::Result<()> {
                 now - auth::TOKEN_LIFETIME_SECONDS + lifetime,
             );
             println!("{password}");
+        }
+        AdminCommand::Bootstrap { file, store } => {
+            let settings = Settings::from_store(&store)?;
+            let service = open_service(&settings, None).await?;
+            bootstrap::managed_policies(&service).await?;
+            let applied = apply_bootstrap(&service, &file, &settings.region).await?;
+            println!(
+                "applied {}: {} accounts, {} entities created",
+                file.display(),
+                applied.accounts,
+                applied.created
+            );
         }
         AdminCommand::ListRepositories { store } => {
             let settings = Settings::from_store(&store)?;

@@ -702,13 +702,15 @@ def test_get_caller_identity_for_root_user_and_assumed_role(berth):
     "trusted, caller_may_assume, allowed",
     [
         ({"AWS": user_arn("caller")}, True, True),
+        # Naming the caller itself is enough within the account: no identity policy needed.
+        ({"AWS": user_arn("caller")}, False, True),
         ({"AWS": user_arn("someone-else")}, True, False),
         ({"AWS": root_arn()}, True, True),
         # A trust on the account root delegates to identity policies: without one, no.
         ({"AWS": root_arn()}, False, False),
         ({"Service": "ecs-tasks.amazonaws.com"}, True, False),
     ],
-    ids=["trusts-caller", "trusts-other-user", "trusts-account", "trusts-account-no-identity-policy", "trusts-service"],
+    ids=["trusts-caller", "trusts-caller-no-identity-policy", "trusts-other-user", "trusts-account", "trusts-account-no-identity-policy", "trusts-service"],
 )
 def test_assume_role_checks_the_trust_policy(berth, trusted, caller_may_assume, allowed):
     caller = new_user(berth, "caller", policy(allow("sts:AssumeRole")) if caller_may_assume else None)

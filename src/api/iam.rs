@@ -541,6 +541,12 @@ async fn iam_op(
                 .await?;
             Ok(String::new())
         }
+        "UpdateAssumeRolePolicy" => {
+            service
+                .update_trust_policy(c, p.req("RoleName")?, p.req("PolicyDocument")?)
+                .await?;
+            Ok(String::new())
+        }
         "AddUserToGroup" => {
             service
                 .add_user_to_group(c, p.req("GroupName")?, p.req("UserName")?)
@@ -598,7 +604,17 @@ async fn identity_op(
                 Some(p.req(name_param(kind))?)
             };
             let i = service.get_identity(c, kind, name).await?;
-            Ok(one(&i))
+            if kind != IdentityKind::Group {
+                return Ok(one(&i));
+            }
+            // GetGroup also lists the group's users (authorized by iam:GetGroup above).
+            let users = service.group_members(c, &i.name).await?;
+            let items = users.iter().map(|u| identity_xml(u, false));
+            Ok(format!(
+                "{}<Users>{}</Users>{NOT_TRUNCATED}",
+                one(&i),
+                members(items)
+            ))
         }
         "ListAll" => {
             let list = service

@@ -81,9 +81,12 @@ pub fn evaluate(req: &Request<'_>, identity: &[&Policy], resource: &[&Policy]) -
     }
     let identity_allows = is_root || identity_says(Effect::Allow);
     let resource_allows = resource_says(Effect::Allow);
-    let same_account =
-        req.caller.account_id == req.resource_account && !req.resource_policy_required;
-    if same_account {
+    // A trust policy must allow; then the usual same/cross-account rules apply (a
+    // same-account trust naming the caller itself needs no identity policy).
+    if req.resource_policy_required && resource_allows == PrincipalMatch::No {
+        return Decision::Deny(Denial::NoResourcePolicyAllows);
+    }
+    if req.caller.account_id == req.resource_account {
         if identity_allows || resource_allows == PrincipalMatch::Caller {
             Decision::Allow
         } else {

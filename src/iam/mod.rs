@@ -9,6 +9,9 @@ pub mod eval;
 pub mod policy;
 pub mod wildcard;
 
+#[cfg(test)]
+mod props;
+
 pub use context::{Caller, CallerKind, RequestContext};
 pub use eval::{Decision, Request};
 pub use policy::{Policy, PolicyError, PolicyKind};

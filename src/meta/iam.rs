@@ -184,6 +184,17 @@ impl MetaStore {
         Ok(row.map(identity_from_row))
     }
 
+    /// Replace a role's trust policy (UpdateAssumeRolePolicy); false if no such role.
+    pub async fn set_trust_policy(&self, account_id: &str, role: &str, doc: &str) -> Result<bool> {
+        let n = on_write!(self, pool => sqlx::query(
+            "UPDATE iam_identities SET trust_policy = $1
+             WHERE account_id = $2 AND kind = 'role' AND name_key = $3",
+        )
+        .bind(doc).bind(account_id).bind(key(role))
+        .execute(pool).await?.rows_affected());
+        Ok(n > 0)
+    }
+
     /// Identities of a kind whose path starts with `path_prefix`, by name.
     pub async fn identities(
         &self,
@@ -355,6 +366,22 @@ impl MetaStore {
         Ok(n > 0)
     }
 
+    /// Replace a customer managed policy's document, as its new default version.
+    pub async fn set_managed_policy_document(
+        &self,
+        arn: &str,
+        document: &str,
+        version_id: &str,
+        now_ms: i64,
+    ) -> Result<()> {
+        on_write!(self, pool => sqlx::query(
+            "UPDATE iam_managed_policies SET document = $1, version_id = $2, updated_at = $3 WHERE arn = $4",
+        )
+        .bind(document).bind(version_id).bind(now_ms).bind(arn)
+        .execute(pool).await?.rows_affected());
+        Ok(())
+    }
+
     pub async fn managed_policy(&self, arn: &str) -> Result<Option<ManagedPolicyRow>> {
         let sql = format!("SELECT {POLICY_COLUMNS} FROM iam_managed_policies WHERE arn = $1");
         let row: Option<PolicyRow> = on_read!(self, pool => sqlx::query_as(&sql)
@@ -474,6 +501,24 @@ impl MetaStore {
         .bind(account_id).bind(key(group)).bind(key(user))
         .execute(pool).await?.rows_affected());
         Ok(())
+    }
+
+    /// The users in a group, by name.
+    pub async fn group_members(&self, account_id: &str, group: &str) -> Result<Vec<Identity>> {
+        let sql = format!(
+            "SELECT {} FROM iam_identities i JOIN iam_group_members m
+                 ON m.account_id = i.account_id AND m.user_key = i.name_key
+             WHERE i.account_id = $1 AND i.kind = 'user' AND m.group_key = $2
+             ORDER BY i.name_key",
+            IDENTITY_COLUMNS
+                .split(", ")
+                .map(|c| format!("i.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let rows: Vec<IdentityRow> = on_read!(self, pool => sqlx::query_as(&sql)
+            .bind(account_id).bind(key(group)).fetch_all(pool).await?);
+        Ok(rows.into_iter().map(identity_from_row).collect())
     }
 
     /// Every policy document that applies to an identity: its inline and attached

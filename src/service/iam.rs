@@ -236,6 +236,16 @@ impl Service {
         Ok(identity)
     }
 
+    /// UpdateAssumeRolePolicy: replace a role's trust policy.
+    pub async fn update_trust_policy(&self, c: &IamCaller, role: &str, doc: &str) -> Result<()> {
+        self.authorized(c, IdentityKind::Role, role, "iam:UpdateAssumeRolePolicy")
+            .await?;
+        self.check_trust_policy(doc).await?;
+        self.meta.set_trust_policy(c.account()?, role, doc).await?;
+        self.iam_changed();
+        Ok(())
+    }
+
     /// A trust policy: valid, `sts:` actions only, and naming principals that exist.
     async fn check_trust_policy(&self, doc: &str) -> Result<()> {
         Policy::parse(doc, PolicyKind::Trust).map_err(malformed)?;
@@ -331,6 +341,11 @@ impl Service {
             IamDeleteOutcome::NotFound => Err(no_such(kind, name)),
             IamDeleteOutcome::Conflict(m) => Err(Error::iam(K::DeleteConflict, m)),
         }
+    }
+
+    /// The users of a group (GetGroup lists them with the group).
+    pub async fn group_members(&self, c: &IamCaller, group: &str) -> Result<Vec<Identity>> {
+        Ok(self.meta.group_members(c.account()?, group).await?)
     }
 
     pub async fn add_user_to_group(&self, c: &IamCaller, group: &str, user: &str) -> Result<()> {

@@ -1,5 +1,8 @@
 //! What the first start creates: the default account, its root access key, the AWS
 //! shared-credentials file in the data directory, and the registry-token signing key.
+//! `file` applies the declarative bootstrap file.
+
+pub mod file;
 
 use sha2::Digest as _;
 use std::io::Write;

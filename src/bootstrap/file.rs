@@ -1,0 +1,735 @@
+//! The declarative bootstrap file: accounts, their root keys, users, groups, roles,
+//! policies, access keys and repositories, applied at every start (`berth serve
+//! --bootstrap FILE`) or on demand (`berth admin bootstrap FILE`).
+//!
+//! Applying is idempotent and additive: what the file names is created, or brought to
+//! what the file says; what it does not name is left alone. Everything goes through
+//! the same operations as the IAM and ECR APIs, called as each account's root, so the
+//! file is validated exactly as those calls would be (a malformed policy fails the
+//! start with IAM's message). See docs/bootstrap.md.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{bail, Context as _};
+use serde::Deserialize;
+
+use crate::auth::Principal;
+use crate::clock;
+use crate::http::host::{is_account_id, is_region};
+use crate::iam::{Policy, PolicyKind};
+use crate::meta::{AccessKey, IdentityKind, RegistryKey, RepositorySettings};
+use crate::oci::RepositoryName;
+use crate::service::{Context, Error, IamCaller, NewIdentity, Service};
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BootstrapFile {
+    /// `[[account]]` tables.
+    #[serde(default, rename = "account")]
+    pub accounts: Vec<Account>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Account {
+    pub id: String,
+    /// Access keys of the account's root.
+    #[serde(default)]
+    pub root_keys: Vec<Key>,
+    /// Customer managed policies (`[[account.policy]]`).
+    #[serde(default, rename = "policy")]
+    pub policies: Vec<ManagedPolicy>,
+    #[serde(default, rename = "group")]
+    pub groups: Vec<Group>,
+    #[serde(default, rename = "user")]
+    pub users: Vec<User>,
+    #[serde(default, rename = "role")]
+    pub roles: Vec<Role>,
+    #[serde(default, rename = "repository")]
+    pub repositories: Vec<Repository>,
+    /// Registry policy per region.
+    #[serde(default)]
+    pub registry_policy: BTreeMap<String, Document>,
+}
+
+/// An access key with its secret given in the file (reproducible CI credentials).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Key {
+    pub id: String,
+    pub secret: String,
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManagedPolicy {
+    pub name: String,
+    pub path: Option<String>,
+    pub description: Option<String>,
+    pub document: Document,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Group {
+    pub name: String,
+    pub path: Option<String>,
+    /// Policy names (AWS's or the account's) or ARNs.
+    #[serde(default)]
+    pub managed_policies: Vec<String>,
+    #[serde(default)]
+    pub inline_policies: BTreeMap<String, Document>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    pub name: String,
+    pub path: Option<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub keys: Vec<Key>,
+    #[serde(default)]
+    pub managed_policies: Vec<String>,
+    #[serde(default)]
+    pub inline_policies: BTreeMap<String, Document>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Role {
+    pub name: String,
+    pub path: Option<String>,
+    pub description: Option<String>,
+    pub max_session_duration: Option<i64>,
+    pub trust_policy: Document,
+    #[serde(default)]
+    pub managed_policies: Vec<String>,
+    #[serde(default)]
+    pub inline_policies: BTreeMap<String, Document>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Repository {
+    pub name: String,
+    /// Defaults to the server's default region.
+    pub region: Option<String>,
+    pub image_tag_mutability: Option<String>,
+    /// Wildcard filters for the `*_WITH_EXCLUSION` mutabilities.
+    #[serde(default)]
+    pub image_tag_mutability_exclusion_filters: Vec<String>,
+    pub scan_on_push: Option<bool>,
+    pub policy: Option<Document>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// A policy document: JSON text in a string, or written as a TOML/JSON table.
+#[derive(Debug, Deserialize)]
+#[serde(transparent)]
+pub struct Document(serde_json::Value);
+
+impl Document {
+    fn text(&self) -> String {
+        match &self.0 {
+            serde_json::Value::String(s) => s.clone(),
+            v => v.to_string(),
+        }
+    }
+}
+
+impl BootstrapFile {
+    /// Read a TOML file, or JSON when the name ends in `.json`.
+    pub fn read(path: &Path) -> anyhow::Result<BootstrapFile> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading bootstrap file {}", path.display()))?;
+        let file: BootstrapFile = if path.extension().is_some_and(|e| e == "json") {
+            serde_json::from_str(&text).map_err(anyhow::Error::from)
+        } else {
+            toml::from_str(&text).map_err(anyhow::Error::from)
+        }
+        .with_context(|| format!("parsing bootstrap file {}", path.display()))?;
+        file.check()
+            .with_context(|| format!("in bootstrap file {}", path.display()))?;
+        Ok(file)
+    }
+
+    /// What can be checked without the database.
+    fn check(&self) -> anyhow::Result<()> {
+        for a in &self.accounts {
+            if !is_account_id(&a.id) {
+                bail!("account id '{}' must be 12 digits", a.id);
+            }
+            let keys = a
+                .root_keys
+                .iter()
+                .chain(a.users.iter().flat_map(|u| &u.keys));
+            for k in keys {
+                check_key(k)?;
+            }
+            for u in &a.users {
+                if u.keys.len() > 2 {
+                    bail!("user {}: at most 2 access keys (IAM's quota)", u.name);
+                }
+            }
+            for r in &a.repositories {
+                if let Some(region) = &r.region {
+                    if !is_region(region) {
+                        bail!("repository {}: '{region}' is not a region name", r.name);
+                    }
+                }
+            }
+            for region in a.registry_policy.keys() {
+                if !is_region(region) {
+                    bail!("registry_policy: '{region}' is not a region name");
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Key ids are what IAM issues (`AKIA` and upper-case letters and digits); secrets must
+/// not be guessable-short.
+fn check_key(k: &Key) -> anyhow::Result<()> {
+    let id_ok = k.id.starts_with("AKIA")
+        && (16..=128).contains(&k.id.len())
+        && k.id
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+    if !id_ok {
+        bail!(
+            "access key id '{}' must be AKIA followed by 12 to 124 upper-case letters or digits",
+            k.id
+        );
+    }
+    let secret_ok =
+        (16..=128).contains(&k.secret.len()) && k.secret.bytes().all(|b| b.is_ascii_graphic());
+    if !secret_ok {
+        bail!(
+            "the secret of access key {} must be 16 to 128 printable characters",
+            k.id
+        );
+    }
+    Ok(())
+}
+
+/// A service error with its code, as an API client would see it.
+fn described(e: Error) -> anyhow::Error {
+    match e {
+        Error::Iam(kind, message) => anyhow::anyhow!("{kind:?}: {message}"),
+        other => anyhow::anyhow!("{other}"),
+    }
+}
+
+/// What applying did, for the log.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    pub accounts: usize,
+    pub created: usize,
+}
+
+/// Apply the file: every account's IAM first (so that policies may name principals of
+/// any account in the file), then repositories and registry policies.
+pub async fn apply(
+    service: &Service,
+    file: &BootstrapFile,
+    default_region: &str,
+) -> anyhow::Result<Applied> {
+    let mut applied = Applied::default();
+    for a in &file.accounts {
+        let step = Step::new(service, &a.id);
+        step.account(a, &mut applied)
+            .await
+            .with_context(|| format!("bootstrap: account {}", a.id))?;
+    }
+    for a in &file.accounts {
+        let step = Step::new(service, &a.id);
+        for r in &a.roles {
+            step.role(r, &mut applied)
+                .await
+                .with_context(|| format!("bootstrap: account {}, role {}", a.id, r.name))?;
+        }
+    }
+    for a in &file.accounts {
+        let step = Step::new(service, &a.id);
+        for r in &a.repositories {
+            let region = r.region.as_deref().unwrap_or(default_region);
+            step.repository(r, region, &mut applied)
+                .await
+                .with_context(|| format!("bootstrap: account {}, repository {}", a.id, r.name))?;
+        }
+        for (region, doc) in &a.registry_policy {
+            step.service
+                .put_registry_policy(&step.ctx(region), &doc.text())
+                .await
+                .map_err(described)
+                .with_context(|| format!("bootstrap: account {}, registry policy", a.id))?;
+        }
+    }
+    applied.accounts = file.accounts.len();
+    Ok(applied)
+}
+
+/// Applying one account's part, as its root.
+struct Step<'a> {
+    service: &'a Service,
+    account: &'a str,
+    caller: IamCaller,
+}
+
+impl<'a> Step<'a> {
+    fn new(service: &'a Service, account: &'a str) -> Step<'a> {
+        Step {
+            service,
+            account,
+            caller: IamCaller {
+                principal: Principal::Root {
+                    account_id: account.to_owned(),
+                },
+                source_ip: None,
+            },
+        }
+    }
+
+    fn ctx(&self, region: &str) -> Context {
+        Context {
+            registry: RegistryKey {
+                account_id: self.account.to_owned(),
+                region: region.to_owned(),
+            },
+            principal: self.caller.principal.clone(),
+            source_ip: None,
+        }
+    }
+
+    async fn account(&self, a: &Account, applied: &mut Applied) -> anyhow::Result<()> {
+        let meta = self.service.meta();
+        if meta.ensure_account(self.account, clock::now_ms()).await? {
+            applied.created += 1;
+        }
+        let root_arn = format!("arn:aws:iam::{}:root", self.account);
+        for k in &a.root_keys {
+            self.key(k, &root_arn, applied).await?;
+        }
+        for p in &a.policies {
+            self.managed_policy(p, applied)
+                .await
+                .with_context(|| format!("policy {}", p.name))?;
+        }
+        for g in &a.groups {
+            self.identity(IdentityKind::Group, &g.name, g.path.as_deref(), applied)
+                .await
+                .with_context(|| format!("group {}", g.name))?;
+            self.policies(
+                IdentityKind::Group,
+                &g.name,
+                &g.managed_policies,
+                &g.inline_policies,
+            )
+            .await
+            .with_context(|| format!("group {}", g.name))?;
+        }
+        for u in &a.users {
+            self.user(u, applied)
+                .await
+                .with_context(|| format!("user {}", u.name))?;
+        }
+        Ok(())
+    }
+
+    async fn user(&self, u: &User, applied: &mut Applied) -> anyhow::Result<()> {
+        let user = self
+            .identity(IdentityKind::User, &u.name, u.path.as_deref(), applied)
+            .await?;
+        for g in &u.groups {
+            self.service
+                .add_user_to_group(&self.caller, g, &u.name)
+                .await
+                .map_err(described)?;
+        }
+        for k in &u.keys {
+            self.key(k, &user.arn, applied).await?;
+        }
+        self.policies(
+            IdentityKind::User,
+            &u.name,
+            &u.managed_policies,
+            &u.inline_policies,
+        )
+        .await
+    }
+
+    async fn role(&self, r: &Role, applied: &mut Applied) -> anyhow::Result<()> {
+        let trust = r.trust_policy.text();
+        let existing = self
+            .service
+            .meta()
+            .identity(self.account, IdentityKind::Role, &r.name)
+            .await?;
+        match existing {
+            Some(role) if role.trust_policy.as_deref() != Some(trust.as_str()) => {
+                self.service
+                    .update_trust_policy(&self.caller, &r.name, &trust)
+                    .await
+                    .map_err(described)?;
+            }
+            Some(_) => {}
+            None => {
+                self.service
+                    .create_identity(
+                        &self.caller,
+                        NewIdentity {
+                            kind: IdentityKind::Role,
+                            name: &r.name,
+                            path: r.path.as_deref(),
+                            trust_policy: Some(&trust),
+                            description: r.description.as_deref(),
+                            max_session_duration: r.max_session_duration,
+                        },
+                    )
+                    .await
+                    .map_err(described)?;
+                applied.created += 1;
+            }
+        }
+        self.policies(
+            IdentityKind::Role,
+            &r.name,
+            &r.managed_policies,
+            &r.inline_policies,
+        )
+        .await
+    }
+
+    /// A user or group: the existing one, or a new one.
+    async fn identity(
+        &self,
+        kind: IdentityKind,
+        name: &str,
+        path: Option<&str>,
+        applied: &mut Applied,
+    ) -> anyhow::Result<crate::meta::Identity> {
+        if let Some(found) = self
+            .service
+            .meta()
+            .identity(self.account, kind, name)
+            .await?
+        {
+            return Ok(found);
+        }
+        let created = self
+            .service
+            .create_identity(
+                &self.caller,
+                NewIdentity {
+                    kind,
+                    name,
+                    path,
+                    trust_policy: None,
+                    description: None,
+                    max_session_duration: None,
+                },
+            )
+            .await?;
+        applied.created += 1;
+        Ok(created)
+    }
+
+    /// Attach the named managed policies and put the inline ones.
+    async fn policies(
+        &self,
+        kind: IdentityKind,
+        name: &str,
+        managed: &[String],
+        inline: &BTreeMap<String, Document>,
+    ) -> anyhow::Result<()> {
+        for m in managed {
+            let arn = self.policy_arn(m).await?;
+            self.service
+                .attach_policy(&self.caller, kind, name, &arn)
+                .await
+                .map_err(described)?;
+        }
+        for (policy_name, doc) in inline {
+            self.service
+                .put_inline_policy(&self.caller, kind, name, policy_name, &doc.text())
+                .await
+                .map_err(described)
+                .with_context(|| format!("inline policy {policy_name}"))?;
+        }
+        Ok(())
+    }
+
+    /// An ARN as given, or the ARN of the account's (first) or AWS's policy of that name.
+    async fn policy_arn(&self, reference: &str) -> anyhow::Result<String> {
+        if reference.starts_with("arn:") {
+            return Ok(reference.to_owned());
+        }
+        let name = reference.rsplit('/').next().unwrap_or(reference);
+        let visible = self.service.meta().managed_policies(self.account).await?;
+        visible
+            .iter()
+            .map(|(p, _)| p)
+            .filter(|p| p.name == name)
+            .min_by_key(|p| p.account_id == "aws")
+            .map(|p| p.arn.clone())
+            .with_context(|| format!("no managed policy named {reference}"))
+    }
+
+    /// Create a customer managed policy, or make its document the file's.
+    async fn managed_policy(&self, p: &ManagedPolicy, applied: &mut Applied) -> anyhow::Result<()> {
+        let doc = p.document.text();
+        let path = p.path.as_deref().unwrap_or("/");
+        let arn = format!("arn:aws:iam::{}:policy{path}{}", self.account, p.name);
+        let meta = self.service.meta();
+        match meta.managed_policy(&arn).await? {
+            None => {
+                self.service
+                    .create_managed_policy(
+                        &self.caller,
+                        &p.name,
+                        Some(path),
+                        p.description.as_deref(),
+                        &doc,
+                    )
+                    .await
+                    .map_err(described)?;
+                applied.created += 1;
+            }
+            Some(row) if row.document != doc => {
+                Policy::parse(&doc, PolicyKind::Identity)
+                    .map_err(|e| anyhow::anyhow!("MalformedPolicyDocument: {}", e.0))?;
+                let version = row
+                    .version_id
+                    .trim_start_matches('v')
+                    .parse::<u32>()
+                    .unwrap_or(1)
+                    + 1;
+                meta.set_managed_policy_document(
+                    &arn,
+                    &doc,
+                    &format!("v{version}"),
+                    clock::now_ms(),
+                )
+                .await?;
+                self.service.iam_changed();
+            }
+            Some(_) => {}
+        }
+        Ok(())
+    }
+
+    /// An access key with a given secret: created, or checked to be the same key.
+    async fn key(&self, k: &Key, owner_arn: &str, applied: &mut Applied) -> anyhow::Result<()> {
+        let meta = self.service.meta();
+        match meta.access_key(&k.id).await? {
+            Some(found) => {
+                if found.principal_arn != owner_arn || found.secret_access_key != k.secret {
+                    bail!(
+                        "access key {} already exists with another owner or secret",
+                        k.id
+                    );
+                }
+                if found.active != k.active {
+                    meta.set_access_key_status(&k.id, owner_arn, k.active)
+                        .await?;
+                    self.service.iam_changed();
+                }
+            }
+            None => {
+                let key = AccessKey {
+                    access_key_id: k.id.clone(),
+                    secret_access_key: k.secret.clone(),
+                    account_id: self.account.to_owned(),
+                    principal_arn: owner_arn.to_owned(),
+                    active: k.active,
+                };
+                meta.create_access_key(&key, clock::now_ms()).await?;
+                applied.created += 1;
+            }
+        }
+        Ok(())
+    }
+
+    async fn repository(
+        &self,
+        r: &Repository,
+        region: &str,
+        applied: &mut Applied,
+    ) -> anyhow::Result<()> {
+        let name: RepositoryName = r
+            .name
+            .parse()
+            .map_err(|e| anyhow::anyhow!("invalid repository name: {e}"))?;
+        let ctx = self.ctx(region);
+        let tags: Vec<(String, String)> = r.tags.clone().into_iter().collect();
+        let exclusions = exclusion_filters(r)?;
+        let mut settings = RepositorySettings::default();
+        if let Some(m) = &r.image_tag_mutability {
+            settings.tag_mutability = m.clone();
+            settings.mutability_exclusions = exclusions.clone();
+        }
+        if let Some(s) = r.scan_on_push {
+            settings.scan_on_push = s;
+        }
+        match self
+            .service
+            .create_repository_with(&ctx, &name, &settings, &tags)
+            .await
+        {
+            Ok(_) => applied.created += 1,
+            Err(Error::RepositoryAlreadyExists { .. }) => {
+                if let Some(m) = &r.image_tag_mutability {
+                    self.service
+                        .put_image_tag_mutability(&ctx, &name, m, exclusions.as_deref())
+                        .await
+                        .map_err(described)?;
+                }
+                if let Some(s) = r.scan_on_push {
+                    self.service
+                        .put_image_scanning_configuration(&ctx, &name, s)
+                        .await
+                        .map_err(described)?;
+                }
+                if !tags.is_empty() {
+                    self.service
+                        .tag_resource(&ctx, &name, &tags)
+                        .await
+                        .map_err(described)?;
+                }
+            }
+            Err(e) => return Err(described(e)),
+        }
+        if let Some(policy) = &r.policy {
+            self.service
+                .set_repository_policy(&ctx, &name, &policy.text())
+                .await
+                .map_err(described)?;
+        }
+        Ok(())
+    }
+}
+
+/// The mutability and its filters, checked together as PutImageTagMutability does.
+fn exclusion_filters(r: &Repository) -> anyhow::Result<Option<String>> {
+    let mutability = r.image_tag_mutability.as_deref();
+    if let Some(m) = mutability {
+        let known = [
+            "MUTABLE",
+            "IMMUTABLE",
+            "IMMUTABLE_WITH_EXCLUSION",
+            "MUTABLE_WITH_EXCLUSION",
+        ];
+        if !known.contains(&m) {
+            bail!("image_tag_mutability must be one of {}", known.join(", "));
+        }
+    }
+    let with_exclusion = mutability.is_some_and(|m| m.ends_with("_WITH_EXCLUSION"));
+    let filters = &r.image_tag_mutability_exclusion_filters;
+    match (with_exclusion, filters.is_empty()) {
+        (false, true) => Ok(None),
+        (false, false) => bail!("exclusion filters are only allowed with *_WITH_EXCLUSION"),
+        (true, true) => bail!("*_WITH_EXCLUSION needs image_tag_mutability_exclusion_filters"),
+        (true, false) => {
+            let ok = |f: &String| {
+                !f.is_empty()
+                    && f.len() <= 128
+                    && f.bytes().all(|b| {
+                        b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'*' | b'-')
+                    })
+            };
+            if filters.len() > 5 || !filters.iter().all(ok) {
+                bail!("at most 5 exclusion filters, each matching ^[0-9a-zA-Z._*-]{{1,128}}");
+            }
+            let list: Vec<serde_json::Value> = filters
+                .iter()
+                .map(|f| serde_json::json!({"filterType": "WILDCARD", "filter": f}))
+                .collect();
+            Ok(Some(serde_json::Value::Array(list).to_string()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> anyhow::Result<BootstrapFile> {
+        let f: BootstrapFile = toml::from_str(text)?;
+        f.check()?;
+        Ok(f)
+    }
+
+    #[test]
+    fn documents_may_be_text_or_tables() {
+        let f = parse(
+            r#"
+            [[account]]
+            id = "111111111111"
+            [[account.user]]
+            name = "ci"
+            [account.user.inline_policies]
+            text = '{"Version":"2012-10-17","Statement":[]}'
+            table = { Version = "2012-10-17", Statement = [{ Effect = "Allow", Action = "ecr:*", Resource = "*" }] }
+            "#,
+        )
+        .expect("parses");
+        let docs = &f.accounts[0].users[0].inline_policies;
+        assert_eq!(
+            docs["text"].text(),
+            r#"{"Version":"2012-10-17","Statement":[]}"#
+        );
+        let table: serde_json::Value =
+            serde_json::from_str(&docs["table"].text()).expect("JSON text");
+        assert_eq!(table["Statement"][0]["Action"], "ecr:*");
+    }
+
+    #[test]
+    fn rejects_bad_ids_keys_and_unknown_fields() {
+        assert!(parse("[[account]]\nid = \"12\"").is_err());
+        assert!(parse("[[account]]\nid = \"111111111111\"\ncolour = 1").is_err());
+        let key = |id: &str, secret: &str| {
+            parse(&format!(
+                "[[account]]\nid = \"111111111111\"\nroot_keys = [{{ id = \"{id}\", secret = \"{secret}\" }}]"
+            ))
+        };
+        assert!(key("AKIAROOT0000000001", "0123456789abcdef0123").is_ok());
+        assert!(key("ASIAROOT0000000001", "0123456789abcdef0123").is_err());
+        assert!(key("AKIAshort", "0123456789abcdef0123").is_err());
+        assert!(key("AKIAROOT0000000001", "short").is_err());
+    }
+
+    #[test]
+    fn exclusion_filters_need_their_mutability() {
+        let repo = |m: Option<&str>, filters: &[&str]| Repository {
+            name: "app".into(),
+            region: None,
+            image_tag_mutability: m.map(str::to_owned),
+            image_tag_mutability_exclusion_filters: filters.iter().map(|s| s.to_string()).collect(),
+            scan_on_push: None,
+            policy: None,
+            tags: BTreeMap::new(),
+        };
+        assert!(exclusion_filters(&repo(Some("IMMUTABLE"), &[]))
+            .expect("ok")
+            .is_none());
+        assert!(exclusion_filters(&repo(Some("IMMUTABLE"), &["dev-*"])).is_err());
+        assert!(exclusion_filters(&repo(Some("IMMUTABLE_WITH_EXCLUSION"), &[])).is_err());
+        assert!(exclusion_filters(&repo(Some("SOMETIMES"), &[])).is_err());
+        let json = exclusion_filters(&repo(Some("IMMUTABLE_WITH_EXCLUSION"), &["dev-*"]))
+            .expect("ok")
+            .expect("filters");
+        assert!(json.contains(r#""filter":"dev-*""#));
+    }
+}
