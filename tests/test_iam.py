@@ -917,6 +917,43 @@ def test_account_root_is_bound_by_an_explicit_deny_in_a_repository_policy(berth)
     assert len(fetch()["images"]) == 1
 
 
+def test_a_policy_that_locks_the_caller_out_needs_force(berth):
+    root = berth.ecr()
+    root.create_repository(repositoryName="app")
+    lockout = json.dumps(policy(repo_statement("Deny", "*", "ecr:SetRepositoryPolicy")))
+    message = expect_error(
+        lambda: root.set_repository_policy(repositoryName="app", policyText=lockout),
+        "InvalidParameterException", 400,
+    )
+    assert "use force" in message, message
+    expect_error(lambda: root.get_repository_policy(repositoryName="app"), "RepositoryPolicyNotFoundException", 400)
+    # A policy that does not touch the caller's own access needs no force.
+    harmless = json.dumps(policy(repo_statement("Deny", {"AWS": root_arn(OTHER)}, "ecr:*")))
+    root.set_repository_policy(repositoryName="app", policyText=harmless)
+
+    # A user whose only grant is the repository policy may not drop itself without force.
+    dev = ecr_client(berth, *new_user(berth, "dev"))
+    grant = policy(repo_statement("Allow", {"AWS": user_arn("dev")}, ["ecr:SetRepositoryPolicy", "ecr:GetRepositoryPolicy"]))
+    root.set_repository_policy(repositoryName="app", policyText=json.dumps(grant))
+    narrower = json.dumps(policy(repo_statement("Allow", {"AWS": user_arn("dev")}, "ecr:GetRepositoryPolicy")))
+    expect_error(
+        lambda: dev.set_repository_policy(repositoryName="app", policyText=narrower),
+        "InvalidParameterException", 400,
+    )
+    dev.set_repository_policy(repositoryName="app", policyText=narrower, force=True)
+    expect_denied(
+        lambda: dev.set_repository_policy(repositoryName="app", policyText=json.dumps(grant), force=True),
+        user_arn("dev"), "ecr:SetRepositoryPolicy", repo_arn("app"), "identity",
+    )
+
+    # Forced, the root locks itself out too, and is then denied as the policy says.
+    root.set_repository_policy(repositoryName="app", policyText=lockout, force=True)
+    expect_denied(
+        lambda: root.set_repository_policy(repositoryName="app", policyText=harmless, force=True),
+        root_arn(), "ecr:SetRepositoryPolicy", repo_arn("app"), "resource-deny",
+    )
+
+
 def test_cross_account_access_needs_both_sides(berth):
     root = berth.ecr()
     root.create_repository(repositoryName="shared")

@@ -613,7 +613,7 @@ impl<'a> Step<'a> {
         }
         if let Some(policy) = &r.policy {
             self.service
-                .set_repository_policy(&ctx, &name, &policy.text())
+                .set_repository_policy(&ctx, &name, &policy.text(), true)
                 .await
                 .map_err(described)?;
         }

@@ -172,38 +172,102 @@ impl Service {
         if let Some(d) = self.policies.decision(&key) {
             return verdict(d);
         }
+        let (decision, cacheable) = self
+            .evaluate_now(
+                ctx,
+                &caller,
+                action,
+                resource,
+                repo,
+                &resource_policies,
+                request_tags,
+            )
+            .await?;
+        if cacheable {
+            self.policies.put_decision(key, decision);
+        }
+        verdict(decision)
+    }
+
+    /// Whether the caller could still call `ecr:SetRepositoryPolicy` on `repo` if its
+    /// policy were `policy` (ECR refuses such a self-lock-out unless forced).
+    pub(super) async fn would_keep_policy_access(
+        &self,
+        ctx: &Context,
+        repo: &Repository,
+        policy: Policy,
+    ) -> Result<bool> {
+        let Some(caller) = ctx.principal.caller() else {
+            return Ok(true);
+        };
+        let mut hypothetical = repo.clone();
+        hypothetical.policy = Some(Arc::new(policy));
+        let registry_policy = self.registry_policy(&ctx.registry).await?;
+        let mut resource_policies: Vec<&Policy> = Vec::new();
+        if let Some(p) = hypothetical.policy.as_deref() {
+            resource_policies.push(p);
+        }
+        if let Some(p) = registry_policy.as_deref() {
+            resource_policies.push(p);
+        }
+        let resource = repository_arn(&ctx.registry, repo.name.as_str());
+        let (decision, _) = self
+            .evaluate_now(
+                ctx,
+                &caller,
+                "ecr:SetRepositoryPolicy",
+                &resource,
+                Some(&hypothetical),
+                &resource_policies,
+                &[],
+            )
+            .await?;
+        Ok(decision == Decision::Allow)
+    }
+
+    /// Evaluate without the decision cache; also says whether the decision may be cached.
+    #[allow(clippy::too_many_arguments)]
+    async fn evaluate_now(
+        &self,
+        ctx: &Context,
+        caller: &iam::Caller,
+        action: &str,
+        resource: &str,
+        repo: Option<&Repository>,
+        resource_policies: &[&Policy],
+        request_tags: &[(String, String)],
+    ) -> Result<(Decision, bool)> {
         let identity = self.identity_policies(&ctx.principal).await?;
         let identity_refs: Vec<&Policy> = identity.iter().collect();
         let cacheable = request_tags.is_empty()
             && !identity_refs
                 .iter()
-                .chain(&resource_policies)
+                .chain(resource_policies)
                 .any(|p| p.has_conditions());
-        let mut rc = RequestContext::new(&caller, ctx.source_ip.as_deref(), clock::now_ms());
+        let mut rc = RequestContext::new(caller, ctx.source_ip.as_deref(), clock::now_ms());
         if !request_tags.is_empty() {
             rc.set_request_tags(request_tags);
         }
         let needs_tags = identity_refs
             .iter()
-            .chain(&resource_policies)
+            .chain(resource_policies)
             .any(|p| p.uses_resource_tags());
         if let (true, Some(r)) = (needs_tags, repo) {
             let tags = self.meta.resource_tags(r.id).await?;
             rc.set_resource_tags(&tags);
         }
         let req = iam::Request {
-            caller: &caller,
+            caller,
             action,
             resource,
             resource_account: &ctx.registry.account_id,
             resource_policy_required: false,
             context: &rc,
         };
-        let decision = iam::eval::evaluate(&req, &identity_refs, &resource_policies);
-        if cacheable {
-            self.policies.put_decision(key, decision);
-        }
-        verdict(decision)
+        Ok((
+            iam::eval::evaluate(&req, &identity_refs, resource_policies),
+            cacheable,
+        ))
     }
 
     /// The parsed identity policies of a caller (none for a root).

@@ -230,19 +230,29 @@ impl Service {
 
     // ---- repository and registry policies ----
 
-    /// SetRepositoryPolicy. `force` is accepted; Berth does not refuse self-locking
-    /// policies (ECR's check for them is undocumented).
+    /// SetRepositoryPolicy. Without `force`, a policy that would stop the caller from
+    /// setting the policy again is refused, to prevent an accidental lock-out.
     pub async fn set_repository_policy(
         &self,
         ctx: &Context,
         name: &RepositoryName,
         text: &str,
+        force: bool,
     ) -> Result<Repository> {
         self.authorize(ctx, Action::SetRepositoryPolicy, name)
             .await?;
         let repo = self.repository(ctx, name).await?;
         self.check_resource_policy(text, "Invalid repository policy provided")
             .await?;
+        if !force {
+            let policy = crate::iam::Policy::parse(text, crate::iam::PolicyKind::Resource)
+                .map_err(|e| Error::InvalidParameter(e.0))?;
+            if !self.would_keep_policy_access(ctx, &repo, policy).await? {
+                return Err(Error::InvalidParameter(
+                    "Invalid parameter at 'PolicyText' failed to satisfy constraint: 'The policy would prevent the caller from setting the repository policy in the future; use force to set it anyway'".into(),
+                ));
+            }
+        }
         self.meta.set_repository_policy(repo.id, Some(text)).await?;
         self.cache.forget_repository(&ctx.registry, name.as_str());
         self.iam_changed();

@@ -968,8 +968,10 @@ fn policy_text(i: &Input) -> Result<&str, ApiError> {
 async fn set_repository_policy(service: &Service, ctx: &Context, i: &Input) -> OpResult {
     let name = i.repository_name()?;
     let text = policy_text(i)?;
-    i.bool_opt("force")?;
-    service.set_repository_policy(ctx, &name, text).await?;
+    let force = i.bool_opt("force")?.unwrap_or(false);
+    service
+        .set_repository_policy(ctx, &name, text, force)
+        .await?;
     Ok(
         json!({ "registryId": ctx.registry.account_id, "repositoryName": name.as_str(), "policyText": text }),
     )
