@@ -15,6 +15,8 @@ pub const DEFAULT_DATA_DIR: &str = "./berth-data";
 pub const DEFAULT_ACCOUNT_ID: &str = "000000000000";
 pub const DEFAULT_REGION: &str = "us-east-1";
 pub const DEFAULT_DOMAIN: &str = "localhost";
+/// ECR acts on lifecycle policies within 24 hours; Berth checks hourly by default.
+pub const DEFAULT_LIFECYCLE_INTERVAL: u64 = 3600;
 
 /// Options shared by `serve` and `admin`: where the data is and which registry is the default.
 #[derive(Debug, Clone, Args, Default)]
@@ -58,6 +60,10 @@ pub struct ServeArgs {
     /// applied at every start (see docs/bootstrap.md)
     #[arg(long, env = "BERTH_BOOTSTRAP", value_name = "FILE")]
     pub bootstrap: Option<PathBuf>,
+    /// Seconds between runs of the lifecycle-policy job; 0 turns it off
+    /// (`berth admin lifecycle run` runs it on demand) [default: 3600]
+    #[arg(long, env = "BERTH_LIFECYCLE_INTERVAL", value_name = "SECONDS")]
+    pub lifecycle_interval: Option<u64>,
 }
 
 /// The optional config file: the same settings as the flags.
@@ -73,6 +79,7 @@ struct FileSettings {
     create_on_push: Option<bool>,
     dev: Option<bool>,
     bootstrap: Option<PathBuf>,
+    lifecycle_interval: Option<u64>,
 }
 
 /// Validated settings.
@@ -88,6 +95,8 @@ pub struct Settings {
     pub dev: bool,
     /// The bootstrap file to apply at start.
     pub bootstrap: Option<PathBuf>,
+    /// Seconds between lifecycle runs; 0: never.
+    pub lifecycle_interval: u64,
 }
 
 fn read_file(path: Option<&PathBuf>) -> anyhow::Result<FileSettings> {
@@ -122,9 +131,14 @@ impl Settings {
         let create_on_push = args.create_on_push || file.create_on_push.unwrap_or(false);
         let dev = args.dev || file.dev.unwrap_or(false);
         let bootstrap = args.bootstrap.clone().or(file.bootstrap.clone());
+        let lifecycle_interval = args
+            .lifecycle_interval
+            .or(file.lifecycle_interval)
+            .unwrap_or(DEFAULT_LIFECYCLE_INTERVAL);
         let mut s = Self::build(&args.store, file, listen, domain, create_on_push)?;
         s.dev = dev;
         s.bootstrap = bootstrap;
+        s.lifecycle_interval = lifecycle_interval;
         Ok(s)
     }
 
@@ -186,6 +200,7 @@ impl Settings {
             create_on_push,
             dev: false,
             bootstrap: None,
+            lifecycle_interval: DEFAULT_LIFECYCLE_INTERVAL,
         })
     }
 }

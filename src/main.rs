@@ -13,6 +13,7 @@ mod clock;
 mod config;
 mod http;
 mod iam;
+mod lifecycle;
 mod meta;
 mod oci;
 mod registry;
@@ -91,8 +92,34 @@ enum AdminCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Lifecycle policies: apply them now, or show what they did.
+    Lifecycle {
+        #[command(subcommand)]
+        command: LifecycleCommand,
+    },
     /// List the repositories of the default registry.
     ListRepositories {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum LifecycleCommand {
+    /// Apply every repository's lifecycle policy now and print what was done.
+    Run {
+        /// Evaluate as if it were this time (RFC 3339, e.g. 2027-01-31T00:00:00Z), to see
+        /// what time-based rules will do
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Print the most recent lifecycle actions, newest first (one JSON object per line).
+    Events {
+        /// How many [default: 100]
+        #[arg(long, value_name = "N")]
+        limit: Option<i64>,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -205,6 +232,10 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     };
     let auth = auth::Authenticator::new(token_key, settings.dev, settings.account_id.clone());
     let state = Arc::new(http::AppState::new(service, hosts, auth));
+    if settings.lifecycle_interval > 0 {
+        spawn_lifecycle_job(state.clone(), settings.lifecycle_interval);
+    }
+    watch_external_writes(state.clone()).await?;
     let shutdown = shutdown_signal()?;
     // Tests and scripts wait for this exact first line.
     let mut out = std::io::stdout();
@@ -224,6 +255,71 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     http::serve(listener, state, shutdown).await?;
     tracing::info!("berth stopped");
     Ok(())
+}
+
+/// Drop caches when `berth admin` changes the metadata under a running server. The
+/// first check runs before the server is ready, so the server acknowledges at once.
+async fn watch_external_writes(state: Arc<http::AppState>) -> anyhow::Result<()> {
+    let mut seen = None;
+    state.service.absorb_external_writes(&mut seen).await?;
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(std::time::Duration::from_millis(100));
+        loop {
+            ticks.tick().await;
+            if let Err(e) = state.service.absorb_external_writes(&mut seen).await {
+                tracing::warn!(error = %e, "checking for external metadata changes");
+            }
+        }
+    });
+    Ok(())
+}
+
+/// After an admin command changed what a running server may have cached: announce it
+/// and, if a server holds the data directory, wait (bounded) until it has acted.
+async fn notify_server(service: &Service, settings: &Settings) -> anyhow::Result<()> {
+    let wanted = service.announce_external_write().await?;
+    if !server_running(settings) {
+        return Ok(());
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while service.external_writes_seen().await? < wanted {
+        if std::time::Instant::now() > deadline {
+            eprintln!("warning: the running server has not picked up the change yet; it will within seconds");
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+/// Whether a `berth serve` holds the data directory's lock.
+fn server_running(settings: &Settings) -> bool {
+    let path = settings.data_dir.join("berth.lock");
+    match std::fs::OpenOptions::new().write(true).open(&path) {
+        Ok(file) => file.try_lock().is_err(),
+        Err(_) => false,
+    }
+}
+
+/// Apply lifecycle policies every `seconds` (the first run one interval after start).
+fn spawn_lifecycle_job(state: Arc<http::AppState>, seconds: u64) {
+    tokio::spawn(async move {
+        let period = std::time::Duration::from_secs(seconds);
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            match state.service.run_lifecycle(clock::now_ms()).await {
+                Ok(run) => tracing::info!(
+                    repositories = run.repositories,
+                    expired = run.expired,
+                    transitioned = run.transitioned,
+                    "lifecycle policies applied"
+                ),
+                Err(e) => tracing::error!(error = %e, "lifecycle run failed"),
+            }
+        }
+    });
 }
 
 /// Read and apply a bootstrap file; the error names the file and the entity at fault.
@@ -339,6 +435,7 @@ async fn admin(command: AdminCommand) -> anyhow::Result<()> {
             let service = open_service(&settings, None).await?;
             bootstrap::managed_policies(&service).await?;
             let applied = apply_bootstrap(&service, &file, &settings.region).await?;
+            notify_server(&service, &settings).await?;
             println!(
                 "applied {}: {} accounts, {} entities created",
                 file.display(),
@@ -346,6 +443,7 @@ async fn admin(command: AdminCommand) -> anyhow::Result<()> {
                 applied.created
             );
         }
+        AdminCommand::Lifecycle { command } => lifecycle_admin(command).await?,
         AdminCommand::ListRepositories { store } => {
             let settings = Settings::from_store(&store)?;
             let service = open_service(&settings, None).await?;
@@ -364,6 +462,45 @@ async fn admin(command: AdminCommand) -> anyhow::Result<()> {
                     break;
                 }
                 last = page.items.last().and_then(|n| n.parse().ok());
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn lifecycle_admin(command: LifecycleCommand) -> anyhow::Result<()> {
+    match command {
+        LifecycleCommand::Run { at, store } => {
+            let settings = Settings::from_store(&store)?;
+            let now = match at {
+                Some(t) => iam::condition::date(&t)
+                    .map(|secs| (secs * 1000.0) as i64)
+                    .with_context(|| format!("--at '{t}' is not an RFC 3339 time"))?,
+                None => clock::now_ms(),
+            };
+            let service = open_service(&settings, None).await?;
+            let run = service.run_lifecycle(now).await?;
+            notify_server(&service, &settings).await?;
+            println!(
+                "lifecycle: {} repositories evaluated, {} images expired, {} transitioned to archive",
+                run.repositories, run.expired, run.transitioned
+            );
+        }
+        LifecycleCommand::Events { limit, store } => {
+            let settings = Settings::from_store(&store)?;
+            let service = open_service(&settings, None).await?;
+            for e in service.lifecycle_events(limit.unwrap_or(100)).await? {
+                let line = serde_json::json!({
+                    "at": iam::context::iso8601(e.at / 1000),
+                    "registryId": e.registry.account_id,
+                    "region": e.registry.region,
+                    "repositoryName": e.repository,
+                    "imageDigest": e.digest,
+                    "imageTags": e.tags,
+                    "action": e.action,
+                    "appliedRulePriority": e.rule_priority,
+                });
+                println!("{line}");
             }
         }
     }

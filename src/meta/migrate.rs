@@ -26,6 +26,11 @@ pub const SQLITE: &[Migration] = &[
         name: "iam",
         sql: include_str!("../../migrations/sqlite/0003_iam.sql"),
     },
+    Migration {
+        version: 4,
+        name: "governance",
+        sql: include_str!("../../migrations/sqlite/0004_governance.sql"),
+    },
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -43,6 +48,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 3,
         name: "iam",
         sql: include_str!("../../migrations/postgres/0003_iam.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "governance",
+        sql: include_str!("../../migrations/postgres/0004_governance.sql"),
     },
 ];
 

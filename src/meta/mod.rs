@@ -185,10 +185,12 @@ macro_rules! on_write {
 }
 
 mod ecr;
+mod governance;
 mod iam;
 mod identity;
 
 pub use ecr::{ImageDetail, ImageRow};
+pub use governance::{LifecycleEvent, LifecycleImageRow, LifecycleTarget};
 pub use iam::{DeleteOutcome as IamDeleteOutcome, Identity, IdentityKind, ManagedPolicyRow};
 pub use identity::AccessKey;
 

@@ -49,6 +49,7 @@ fn code_and_status(e: &Error) -> (&'static str, StatusCode) {
         | Error::InvalidParameter(_)
         | Error::RepositoryPolicyNotFound { .. }
         | Error::RegistryPolicyNotFound(_)
+        | Error::Ecr(..)
         | Error::Iam(..) => ("UNSUPPORTED", StatusCode::BAD_REQUEST),
         Error::Busy => ("TOOMANYREQUESTS", StatusCode::TOO_MANY_REQUESTS),
         Error::Internal(_) => ("UNKNOWN", StatusCode::INTERNAL_SERVER_ERROR),

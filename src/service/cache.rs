@@ -29,6 +29,8 @@ struct RepoEntries {
 
 #[derive(Default)]
 struct Inner {
+    /// Bumped when another process changed the metadata: every older read is suspect.
+    epoch: u64,
     repositories: HashMap<(String, String, String), Repository>,
     repos: HashMap<i64, RepoEntries>,
     manifest_bytes: usize,
@@ -40,9 +42,9 @@ pub struct ReadCache {
     inner: Mutex<Inner>,
 }
 
-/// A repository's generation, noted before a database read.
-#[derive(Clone, Copy)]
-pub struct Generation(u64);
+/// A repository's generation (and the cache's epoch), noted before a database read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Generation(u64, u64);
 
 impl ReadCache {
     pub fn new(enabled: bool) -> ReadCache {
@@ -101,11 +103,27 @@ impl ReadCache {
     }
 
     pub fn generation(&self, repository_id: i64) -> Generation {
+        self.lock()
+            .map(|i| Self::current(&i, repository_id))
+            .unwrap_or(Generation(0, 0))
+    }
+
+    fn current(inner: &Inner, repository_id: i64) -> Generation {
         Generation(
-            self.lock()
-                .map(|i| i.repos.get(&repository_id).map_or(0, |r| r.generation))
-                .unwrap_or(0),
+            inner.repos.get(&repository_id).map_or(0, |r| r.generation),
+            inner.epoch,
         )
+    }
+
+    /// Forget everything: another process (`berth admin ...`) changed the metadata.
+    pub fn clear_all(&self) {
+        if let Some(mut inner) = self.lock() {
+            let epoch = inner.epoch + 1;
+            *inner = Inner {
+                epoch,
+                ..Inner::default()
+            };
+        }
     }
 
     pub fn manifest(&self, repository_id: i64, key: &str) -> Option<Arc<StoredManifest>> {
@@ -121,7 +139,7 @@ impl ReadCache {
         m: Arc<StoredManifest>,
     ) {
         let Some(mut inner) = self.lock() else { return };
-        if inner.repos.get(&repository_id).map_or(0, |r| r.generation) != seen.0 {
+        if Self::current(&inner, repository_id) != seen {
             return;
         }
         let bytes = m.body.len();
@@ -146,7 +164,7 @@ impl ReadCache {
 
     pub fn put_link(&self, repository_id: i64, seen: Generation, digest: String, size: u64) {
         let Some(mut inner) = self.lock() else { return };
-        if inner.repos.get(&repository_id).map_or(0, |r| r.generation) != seen.0 {
+        if Self::current(&inner, repository_id) != seen {
             return;
         }
         Self::make_room(&mut inner, 0);

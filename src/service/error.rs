@@ -107,6 +107,10 @@ pub enum Error {
     /// IAM's own errors (the IAM/STS front end names them).
     #[error("{1}")]
     Iam(IamErrorKind, String),
+    /// ECR errors of the governance operations (lifecycle, templates, settings), named
+    /// by their exception.
+    #[error("{1}")]
+    Ecr(EcrErrorKind, String),
     /// Transient contention; the client may retry.
     #[error("The service is busy; retry the request")]
     Busy,
@@ -151,7 +155,43 @@ pub enum IamErrorKind {
     ValidationError,
 }
 
+/// ECR exceptions that carry only a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EcrErrorKind {
+    LifecyclePolicyNotFound,
+    LifecyclePolicyPreviewNotFound,
+    TemplateAlreadyExists,
+    TemplateNotFound,
+    ExclusionAlreadyExists,
+    ExclusionNotFound,
+    LimitExceeded,
+    /// Semantic validation on the newer registry-level operations.
+    Validation,
+}
+
+impl EcrErrorKind {
+    /// The exception name (`__type`).
+    pub fn exception(self) -> &'static str {
+        match self {
+            EcrErrorKind::LifecyclePolicyNotFound => "LifecyclePolicyNotFoundException",
+            EcrErrorKind::LifecyclePolicyPreviewNotFound => {
+                "LifecyclePolicyPreviewNotFoundException"
+            }
+            EcrErrorKind::TemplateAlreadyExists => "TemplateAlreadyExistsException",
+            EcrErrorKind::TemplateNotFound => "TemplateNotFoundException",
+            EcrErrorKind::ExclusionAlreadyExists => "ExclusionAlreadyExistsException",
+            EcrErrorKind::ExclusionNotFound => "ExclusionNotFoundException",
+            EcrErrorKind::LimitExceeded => "LimitExceededException",
+            EcrErrorKind::Validation => "ValidationException",
+        }
+    }
+}
+
 impl Error {
+    pub fn ecr(kind: EcrErrorKind, message: impl Into<String>) -> Error {
+        Error::Ecr(kind, message.into())
+    }
+
     pub fn iam(kind: IamErrorKind, message: impl Into<String>) -> Error {
         Error::Iam(kind, message.into())
     }

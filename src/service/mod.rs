@@ -9,14 +9,16 @@ mod cache;
 mod ecr;
 mod error;
 mod iam;
+mod lifecycle;
 mod mutability;
+mod signals;
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 
 pub use ecr::{ImageFailure, ImageId, LayerCheck, PART_SIZE};
-pub use error::{Error, IamErrorKind, Result};
+pub use error::{EcrErrorKind, Error, IamErrorKind, Result};
 pub use iam::{IamCaller, NewIdentity};
 
 use cache::ReadCache;
@@ -59,6 +61,11 @@ pub enum Action {
     PutRegistryPolicy,
     GetRegistryPolicy,
     DeleteRegistryPolicy,
+    PutLifecyclePolicy,
+    GetLifecyclePolicy,
+    DeleteLifecyclePolicy,
+    StartLifecyclePolicyPreview,
+    GetLifecyclePolicyPreview,
 }
 
 impl Action {

@@ -1,6 +1,7 @@
 //! Tag mutability: whether a push may move an existing tag to another image.
 
 use crate::meta::RepositorySettings;
+use crate::oci::name::tag_pattern_matches;
 use crate::oci::Tag;
 
 /// Whether `tag` may not be moved under the repository's setting (ECR's four modes;
@@ -9,7 +10,7 @@ pub fn is_immutable(settings: &RepositorySettings, tag: &Tag) -> bool {
     let excluded = || {
         filters(settings.mutability_exclusions.as_deref())
             .iter()
-            .any(|f| wildcard_match(f, tag.as_str()))
+            .any(|f| tag_pattern_matches(f, tag.as_str()))
     };
     match settings.tag_mutability.as_str() {
         "IMMUTABLE" => true,
@@ -30,30 +31,6 @@ pub fn filters(json: Option<&str>) -> Vec<String> {
         .into_iter()
         .map(|f| f.filter)
         .collect()
-}
-
-/// `*` matches any run of characters (including none); everything else literally.
-pub fn wildcard_match(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    let (mut pi, mut ti) = (0, 0);
-    let (mut star, mut mark) = (None, 0);
-    while ti < t.len() {
-        if pi < p.len() && p[pi] != '*' && p[pi] == t[ti] {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == '*')
 }
 
 #[cfg(test)]
@@ -91,11 +68,11 @@ mod tests {
 
     #[test]
     fn wildcards() {
-        assert!(wildcard_match("*", ""));
-        assert!(wildcard_match("a*c", "abbbc"));
-        assert!(wildcard_match("a*c*", "acx"));
-        assert!(!wildcard_match("a*c", "abd"));
-        assert!(!wildcard_match("latest", "latest2"));
-        assert!(wildcard_match("*-rc*", "v1-rc2"));
+        assert!(tag_pattern_matches("*", ""));
+        assert!(tag_pattern_matches("a*c", "abbbc"));
+        assert!(tag_pattern_matches("a*c*", "acx"));
+        assert!(!tag_pattern_matches("a*c", "abd"));
+        assert!(!tag_pattern_matches("latest", "latest2"));
+        assert!(tag_pattern_matches("*-rc*", "v1-rc2"));
     }
 }

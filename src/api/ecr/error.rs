@@ -118,6 +118,7 @@ impl From<Error> for ApiError {
             | Error::Iam(..) => "InvalidParameterException",
             Error::RepositoryPolicyNotFound { .. } => "RepositoryPolicyNotFoundException",
             Error::RegistryPolicyNotFound(_) => "RegistryPolicyNotFoundException",
+            Error::Ecr(kind, _) => kind.exception(),
             Error::ManifestInvalid(_) => {
                 return ApiError::invalid("ImageManifest", "Invalid JSON syntax");
             }

@@ -17,11 +17,6 @@ type OpResult = Result<Value, ApiError>;
 /// Operations of the ECR model that Berth does not implement yet.
 const NOT_YET: &[&str] = &[
     "UpdateImageStorageClass",
-    "PutLifecyclePolicy",
-    "GetLifecyclePolicy",
-    "DeleteLifecyclePolicy",
-    "StartLifecyclePolicyPreview",
-    "GetLifecyclePolicyPreview",
     "StartImageScan",
     "DescribeImageScanFindings",
     "PutRegistryScanningConfiguration",
@@ -85,6 +80,11 @@ pub async fn dispatch(
         "PutRegistryPolicy" => put_registry_policy(service, ctx, &i).await,
         "GetRegistryPolicy" => registry_policy(service, ctx, false).await,
         "DeleteRegistryPolicy" => registry_policy(service, ctx, true).await,
+        "PutLifecyclePolicy" => put_lifecycle_policy(service, ctx, &i).await,
+        "GetLifecyclePolicy" => lifecycle_policy(service, ctx, &i, false).await,
+        "DeleteLifecyclePolicy" => lifecycle_policy(service, ctx, &i, true).await,
+        "StartLifecyclePolicyPreview" => start_lifecycle_policy_preview(service, ctx, &i).await,
+        "GetLifecyclePolicyPreview" => get_lifecycle_policy_preview(service, ctx, &i).await,
         other if NOT_YET.contains(&other) => Err(ApiError::new(
             "ValidationException",
             format!("Berth does not implement ecr:{other} yet"),
@@ -994,4 +994,137 @@ async fn put_registry_policy(service: &Service, ctx: &Context, i: &Input) -> OpR
 async fn registry_policy(service: &Service, ctx: &Context, delete: bool) -> OpResult {
     let text = service.registry_policy_text(ctx, delete).await?;
     Ok(json!({ "registryId": ctx.registry.account_id, "policyText": text }))
+}
+
+// ---- lifecycle policies ----
+
+/// `lifecyclePolicyText`: 100 to 30,720 characters.
+fn lifecycle_text<'a>(i: &'a Input, required: bool) -> Result<Option<&'a str>, ApiError> {
+    let text = if required {
+        Some(i.str_req("lifecyclePolicyText")?)
+    } else {
+        i.str_opt("lifecyclePolicyText")?
+    };
+    if let Some(t) = text {
+        let n = t.chars().count();
+        if n < 100 {
+            return Err(ApiError::invalid(
+                "lifecyclePolicyText",
+                "Member must have length greater than or equal to 100",
+            ));
+        }
+        if n > 30_720 {
+            return Err(ApiError::invalid(
+                "lifecyclePolicyText",
+                "Member must have length less than or equal to 30720",
+            ));
+        }
+    }
+    Ok(text)
+}
+
+async fn put_lifecycle_policy(service: &Service, ctx: &Context, i: &Input) -> OpResult {
+    let name = i.repository_name()?;
+    let text = lifecycle_text(i, true)?.unwrap_or_default();
+    service.put_lifecycle_policy(ctx, &name, text).await?;
+    Ok(json!({
+        "registryId": ctx.registry.account_id,
+        "repositoryName": name.as_str(),
+        "lifecyclePolicyText": text,
+    }))
+}
+
+async fn lifecycle_policy(service: &Service, ctx: &Context, i: &Input, delete: bool) -> OpResult {
+    let name = i.repository_name()?;
+    let info = service.lifecycle_policy(ctx, &name, delete).await?;
+    let mut out = json!({
+        "registryId": ctx.registry.account_id,
+        "repositoryName": name.as_str(),
+        "lifecyclePolicyText": info.text,
+    });
+    if let (Some(at), Some(o)) = (info.last_evaluated_at, out.as_object_mut()) {
+        o.insert("lastEvaluatedAt".into(), seconds(at));
+    }
+    Ok(out)
+}
+
+async fn start_lifecycle_policy_preview(service: &Service, ctx: &Context, i: &Input) -> OpResult {
+    let name = i.repository_name()?;
+    let text = lifecycle_text(i, false)?;
+    let text = service.start_lifecycle_preview(ctx, &name, text).await?;
+    Ok(json!({
+        "registryId": ctx.registry.account_id,
+        "repositoryName": name.as_str(),
+        "lifecyclePolicyText": text,
+        "status": "IN_PROGRESS",
+    }))
+}
+
+async fn get_lifecycle_policy_preview(service: &Service, ctx: &Context, i: &Input) -> OpResult {
+    let name = i.repository_name()?;
+    let limit = i.max_results(100, 100)? as usize;
+    let after = i.next_token()?;
+    let tagged = i.tag_status()?;
+    let wanted = i.image_ids("imageIds", false)?;
+    let preview = service.lifecycle_preview(ctx, &name).await?;
+    let expiring = preview.results.iter().filter(|r| r.action == "EXPIRE").count();
+    let transitioning = preview.results.len() - expiring;
+    let selected: Vec<_> = preview
+        .results
+        .iter()
+        .filter(|r| tagged.is_none_or(|t| t == !r.tags.is_empty()))
+        .filter(|r| {
+            wanted.as_ref().is_none_or(|ids| {
+                ids.iter().any(|id| {
+                    id.digest.as_deref() == Some(r.digest.as_str())
+                        || id.tag.as_ref().is_some_and(|t| r.tags.contains(t))
+                })
+            })
+        })
+        .collect();
+    let start = match &after {
+        Some(d) => selected.iter().position(|r| &r.digest == d).map_or(selected.len(), |p| p + 1),
+        None => 0,
+    };
+    let page: Vec<_> = selected.iter().skip(start).take(limit).collect();
+    let more = start + page.len() < selected.len();
+    let results: Vec<Value> = page
+        .iter()
+        .map(|r| {
+            let mut action = json!({ "type": r.action });
+            if r.action == "TRANSITION" {
+                action["targetStorageClass"] = json!("ARCHIVE");
+            }
+            let mut o = json!({
+                "imageDigest": r.digest,
+                "imagePushedAt": seconds(r.pushed_at),
+                "action": action,
+                "appliedRulePriority": r.rule_priority,
+                "storageClass": r.storage_class,
+            });
+            if !r.tags.is_empty() {
+                o["imageTags"] = json!(r.tags);
+            }
+            o
+        })
+        .collect();
+    let mut summary = json!({ "expiringImageTotalCount": expiring });
+    if transitioning > 0 {
+        summary["transitioningImageTotalCounts"] =
+            json!([{ "targetStorageClass": "ARCHIVE", "imageTotalCount": transitioning }]);
+    }
+    let mut out = json!({
+        "registryId": ctx.registry.account_id,
+        "repositoryName": name.as_str(),
+        "lifecyclePolicyText": preview.policy_text,
+        "status": "COMPLETE",
+        "previewResults": results,
+        "summary": summary,
+    });
+    if more {
+        if let Some(last) = page.last() {
+            out["nextToken"] = json!(URL_SAFE_NO_PAD.encode(last.digest.as_bytes()));
+        }
+    }
+    Ok(out)
 }
