@@ -200,7 +200,9 @@ def test_docker_cross_repo_mount(berth, docker_env, build_test_image):
     first, _ = docker_push(docker_env, f"{host}/my-app:latest")
 
     # docker remembers where it pushed each layer, so pushing the same image to
-    # another repository of the same registry asks for ?mount=...&from=my-app.
+    # another repository of the same registry asks for ?mount=...&from=my-app, which
+    # mounts once the BLOB_MOUNTING account setting is on.
+    berth.ecr().put_account_setting(name="BLOB_MOUNTING", value="ENABLED")
     docker(docker_env, "tag", local, f"{host}/other-app:latest")
     second, out = docker_push(docker_env, f"{host}/other-app:latest")
     assert "Mounted from my-app" in out, out

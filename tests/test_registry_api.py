@@ -284,6 +284,13 @@ def reg(berth):
 
 
 @pytest.fixture
+def mounting(berth):
+    """Cross-repository mounts happen only with the BLOB_MOUNTING account setting on (ECR's
+    default is off)."""
+    berth.ecr().put_account_setting(name="BLOB_MOUNTING", value="ENABLED")
+
+
+@pytest.fixture
 def new_repo(berth):
     """Factory: create a repository with a fresh name in the default registry."""
 
@@ -785,7 +792,20 @@ def test_zero_byte_blob_post_then_put(reg, repo):
 # =====================================================================================
 
 
-def test_mount_from_repository_that_has_the_blob(reg, new_repo):
+def test_mount_is_a_normal_upload_while_blob_mounting_is_off(reg, berth, new_repo):
+    """ECR's default: BLOB_MOUNTING is DISABLED, and a mount request starts an upload."""
+    assert berth.ecr().get_account_setting(name="BLOB_MOUNTING")["value"] == "DISABLED"
+    src, dst = new_repo("src"), new_repo("dst")
+    data = os.urandom(77)
+    d = upload_blob(reg, src, data)
+    r = reg.post(f"/v2/{dst}/blobs/uploads/", params={"mount": d, "from": src})
+    assert_status(r, 202)
+    assert_blob_absent(reg, dst, d)
+    r = reg.put(r.headers["Location"], params={"digest": d}, data=data)
+    assert_blob_created(r, dst, d)
+
+
+def test_mount_from_repository_that_has_the_blob(reg, new_repo, mounting):
     src, dst = new_repo("src"), new_repo("dst")
     data = os.urandom(777)
     d = upload_blob(reg, src, data)
@@ -794,7 +814,7 @@ def test_mount_from_repository_that_has_the_blob(reg, new_repo):
     assert_blob_content(reg, dst, d, data)
 
 
-def test_mounted_blob_survives_delete_in_source(reg, new_repo):
+def test_mounted_blob_survives_delete_in_source(reg, new_repo, mounting):
     src, dst = new_repo("src"), new_repo("dst")
     data = os.urandom(50)
     d = upload_blob(reg, src, data)
@@ -804,7 +824,7 @@ def test_mounted_blob_survives_delete_in_source(reg, new_repo):
     assert_blob_content(reg, dst, d, data)
 
 
-def test_mount_from_repository_without_the_blob_starts_an_upload(reg, new_repo):
+def test_mount_from_repository_without_the_blob_starts_an_upload(reg, new_repo, mounting):
     """`from` is honoured: the blob exists elsewhere in the registry, but not in `from`."""
     holder, src, dst = new_repo("holder"), new_repo("src"), new_repo("dst")
     data = os.urandom(64)
@@ -821,7 +841,7 @@ def test_mount_from_repository_without_the_blob_starts_an_upload(reg, new_repo):
     assert_blob_content(reg, dst, d, data)
 
 
-def test_mount_from_nonexistent_repository_starts_an_upload(reg, new_repo):
+def test_mount_from_nonexistent_repository_starts_an_upload(reg, new_repo, mounting):
     src, dst = new_repo("src"), new_repo("dst")
     d = upload_blob(reg, src, os.urandom(64))
     r = reg.post(f"/v2/{dst}/blobs/uploads/", params={"mount": d, "from": unique_name("nosuch")})
@@ -830,7 +850,7 @@ def test_mount_from_nonexistent_repository_starts_an_upload(reg, new_repo):
     assert_blob_absent(reg, dst, d)
 
 
-def test_mount_without_from_finds_blob_in_same_registry(reg, new_repo):
+def test_mount_without_from_finds_blob_in_same_registry(reg, new_repo, mounting):
     src, dst = new_repo("src"), new_repo("dst")
     data = os.urandom(99)
     d = upload_blob(reg, src, data)
@@ -839,7 +859,7 @@ def test_mount_without_from_finds_blob_in_same_registry(reg, new_repo):
     assert_blob_content(reg, dst, d, data)
 
 
-def test_mount_without_from_of_unknown_blob_starts_an_upload(reg, repo):
+def test_mount_without_from_of_unknown_blob_starts_an_upload(reg, repo, mounting):
     d = random_digest()
     r = reg.post(f"/v2/{repo}/blobs/uploads/", params={"mount": d})
     assert_status(r, 202)
@@ -848,7 +868,7 @@ def test_mount_without_from_of_unknown_blob_starts_an_upload(reg, repo):
     assert_blob_absent(reg, repo, d)
 
 
-def test_mount_from_repository_with_slashes(reg, berth, new_repo):
+def test_mount_from_repository_with_slashes(reg, berth, new_repo, mounting):
     src = f"{unique_name('team')}/app/api"
     berth.create_repository(src)
     dst = new_repo("dst")
@@ -993,7 +1013,7 @@ def test_names_allowed_by_the_ecr_pattern(reg, berth, name):
     assert_status(reg.post(f"/v2/{name}/blobs/uploads/"), 202)
 
 
-def test_repository_with_slashes_works_on_every_endpoint(reg, berth, new_repo):
+def test_repository_with_slashes_works_on_every_endpoint(reg, berth, new_repo, mounting):
     name = f"{unique_name('team')}/app/api"
     berth.create_repository(name)
     # uploads: POST, status, PATCH, PUT
@@ -1862,7 +1882,7 @@ def test_referrers_filter_without_match_is_empty(reg, repo):
     assert manifests == []
 
 
-def test_referrers_of_same_subject_in_another_repository_are_not_listed(reg, new_repo):
+def test_referrers_of_same_subject_in_another_repository_are_not_listed(reg, new_repo, mounting):
     a, b = new_repo("a"), new_repo("b")
     m = build_image(reg, a)
     push_manifest(reg, a, "v1", m)

@@ -45,16 +45,6 @@ pub enum StorageClass {
     Archive,
 }
 
-impl StorageClass {
-    /// As the API spells it (`STANDARD`, `ARCHIVE`).
-    pub fn api_name(self) -> &'static str {
-        match self {
-            StorageClass::Standard => "STANDARD",
-            StorageClass::Archive => "ARCHIVE",
-        }
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Count {
     /// Keep the newest N, act on the rest.

@@ -81,7 +81,10 @@ impl MetaStore {
     }
 
     /// The policy text and when it was last evaluated.
-    pub async fn lifecycle_policy(&self, repository_id: i64) -> Result<Option<(String, Option<i64>)>> {
+    pub async fn lifecycle_policy(
+        &self,
+        repository_id: i64,
+    ) -> Result<Option<(String, Option<i64>)>> {
         let row: Option<(Option<String>, Option<i64>)> = on_read!(self, pool => sqlx::query_as(
             "SELECT lifecycle_policy, lifecycle_evaluated_at FROM repositories WHERE id = $1",
         )
@@ -119,7 +122,8 @@ impl MetaStore {
     /// The images lifecycle rules may act on: every manifest of the repository that no
     /// index of the repository references (those go with their index).
     pub async fn lifecycle_images(&self, repository_id: i64) -> Result<Vec<LifecycleImageRow>> {
-        let rows: Vec<(String, i64, Option<i64>, String, Option<i64>)> = on_read!(self, pool => sqlx::query_as(
+        type Row = (String, i64, Option<i64>, String, Option<i64>);
+        let rows: Vec<Row> = on_read!(self, pool => sqlx::query_as(
             "SELECT m.digest, m.pushed_at, m.last_pulled_at, m.storage_class, m.transitioned_at
              FROM manifests m
              WHERE m.repository_id = $1
@@ -140,16 +144,18 @@ impl MetaStore {
         }
         Ok(rows
             .into_iter()
-            .map(|(digest, pushed_at, last_pulled_at, storage_class, transitioned_at)| {
-                LifecycleImageRow {
-                    tags: by_digest.remove(&digest).unwrap_or_default(),
-                    digest,
-                    pushed_at,
-                    last_pulled_at,
-                    storage_class,
-                    transitioned_at,
-                }
-            })
+            .map(
+                |(digest, pushed_at, last_pulled_at, storage_class, transitioned_at)| {
+                    LifecycleImageRow {
+                        tags: by_digest.remove(&digest).unwrap_or_default(),
+                        digest,
+                        pushed_at,
+                        last_pulled_at,
+                        storage_class,
+                        transitioned_at,
+                    }
+                },
+            )
             .collect())
     }
 
@@ -218,17 +224,167 @@ impl MetaStore {
         .bind(limit).fetch_all(pool).await?);
         Ok(rows
             .into_iter()
-            .map(|(account_id, region, repository, digest, tags, action, rule_priority, at)| {
-                LifecycleEvent {
-                    registry: RegistryKey { account_id, region },
-                    repository,
-                    digest,
-                    tags: tags.split(',').filter(|t| !t.is_empty()).map(str::to_owned).collect(),
-                    action,
-                    rule_priority,
-                    at,
-                }
-            })
+            .map(
+                |(account_id, region, repository, digest, tags, action, rule_priority, at)| {
+                    LifecycleEvent {
+                        registry: RegistryKey { account_id, region },
+                        repository,
+                        digest,
+                        tags: tags
+                            .split(',')
+                            .filter(|t| !t.is_empty())
+                            .map(str::to_owned)
+                            .collect(),
+                        action,
+                        rule_priority,
+                        at,
+                    }
+                },
+            )
             .collect())
+    }
+
+    // ---- repository creation templates (bodies are JSON) ----
+
+    /// Insert a template; false if the prefix has one.
+    pub async fn insert_template(
+        &self,
+        reg: &RegistryKey,
+        prefix: &str,
+        body: &str,
+        now_ms: i64,
+    ) -> Result<bool> {
+        let n = on_write!(self, pool => sqlx::query(
+            "INSERT INTO creation_templates (account_id, region, prefix, body, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT DO NOTHING",
+        )
+        .bind(&reg.account_id).bind(&reg.region).bind(prefix).bind(body).bind(now_ms)
+        .execute(pool).await?.rows_affected());
+        Ok(n > 0)
+    }
+
+    pub async fn update_template(
+        &self,
+        reg: &RegistryKey,
+        prefix: &str,
+        body: &str,
+        now_ms: i64,
+    ) -> Result<bool> {
+        let n = on_write!(self, pool => sqlx::query(
+            "UPDATE creation_templates SET body = $4, updated_at = $5
+             WHERE account_id = $1 AND region = $2 AND prefix = $3",
+        )
+        .bind(&reg.account_id).bind(&reg.region).bind(prefix).bind(body).bind(now_ms)
+        .execute(pool).await?.rows_affected());
+        Ok(n > 0)
+    }
+
+    pub async fn template(&self, reg: &RegistryKey, prefix: &str) -> Result<Option<String>> {
+        let row: Option<(String,)> = on_read!(self, pool => sqlx::query_as(
+            "SELECT body FROM creation_templates WHERE account_id = $1 AND region = $2 AND prefix = $3",
+        )
+        .bind(&reg.account_id).bind(&reg.region).bind(prefix).fetch_optional(pool).await?);
+        Ok(row.map(|r| r.0))
+    }
+
+    /// Every template body of a registry, by prefix.
+    pub async fn templates(&self, reg: &RegistryKey) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = on_read!(self, pool => sqlx::query_as(
+            "SELECT body FROM creation_templates WHERE account_id = $1 AND region = $2 ORDER BY prefix",
+        )
+        .bind(&reg.account_id).bind(&reg.region).fetch_all(pool).await?);
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+
+    /// Delete a template, returning its body.
+    pub async fn delete_template(&self, reg: &RegistryKey, prefix: &str) -> Result<Option<String>> {
+        let row: Option<(String,)> = on_write!(self, pool => sqlx::query_as(
+            "DELETE FROM creation_templates WHERE account_id = $1 AND region = $2 AND prefix = $3
+             RETURNING body",
+        )
+        .bind(&reg.account_id).bind(&reg.region).bind(prefix).fetch_optional(pool).await?);
+        Ok(row.map(|r| r.0))
+    }
+
+    // ---- account settings and pull-time update exclusions ----
+
+    pub async fn account_setting(&self, reg: &RegistryKey, name: &str) -> Result<Option<String>> {
+        let row: Option<(String,)> = on_read!(self, pool => sqlx::query_as(
+            "SELECT value FROM account_settings WHERE account_id = $1 AND region = $2 AND name = $3",
+        )
+        .bind(&reg.account_id).bind(&reg.region).bind(name).fetch_optional(pool).await?);
+        Ok(row.map(|r| r.0))
+    }
+
+    pub async fn put_account_setting(
+        &self,
+        reg: &RegistryKey,
+        name: &str,
+        value: &str,
+    ) -> Result<()> {
+        on_write!(self, pool => sqlx::query(
+            "INSERT INTO account_settings (account_id, region, name, value) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (account_id, region, name) DO UPDATE SET value = excluded.value",
+        )
+        .bind(&reg.account_id).bind(&reg.region).bind(name).bind(value)
+        .execute(pool).await?.rows_affected());
+        Ok(())
+    }
+
+    /// Register an exclusion unless the registry has `max` already; None if it exists,
+    /// Some(false) if the limit was reached.
+    pub async fn add_pull_time_exclusion(
+        &self,
+        reg: &RegistryKey,
+        arn: &str,
+        max: i64,
+        now_ms: i64,
+    ) -> Result<Option<bool>> {
+        on_write!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let exists: Option<(i64,)> = sqlx::query_as(
+                "SELECT created_at FROM pull_time_exclusions
+                 WHERE account_id = $1 AND region = $2 AND principal_arn = $3",
+            )
+            .bind(&reg.account_id).bind(&reg.region).bind(arn)
+            .fetch_optional(&mut *tx).await?;
+            if exists.is_some() {
+                return Ok(None);
+            }
+            let (count,): (i64,) = sqlx::query_as(
+                "SELECT COUNT(*) FROM pull_time_exclusions WHERE account_id = $1 AND region = $2",
+            )
+            .bind(&reg.account_id).bind(&reg.region).fetch_one(&mut *tx).await?;
+            if count >= max {
+                return Ok(Some(false));
+            }
+            sqlx::query(
+                "INSERT INTO pull_time_exclusions (account_id, region, principal_arn, created_at)
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&reg.account_id).bind(&reg.region).bind(arn).bind(now_ms)
+            .execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(Some(true))
+        })
+    }
+
+    pub async fn remove_pull_time_exclusion(&self, reg: &RegistryKey, arn: &str) -> Result<bool> {
+        let n = on_write!(self, pool => sqlx::query(
+            "DELETE FROM pull_time_exclusions WHERE account_id = $1 AND region = $2 AND principal_arn = $3",
+        )
+        .bind(&reg.account_id).bind(&reg.region).bind(arn)
+        .execute(pool).await?.rows_affected());
+        Ok(n > 0)
+    }
+
+    /// The registry's exclusions, by ARN.
+    pub async fn pull_time_exclusions(&self, reg: &RegistryKey) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = on_read!(self, pool => sqlx::query_as(
+            "SELECT principal_arn FROM pull_time_exclusions WHERE account_id = $1 AND region = $2
+             ORDER BY principal_arn",
+        )
+        .bind(&reg.account_id).bind(&reg.region).fetch_all(pool).await?);
+        Ok(rows.into_iter().map(|r| r.0).collect())
     }
 }

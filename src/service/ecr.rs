@@ -323,7 +323,7 @@ impl Service {
 
     /// A repository or registry policy: valid, ECR actions only, naming principals that
     /// exist. ECR gives one message for every fault.
-    async fn check_resource_policy(&self, text: &str, message: &str) -> Result<()> {
+    pub(super) async fn check_resource_policy(&self, text: &str, message: &str) -> Result<()> {
         let invalid = || {
             Error::InvalidParameter(format!(
                 "Invalid parameter at 'PolicyText' failed to satisfy constraint: '{message}'"
@@ -687,7 +687,7 @@ impl Service {
                     ));
                 }
                 Resolved::Found(m) => {
-                    self.record_pull(&repo, &m.digest);
+                    self.record_pull(ctx, &repo, &m.digest);
                     let id = ImageId {
                         digest: Some(m.digest.clone()),
                         tag: id.tag.clone(),

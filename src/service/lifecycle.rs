@@ -223,7 +223,11 @@ impl Service {
             let policy = match LifecyclePolicy::parse(&target.policy) {
                 Ok(p) => p,
                 Err(e) => {
-                    tracing::warn!(repository = target.name, error = e.0, "skipping an invalid lifecycle policy");
+                    tracing::warn!(
+                        repository = target.name,
+                        error = e.0,
+                        "skipping an invalid lifecycle policy"
+                    );
                     continue;
                 }
             };
@@ -257,7 +261,12 @@ impl Service {
                 }
                 RuleAction::Transition => {
                     self.meta
-                        .set_storage_class(target.repository_id, &row.digest, "ARCHIVE", Some(now_ms))
+                        .set_storage_class(
+                            target.repository_id,
+                            &row.digest,
+                            "ARCHIVE",
+                            Some(now_ms),
+                        )
                         .await?
                 }
             };

@@ -11,15 +11,18 @@ mod error;
 mod iam;
 mod lifecycle;
 mod mutability;
+mod settings;
 mod signals;
+mod templates;
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 
 pub use ecr::{ImageFailure, ImageId, LayerCheck, PART_SIZE};
-pub use error::{EcrErrorKind, Error, IamErrorKind, Result};
+pub use error::{Error, IamErrorKind, Result};
 pub use iam::{IamCaller, NewIdentity};
+pub use templates::{normalize_prefix, CreationTemplate, TemplateInput};
 
 use cache::ReadCache;
 
@@ -66,6 +69,15 @@ pub enum Action {
     DeleteLifecyclePolicy,
     StartLifecyclePolicyPreview,
     GetLifecyclePolicyPreview,
+    CreateRepositoryCreationTemplate,
+    DescribeRepositoryCreationTemplates,
+    UpdateRepositoryCreationTemplate,
+    DeleteRepositoryCreationTemplate,
+    GetAccountSetting,
+    PutAccountSetting,
+    RegisterPullTimeUpdateExclusion,
+    DeregisterPullTimeUpdateExclusion,
+    ListPullTimeUpdateExclusions,
 }
 
 impl Action {
@@ -173,6 +185,13 @@ impl PullRecorder {
         m.insert(key, now);
         true
     }
+
+    /// Undo `due`: the pull was not recorded after all.
+    fn forget(&self, repository_id: i64, digest: &str) {
+        if let Ok(mut m) = self.0.lock() {
+            m.remove(&(repository_id, digest.to_owned()));
+        }
+    }
 }
 
 /// Page size when a client gives none.
@@ -186,7 +205,7 @@ pub struct Service {
     options: Options,
     cache: ReadCache,
     parts: ecr::PartLedger,
-    pulls: PullRecorder,
+    pulls: Arc<PullRecorder>,
     policies: authz::PolicyCache,
 }
 
@@ -201,7 +220,7 @@ impl Service {
             options,
             cache,
             parts: ecr::PartLedger::default(),
-            pulls: PullRecorder::default(),
+            pulls: Arc::new(PullRecorder::default()),
             policies: authz::PolicyCache::new(meta_single_node),
         }
     }
@@ -212,18 +231,32 @@ impl Service {
 
     /// Note a pull for DescribeImages' `lastRecordedPullTime`: at most one write per image
     /// per day, off the request's path.
-    fn record_pull(&self, repo: &Repository, digest: &str) {
+    /// Principals registered with RegisterPullTimeUpdateExclusion are not recorded.
+    fn record_pull(&self, ctx: &Context, repo: &Repository, digest: &str) {
         let now = clock::now_ms();
         if !self.pulls.due(repo.id, digest, now) {
             return;
         }
         let meta = self.meta.clone();
+        let pulls = self.pulls.clone();
         let (id, digest) = (repo.id, digest.to_owned());
+        let registry = ctx.registry.clone();
+        let arns: Vec<String> = ctx
+            .principal
+            .caller()
+            .map(|c| vec![c.principal_arn, c.arn])
+            .unwrap_or_default();
         tokio::spawn(async move {
-            if let Err(e) = meta
-                .record_pull(id, &digest, now, now - PULL_RECORD_INTERVAL_MS)
-                .await
-            {
+            let record = async {
+                let excluded = meta.pull_time_exclusions(&registry).await?;
+                if arns.iter().any(|a| excluded.contains(a)) {
+                    pulls.forget(id, &digest);
+                    return Ok(());
+                }
+                meta.record_pull(id, &digest, now, now - PULL_RECORD_INTERVAL_MS)
+                    .await
+            };
+            if let Err(e) = record.await {
                 tracing::warn!(error = %e, "recording a pull failed");
             }
         });
@@ -267,7 +300,10 @@ impl Service {
             return Ok(repo);
         }
         if !self.options.create_on_push {
-            return Err(Self::not_found(ctx, name));
+            return match self.create_from_template(ctx, name).await? {
+                Some(repo) => Ok(repo),
+                None => Err(Self::not_found(ctx, name)),
+            };
         }
         self.authorize(ctx, Action::CreateRepository, name).await?;
         match self
@@ -421,6 +457,10 @@ impl Service {
         self.authorize(ctx, Action::InitiateLayerUpload, name)
             .await?;
         let target = self.repository_for_push(ctx, name).await?;
+        if !self.blob_mounting_enabled(&ctx.registry).await? {
+            // As on ECR: with BLOB_MOUNTING off, the POST starts a normal upload.
+            return Ok(None);
+        }
         let source = match from {
             Some(from) => self.meta.repository(&ctx.registry, from).await?,
             None => self
@@ -716,7 +756,7 @@ impl Service {
         if !manifest::is_acceptable(&m.media_type, accepted) {
             return Err(Error::ManifestNotAcceptable(m.media_type.clone()));
         }
-        self.record_pull(&repo, &m.digest);
+        self.record_pull(ctx, &repo, &m.digest);
         Ok(m)
     }
 

@@ -10,7 +10,9 @@ use super::ApiError;
 use crate::auth::Authenticator;
 use crate::meta::{ImageDetail, Repository, RepositorySettings};
 use crate::oci::{Digest, RepositoryName, Tag};
-use crate::service::{Context, ImageId, LayerCheck, Service, PART_SIZE};
+use crate::service::{
+    Context, CreationTemplate, ImageId, LayerCheck, Service, TemplateInput, PART_SIZE,
+};
 
 type OpResult = Result<Value, ApiError>;
 
@@ -29,19 +31,10 @@ const NOT_YET: &[&str] = &[
     "UpdatePullThroughCacheRule",
     "DeletePullThroughCacheRule",
     "ValidatePullThroughCacheRule",
-    "CreateRepositoryCreationTemplate",
-    "DescribeRepositoryCreationTemplates",
-    "UpdateRepositoryCreationTemplate",
-    "DeleteRepositoryCreationTemplate",
     "PutSigningConfiguration",
     "GetSigningConfiguration",
     "DeleteSigningConfiguration",
     "DescribeImageSigningStatus",
-    "GetAccountSetting",
-    "PutAccountSetting",
-    "RegisterPullTimeUpdateExclusion",
-    "DeregisterPullTimeUpdateExclusion",
-    "ListPullTimeUpdateExclusions",
 ];
 
 pub async fn dispatch(
@@ -85,6 +78,15 @@ pub async fn dispatch(
         "DeleteLifecyclePolicy" => lifecycle_policy(service, ctx, &i, true).await,
         "StartLifecyclePolicyPreview" => start_lifecycle_policy_preview(service, ctx, &i).await,
         "GetLifecyclePolicyPreview" => get_lifecycle_policy_preview(service, ctx, &i).await,
+        "CreateRepositoryCreationTemplate" => create_template(service, ctx, &i).await,
+        "UpdateRepositoryCreationTemplate" => update_template(service, ctx, &i).await,
+        "DeleteRepositoryCreationTemplate" => delete_template(service, ctx, &i).await,
+        "DescribeRepositoryCreationTemplates" => describe_templates(service, ctx, &i).await,
+        "GetAccountSetting" => get_account_setting(service, ctx, &i).await,
+        "PutAccountSetting" => put_account_setting(service, ctx, &i).await,
+        "RegisterPullTimeUpdateExclusion" => register_exclusion(service, ctx, &i).await,
+        "DeregisterPullTimeUpdateExclusion" => deregister_exclusion(service, ctx, &i).await,
+        "ListPullTimeUpdateExclusions" => list_exclusions(service, ctx, &i).await,
         other if NOT_YET.contains(&other) => Err(ApiError::new(
             "ValidationException",
             format!("Berth does not implement ecr:{other} yet"),
@@ -472,37 +474,7 @@ async fn create_repository(service: &Service, ctx: &Context, i: &Input) -> OpRes
             .unwrap_or(false),
         None => false,
     };
-    let (encryption_type, kms_key) = match i.get("encryptionConfiguration") {
-        None => ("AES256".to_owned(), None),
-        Some(c) => {
-            let t = c
-                .get("encryptionType")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            if !["AES256", "KMS", "KMS_DSSE"].contains(&t) {
-                return Err(ApiError::invalid(
-                    "encryptionConfiguration.encryptionType",
-                    "Member must satisfy enum value set: [AES256, KMS, KMS_DSSE]",
-                ));
-            }
-            let key = c.get("kmsKey").and_then(Value::as_str).map(str::to_owned);
-            let key = match (t, key) {
-                ("AES256", Some(_)) => {
-                    return Err(ApiError::invalid(
-                        "encryptionConfiguration.kmsKey",
-                        "kmsKey is only valid with KMS encryption",
-                    ))
-                }
-                ("AES256", None) => None,
-                (_, Some(k)) => Some(k),
-                (_, None) => Some(format!(
-                    "arn:aws:kms:{}:{}:alias/aws/ecr",
-                    ctx.registry.region, ctx.registry.account_id
-                )),
-            };
-            (t.to_owned(), key)
-        }
-    };
+    let (encryption_type, kms_key) = encryption(i, ctx)?.unwrap_or(("AES256".to_owned(), None));
     let settings = RepositorySettings {
         tag_mutability: mutability.unwrap_or_else(|| "MUTABLE".into()),
         mutability_exclusions: exclusions,
@@ -999,7 +971,7 @@ async fn registry_policy(service: &Service, ctx: &Context, delete: bool) -> OpRe
 // ---- lifecycle policies ----
 
 /// `lifecyclePolicyText`: 100 to 30,720 characters.
-fn lifecycle_text<'a>(i: &'a Input, required: bool) -> Result<Option<&'a str>, ApiError> {
+fn lifecycle_text(i: &Input, required: bool) -> Result<Option<&str>, ApiError> {
     let text = if required {
         Some(i.str_req("lifecyclePolicyText")?)
     } else {
@@ -1067,12 +1039,16 @@ async fn get_lifecycle_policy_preview(service: &Service, ctx: &Context, i: &Inpu
     let tagged = i.tag_status()?;
     let wanted = i.image_ids("imageIds", false)?;
     let preview = service.lifecycle_preview(ctx, &name).await?;
-    let expiring = preview.results.iter().filter(|r| r.action == "EXPIRE").count();
+    let expiring = preview
+        .results
+        .iter()
+        .filter(|r| r.action == "EXPIRE")
+        .count();
     let transitioning = preview.results.len() - expiring;
     let selected: Vec<_> = preview
         .results
         .iter()
-        .filter(|r| tagged.is_none_or(|t| t == !r.tags.is_empty()))
+        .filter(|r| tagged.is_none_or(|t| t != r.tags.is_empty()))
         .filter(|r| {
             wanted.as_ref().is_none_or(|ids| {
                 ids.iter().any(|id| {
@@ -1083,7 +1059,10 @@ async fn get_lifecycle_policy_preview(service: &Service, ctx: &Context, i: &Inpu
         })
         .collect();
     let start = match &after {
-        Some(d) => selected.iter().position(|r| &r.digest == d).map_or(selected.len(), |p| p + 1),
+        Some(d) => selected
+            .iter()
+            .position(|r| &r.digest == d)
+            .map_or(selected.len(), |p| p + 1),
         None => 0,
     };
     let page: Vec<_> = selected.iter().skip(start).take(limit).collect();
@@ -1124,6 +1103,211 @@ async fn get_lifecycle_policy_preview(service: &Service, ctx: &Context, i: &Inpu
     if more {
         if let Some(last) = page.last() {
             out["nextToken"] = json!(URL_SAFE_NO_PAD.encode(last.digest.as_bytes()));
+        }
+    }
+    Ok(out)
+}
+
+/// `encryptionConfiguration`, validated: (type, KMS key), or None when absent.
+fn encryption(i: &Input, ctx: &Context) -> Result<Option<(String, Option<String>)>, ApiError> {
+    let Some(c) = i.get("encryptionConfiguration") else {
+        return Ok(None);
+    };
+    let t = c
+        .get("encryptionType")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if !["AES256", "KMS", "KMS_DSSE"].contains(&t) {
+        return Err(ApiError::invalid(
+            "encryptionConfiguration.encryptionType",
+            "Member must satisfy enum value set: [AES256, KMS, KMS_DSSE]",
+        ));
+    }
+    let key = c.get("kmsKey").and_then(Value::as_str).map(str::to_owned);
+    let key = match (t, key) {
+        ("AES256", Some(_)) => {
+            return Err(ApiError::invalid(
+                "encryptionConfiguration.kmsKey",
+                "kmsKey is only valid with KMS encryption",
+            ))
+        }
+        ("AES256", None) => None,
+        (_, Some(k)) => Some(k),
+        (_, None) => Some(format!(
+            "arn:aws:kms:{}:{}:alias/aws/ecr",
+            ctx.registry.region, ctx.registry.account_id
+        )),
+    };
+    Ok(Some((t.to_owned(), key)))
+}
+
+// ---- repository creation templates ----
+
+fn template_prefix(i: &Input) -> Result<String, ApiError> {
+    let raw = i.str_req("prefix")?;
+    crate::service::normalize_prefix(raw).ok_or_else(|| {
+        ApiError::invalid(
+            "prefix",
+            "must satisfy regular expression '^((?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*/?|ROOT)$'",
+        )
+    })
+}
+
+fn template_input(i: &Input, ctx: &Context) -> Result<TemplateInput, ApiError> {
+    let (m, ex) = mutability(i)?;
+    let tags = i
+        .array_opt("resourceTags")?
+        .map(|_| resource_tags(i, "resourceTags"))
+        .transpose()?;
+    let applied_for = i.strings("appliedFor", 3)?;
+    if let Some(d) = i.str_opt("description")? {
+        check_len("description", d.chars().count().max(1), 256)?;
+    }
+    let repository_policy = i.str_opt("repositoryPolicy")?.map(str::to_owned);
+    let lifecycle_policy = i.str_opt("lifecyclePolicy")?.map(str::to_owned);
+    Ok(TemplateInput {
+        description: i.str_opt("description")?.map(str::to_owned),
+        encryption: encryption(i, ctx)?,
+        resource_tags: tags,
+        mutability: m.map(|m| (m, ex)),
+        repository_policy,
+        lifecycle_policy,
+        applied_for,
+        custom_role_arn: i.str_opt("customRoleArn")?.map(str::to_owned),
+    })
+}
+
+fn template_json(t: &CreationTemplate) -> Value {
+    let mut o = json!({
+        "prefix": t.prefix,
+        "encryptionConfiguration": { "encryptionType": t.encryption_type },
+        "resourceTags": t.resource_tags.iter().map(|(k, v)| json!({"Key": k, "Value": v})).collect::<Vec<_>>(),
+        "imageTagMutability": t.image_tag_mutability,
+        "appliedFor": t.applied_for,
+        "createdAt": seconds(t.created_at),
+        "updatedAt": seconds(t.updated_at),
+    });
+    if let Some(k) = &t.kms_key {
+        o["encryptionConfiguration"]["kmsKey"] = json!(k);
+    }
+    if let Some(ex) = &t.mutability_exclusions {
+        o["imageTagMutabilityExclusionFilters"] = serde_json::from_str(ex).unwrap_or(Value::Null);
+    }
+    for (key, value) in [
+        ("description", &t.description),
+        ("repositoryPolicy", &t.repository_policy),
+        ("lifecyclePolicy", &t.lifecycle_policy),
+        ("customRoleArn", &t.custom_role_arn),
+    ] {
+        if let Some(v) = value {
+            o[key] = json!(v);
+        }
+    }
+    o
+}
+
+async fn create_template(service: &Service, ctx: &Context, i: &Input) -> OpResult {
+    let prefix = template_prefix(i)?;
+    let input = template_input(i, ctx)?;
+    let t = service
+        .create_creation_template(ctx, &prefix, input)
+        .await?;
+    Ok(
+        json!({ "registryId": ctx.registry.account_id, "repositoryCreationTemplate": template_json(&t) }),
+    )
+}
+
+async fn update_template(service: &Service, ctx: &Context, i: &Input) -> OpResult {
+    let prefix = template_prefix(i)?;
+    let input = template_input(i, ctx)?;
+    let t = service
+        .update_creation_template(ctx, &prefix, input)
+        .await?;
+    Ok(
+        json!({ "registryId": ctx.registry.account_id, "repositoryCreationTemplate": template_json(&t) }),
+    )
+}
+
+async fn delete_template(service: &Service, ctx: &Context, i: &Input) -> OpResult {
+    let prefix = template_prefix(i)?;
+    let t = service.delete_creation_template(ctx, &prefix).await?;
+    Ok(
+        json!({ "registryId": ctx.registry.account_id, "repositoryCreationTemplate": template_json(&t) }),
+    )
+}
+
+async fn describe_templates(service: &Service, ctx: &Context, i: &Input) -> OpResult {
+    let prefixes = i
+        .strings("prefixes", 100)?
+        .map(|list| {
+            list.iter()
+                .map(|p| {
+                    crate::service::normalize_prefix(p)
+                        .ok_or_else(|| ApiError::invalid("prefixes", "Invalid prefix"))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?;
+    let limit = i.max_results(1000, 1000)? as usize;
+    let after = i.next_token()?;
+    let all = service
+        .describe_creation_templates(ctx, prefixes.as_deref())
+        .await?;
+    let start = after.as_ref().map_or(0, |a| {
+        all.iter().position(|t| &t.prefix > a).unwrap_or(all.len())
+    });
+    let page: Vec<&CreationTemplate> = all.iter().skip(start).take(limit).collect();
+    let mut out = json!({
+        "registryId": ctx.registry.account_id,
+        "repositoryCreationTemplates": page.iter().map(|t| template_json(t)).collect::<Vec<_>>(),
+    });
+    if start + page.len() < all.len() {
+        if let Some(last) = page.last() {
+            out["nextToken"] = json!(URL_SAFE_NO_PAD.encode(last.prefix.as_bytes()));
+        }
+    }
+    Ok(out)
+}
+
+// ---- account settings and pull-time update exclusions ----
+
+async fn get_account_setting(service: &Service, ctx: &Context, i: &Input) -> OpResult {
+    let name = i.str_req("name")?;
+    let value = service.account_setting(ctx, name).await?;
+    Ok(json!({ "name": name, "value": value }))
+}
+
+async fn put_account_setting(service: &Service, ctx: &Context, i: &Input) -> OpResult {
+    let name = i.str_req("name")?;
+    let value = i.str_req("value")?;
+    service.put_account_setting(ctx, name, value).await?;
+    Ok(json!({ "name": name, "value": value }))
+}
+
+async fn register_exclusion(service: &Service, ctx: &Context, i: &Input) -> OpResult {
+    let arn = i.str_req("principalArn")?;
+    let created = service.register_pull_time_exclusion(ctx, arn).await?;
+    Ok(json!({ "principalArn": arn, "createdAt": seconds(created) }))
+}
+
+async fn deregister_exclusion(service: &Service, ctx: &Context, i: &Input) -> OpResult {
+    let arn = i.str_req("principalArn")?;
+    service.deregister_pull_time_exclusion(ctx, arn).await?;
+    Ok(json!({ "principalArn": arn }))
+}
+
+async fn list_exclusions(service: &Service, ctx: &Context, i: &Input) -> OpResult {
+    let limit = i.max_results(1000, 1000)? as usize;
+    let after = i.next_token()?;
+    let all = service.pull_time_exclusions(ctx).await?;
+    let start = after
+        .as_ref()
+        .map_or(0, |a| all.iter().position(|x| x > a).unwrap_or(all.len()));
+    let page: Vec<&String> = all.iter().skip(start).take(limit).collect();
+    let mut out = json!({ "pullTimeUpdateExclusions": page });
+    if start + page.len() < all.len() {
+        if let Some(last) = page.last() {
+            out["nextToken"] = json!(URL_SAFE_NO_PAD.encode(last.as_bytes()));
         }
     }
     Ok(out)
