@@ -17,6 +17,9 @@ pub const DEFAULT_REGION: &str = "us-east-1";
 pub const DEFAULT_DOMAIN: &str = "localhost";
 /// ECR acts on lifecycle policies within 24 hours; Berth checks hourly by default.
 pub const DEFAULT_LIFECYCLE_INTERVAL: u64 = 3600;
+pub const DEFAULT_GC_INTERVAL: u64 = 3600;
+/// Long enough for any push to finish between uploading a layer and its manifest.
+pub const DEFAULT_GC_GRACE: u64 = 86_400;
 
 /// Options shared by `serve` and `admin`: where the data is and which registry is the default.
 #[derive(Debug, Clone, Args, Default)]
@@ -64,6 +67,14 @@ pub struct ServeArgs {
     /// (`berth admin lifecycle run` runs it on demand) [default: 3600]
     #[arg(long, env = "BERTH_LIFECYCLE_INTERVAL", value_name = "SECONDS")]
     pub lifecycle_interval: Option<u64>,
+    /// Seconds between online garbage collections; 0 turns them off (`berth admin gc`
+    /// runs one on demand) [default: 3600]
+    #[arg(long, env = "BERTH_GC_INTERVAL", value_name = "SECONDS")]
+    pub gc_interval: Option<u64>,
+    /// Unreferenced blobs and abandoned uploads are removed once older than this
+    /// [default: 86400]
+    #[arg(long, env = "BERTH_GC_GRACE", value_name = "SECONDS")]
+    pub gc_grace: Option<u64>,
 }
 
 /// The optional config file: the same settings as the flags.
@@ -80,6 +91,8 @@ struct FileSettings {
     dev: Option<bool>,
     bootstrap: Option<PathBuf>,
     lifecycle_interval: Option<u64>,
+    gc_interval: Option<u64>,
+    gc_grace: Option<u64>,
 }
 
 /// Validated settings.
@@ -97,6 +110,10 @@ pub struct Settings {
     pub bootstrap: Option<PathBuf>,
     /// Seconds between lifecycle runs; 0: never.
     pub lifecycle_interval: u64,
+    /// Seconds between garbage collections; 0: never.
+    pub gc_interval: u64,
+    /// Grace period of garbage collection, in seconds.
+    pub gc_grace: u64,
 }
 
 fn read_file(path: Option<&PathBuf>) -> anyhow::Result<FileSettings> {
@@ -135,10 +152,17 @@ impl Settings {
             .lifecycle_interval
             .or(file.lifecycle_interval)
             .unwrap_or(DEFAULT_LIFECYCLE_INTERVAL);
+        let gc_interval = args
+            .gc_interval
+            .or(file.gc_interval)
+            .unwrap_or(DEFAULT_GC_INTERVAL);
+        let gc_grace = args.gc_grace.or(file.gc_grace).unwrap_or(DEFAULT_GC_GRACE);
         let mut s = Self::build(&args.store, file, listen, domain, create_on_push)?;
         s.dev = dev;
         s.bootstrap = bootstrap;
         s.lifecycle_interval = lifecycle_interval;
+        s.gc_interval = gc_interval;
+        s.gc_grace = gc_grace;
         Ok(s)
     }
 
@@ -201,6 +225,8 @@ impl Settings {
             dev: false,
             bootstrap: None,
             lifecycle_interval: DEFAULT_LIFECYCLE_INTERVAL,
+            gc_interval: DEFAULT_GC_INTERVAL,
+            gc_grace: DEFAULT_GC_GRACE,
         })
     }
 }

@@ -97,6 +97,20 @@ enum AdminCommand {
         #[command(subcommand)]
         command: LifecycleCommand,
     },
+    /// Collect garbage now: links no manifest uses, blobs no repository links, and
+    /// abandoned uploads, older than the grace period; prints what was freed.
+    Gc {
+        /// Grace period in seconds [default: 86400]
+        #[arg(long, value_name = "SECONDS")]
+        grace: Option<u64>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Print the storage each repository links, and the store's total.
+    Storage {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// List the repositories of the default registry.
     ListRepositories {
         #[command(flatten)]
@@ -166,6 +180,7 @@ async fn open_service(settings: &Settings, public_port: Option<u16>) -> anyhow::
         create_on_push: settings.create_on_push,
         domain: settings.domain.clone(),
         public_port,
+        gc_grace_ms: i64::try_from(settings.gc_grace.saturating_mul(1000)).unwrap_or(i64::MAX),
     };
     Ok(Service::new(meta, Arc::new(blobs), options))
 }
@@ -236,6 +251,9 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         spawn_lifecycle_job(state.clone(), settings.lifecycle_interval);
     }
     watch_external_writes(state.clone()).await?;
+    if settings.gc_interval > 0 {
+        spawn_gc_job(state.clone(), settings.gc_interval, settings.gc_grace);
+    }
     let shutdown = shutdown_signal()?;
     // Tests and scripts wait for this exact first line.
     let mut out = std::io::stdout();
@@ -317,6 +335,36 @@ fn spawn_lifecycle_job(state: Arc<http::AppState>, seconds: u64) {
                     "lifecycle policies applied"
                 ),
                 Err(e) => tracing::error!(error = %e, "lifecycle run failed"),
+            }
+        }
+    });
+}
+
+/// Collect garbage every `seconds` (the first run one interval after start).
+fn spawn_gc_job(state: Arc<http::AppState>, seconds: u64, grace: u64) {
+    tokio::spawn(async move {
+        let period = std::time::Duration::from_secs(seconds);
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let grace_ms = i64::try_from(grace.saturating_mul(1000)).unwrap_or(i64::MAX);
+        loop {
+            ticks.tick().await;
+            match state
+                .service
+                .collect_garbage(clock::now_ms(), grace_ms)
+                .await
+            {
+                Ok(r) => tracing::info!(
+                    links = r.links_removed,
+                    blobs = r.blobs_removed,
+                    bytes = r.bytes_freed,
+                    uploads = r.uploads_removed,
+                    "garbage collected"
+                ),
+                Err(service::Error::Busy) => {
+                    tracing::info!("garbage collection skipped: another one is running")
+                }
+                Err(e) => tracing::error!(error = %e, "garbage collection failed"),
             }
         }
     });
@@ -444,6 +492,38 @@ async fn admin(command: AdminCommand) -> anyhow::Result<()> {
             );
         }
         AdminCommand::Lifecycle { command } => lifecycle_admin(command).await?,
+        AdminCommand::Gc { grace, store } => {
+            let settings = Settings::from_store(&store)?;
+            let service = open_service(&settings, None).await?;
+            let grace = grace.unwrap_or(config::DEFAULT_GC_GRACE);
+            let grace_ms = i64::try_from(grace.saturating_mul(1000)).unwrap_or(i64::MAX);
+            let report = match service.collect_garbage(clock::now_ms(), grace_ms).await {
+                Err(service::Error::Busy) => {
+                    anyhow::bail!("another garbage collection is running; try again later")
+                }
+                other => other?,
+            };
+            notify_server(&service, &settings).await?;
+            println!(
+                "gc: freed {} bytes: {} blobs, {} repository links, {} abandoned uploads",
+                report.bytes_freed,
+                report.blobs_removed,
+                report.links_removed,
+                report.uploads_removed
+            );
+        }
+        AdminCommand::Storage { store } => {
+            let settings = Settings::from_store(&store)?;
+            let service = open_service(&settings, None).await?;
+            for u in service.repository_usage().await? {
+                println!(
+                    "{}\t{}\t{}\t{} blobs\t{} bytes",
+                    u.registry.account_id, u.registry.region, u.name, u.blobs, u.bytes
+                );
+            }
+            let total = service.storage_usage().await?;
+            println!("total\t{} blobs\t{} bytes", total.blobs, total.bytes);
+        }
         AdminCommand::ListRepositories { store } => {
             let settings = Settings::from_store(&store)?;
             let service = open_service(&settings, None).await?;

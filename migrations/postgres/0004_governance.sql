@@ -7,6 +7,9 @@ ALTER TABLE repositories ADD COLUMN lifecycle_evaluated_at BIGINT;
 
 ALTER TABLE manifests ADD COLUMN storage_class TEXT NOT NULL DEFAULT 'STANDARD'
     CHECK (storage_class IN ('STANDARD', 'ARCHIVE'));
+-- Set by the garbage collector while it removes an unlinked blob; any new link clears it.
+ALTER TABLE blobs ADD COLUMN gc_mark TEXT;
+
 ALTER TABLE manifests ADD COLUMN transitioned_at BIGINT;
 
 -- The latest preview of each repository; results are JSON.

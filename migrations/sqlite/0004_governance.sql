@@ -6,6 +6,9 @@ ALTER TABLE repositories ADD COLUMN lifecycle_evaluated_at INTEGER;
 
 ALTER TABLE manifests ADD COLUMN storage_class TEXT NOT NULL DEFAULT 'STANDARD'
     CHECK (storage_class IN ('STANDARD', 'ARCHIVE'));
+-- Set by the garbage collector while it removes an unlinked blob; any new link clears it.
+ALTER TABLE blobs ADD COLUMN gc_mark TEXT;
+
 ALTER TABLE manifests ADD COLUMN transitioned_at INTEGER;
 
 -- The latest preview of each repository; results are JSON.

@@ -5,6 +5,7 @@
 //! blobs/v1/<algorithm>/<hex[0..2]>/<hex>   published blobs, immutable, named by digest
 //! uploads/<owner>/<uuid>                   staging file of one upload session, under the
 //!                                          id of the repository that owns it
+//! quarantine/<algorithm>-<hex>             a blob the garbage collector is removing
 //! ```
 //! Publishing is: hash while streaming → compare with the digest → fdatasync the staging
 //! file → rename it into `blobs/` → fsync the directory. A crash at any point leaves at
@@ -56,6 +57,7 @@ impl FsBlobStore {
     pub fn open(root: &Path) -> io::Result<FsBlobStore> {
         std::fs::create_dir_all(root.join("blobs/v1"))?;
         std::fs::create_dir_all(root.join("uploads"))?;
+        std::fs::create_dir_all(root.join("quarantine"))?;
         Ok(FsBlobStore {
             root: root.to_owned(),
             sessions: Mutex::new(HashMap::new()),
@@ -68,6 +70,12 @@ impl FsBlobStore {
             .join(d.algorithm().name())
             .join(&d.hex()[..2])
             .join(d.hex())
+    }
+
+    fn quarantine_path(&self, d: &Digest) -> PathBuf {
+        self.root
+            .join("quarantine")
+            .join(format!("{}-{}", d.algorithm().name(), d.hex()))
     }
 
     fn upload_path(&self, key: UploadKey) -> PathBuf {
@@ -540,6 +548,88 @@ impl BlobStore for FsBlobStore {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e.into()),
         }
+    }
+
+    async fn quarantine(&self, digest: &Digest) -> Result<bool> {
+        match tokio::fs::rename(self.blob_path(digest), self.quarantine_path(digest)).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn restore(&self, digest: &Digest) -> Result<()> {
+        let target = self.blob_path(digest);
+        let from = self.quarantine_path(digest);
+        tokio::task::spawn_blocking(move || -> Result<()> {
+            let dir = target
+                .parent()
+                .ok_or_else(|| Error::Backend("blob path has no parent".into()))?;
+            std::fs::create_dir_all(dir)?;
+            match std::fs::rename(&from, &target) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(e.into()),
+            }
+            sync_dir(dir)?;
+            Ok(())
+        })
+        .await
+        .map_err(join_err)?
+    }
+
+    async fn purge(&self, digest: &Digest) -> Result<()> {
+        match tokio::fs::remove_file(self.quarantine_path(digest)).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn quarantined(&self) -> Result<Vec<Digest>> {
+        let mut out = Vec::new();
+        let mut dir = tokio::fs::read_dir(self.root.join("quarantine")).await?;
+        while let Some(entry) = dir.next_entry().await? {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some((alg, hex)) = name.split_once('-') {
+                if let Ok(d) = format!("{alg}:{hex}").parse::<Digest>() {
+                    out.push(d);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn stale_uploads(&self, before: std::time::SystemTime) -> Result<Vec<UploadKey>> {
+        let root = self.root.join("uploads");
+        tokio::task::spawn_blocking(move || -> Result<Vec<UploadKey>> {
+            let mut out = Vec::new();
+            for owner in std::fs::read_dir(&root)? {
+                let owner = owner?;
+                let Ok(owner_id) = owner.file_name().to_string_lossy().parse::<i64>() else {
+                    continue;
+                };
+                let Ok(sessions) = std::fs::read_dir(owner.path()) else {
+                    continue;
+                };
+                for session in sessions.flatten() {
+                    let Some(id) = super::UploadId::parse(&session.file_name().to_string_lossy())
+                    else {
+                        continue;
+                    };
+                    let modified = session.metadata().and_then(|m| m.modified());
+                    if modified.is_ok_and(|t| t < before) {
+                        out.push(UploadKey {
+                            owner: owner_id,
+                            id,
+                        });
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(join_err)?
     }
 }
 

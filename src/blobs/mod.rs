@@ -120,11 +120,25 @@ pub trait BlobStore: Send + Sync {
     /// Discard the staged bytes.
     async fn abort_upload(&self, key: UploadKey) -> Result<()>;
     /// Size of a published blob.
-    #[allow(dead_code)] // part of the contract; the garbage collector (issue 5) uses it
+    #[allow(dead_code)] // part of the contract; tests and tools use it
     async fn stat(&self, digest: &Digest) -> Result<u64>;
     /// Read a published blob; `range` is an inclusive byte range within it.
     async fn read(&self, digest: &Digest, range: Option<(u64, u64)>) -> Result<BlobReader>;
     /// Remove a published blob.
-    #[allow(dead_code)] // part of the contract; the garbage collector (issue 5) uses it
+    #[allow(dead_code)] // part of the contract; the collector uses quarantine + purge
     async fn delete(&self, digest: &Digest) -> Result<()>;
+
+    // ---- garbage collection (service/gc.rs has the protocol) ----
+
+    /// Move a published blob aside, where readers no longer find it; false if it was
+    /// not there.
+    async fn quarantine(&self, digest: &Digest) -> Result<bool>;
+    /// Put a quarantined blob back (replacing an identical re-published copy, if any).
+    async fn restore(&self, digest: &Digest) -> Result<()>;
+    /// Delete a quarantined blob for good.
+    async fn purge(&self, digest: &Digest) -> Result<()>;
+    /// Blobs left in quarantine (by a collector that stopped half-way).
+    async fn quarantined(&self) -> Result<Vec<Digest>>;
+    /// Upload sessions whose staged bytes were last written before `before`.
+    async fn stale_uploads(&self, before: std::time::SystemTime) -> Result<Vec<UploadKey>>;
 }

@@ -185,11 +185,13 @@ macro_rules! on_write {
 }
 
 mod ecr;
+mod gc;
 mod governance;
 mod iam;
 mod identity;
 
 pub use ecr::{ImageDetail, ImageRow};
+pub use gc::{RepositoryUsage, StorageUsage};
 pub use governance::{LifecycleEvent, LifecycleImageRow, LifecycleTarget};
 pub use iam::{DeleteOutcome as IamDeleteOutcome, Identity, IdentityKind, ManagedPolicyRow};
 pub use identity::AccessKey;
@@ -221,6 +223,15 @@ fn references_copy(table: &str, kind: &str, n: usize) -> String {
          SELECT repository_id, $2, digest, '{kind}' FROM {table}
          WHERE repository_id = $1 AND digest IN ({})
          ON CONFLICT DO NOTHING",
+        params.join(", ")
+    )
+}
+
+/// Refresh `n` links' `linked_at`: `$1` repository, `$2` time, `$3..` the digests.
+fn touch_links_sql(n: usize) -> String {
+    let params: Vec<String> = (3..n + 3).map(|i| format!("${i}")).collect();
+    format!(
+        "UPDATE repository_blobs SET linked_at = $2 WHERE repository_id = $1 AND digest IN ({})",
         params.join(", ")
     )
 }
@@ -475,9 +486,10 @@ impl MetaStore {
     ) -> Result<()> {
         let digest = digest.to_string();
         on_write!(self, pool => {
+            // A new link cancels a garbage collection in progress (see meta/gc.rs).
             sqlx::query(
                 "INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3)
-                 ON CONFLICT (digest) DO NOTHING",
+                 ON CONFLICT (digest) DO UPDATE SET gc_mark = NULL, created_at = excluded.created_at",
             )
             .bind(&digest)
             .bind(size)
@@ -610,7 +622,18 @@ impl MetaStore {
                         for d in batch {
                             q = q.bind(d);
                         }
-                        let copied = q.execute(&mut *tx).await?.rows_affected();
+                        let mut copied = q.execute(&mut *tx).await?.rows_affected();
+                        if kind == "blob" && copied == batch.len() as u64 {
+                            // Refresh the links: this locks them (PostgreSQL) and restarts
+                            // their grace period, so the garbage collector, which removes
+                            // only old unreferenced links, cannot take one away under us.
+                            let sql = touch_links_sql(batch.len());
+                            let mut q = sqlx::query(&sql).bind(repository_id).bind(m.now_ms);
+                            for d in batch {
+                                q = q.bind(d);
+                            }
+                            copied = q.execute(&mut *tx).await?.rows_affected();
+                        }
                         if copied < batch.len() as u64 {
                             // Name every missing digest, not only this batch's.
                             let mut missing = Vec::new();

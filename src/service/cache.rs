@@ -24,7 +24,8 @@ struct RepoEntries {
     generation: u64,
     /// Keyed by tag or digest string (they cannot collide: tags contain no ':').
     manifests: HashMap<String, Arc<StoredManifest>>,
-    links: HashMap<String, u64>,
+    /// Size, and when this process last refreshed the link's `linked_at` (0: never).
+    links: HashMap<String, (u64, i64)>,
 }
 
 #[derive(Default)]
@@ -159,10 +160,33 @@ impl ReadCache {
 
     pub fn link(&self, repository_id: i64, digest: &str) -> Option<u64> {
         let inner = self.lock()?;
-        inner.repos.get(&repository_id)?.links.get(digest).copied()
+        inner
+            .repos
+            .get(&repository_id)?
+            .links
+            .get(digest)
+            .map(|(size, _)| *size)
+    }
+
+    /// The size of a link refreshed at or after `since` (ms).
+    pub fn link_touched_since(&self, repository_id: i64, digest: &str, since: i64) -> Option<u64> {
+        let inner = self.lock()?;
+        let (size, touched) = inner.repos.get(&repository_id)?.links.get(digest)?;
+        (*touched >= since).then_some(*size)
     }
 
     pub fn put_link(&self, repository_id: i64, seen: Generation, digest: String, size: u64) {
+        self.put_link_touched(repository_id, seen, digest, size, 0);
+    }
+
+    pub fn put_link_touched(
+        &self,
+        repository_id: i64,
+        seen: Generation,
+        digest: String,
+        size: u64,
+        touched: i64,
+    ) {
         let Some(mut inner) = self.lock() else { return };
         if Self::current(&inner, repository_id) != seen {
             return;
@@ -174,7 +198,7 @@ impl ReadCache {
             .entry(repository_id)
             .or_default()
             .links
-            .insert(digest, size);
+            .insert(digest, (size, touched));
     }
 
     /// A guard that invalidates the repository when dropped: take it before a write, so

@@ -523,6 +523,7 @@ impl Service {
             self.parts.end(key.id);
             return Err(Error::LayerAlreadyExists(digest.to_string()));
         }
+        self.reserve_blob(digest).await?;
         let size = self
             .blobs
             .finish_upload(key, digest, None, None)

@@ -8,6 +8,7 @@ mod authz;
 mod cache;
 mod ecr;
 mod error;
+mod gc;
 mod iam;
 mod lifecycle;
 mod mutability;
@@ -107,6 +108,9 @@ pub struct Options {
     /// Port clients reach the registry on (part of `repositoryUri` and `proxyEndpoint`);
     /// `None` for the scheme's default.
     pub public_port: Option<u16>,
+    /// The garbage collector's grace period (ms): a blob HEAD refreshes a link older
+    /// than a quarter of it, so the manifest that follows finds the link still there.
+    pub gc_grace_ms: i64,
 }
 
 /// A byte range as a client asks for it, before the blob size is known.
@@ -366,7 +370,32 @@ impl Service {
         self.authorize(ctx, Action::BatchCheckLayerAvailability, name)
             .await?;
         let repo = self.repository(ctx, name).await?;
-        self.linked_size(&repo, digest).await
+        self.checked_link_size(&repo, digest).await
+    }
+
+    /// The size of a linked blob a client is about to rely on in a manifest: the link is
+    /// refreshed (at most every quarter grace period) before its existence is read, so
+    /// the garbage collector either removed it already (404: the client uploads) or
+    /// will leave it alone for most of a grace period.
+    async fn checked_link_size(&self, repo: &Repository, digest: &Digest) -> Result<u64> {
+        let now = clock::now_ms();
+        let fresh_since = now - self.options.gc_grace_ms / 4;
+        let key = digest.to_string();
+        if let Some(size) = self.cache.link_touched_since(repo.id, &key, fresh_since) {
+            return Ok(size);
+        }
+        let seen = self.cache.generation(repo.id);
+        self.meta
+            .touch_link(repo.id, &key, now, fresh_since)
+            .await?;
+        let size = self
+            .meta
+            .linked_blob_size(repo.id, digest)
+            .await?
+            .ok_or(Error::BlobNotFound)?;
+        let size = u64::try_from(size).map_err(|_| Error::Internal("negative blob size".into()))?;
+        self.cache.put_link_touched(repo.id, seen, key, size, now);
+        Ok(size)
     }
 
     async fn linked_size(&self, repo: &Repository, digest: &Digest) -> Result<u64> {
@@ -478,9 +507,15 @@ impl Service {
         let Some(size) = self.meta.linked_blob_size(source.id, digest).await? else {
             return Ok(None);
         };
-        self.meta
-            .link_blob(target.id, digest, size, clock::now_ms())
-            .await?;
+        // The blob may have been collected since: then the client uploads it.
+        if !self
+            .meta
+            .link_existing_blob(target.id, &digest.to_string(), clock::now_ms())
+            .await?
+        {
+            return Ok(None);
+        }
+        self.cache.invalidate(target.id);
         Ok(Some(u64::try_from(size).unwrap_or(0)))
     }
 
@@ -504,6 +539,7 @@ impl Service {
             id: UploadId::new(),
         };
         self.blobs.create_upload(key).await?;
+        self.reserve_blob(digest).await?;
         let size = match self
             .blobs
             .finish_upload(key, digest, Some(0), Some(body))
@@ -606,6 +642,7 @@ impl Service {
             self.authorize(ctx, Action::UploadLayerPart, name).await?;
         }
         let key = self.session(ctx, name, id).await?;
+        self.reserve_blob(digest).await?;
         // On a digest mismatch the store has discarded the staged bytes: the session is over.
         let size = self
             .blobs

@@ -1,0 +1,142 @@
+//! Online garbage collection: removes links no manifest uses, blobs no repository
+//! links, and abandoned uploads, once they are older than a grace period, while pushes
+//! and pulls go on. No lock is held across the run and nothing becomes read-only;
+//! meta/gc.rs explains why every step is safe against a concurrent push.
+//!
+//! A crash at any point leaves only garbage or a quarantined file, which the next run
+//! puts back (if something links the blob again) or deletes.
+
+use std::time::{Duration, SystemTime};
+
+use super::{Error, Result, Service};
+use crate::meta::{RepositoryUsage, StorageUsage};
+use crate::oci::Digest;
+
+/// Rows looked at per query.
+const BATCH: i64 = 1000;
+/// How long one run may hold the collector's lease before another may take over.
+const LEASE_MS: i64 = 15 * 60 * 1000;
+
+/// What a run removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GcReport {
+    pub links_removed: u64,
+    pub blobs_removed: u64,
+    pub bytes_freed: u64,
+    pub uploads_removed: u64,
+}
+
+impl Service {
+    /// Collect garbage older than `grace_ms` as of `now_ms`. Fails with `Busy` when
+    /// another collection holds the lease.
+    pub async fn collect_garbage(&self, now_ms: i64, grace_ms: i64) -> Result<GcReport> {
+        if !self.meta.take_gc_lease(now_ms, now_ms + LEASE_MS).await? {
+            return Err(Error::Busy);
+        }
+        let outcome = self.collect(now_ms - grace_ms).await;
+        self.meta.release_gc_lease().await?;
+        outcome
+    }
+
+    async fn collect(&self, cutoff: i64) -> Result<GcReport> {
+        let mut report = GcReport::default();
+        self.recover_quarantine().await?;
+        self.collect_links(cutoff, &mut report).await?;
+        self.collect_blobs(cutoff, &mut report).await?;
+        let before = SystemTime::UNIX_EPOCH
+            + Duration::from_millis(u64::try_from(cutoff.max(0)).unwrap_or(0));
+        for key in self.blobs.stale_uploads(before).await? {
+            self.blobs.abort_upload(key).await?;
+            report.uploads_removed += 1;
+        }
+        Ok(report)
+    }
+
+    /// Finish what an interrupted run left: a blob still known goes back, else away.
+    async fn recover_quarantine(&self) -> Result<()> {
+        for digest in self.blobs.quarantined().await? {
+            if self.meta.blob_exists(&digest.to_string()).await? {
+                self.blobs.restore(&digest).await?;
+            } else {
+                self.blobs.purge(&digest).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn collect_links(&self, cutoff: i64, report: &mut GcReport) -> Result<()> {
+        loop {
+            let batch = self.meta.gc_link_candidates(cutoff, BATCH).await?;
+            let mut removed = 0;
+            for (repository_id, digest) in &batch {
+                if self
+                    .meta
+                    .gc_delete_link(*repository_id, digest, cutoff)
+                    .await?
+                {
+                    self.cache.invalidate(*repository_id);
+                    removed += 1;
+                }
+            }
+            report.links_removed += removed;
+            // A short batch is the last; a full one where nothing went would repeat.
+            if (batch.len() as i64) < BATCH || removed == 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn collect_blobs(&self, cutoff: i64, report: &mut GcReport) -> Result<()> {
+        loop {
+            let batch = self.meta.gc_blob_candidates(cutoff, BATCH).await?;
+            let full = batch.len() as i64 == BATCH;
+            let mut removed = 0;
+            for (digest, size) in &batch {
+                if self.collect_blob(digest, cutoff).await? {
+                    removed += 1;
+                    report.blobs_removed += 1;
+                    report.bytes_freed += u64::try_from(*size).unwrap_or(0);
+                }
+            }
+            if !full || removed == 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Mark, move aside, delete the row if still marked; else put the file back.
+    async fn collect_blob(&self, digest: &str, cutoff: i64) -> Result<bool> {
+        let parsed: Digest = digest
+            .parse()
+            .map_err(|_| Error::Internal(format!("stored digest {digest} is invalid")))?;
+        let token = uuid::Uuid::new_v4().to_string();
+        if !self.meta.gc_mark_blob(digest, &token, cutoff).await? {
+            return Ok(false);
+        }
+        self.blobs.quarantine(&parsed).await?;
+        if self.meta.gc_delete_blob(digest, &token).await? {
+            self.blobs.purge(&parsed).await?;
+            Ok(true)
+        } else {
+            // Linked or re-published meanwhile: it stays.
+            self.blobs.restore(&parsed).await?;
+            Ok(false)
+        }
+    }
+
+    /// Before publishing uploaded bytes: cancel a collection of the same digest.
+    pub(super) async fn reserve_blob(&self, digest: &Digest) -> Result<()> {
+        Ok(self
+            .meta
+            .reserve_blob(&digest.to_string(), crate::clock::now_ms())
+            .await?)
+    }
+
+    pub async fn repository_usage(&self) -> Result<Vec<RepositoryUsage>> {
+        Ok(self.meta.repository_usage().await?)
+    }
+
+    pub async fn storage_usage(&self) -> Result<StorageUsage> {
+        Ok(self.meta.storage_usage().await?)
+    }
+}
