@@ -296,3 +296,71 @@ def test_background_job_applies_policies(berth_factory):
         assert time.monotonic() < deadline, f"the job did not act: {listed_digests(ecr, 'app')}"
         time.sleep(0.2)
     assert "lifecycle policies applied" in berth.log_text()
+
+
+# ---------------------------------------------------------------------------
+# the archive storage class
+# ---------------------------------------------------------------------------
+
+
+def test_archived_images_are_listed_on_request_and_not_pulled(berth):
+    ecr = berth.ecr()
+    ecr.create_repository(repositoryName="app")
+    cold, manifest = seed_image(ecr, "app", "cold")
+    hot, _ = seed_image(ecr, "app", "hot")
+    out = ecr.update_image_storage_class(repositoryName="app", imageId={"imageTag": "cold"}, targetStorageClass="ARCHIVE")
+    assert (out["imageId"], out["imageStatus"]) == ({"imageDigest": cold, "imageTag": "cold"}, "ARCHIVED")
+
+    # Default listings show ACTIVE images only; the filter shows the rest.
+    assert listed_digests(ecr, "app") == {hot}
+    assert [d["imageDigest"] for d in ecr.describe_images(repositoryName="app")["imageDetails"]] == [hot]
+    archived = ecr.describe_images(repositoryName="app", filter={"imageStatus": "ARCHIVED"})["imageDetails"]
+    assert [(d["imageDigest"], d["imageStatus"]) for d in archived] == [(cold, "ARCHIVED")]
+    assert "lastArchivedAt" in archived[0]
+    both = ecr.list_images(repositoryName="app", filter={"imageStatus": "ANY"})["imageIds"]
+    assert {i["imageDigest"] for i in both} == {cold, hot}
+
+    # Not pullable, on the API or the registry.
+    got = ecr.batch_get_image(repositoryName="app", imageIds=[{"imageTag": "cold"}])
+    assert got["images"] == [] and got["failures"][0]["failureCode"] == "ImageNotFound"
+    assert "archived" in got["failures"][0]["failureReason"]
+    r = requests.get(f"{berth.url}/v2/app/manifests/cold", auth=berth.registry_auth(),
+                     headers={"Accept": "application/vnd.oci.image.manifest.v1+json"}, timeout=30)
+    assert r.status_code == 404 and r.json()["errors"][0]["code"] == "MANIFEST_UNKNOWN"
+
+    # Restored, it pulls again.
+    out = ecr.update_image_storage_class(repositoryName="app", imageId={"imageDigest": cold}, targetStorageClass="STANDARD")
+    assert out["imageStatus"] == "ACTIVATING"
+    detail = ecr.describe_images(repositoryName="app", imageIds=[{"imageDigest": cold}])["imageDetails"][0]
+    assert detail["imageStatus"] == "ACTIVE" and "lastActivatedAt" in detail
+    assert ecr.batch_get_image(repositoryName="app", imageIds=[{"imageTag": "cold"}])["images"][0]["imageManifest"] == manifest.decode()
+
+    # Pushing an archived image again restores it too.
+    ecr.update_image_storage_class(repositoryName="app", imageId={"imageDigest": cold}, targetStorageClass="ARCHIVE")
+    ecr.put_image(repositoryName="app", imageManifest=manifest.decode(), imageTag="cold")
+    assert cold in listed_digests(ecr, "app")
+    expect_error(lambda: ecr.update_image_storage_class(repositoryName="app", imageId={"imageTag": "nope"},
+                                                        targetStorageClass="ARCHIVE"), "ImageNotFoundException", 400)
+
+
+def test_transition_then_expire_after_90_days_in_the_archive(berth):
+    ecr = berth.ecr()
+    ecr.create_repository(repositoryName="app")
+    digest, _ = seed_image(ecr, "app", "v1")
+    policy = {"rules": [
+        {"rulePriority": 1, "selection": {"tagStatus": "tagged", "tagPrefixList": ["v"], "countType": "sinceImagePushed",
+                                          "countUnit": "days", "countNumber": 1},
+         "action": {"type": "transition", "targetStorageClass": "archive"}},
+        {"rulePriority": 2, "selection": {"tagStatus": "any", "storageClass": "archive", "countType": "sinceImageTransitioned",
+                                          "countUnit": "days", "countNumber": 30},
+         "action": {"type": "expire"}},
+    ]}
+    ecr.put_lifecycle_policy(repositoryName="app", lifecyclePolicyText=json.dumps(policy))
+    now = dt.datetime.now(dt.timezone.utc)
+    assert lifecycle_run(berth, now + dt.timedelta(days=2)).endswith("0 images expired, 1 transitioned to archive")
+    archived = ecr.describe_images(repositoryName="app", filter={"imageStatus": "ARCHIVED"})["imageDetails"]
+    assert [d["imageDigest"] for d in archived] == [digest]
+    # 30 days of the rule, but ECR keeps archived images 90 days.
+    assert lifecycle_run(berth, now + dt.timedelta(days=60)).endswith("0 images expired, 0 transitioned to archive")
+    assert lifecycle_run(berth, now + dt.timedelta(days=95)).endswith("1 images expired, 0 transitioned to archive")
+    assert ecr.list_images(repositoryName="app", filter={"imageStatus": "ANY"})["imageIds"] == []

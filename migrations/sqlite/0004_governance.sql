@@ -10,6 +10,7 @@ ALTER TABLE manifests ADD COLUMN storage_class TEXT NOT NULL DEFAULT 'STANDARD'
 ALTER TABLE blobs ADD COLUMN gc_mark TEXT;
 
 ALTER TABLE manifests ADD COLUMN transitioned_at INTEGER;
+ALTER TABLE manifests ADD COLUMN activated_at INTEGER;
 
 -- The latest preview of each repository; results are JSON.
 CREATE TABLE lifecycle_previews (

@@ -29,6 +29,8 @@ pub struct Image {
 /// One image a rule acts on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
+    /// The image's position in the slice given to [`evaluate`].
+    pub index: usize,
     pub digest: String,
     pub rule_priority: u32,
     pub action: RuleAction,
@@ -84,6 +86,7 @@ pub fn evaluate(policy: &LifecyclePolicy, images: &[Image], now_ms: i64) -> Vec<
     acted
         .into_iter()
         .map(|(i, rule)| Verdict {
+            index: i,
             digest: images[i].digest.clone(),
             rule_priority: rule.priority,
             action: rule.action,

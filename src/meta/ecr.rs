@@ -25,12 +25,41 @@ pub struct ImageDetail {
     pub artifact_type: Option<String>,
     pub subject: Option<String>,
     pub last_pulled_at: Option<i64>,
+    /// In the archive storage class.
+    pub archived: bool,
+    pub last_archived_at: Option<i64>,
+    pub last_activated_at: Option<i64>,
+}
+
+/// ListImages' and DescribeImages' `filter.imageStatus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StatusFilter {
+    /// ECR's default.
+    #[default]
+    Active,
+    Archived,
+    /// Berth restores at once, so nothing is ever activating.
+    Activating,
+    Any,
+}
+
+impl StatusFilter {
+    /// A constant SQL condition on `m` (the manifests table).
+    fn sql(self) -> &'static str {
+        match self {
+            StatusFilter::Active => "AND m.storage_class = 'STANDARD'",
+            StatusFilter::Archived => "AND m.storage_class = 'ARCHIVE'",
+            StatusFilter::Activating => "AND 1 = 0",
+            StatusFilter::Any => "",
+        }
+    }
 }
 
 /// Columns of an image-detail row, in the order [`DetailRow`] reads them.
 const DETAIL_COLUMNS: &str =
     "m.digest, m.image_size, m.pushed_at, m.media_type, m.config_media_type, \
-     m.artifact_type, m.subject, m.last_pulled_at";
+     m.artifact_type, m.subject, m.last_pulled_at, m.storage_class, m.transitioned_at, \
+     m.activated_at";
 type DetailRow = (
     String,
     i64,
@@ -39,6 +68,9 @@ type DetailRow = (
     Option<String>,
     Option<String>,
     Option<String>,
+    Option<i64>,
+    String,
+    Option<i64>,
     Option<i64>,
 );
 
@@ -179,6 +211,7 @@ impl MetaStore {
         &self,
         repository_id: i64,
         tagged: Option<bool>,
+        status: StatusFilter,
         after: (&str, &str),
         limit: i64,
     ) -> Result<Vec<ImageRow>> {
@@ -192,10 +225,11 @@ impl MetaStore {
                  SELECT m.digest AS digest, COALESCE(t.name, '') AS tag
                  FROM manifests m LEFT JOIN tags t
                    ON t.repository_id = m.repository_id AND t.digest = m.digest
-                 WHERE m.repository_id = $1
+                 WHERE m.repository_id = $1 {status}
              ) pairs
              WHERE (digest > $2 OR (digest = $2 AND tag > $3)) {filter}
-             ORDER BY digest, tag LIMIT $4"
+             ORDER BY digest, tag LIMIT $4",
+            status = status.sql()
         );
         let rows: Vec<(String, String)> = on_read!(self, pool => sqlx::query_as(&sql)
             .bind(repository_id)
@@ -218,6 +252,7 @@ impl MetaStore {
         &self,
         repository_id: i64,
         tagged: Option<bool>,
+        status: StatusFilter,
         after: &str,
         limit: i64,
     ) -> Result<Vec<ImageDetail>> {
@@ -228,8 +263,9 @@ impl MetaStore {
         };
         let sql = format!(
             "SELECT {DETAIL_COLUMNS}
-             FROM manifests m WHERE m.repository_id = $1 AND m.digest > $2 {filter}
-             ORDER BY m.digest LIMIT $3"
+             FROM manifests m WHERE m.repository_id = $1 AND m.digest > $2 {filter} {status}
+             ORDER BY m.digest LIMIT $3",
+            status = status.sql()
         );
         let rows: Vec<DetailRow> = on_read!(self, pool => sqlx::query_as(&sql)
             .bind(repository_id)
@@ -276,6 +312,9 @@ impl MetaStore {
             artifact_type,
             subject,
             last_pulled_at,
+            storage_class,
+            last_archived_at,
+            last_activated_at,
         ) in rows
         {
             let tags = self.tags_of(repository_id, &digest).await?;
@@ -289,6 +328,9 @@ impl MetaStore {
                 artifact_type,
                 subject,
                 last_pulled_at,
+                archived: storage_class == "ARCHIVE",
+                last_archived_at,
+                last_activated_at,
             });
         }
         Ok(out)

@@ -120,23 +120,32 @@ impl MetaStore {
     }
 
     /// The images lifecycle rules may act on: every manifest of the repository that no
-    /// index of the repository references (those go with their index).
+    /// index of the repository references (those go with their index), with its tags.
+    /// Two simple queries, run at once: the per-row cost dominates for large
+    /// repositories, and a join of tags invites a poor plan.
     pub async fn lifecycle_images(&self, repository_id: i64) -> Result<Vec<LifecycleImageRow>> {
         type Row = (String, i64, Option<i64>, String, Option<i64>);
-        let rows: Vec<Row> = on_read!(self, pool => sqlx::query_as(
-            "SELECT m.digest, m.pushed_at, m.last_pulled_at, m.storage_class, m.transitioned_at
-             FROM manifests m
-             WHERE m.repository_id = $1
-               AND NOT EXISTS (SELECT 1 FROM manifest_references r
-                               WHERE r.repository_id = m.repository_id
-                                 AND r.child_digest = m.digest AND r.kind = 'manifest')
-             ORDER BY m.digest",
-        )
-        .bind(repository_id).fetch_all(pool).await?);
-        let tags: Vec<(String, String)> = on_read!(self, pool => sqlx::query_as(
-            "SELECT digest, name FROM tags WHERE repository_id = $1 ORDER BY digest, name",
-        )
-        .bind(repository_id).fetch_all(pool).await?);
+        let manifests = async {
+            let rows: Vec<Row> = on_read!(self, pool => sqlx::query_as(
+                "SELECT m.digest, m.pushed_at, m.last_pulled_at, m.storage_class, m.transitioned_at
+                 FROM manifests m
+                 WHERE m.repository_id = $1
+                   AND NOT EXISTS (SELECT 1 FROM manifest_references r
+                                   WHERE r.repository_id = m.repository_id
+                                     AND r.child_digest = m.digest AND r.kind = 'manifest')
+                 ORDER BY m.digest",
+            )
+            .bind(repository_id).fetch_all(pool).await?);
+            Ok::<_, super::Error>(rows)
+        };
+        let tags = async {
+            let rows: Vec<(String, String)> = on_read!(self, pool => sqlx::query_as(
+                "SELECT digest, name FROM tags WHERE repository_id = $1 ORDER BY digest, name",
+            )
+            .bind(repository_id).fetch_all(pool).await?);
+            Ok::<_, super::Error>(rows)
+        };
+        let (rows, tags) = tokio::try_join!(manifests, tags)?;
         let mut by_digest: std::collections::HashMap<String, Vec<String>> =
             std::collections::HashMap::new();
         for (digest, name) in tags {
@@ -386,5 +395,33 @@ impl MetaStore {
         )
         .bind(&reg.account_id).bind(&reg.region).fetch_all(pool).await?);
         Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+
+    // ---- storage classes ----
+
+    pub async fn archive_image(
+        &self,
+        repository_id: i64,
+        digest: &str,
+        now_ms: i64,
+    ) -> Result<bool> {
+        self.set_storage_class(repository_id, digest, "ARCHIVE", Some(now_ms))
+            .await
+    }
+
+    /// Back to STANDARD, noting when (DescribeImages' `lastActivatedAt`).
+    pub async fn restore_image(
+        &self,
+        repository_id: i64,
+        digest: &str,
+        now_ms: i64,
+    ) -> Result<bool> {
+        let n = on_write!(self, pool => sqlx::query(
+            "UPDATE manifests SET storage_class = 'STANDARD', activated_at = $3
+             WHERE repository_id = $1 AND digest = $2",
+        )
+        .bind(repository_id).bind(digest).bind(now_ms)
+        .execute(pool).await?.rows_affected());
+        Ok(n > 0)
     }
 }

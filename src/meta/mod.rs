@@ -107,6 +107,8 @@ pub struct StoredManifest {
     pub digest: String,
     pub media_type: String,
     pub body: bytes::Bytes,
+    /// In the archive storage class: listed and described, not pulled.
+    pub archived: bool,
 }
 
 /// A manifest to insert, with what it references.
@@ -190,7 +192,7 @@ mod governance;
 mod iam;
 mod identity;
 
-pub use ecr::{ImageDetail, ImageRow};
+pub use ecr::{ImageDetail, ImageRow, StatusFilter};
 pub use gc::{RepositoryUsage, StorageUsage};
 pub use governance::{LifecycleEvent, LifecycleImageRow, LifecycleTarget};
 pub use iam::{DeleteOutcome as IamDeleteOutcome, Identity, IdentityKind, ManagedPolicyRow};
@@ -609,6 +611,21 @@ impl MetaStore {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+            // Pushing an archived image again restores it (ECR's rule).
+            let restored = if inserted == 0 {
+                sqlx::query(
+                    "UPDATE manifests SET storage_class = 'STANDARD', activated_at = $3
+                     WHERE repository_id = $1 AND digest = $2 AND storage_class = 'ARCHIVE'",
+                )
+                .bind(repository_id)
+                .bind(&digest)
+                .bind(m.now_ms)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+            } else {
+                0
+            };
             // A new manifest records its references by copying them from the rows that
             // prove them present: the check and the insert are one statement, and a
             // short count means something is missing. (An existing manifest was checked
@@ -687,7 +704,7 @@ impl MetaStore {
                 }
             }
             tx.commit().await?;
-            Ok(PutManifestOutcome::Stored { new_image: inserted > 0, tag_changed })
+            Ok(PutManifestOutcome::Stored { new_image: inserted > 0 || restored > 0, tag_changed })
         })
     }
 
@@ -696,17 +713,18 @@ impl MetaStore {
         repository_id: i64,
         digest: &Digest,
     ) -> Result<Option<StoredManifest>> {
-        let row: Option<(String, String, Vec<u8>)> = on_read!(self, pool => sqlx::query_as(
-            "SELECT digest, media_type, body FROM manifests WHERE repository_id = $1 AND digest = $2",
+        let row: Option<(String, String, Vec<u8>, String)> = on_read!(self, pool => sqlx::query_as(
+            "SELECT digest, media_type, body, storage_class FROM manifests WHERE repository_id = $1 AND digest = $2",
         )
         .bind(repository_id)
         .bind(digest.to_string())
         .fetch_optional(pool)
         .await?);
-        Ok(row.map(|(digest, media_type, body)| StoredManifest {
+        Ok(row.map(|(digest, media_type, body, class)| StoredManifest {
             digest,
             media_type,
             body: body.into(),
+            archived: class == "ARCHIVE",
         }))
     }
 
@@ -715,8 +733,8 @@ impl MetaStore {
         repository_id: i64,
         tag: &Tag,
     ) -> Result<Option<StoredManifest>> {
-        let row: Option<(String, String, Vec<u8>)> = on_read!(self, pool => sqlx::query_as(
-            "SELECT m.digest, m.media_type, m.body FROM tags t
+        let row: Option<(String, String, Vec<u8>, String)> = on_read!(self, pool => sqlx::query_as(
+            "SELECT m.digest, m.media_type, m.body, m.storage_class FROM tags t
              JOIN manifests m ON m.repository_id = t.repository_id AND m.digest = t.digest
              WHERE t.repository_id = $1 AND t.name = $2",
         )
@@ -724,10 +742,11 @@ impl MetaStore {
         .bind(tag.as_str())
         .fetch_optional(pool)
         .await?);
-        Ok(row.map(|(digest, media_type, body)| StoredManifest {
+        Ok(row.map(|(digest, media_type, body, class)| StoredManifest {
             digest,
             media_type,
             body: body.into(),
+            archived: class == "ARCHIVE",
         }))
     }
 

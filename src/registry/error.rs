@@ -24,7 +24,7 @@ fn code_and_status(e: &Error) -> (&'static str, StatusCode) {
         }
         Error::UploadInterrupted => ("BLOB_UPLOAD_INVALID", StatusCode::BAD_REQUEST),
         Error::RangeNotSatisfiable { .. } => ("RANGE_INVALID", StatusCode::RANGE_NOT_SATISFIABLE),
-        Error::ManifestNotFound | Error::ManifestNotAcceptable(_) => {
+        Error::ManifestNotFound | Error::ManifestNotAcceptable(_) | Error::ImageArchived => {
             ("MANIFEST_UNKNOWN", StatusCode::NOT_FOUND)
         }
         Error::ManifestInvalid(_) => ("MANIFEST_INVALID", StatusCode::BAD_REQUEST),

@@ -245,6 +245,7 @@ mod tests {
             digest: "sha256:x".into(),
             media_type: "t".into(),
             body: bytes::Bytes::from_static(b"{}"),
+            archived: false,
         })
     }
 

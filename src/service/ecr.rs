@@ -10,7 +10,7 @@ use super::{Action, Context, Error, Result, Service};
 use crate::blobs::{ByteStream, UploadId};
 use crate::clock;
 use crate::meta::{
-    ImageDetail, ImageRow, Referrer, Repository, RepositorySettings, StoredManifest,
+    ImageDetail, ImageRow, Referrer, Repository, RepositorySettings, StatusFilter, StoredManifest,
 };
 use crate::oci::{Digest, Reference, RepositoryName, Tag};
 
@@ -92,6 +92,14 @@ fn failure(id: &ImageId, code: &'static str, reason: &str) -> ImageFailure {
         code,
         reason: reason.to_owned(),
     }
+}
+
+/// ListImages' and DescribeImages' `filter`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ImageFilter {
+    /// Some(true): tagged only; Some(false): untagged only.
+    pub tagged: Option<bool>,
+    pub status: StatusFilter,
 }
 
 impl Service {
@@ -608,6 +616,7 @@ impl Service {
             digest: put.digest.to_string(),
             media_type: put.media_type.clone(),
             body,
+            archived: false,
         });
         Ok((put.digest, stored))
     }
@@ -687,6 +696,11 @@ impl Service {
                         "Requested media type is not accepted",
                     ));
                 }
+                Resolved::Found(m) if m.archived => failures.push(failure(
+                    id,
+                    "ImageNotFound",
+                    "Requested image is archived; restore it with UpdateImageStorageClass to pull it",
+                )),
                 Resolved::Found(m) => {
                     self.record_pull(ctx, &repo, &m.digest);
                     let id = ImageId {
@@ -767,11 +781,53 @@ impl Service {
         Ok((deleted, failures))
     }
 
+    /// UpdateImageStorageClass: archive an image (it stays listed and described, and
+    /// cannot be pulled), or restore it. Returns its digest and new `imageStatus`;
+    /// Berth restores at once, but answers ACTIVATING as ECR does for a restore.
+    pub async fn update_image_storage_class(
+        &self,
+        ctx: &Context,
+        name: &RepositoryName,
+        id: &ImageId,
+        archive: bool,
+    ) -> Result<(String, &'static str)> {
+        self.authorize(ctx, Action::UpdateImageStorageClass, name)
+            .await?;
+        let repo = self.repository(ctx, name).await?;
+        let m = match self.resolve(&repo, id).await? {
+            Resolved::Found(m) => m,
+            Resolved::Failed(f) if f.code == "ImageNotFound" => {
+                return Err(Error::ImageNotFound {
+                    digest: id.digest.clone(),
+                    tag: id.tag.clone(),
+                    name: name.to_string(),
+                    registry_id: ctx.registry.account_id.clone(),
+                })
+            }
+            Resolved::Failed(f) => return Err(Error::InvalidParameter(f.reason)),
+        };
+        let _invalidate = self.cache.invalidate_on_drop(repo.id);
+        let now = clock::now_ms();
+        let status = match (archive, m.archived) {
+            (true, true) => "ARCHIVED",
+            (false, false) => "ACTIVE",
+            (true, false) => {
+                self.meta.archive_image(repo.id, &m.digest, now).await?;
+                "ARCHIVED"
+            }
+            (false, true) => {
+                self.meta.restore_image(repo.id, &m.digest, now).await?;
+                "ACTIVATING"
+            }
+        };
+        Ok((m.digest.clone(), status))
+    }
+
     pub async fn list_images(
         &self,
         ctx: &Context,
         name: &RepositoryName,
-        tagged: Option<bool>,
+        filter: ImageFilter,
         after: Option<(String, String)>,
         limit: u32,
     ) -> Result<Listing<ImageRow>> {
@@ -780,7 +836,13 @@ impl Service {
         let after = after.unwrap_or_default();
         let items = self
             .meta
-            .image_rows(repo.id, tagged, (&after.0, &after.1), i64::from(limit) + 1)
+            .image_rows(
+                repo.id,
+                filter.tagged,
+                filter.status,
+                (&after.0, &after.1),
+                i64::from(limit) + 1,
+            )
             .await?;
         Ok(Listing::from_overfetch(items, limit, |r| {
             format!("{}\n{}", r.digest, r.tag.clone().unwrap_or_default())
@@ -793,7 +855,7 @@ impl Service {
         ctx: &Context,
         name: &RepositoryName,
         ids: Option<&[ImageId]>,
-        tagged: Option<bool>,
+        filter: ImageFilter,
         after: Option<&str>,
         limit: u32,
     ) -> Result<Listing<ImageDetail>> {
@@ -828,7 +890,13 @@ impl Service {
         }
         let items = self
             .meta
-            .image_details_page(repo.id, tagged, after.unwrap_or(""), i64::from(limit) + 1)
+            .image_details_page(
+                repo.id,
+                filter.tagged,
+                filter.status,
+                after.unwrap_or(""),
+                i64::from(limit) + 1,
+            )
             .await?;
         Ok(Listing::from_overfetch(items, limit, |d| d.digest.clone()))
     }

@@ -40,6 +40,9 @@ pub enum Error {
     RangeNotSatisfiable { size: u64 },
     #[error("Requested image not found")]
     ManifestNotFound,
+    /// In the archive storage class: it cannot be pulled until restored.
+    #[error("The image is archived; restore it with UpdateImageStorageClass to pull it")]
+    ImageArchived,
     /// Stored, but in a media type the client did not accept.
     #[error("Requested image not found: stored as '{0}', which the Accept header excludes")]
     ManifestNotAcceptable(String),

@@ -87,10 +87,7 @@ fn verdicts<'a>(
     let images = to_images(rows);
     lifecycle::evaluate(policy, &images, now_ms)
         .into_iter()
-        .filter_map(|v| {
-            let row = rows.iter().find(|r| r.digest == v.digest)?;
-            Some((row, v))
-        })
+        .filter_map(|v| Some((rows.get(v.index)?, v)))
         .collect()
 }
 
@@ -169,7 +166,9 @@ impl Service {
             }
         };
         let policy = LifecyclePolicy::parse(&text).map_err(invalid_policy)?;
+        let started = std::time::Instant::now();
         let rows = self.meta.lifecycle_images(repo.id).await?;
+        let loaded = started.elapsed();
         let now = clock::now_ms();
         let results: Vec<PreviewResult> = verdicts(&policy, &rows, now)
             .into_iter()
@@ -182,11 +181,21 @@ impl Service {
                 storage_class: row.storage_class.clone(),
             })
             .collect();
+        let evaluated = started.elapsed();
         let json = serde_json::to_string(&results)
             .map_err(|e| Error::Internal(format!("encoding a preview: {e}")))?;
         self.meta
             .save_lifecycle_preview(repo.id, &text, &json, now)
             .await?;
+        tracing::debug!(
+            repository = %name,
+            images = rows.len(),
+            acted_on = results.len(),
+            load_ms = loaded.as_millis() as u64,
+            evaluate_ms = (evaluated - loaded).as_millis() as u64,
+            store_ms = (started.elapsed() - evaluated).as_millis() as u64,
+            "lifecycle preview"
+        );
         Ok(text)
     }
 

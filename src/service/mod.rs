@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-pub use ecr::{ImageFailure, ImageId, LayerCheck, PART_SIZE};
+pub use ecr::{ImageFailure, ImageFilter, ImageId, LayerCheck, PART_SIZE};
 pub use error::{Error, IamErrorKind, Result};
 pub use iam::{IamCaller, NewIdentity};
 pub use templates::{normalize_prefix, CreationTemplate, TemplateInput};
@@ -74,6 +74,7 @@ pub enum Action {
     DescribeRepositoryCreationTemplates,
     UpdateRepositoryCreationTemplate,
     DeleteRepositoryCreationTemplate,
+    UpdateImageStorageClass,
     GetAccountSetting,
     PutAccountSetting,
     RegisterPullTimeUpdateExclusion,
@@ -790,6 +791,9 @@ impl Service {
         self.authorize(ctx, Action::BatchGetImage, name).await?;
         let repo = self.repository(ctx, name).await?;
         let m = self.find_manifest(&repo, reference).await?;
+        if m.archived {
+            return Err(Error::ImageArchived);
+        }
         if !manifest::is_acceptable(&m.media_type, accepted) {
             return Err(Error::ManifestNotAcceptable(m.media_type.clone()));
         }

@@ -119,6 +119,7 @@ impl From<Error> for ApiError {
             Error::RepositoryPolicyNotFound { .. } => "RepositoryPolicyNotFoundException",
             Error::RegistryPolicyNotFound(_) => "RegistryPolicyNotFoundException",
             Error::Ecr(kind, _) => kind.exception(),
+            Error::ImageArchived => "ImageArchivedException",
             Error::ManifestInvalid(_) => {
                 return ApiError::invalid("ImageManifest", "Invalid JSON syntax");
             }

@@ -8,17 +8,16 @@ use serde_json::{json, Map, Value};
 
 use super::ApiError;
 use crate::auth::Authenticator;
-use crate::meta::{ImageDetail, Repository, RepositorySettings};
+use crate::meta::{ImageDetail, Repository, RepositorySettings, StatusFilter};
 use crate::oci::{Digest, RepositoryName, Tag};
 use crate::service::{
-    Context, CreationTemplate, ImageId, LayerCheck, Service, TemplateInput, PART_SIZE,
+    Context, CreationTemplate, ImageFilter, ImageId, LayerCheck, Service, TemplateInput, PART_SIZE,
 };
 
 type OpResult = Result<Value, ApiError>;
 
 /// Operations of the ECR model that Berth does not implement yet.
 const NOT_YET: &[&str] = &[
-    "UpdateImageStorageClass",
     "StartImageScan",
     "DescribeImageScanFindings",
     "PutRegistryScanningConfiguration",
@@ -82,6 +81,7 @@ pub async fn dispatch(
         "UpdateRepositoryCreationTemplate" => update_template(service, ctx, &i).await,
         "DeleteRepositoryCreationTemplate" => delete_template(service, ctx, &i).await,
         "DescribeRepositoryCreationTemplates" => describe_templates(service, ctx, &i).await,
+        "UpdateImageStorageClass" => update_image_storage_class(service, ctx, &i).await,
         "GetAccountSetting" => get_account_setting(service, ctx, &i).await,
         "PutAccountSetting" => put_account_setting(service, ctx, &i).await,
         "RegisterPullTimeUpdateExclusion" => register_exclusion(service, ctx, &i).await,
@@ -219,6 +219,31 @@ impl Input {
             Some(_) => Err(ApiError::invalid(
                 "filter.tagStatus",
                 "Member must satisfy enum value set: [TAGGED, UNTAGGED, ANY]",
+            )),
+        }
+    }
+
+    fn image_filter(&self) -> Result<ImageFilter, ApiError> {
+        Ok(ImageFilter {
+            tagged: self.tag_status()?,
+            status: self.image_status()?,
+        })
+    }
+
+    /// `filter.imageStatus`: ACTIVE (the default), ARCHIVED, ACTIVATING or ANY.
+    fn image_status(&self) -> Result<StatusFilter, ApiError> {
+        let status = self
+            .get("filter")
+            .and_then(|f| f.get("imageStatus"))
+            .and_then(Value::as_str);
+        match status {
+            None | Some("ACTIVE") => Ok(StatusFilter::Active),
+            Some("ARCHIVED") => Ok(StatusFilter::Archived),
+            Some("ACTIVATING") => Ok(StatusFilter::Activating),
+            Some("ANY") => Ok(StatusFilter::Any),
+            Some(_) => Err(ApiError::invalid(
+                "filter.imageStatus",
+                "Member must satisfy enum value set: [ACTIVE, ARCHIVED, ACTIVATING, ANY]",
             )),
         }
     }
@@ -369,7 +394,12 @@ fn image_detail_json(ctx: &Context, name: &RepositoryName, d: &ImageDetail) -> V
         "subjectManifestDigest",
         d.subject.clone().map(Value::from),
     );
-    o.insert("imageStatus".into(), json!("ACTIVE"));
+    o.insert(
+        "imageStatus".into(),
+        json!(if d.archived { "ARCHIVED" } else { "ACTIVE" }),
+    );
+    put_opt(&mut o, "lastArchivedAt", d.last_archived_at.map(seconds));
+    put_opt(&mut o, "lastActivatedAt", d.last_activated_at.map(seconds));
     Value::Object(o)
 }
 
@@ -740,7 +770,7 @@ async fn list_images(service: &Service, ctx: &Context, i: &Input) -> OpResult {
         (d.to_owned(), tag.to_owned())
     });
     let page = service
-        .list_images(ctx, &name, i.tag_status()?, after, limit)
+        .list_images(ctx, &name, i.image_filter()?, after, limit)
         .await?;
     let ids: Vec<Value> = page
         .items
@@ -771,7 +801,7 @@ async fn describe_images(service: &Service, ctx: &Context, i: &Input) -> OpResul
             ctx,
             &name,
             ids.as_deref(),
-            i.tag_status()?,
+            i.image_filter()?,
             after.as_deref(),
             limit,
         )
@@ -1311,4 +1341,37 @@ async fn list_exclusions(service: &Service, ctx: &Context, i: &Input) -> OpResul
         }
     }
     Ok(out)
+}
+
+// ---- storage classes ----
+
+async fn update_image_storage_class(service: &Service, ctx: &Context, i: &Input) -> OpResult {
+    let name = i.repository_name()?;
+    let Some(id) = i.get("imageId") else {
+        return Err(ApiError::invalid("imageId", "Member must not be null"));
+    };
+    let s = |k: &str| id.get(k).and_then(Value::as_str).map(str::to_owned);
+    let id = ImageId {
+        digest: s("imageDigest"),
+        tag: s("imageTag"),
+    };
+    let archive = match i.str_req("targetStorageClass")? {
+        "ARCHIVE" => true,
+        "STANDARD" => false,
+        _ => {
+            return Err(ApiError::invalid(
+                "targetStorageClass",
+                "Member must satisfy enum value set: [STANDARD, ARCHIVE]",
+            ))
+        }
+    };
+    let (digest, status) = service
+        .update_image_storage_class(ctx, &name, &id, archive)
+        .await?;
+    Ok(json!({
+        "registryId": ctx.registry.account_id,
+        "repositoryName": name.as_str(),
+        "imageId": image_id_json(&ImageId { digest: Some(digest), tag: id.tag }),
+        "imageStatus": status,
+    }))
 }
