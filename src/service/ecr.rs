@@ -621,6 +621,27 @@ impl Service {
         Ok((put.digest, stored))
     }
 
+    /// One image that must exist: ImageNotFoundException otherwise (DescribeImages with
+    /// ids, UpdateImageStorageClass), InvalidParameterException for a malformed id.
+    async fn resolve_one(
+        &self,
+        ctx: &Context,
+        name: &RepositoryName,
+        repo: &Repository,
+        id: &ImageId,
+    ) -> Result<Arc<StoredManifest>> {
+        match self.resolve(repo, id).await? {
+            Resolved::Found(m) => Ok(m),
+            Resolved::Failed(f) if f.code == "ImageNotFound" => Err(Error::ImageNotFound {
+                digest: id.digest.clone(),
+                tag: id.tag.clone(),
+                name: name.to_string(),
+                registry_id: ctx.registry.account_id.clone(),
+            }),
+            Resolved::Failed(f) => Err(Error::InvalidParameter(f.reason)),
+        }
+    }
+
     async fn resolve(&self, repo: &Repository, id: &ImageId) -> Result<Resolved> {
         let digest = match &id.digest {
             Some(d) => match d.parse::<Digest>() {
@@ -794,18 +815,7 @@ impl Service {
         self.authorize(ctx, Action::UpdateImageStorageClass, name)
             .await?;
         let repo = self.repository(ctx, name).await?;
-        let m = match self.resolve(&repo, id).await? {
-            Resolved::Found(m) => m,
-            Resolved::Failed(f) if f.code == "ImageNotFound" => {
-                return Err(Error::ImageNotFound {
-                    digest: id.digest.clone(),
-                    tag: id.tag.clone(),
-                    name: name.to_string(),
-                    registry_id: ctx.registry.account_id.clone(),
-                })
-            }
-            Resolved::Failed(f) => return Err(Error::InvalidParameter(f.reason)),
-        };
+        let m = self.resolve_one(ctx, name, &repo, id).await?;
         let _invalidate = self.cache.invalidate_on_drop(repo.id);
         let now = clock::now_ms();
         let status = match (archive, m.archived) {
@@ -864,23 +874,11 @@ impl Service {
         if let Some(ids) = ids {
             let mut out: Vec<ImageDetail> = Vec::new();
             for id in ids {
-                match self.resolve(&repo, id).await? {
-                    Resolved::Found(m) => {
-                        if !out.iter().any(|d| d.digest == m.digest) {
-                            if let Some(d) = self.meta.image_detail(repo.id, &m.digest).await? {
-                                out.push(d);
-                            }
-                        }
+                let m = self.resolve_one(ctx, name, &repo, id).await?;
+                if !out.iter().any(|d| d.digest == m.digest) {
+                    if let Some(d) = self.meta.image_detail(repo.id, &m.digest).await? {
+                        out.push(d);
                     }
-                    Resolved::Failed(f) if f.code == "ImageNotFound" => {
-                        return Err(Error::ImageNotFound {
-                            digest: id.digest.clone(),
-                            tag: id.tag.clone(),
-                            name: name.to_string(),
-                            registry_id: ctx.registry.account_id.clone(),
-                        })
-                    }
-                    Resolved::Failed(f) => return Err(Error::InvalidParameter(f.reason)),
                 }
             }
             return Ok(Listing {

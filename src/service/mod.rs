@@ -389,12 +389,7 @@ impl Service {
         self.meta
             .touch_link(repo.id, &key, now, fresh_since)
             .await?;
-        let size = self
-            .meta
-            .linked_blob_size(repo.id, digest)
-            .await?
-            .ok_or(Error::BlobNotFound)?;
-        let size = u64::try_from(size).map_err(|_| Error::Internal("negative blob size".into()))?;
+        let size = self.stored_link_size(repo, digest).await?;
         self.cache.put_link_touched(repo.id, seen, key, size, now);
         Ok(size)
     }
@@ -405,14 +400,19 @@ impl Service {
             return Ok(size);
         }
         let seen = self.cache.generation(repo.id);
+        let size = self.stored_link_size(repo, digest).await?;
+        self.cache.put_link(repo.id, seen, key, size);
+        Ok(size)
+    }
+
+    /// A link's blob size from the metadata store (no cache).
+    async fn stored_link_size(&self, repo: &Repository, digest: &Digest) -> Result<u64> {
         let size = self
             .meta
             .linked_blob_size(repo.id, digest)
             .await?
             .ok_or(Error::BlobNotFound)?;
-        let size = u64::try_from(size).map_err(|_| Error::Internal("negative blob size".into()))?;
-        self.cache.put_link(repo.id, seen, key, size);
-        Ok(size)
+        u64::try_from(size).map_err(|_| Error::Internal("negative blob size".into()))
     }
 
     pub async fn download_blob(
