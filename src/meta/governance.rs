@@ -168,23 +168,6 @@ impl MetaStore {
             .collect())
     }
 
-    /// Move an image to the archive storage class (or back); false if it is gone.
-    pub async fn set_storage_class(
-        &self,
-        repository_id: i64,
-        digest: &str,
-        class: &str,
-        at: Option<i64>,
-    ) -> Result<bool> {
-        let n = on_write!(self, pool => sqlx::query(
-            "UPDATE manifests SET storage_class = $1, transitioned_at = $2
-             WHERE repository_id = $3 AND digest = $4",
-        )
-        .bind(class).bind(at).bind(repository_id).bind(digest)
-        .execute(pool).await?.rows_affected());
-        Ok(n > 0)
-    }
-
     pub async fn save_lifecycle_preview(
         &self,
         repository_id: i64,
@@ -399,14 +382,21 @@ impl MetaStore {
 
     // ---- storage classes ----
 
+    /// Move an image to the archive storage class (DescribeImages' `lastArchivedAt`);
+    /// false if it is gone.
     pub async fn archive_image(
         &self,
         repository_id: i64,
         digest: &str,
         now_ms: i64,
     ) -> Result<bool> {
-        self.set_storage_class(repository_id, digest, "ARCHIVE", Some(now_ms))
-            .await
+        let n = on_write!(self, pool => sqlx::query(
+            "UPDATE manifests SET storage_class = 'ARCHIVE', transitioned_at = $3
+             WHERE repository_id = $1 AND digest = $2",
+        )
+        .bind(repository_id).bind(digest).bind(now_ms)
+        .execute(pool).await?.rows_affected());
+        Ok(n > 0)
     }
 
     /// Back to STANDARD, noting when (DescribeImages' `lastActivatedAt`).

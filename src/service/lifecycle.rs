@@ -270,12 +270,7 @@ impl Service {
                 }
                 RuleAction::Transition => {
                     self.meta
-                        .set_storage_class(
-                            target.repository_id,
-                            &row.digest,
-                            "ARCHIVE",
-                            Some(now_ms),
-                        )
+                        .archive_image(target.repository_id, &row.digest, now_ms)
                         .await?
                 }
             };

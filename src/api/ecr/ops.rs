@@ -309,6 +309,31 @@ fn parse_digest(member: &str, s: &str) -> Result<Digest, ApiError> {
     })
 }
 
+/// One page of a list held in memory: the items after the one whose key is `after`
+/// (or, if that one is gone, after the first greater key), and the cursor to continue
+/// from when more follow (for [`with_next`]).
+fn page_after<'a, T>(
+    items: &'a [T],
+    after: Option<&str>,
+    limit: usize,
+    key: impl Fn(&T) -> &str,
+) -> (&'a [T], Option<String>) {
+    let start = after.map_or(0, |a| {
+        items
+            .iter()
+            .position(|x| key(x) == a)
+            .map(|p| p + 1)
+            .or_else(|| items.iter().position(|x| key(x) > a))
+            .unwrap_or(items.len())
+    });
+    let end = items.len().min(start.saturating_add(limit));
+    let page = &items[start..end];
+    let next = (end < items.len())
+        .then(|| page.last().map(|x| key(x).to_owned()))
+        .flatten();
+    (page, next)
+}
+
 fn token(position: &str) -> String {
     URL_SAFE_NO_PAD.encode(position)
 }
@@ -1088,15 +1113,7 @@ async fn get_lifecycle_policy_preview(service: &Service, ctx: &Context, i: &Inpu
             })
         })
         .collect();
-    let start = match &after {
-        Some(d) => selected
-            .iter()
-            .position(|r| &r.digest == d)
-            .map_or(selected.len(), |p| p + 1),
-        None => 0,
-    };
-    let page: Vec<_> = selected.iter().skip(start).take(limit).collect();
-    let more = start + page.len() < selected.len();
+    let (page, next) = page_after(&selected, after.as_deref(), limit, |r| r.digest.as_str());
     let results: Vec<Value> = page
         .iter()
         .map(|r| {
@@ -1122,7 +1139,7 @@ async fn get_lifecycle_policy_preview(service: &Service, ctx: &Context, i: &Inpu
         summary["transitioningImageTotalCounts"] =
             json!([{ "targetStorageClass": "ARCHIVE", "imageTotalCount": transitioning }]);
     }
-    let mut out = json!({
+    let out = json!({
         "registryId": ctx.registry.account_id,
         "repositoryName": name.as_str(),
         "lifecyclePolicyText": preview.policy_text,
@@ -1130,12 +1147,7 @@ async fn get_lifecycle_policy_preview(service: &Service, ctx: &Context, i: &Inpu
         "previewResults": results,
         "summary": summary,
     });
-    if more {
-        if let Some(last) = page.last() {
-            out["nextToken"] = json!(URL_SAFE_NO_PAD.encode(last.digest.as_bytes()));
-        }
-    }
-    Ok(out)
+    Ok(with_next(out, next))
 }
 
 /// `encryptionConfiguration`, validated: (type, KMS key), or None when absent.
@@ -1283,20 +1295,12 @@ async fn describe_templates(service: &Service, ctx: &Context, i: &Input) -> OpRe
     let all = service
         .describe_creation_templates(ctx, prefixes.as_deref())
         .await?;
-    let start = after.as_ref().map_or(0, |a| {
-        all.iter().position(|t| &t.prefix > a).unwrap_or(all.len())
-    });
-    let page: Vec<&CreationTemplate> = all.iter().skip(start).take(limit).collect();
-    let mut out = json!({
+    let (page, next) = page_after(&all, after.as_deref(), limit, |t| t.prefix.as_str());
+    let out = json!({
         "registryId": ctx.registry.account_id,
-        "repositoryCreationTemplates": page.iter().map(|t| template_json(t)).collect::<Vec<_>>(),
+        "repositoryCreationTemplates": page.iter().map(template_json).collect::<Vec<_>>(),
     });
-    if start + page.len() < all.len() {
-        if let Some(last) = page.last() {
-            out["nextToken"] = json!(URL_SAFE_NO_PAD.encode(last.prefix.as_bytes()));
-        }
-    }
-    Ok(out)
+    Ok(with_next(out, next))
 }
 
 // ---- account settings and pull-time update exclusions ----
@@ -1330,17 +1334,8 @@ async fn list_exclusions(service: &Service, ctx: &Context, i: &Input) -> OpResul
     let limit = i.max_results(1000, 1000)? as usize;
     let after = i.next_token()?;
     let all = service.pull_time_exclusions(ctx).await?;
-    let start = after
-        .as_ref()
-        .map_or(0, |a| all.iter().position(|x| x > a).unwrap_or(all.len()));
-    let page: Vec<&String> = all.iter().skip(start).take(limit).collect();
-    let mut out = json!({ "pullTimeUpdateExclusions": page });
-    if start + page.len() < all.len() {
-        if let Some(last) = page.last() {
-            out["nextToken"] = json!(URL_SAFE_NO_PAD.encode(last.as_bytes()));
-        }
-    }
-    Ok(out)
+    let (page, next) = page_after(&all, after.as_deref(), limit, String::as_str);
+    Ok(with_next(json!({ "pullTimeUpdateExclusions": page }), next))
 }
 
 // ---- storage classes ----
