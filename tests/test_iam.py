@@ -726,6 +726,24 @@ def test_assume_role_checks_the_trust_policy(berth, trusted, caller_may_assume, 
         ), message
 
 
+def test_update_assume_role_policy_changes_who_may_assume(berth):
+    caller = new_user(berth, "caller")
+    new_user(berth, "other")
+    new_role(berth, "R", {"AWS": user_arn("other")})
+    expect_error(lambda: assume(berth, caller, "R", "s1"), "AccessDenied", 403)
+    iam = iam_client(berth)
+    iam.update_assume_role_policy(RoleName="R", PolicyDocument=json.dumps(trust({"AWS": user_arn("caller")})))
+    assert iam.get_role(RoleName="R")["Role"]["AssumeRolePolicyDocument"] == trust({"AWS": user_arn("caller")})
+    assert assume(berth, caller, "R", "s1")["AssumedRoleUser"]["Arn"] == session_arn("R", "s1")
+    message = expect_error(
+        lambda: iam.update_assume_role_policy(RoleName="R", PolicyDocument=json.dumps(trust({"AWS": user_arn("ghost")}))),
+        "MalformedPolicyDocument", 400,
+    )
+    assert "ghost" in message
+    expect_error(lambda: iam.update_assume_role_policy(RoleName="nope", PolicyDocument=json.dumps(trust({"AWS": root_arn()}))),
+                 "NoSuchEntity", 404)
+
+
 def test_assume_role_of_a_missing_role_is_access_denied(berth):
     caller = deployer(berth)
     message = expect_error(lambda: assume(berth, caller, "ghost", "s1"), "AccessDenied", 403)
