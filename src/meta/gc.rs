@@ -3,8 +3,9 @@
 //! The protocol (service/gc.rs drives it) never stops pushes or pulls:
 //! - A link (repository → blob) is garbage when no manifest of that repository
 //!   references the blob and it is older than the grace period. It is deleted by one
-//!   statement that re-checks both, and storing a manifest refreshes the links it uses
-//!   (under a row lock on PostgreSQL), so a link cannot vanish under a manifest.
+//!   statement that re-checks both. On PostgreSQL storing a manifest refreshes (and so
+//!   row-locks) the links it uses; on SQLite the manifest's transaction holds the only
+//!   write lock. Either way a link cannot vanish under a manifest.
 //! - A blob is garbage when no repository links it and it was last (re)published before
 //!   the grace period. The collector marks it with a token, moves its file aside,
 //!   and deletes the row only if the mark is intact; otherwise it puts the file back.
@@ -32,7 +33,14 @@ pub struct StorageUsage {
 impl MetaStore {
     /// Before publishing a blob's bytes: cancel any collection of it in progress and
     /// restart its grace period.
+    ///
+    /// A blob with no row has no file the collector could be removing, and a row
+    /// inserted concurrently starts its own grace period, so only an existing row needs
+    /// the write (most pushes bring new blobs: this keeps them off the writer).
     pub async fn reserve_blob(&self, digest: &str, now_ms: i64) -> Result<()> {
+        if !self.blob_exists(digest).await? {
+            return Ok(());
+        }
         on_write!(self, pool => sqlx::query(
             "UPDATE blobs SET gc_mark = NULL, created_at = $2 WHERE digest = $1",
         )

@@ -21,7 +21,7 @@ use sqlx::sqlite::{
 use crate::oci::{Digest, RepositoryName, Tag};
 
 /// Errors of the metadata layer. Domain meaning is added by the service layer.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// Transient contention (busy database, serialization failure): the caller may retry.
     #[error("metadata store is busy")]
@@ -161,9 +161,16 @@ pub struct Referrer {
     pub annotations: Option<String>,
 }
 
+#[derive(Clone)]
 enum Db {
     Sqlite { read: SqlitePool, write: SqlitePool },
     Postgres(PgPool),
+}
+
+impl Db {
+    fn is_postgres(&self) -> bool {
+        matches!(self, Db::Postgres(_))
+    }
 }
 
 /// Run `$body` with `$pool` bound to the read pool of whichever driver is configured.
@@ -178,6 +185,12 @@ macro_rules! on_read {
 
 /// Run `$body` with `$pool` bound to the write pool (SQLite's single writer).
 macro_rules! on_write {
+    (db $db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            Db::Sqlite { write: $pool, .. } => $body,
+            Db::Postgres($pool) => $body,
+        }
+    };
     ($self:expr, $pool:ident => $body:expr) => {
         match &$self.db {
             Db::Sqlite { write: $pool, .. } => $body,
@@ -191,6 +204,7 @@ mod gc;
 mod governance;
 mod iam;
 mod identity;
+mod links;
 
 pub use ecr::{ImageDetail, ImageRow, StatusFilter};
 pub use gc::{RepositoryUsage, StorageUsage};
@@ -200,6 +214,7 @@ pub use identity::AccessKey;
 
 pub struct MetaStore {
     db: Db,
+    links: links::LinkQueue,
 }
 
 /// Digests bound in one statement: far below SQLite's 32,766 and PostgreSQL's 65,535
@@ -313,7 +328,10 @@ impl MetaStore {
                     .await?
             }
         };
-        let store = MetaStore { db };
+        let store = MetaStore {
+            links: links::LinkQueue::start(db.clone()),
+            db,
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -328,13 +346,17 @@ impl MetaStore {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
             .pragma("cache_size", "-2000");
+        // An embedded database has no network to fail: testing a connection before each
+        // use would only add a round trip to its worker thread per statement.
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
+            .test_before_acquire(false)
             .connect_with(options.clone())
             .await?;
         let read = SqlitePoolOptions::new()
             .max_connections(4)
+            .test_before_acquire(false)
             .connect_with(options.read_only(true))
             .await?;
         Ok(Db::Sqlite { read, write })
@@ -475,10 +497,7 @@ impl MetaStore {
 
     /// Record a blob (if new) and link it into a repository. The bytes must already be
     /// durable in the blob store: a link is the moment a blob becomes visible.
-    ///
-    /// Two single-statement writes rather than one transaction: each holds SQLite's one
-    /// writer for a single round trip, and a crash between them leaves only a blob row
-    /// without a link, which is garbage, never a visible inconsistency.
+    /// Concurrent links are written together (see meta/links.rs).
     pub async fn link_blob(
         &self,
         repository_id: i64,
@@ -486,29 +505,9 @@ impl MetaStore {
         size: i64,
         now_ms: i64,
     ) -> Result<()> {
-        let digest = digest.to_string();
-        on_write!(self, pool => {
-            // A new link cancels a garbage collection in progress (see meta/gc.rs).
-            sqlx::query(
-                "INSERT INTO blobs (digest, size, created_at) VALUES ($1, $2, $3)
-                 ON CONFLICT (digest) DO UPDATE SET gc_mark = NULL, created_at = excluded.created_at",
-            )
-            .bind(&digest)
-            .bind(size)
-            .bind(now_ms)
-            .execute(pool)
-            .await?;
-            sqlx::query(
-                "INSERT INTO repository_blobs (repository_id, digest, linked_at) VALUES ($1, $2, $3)
-                 ON CONFLICT (repository_id, digest) DO NOTHING",
-            )
-            .bind(repository_id)
-            .bind(&digest)
-            .bind(now_ms)
-            .execute(pool)
-            .await?;
-        });
-        Ok(())
+        self.links
+            .link(repository_id, digest.to_string(), size, now_ms)
+            .await
     }
 
     /// Size of a blob as seen from a repository; `None` if the repository has no link.
@@ -526,6 +525,19 @@ impl MetaStore {
         .fetch_optional(pool)
         .await?);
         Ok(row.map(|(s,)| s))
+    }
+
+    /// A link's blob size and when the link was last refreshed; `None` if the repository
+    /// has no link.
+    pub async fn link_state(&self, repository_id: i64, digest: &str) -> Result<Option<(i64, i64)>> {
+        Ok(on_read!(self, pool => sqlx::query_as(
+            "SELECT b.size, rb.linked_at FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest
+             WHERE rb.repository_id = $1 AND rb.digest = $2",
+        )
+        .bind(repository_id)
+        .bind(digest)
+        .fetch_optional(pool)
+        .await?))
     }
 
     /// Remove a repository's link to a blob, unless a manifest of that repository still
@@ -640,10 +652,14 @@ impl MetaStore {
                             q = q.bind(d);
                         }
                         let mut copied = q.execute(&mut *tx).await?.rows_affected();
-                        if kind == "blob" && copied == batch.len() as u64 {
-                            // Refresh the links: this locks them (PostgreSQL) and restarts
-                            // their grace period, so the garbage collector, which removes
-                            // only old unreferenced links, cannot take one away under us.
+                        if kind == "blob" && copied == batch.len() as u64 && self.db.is_postgres() {
+                            // On PostgreSQL a collector (on any node) could delete a link
+                            // between the copy and the commit. Refreshing the links locks
+                            // them and restarts their grace period, so the collector, which
+                            // removes only old unreferenced links, cannot take one away
+                            // under us. SQLite needs no refresh: this transaction holds its
+                            // only write lock, so the collector's delete runs after the
+                            // commit and sees the references.
                             let sql = touch_links_sql(batch.len());
                             let mut q = sqlx::query(&sql).bind(repository_id).bind(m.now_ms);
                             for d in batch {

@@ -386,11 +386,25 @@ impl Service {
             return Ok(size);
         }
         let seen = self.cache.generation(repo.id);
-        self.meta
-            .touch_link(repo.id, &key, now, fresh_since)
-            .await?;
-        let size = self.stored_link_size(repo, digest).await?;
-        self.cache.put_link_touched(repo.id, seen, key, size, now);
+        // Read first: a missing or recently refreshed link needs no write.
+        let (size, linked_at) = self
+            .meta
+            .link_state(repo.id, &key)
+            .await?
+            .ok_or(Error::BlobNotFound)?;
+        let touched = if linked_at >= fresh_since {
+            linked_at
+        } else {
+            self.meta
+                .touch_link(repo.id, &key, now, fresh_since)
+                .await?;
+            // Read again: the collector may have removed the link before the refresh.
+            self.stored_link_size(repo, digest).await?;
+            now
+        };
+        let size = u64::try_from(size).map_err(|_| Error::Internal("negative blob size".into()))?;
+        self.cache
+            .put_link_touched(repo.id, seen, key, size, touched);
         Ok(size)
     }
 
