@@ -15,14 +15,13 @@ use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use sha2::{Digest as _, Sha256, Sha512};
 
-use super::{BlobReader, BlobStore, ByteStream, Error, Result, UploadKey};
+use super::{staging, BlobReader, BlobStore, ByteStream, Error, Result, UploadKey};
 use crate::oci::{Algorithm, Digest};
 
 /// Read size for downloads: large enough that per-read overhead is negligible.
@@ -34,9 +33,6 @@ const READ_AHEAD: usize = 4;
 const WRITE_BATCH: usize = 1024 * 1024;
 /// Batches in flight between the network task and the writer thread (bounds memory).
 const WRITE_QUEUE: usize = 4;
-/// While a large upload streams in, its bytes are flushed to disk in the background every
-/// this many bytes, so the fdatasync at commit has little left to write.
-const FLUSH_EVERY: u64 = 32 * 1024 * 1024;
 
 /// In-memory state of a session being written: the running hash of the staged bytes.
 /// `hasher` is `None` when it is not known (after a restart or a write error); the
@@ -138,68 +134,6 @@ fn sync_dir(path: &Path) -> io::Result<()> {
 
 fn join_err(e: tokio::task::JoinError) -> Error {
     Error::Backend(format!("blob worker failed: {e}"))
-}
-
-/// Flushes a file's dirty pages on a helper thread while its writer keeps writing.
-/// Started only once an upload grows past [`FLUSH_EVERY`].
-struct BackgroundFlush {
-    requests: SyncSender<()>,
-    thread: std::thread::JoinHandle<()>,
-}
-
-impl BackgroundFlush {
-    fn start(file: &File) -> io::Result<BackgroundFlush> {
-        let file = file.try_clone()?;
-        let (requests, rx) = sync_channel::<()>(1);
-        let thread = std::thread::Builder::new()
-            .name("berth-flush".into())
-            .spawn(move || {
-                while rx.recv().is_ok() {
-                    // Errors surface at the commit's own fdatasync.
-                    let _ = file.sync_data();
-                }
-            })?;
-        Ok(BackgroundFlush { requests, thread })
-    }
-
-    /// Ask for a flush unless one is already running.
-    fn request(&self) -> bool {
-        self.requests.try_send(()).is_ok()
-    }
-
-    fn finish(self) {
-        drop(self.requests);
-        let _ = self.thread.join();
-    }
-}
-
-/// Append batches to the staging file, hashing as they go. Runs on a blocking thread.
-fn write_batches(
-    path: &Path,
-    mut rx: tokio::sync::mpsc::Receiver<Vec<Bytes>>,
-    hasher: &mut Option<Sha256>,
-) -> io::Result<()> {
-    let mut f = OpenOptions::new().append(true).open(path)?;
-    let mut flush: Option<BackgroundFlush> = None;
-    let mut unflushed = 0u64;
-    let result = (|| {
-        while let Some(batch) = rx.blocking_recv() {
-            unflushed += write_batch(&mut f, &batch, hasher)?;
-            if unflushed >= FLUSH_EVERY {
-                if flush.is_none() {
-                    flush = Some(BackgroundFlush::start(&f)?);
-                }
-                if flush.as_ref().is_some_and(BackgroundFlush::request) {
-                    unflushed = 0;
-                }
-            }
-        }
-        Ok(())
-    })();
-    if let Some(flush) = flush {
-        flush.finish();
-    }
-    result
 }
 
 fn write_batch(f: &mut File, batch: &[Bytes], hasher: &mut Option<Sha256>) -> io::Result<u64> {
@@ -338,7 +272,11 @@ impl FsBlobStore {
     )> {
         let (tx, rx) = tokio::sync::mpsc::channel::<Vec<Bytes>>(WRITE_QUEUE);
         let writer = tokio::task::spawn_blocking(move || {
-            let result = write_batches(&path, rx, &mut hasher);
+            let result = staging::append(&path, rx, |chunk| {
+                if let Some(h) = hasher.as_mut() {
+                    h.update(chunk);
+                }
+            });
             // The file length is the truth about what is staged, whatever happened.
             let size = std::fs::metadata(&path).map(|m| m.len());
             (result, hasher, size)

@@ -17,6 +17,7 @@
 //!   idempotent.
 
 pub mod fs;
+mod staging;
 
 use std::io;
 use std::pin::Pin;
