@@ -410,6 +410,30 @@ def test_batch_get_list_describe_delete(berth, ecr):
     assert [i.get("imageTag") for i in ecr.list_images(repositoryName="many")["imageIds"]] == ["one"]
 
 
+def test_batch_get_image_converts_by_tag_only(berth, ecr):
+    docker = "application/vnd.docker.distribution.manifest.v2+json"
+    ecr.create_repository(repositoryName="conv")
+    d, m = push_image_via_api(ecr, "conv", "v1")
+    got = ecr.batch_get_image(
+        repositoryName="conv", imageIds=[{"imageTag": "v1"}, {"imageDigest": d}], acceptedMediaTypes=[docker]
+    )
+    assert len(got["images"]) == 1
+    img = got["images"][0]
+    assert img["imageManifestMediaType"] == docker
+    body = img["imageManifest"].encode()
+    assert img["imageId"] == {"imageDigest": "sha256:" + hashlib.sha256(body).hexdigest(), "imageTag": "v1"}
+    converted, stored = json.loads(body), json.loads(m)
+    assert converted["mediaType"] == docker
+    assert converted["config"]["mediaType"] == "application/vnd.docker.container.image.v1+json"
+    assert converted["layers"][0]["mediaType"] == "application/vnd.docker.image.rootfs.diff.tar.gzip"
+    assert converted["layers"][0]["digest"] == stored["layers"][0]["digest"]
+    # By digest there is no conversion.
+    assert [(f["imageId"], f["failureCode"]) for f in got["failures"]] == [({"imageDigest": d}, "UnsupportedImageType")]
+    # An accepted type is served byte for byte.
+    same = ecr.batch_get_image(repositoryName="conv", imageIds=[{"imageTag": "v1"}], acceptedMediaTypes=[OCI_MANIFEST])
+    assert same["images"][0]["imageManifest"].encode() == m
+
+
 def test_pull_time_is_recorded(berth, ecr):
     ecr.create_repository(repositoryName="pulled")
     d, _ = push_image_via_api(ecr, "pulled", "v1")

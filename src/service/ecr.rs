@@ -707,16 +707,30 @@ impl Service {
         let mut images = Vec::new();
         let mut failures = Vec::new();
         for id in ids {
-            match self.resolve(&repo, id).await? {
+            let found = match self.resolve(&repo, id).await? {
                 Resolved::Found(m)
                     if !crate::oci::manifest::is_acceptable(&m.media_type, accepted) =>
                 {
-                    failures.push(failure(
-                        id,
-                        "UnsupportedImageType",
-                        "Requested media type is not accepted",
-                    ));
+                    // As a registry pull: by tag the manifest may be converted.
+                    match id
+                        .tag
+                        .as_ref()
+                        .and_then(|_| super::converted_manifest(&m, accepted))
+                    {
+                        Some(converted) => Resolved::Found(Arc::new(converted)),
+                        None => {
+                            failures.push(failure(
+                                id,
+                                "UnsupportedImageType",
+                                "Requested media type is not accepted",
+                            ));
+                            continue;
+                        }
+                    }
                 }
+                other => other,
+            };
+            match found {
                 Resolved::Found(m) if m.archived => failures.push(failure(
                     id,
                     "ImageNotFound",

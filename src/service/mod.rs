@@ -33,6 +33,7 @@ use crate::meta::{
     DeleteOutcome, MetaStore, NewManifest, PutManifestOutcome, Referrer, RegistryKey, Repository,
     StoredManifest,
 };
+use crate::oci::convert;
 use crate::oci::manifest::{self, MAX_MANIFEST_BYTES};
 use crate::oci::{Digest, Reference, RepositoryName, Tag};
 
@@ -157,6 +158,19 @@ pub struct PutManifest {
 pub(crate) enum PushPath {
     Registry,
     Api,
+}
+
+/// `m` converted to a type in `accepted` (Docker schema 2 ↔ OCI), if that can be done
+/// faithfully. It is served, never stored: its digest is that of the converted bytes.
+fn converted_manifest(m: &StoredManifest, accepted: &[String]) -> Option<StoredManifest> {
+    let target = convert::target_for(&m.media_type, accepted)?;
+    let body = convert::convert(&m.body, &m.media_type, target)?;
+    Some(StoredManifest {
+        digest: Digest::sha256_of(&body).to_string(),
+        media_type: target.to_owned(),
+        body: Bytes::from(body),
+        archived: m.archived,
+    })
 }
 
 /// A page of names, and whether more follow.
@@ -808,11 +822,20 @@ impl Service {
         if m.archived {
             return Err(Error::ImageArchived);
         }
-        if !manifest::is_acceptable(&m.media_type, accepted) {
-            return Err(Error::ManifestNotAcceptable(m.media_type.clone()));
+        if manifest::is_acceptable(&m.media_type, accepted) {
+            self.record_pull(ctx, &repo, &m.digest);
+            return Ok(m);
         }
+        // As ECR: by tag, a manifest the client cannot take may be converted for it.
+        let converted = match reference {
+            Reference::Tag(_) => converted_manifest(&m, accepted),
+            Reference::Digest(_) => None,
+        };
+        let Some(converted) = converted else {
+            return Err(Error::ManifestNotAcceptable(m.media_type.clone()));
+        };
         self.record_pull(ctx, &repo, &m.digest);
-        Ok(m)
+        Ok(Arc::new(converted))
     }
 
     async fn find_manifest(
