@@ -68,6 +68,15 @@ async fn write_batches(db: Db, mut rx: mpsc::UnboundedReceiver<Pending>) {
     let mut batch = Vec::new();
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let result = write_batch(&db, &batch).await;
+        if result.is_err() && batch.len() > 1 {
+            // One bad link (say, to a repository deleted meanwhile) must not fail the
+            // others' pushes: each is written alone and gets its own answer.
+            for p in batch.drain(..) {
+                let result = write_batch(&db, std::slice::from_ref(&p)).await;
+                let _ = p.done.send(result);
+            }
+            continue;
+        }
         for p in batch.drain(..) {
             // A requester that went away does not need its answer.
             let _ = p.done.send(result.clone());

@@ -903,6 +903,51 @@ mod contract_tests {
     }
 
     #[tokio::test]
+    async fn concurrent_links_are_answered_one_by_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open_store(dir.path()).await;
+        let name: RepositoryName = "app".parse().expect("name");
+        let repo = store
+            .create_repository(
+                &reg("111111111111"),
+                &name,
+                &RepositorySettings::default(),
+                &[],
+                1,
+            )
+            .await
+            .expect("create")
+            .expect("new");
+        let (a, b, c) = (
+            Digest::sha256_of(b"a"),
+            Digest::sha256_of(b"b"),
+            Digest::sha256_of(b"c"),
+        );
+        // Queued together (this runtime is single-threaded), so written as one batch; the
+        // link to a repository that does not exist must fail alone.
+        let (ok_a, bad, ok_c) = tokio::join!(
+            store.link_blob(repo.id, &a, 1, 2),
+            store.link_blob(repo.id + 1000, &b, 1, 2),
+            store.link_blob(repo.id, &c, 1, 2),
+        );
+        ok_a.expect("link a");
+        ok_c.expect("link c");
+        assert!(bad.is_err(), "a link to a missing repository fails");
+        for d in [&a, &c] {
+            assert_eq!(
+                store.linked_blob_size(repo.id, d).await.expect("size"),
+                Some(1)
+            );
+        }
+        // The same digest linked twice in one batch is one row.
+        let (x, y) = tokio::join!(
+            store.link_blob(repo.id, &a, 1, 3),
+            store.link_blob(repo.id, &a, 1, 3)
+        );
+        x.and(y).expect("duplicate links in one batch");
+    }
+
+    #[tokio::test]
     async fn repositories_links_manifests_tags() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = open_store(dir.path()).await;
