@@ -140,7 +140,6 @@ struct AlignedWriter<'f> {
     /// File offset of the current buffer's first byte (block-aligned after the head).
     offset: u64,
     current: AlignedBuf,
-    spare: Vec<AlignedBuf>,
     in_flight: usize,
     /// Dropping it (with the writer) ends the helper thread.
     to_disk: SyncSender<(AlignedBuf, u64)>,
@@ -162,7 +161,6 @@ impl<'f> AlignedWriter<'f> {
             head: (ALIGN - misalignment) % ALIGN,
             offset: end,
             current: AlignedBuf::new(),
-            spare: Vec::new(),
             in_flight: 0,
             to_disk,
             written,
@@ -197,10 +195,11 @@ impl<'f> AlignedWriter<'f> {
             self.current.filled = 0;
             return Ok(());
         }
-        let next = match self.spare.pop() {
-            Some(b) => b,
-            None if self.in_flight + 1 < BUFFERS => AlignedBuf::new(),
-            None => self.reclaim()?,
+        // Up to BUFFERS buffers exist; past that, the oldest write's buffer is reused.
+        let next = if self.in_flight + 1 < BUFFERS {
+            AlignedBuf::new()
+        } else {
+            self.reclaim()?
         };
         let full = std::mem::replace(&mut self.current, next);
         self.to_disk

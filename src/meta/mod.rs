@@ -516,15 +516,8 @@ impl MetaStore {
         repository_id: i64,
         digest: &Digest,
     ) -> Result<Option<i64>> {
-        let row: Option<(i64,)> = on_read!(self, pool => sqlx::query_as(
-            "SELECT b.size FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest
-             WHERE rb.repository_id = $1 AND rb.digest = $2",
-        )
-        .bind(repository_id)
-        .bind(digest.to_string())
-        .fetch_optional(pool)
-        .await?);
-        Ok(row.map(|(s,)| s))
+        let state = self.link_state(repository_id, &digest.to_string()).await?;
+        Ok(state.map(|(size, _)| size))
     }
 
     /// A link's blob size and when the link was last refreshed; `None` if the repository
