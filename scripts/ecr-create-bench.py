@@ -4,13 +4,13 @@
 One signed request cannot be replayed for CreateRepository (the second copy only gets
 RepositoryAlreadyExistsException), so this signs N distinct requests up front with
 botocore (repository names PREFIX-0 ... PREFIX-(N-1)) and has wrk send each exactly once.
-A wrk thread stops when its share is sent, so requests/s is N over the time it took.
-Every answer must be 200: anything else is counted and reported. Each of --connections
-wrk threads has one connection.
+Each wrk thread sends its share over its connections and stops when the last answer
+arrives, so requests/s is N over the time from the first request to the last answer.
+Every answer must be 200: anything else is counted and reported.
 
 Usage:
   scripts/ecr-create-bench.py --target LABEL=URL[,key=ID,secret=SECRET] ... [--count N]
-      [--batches B] [--connections C] [--prefix P]
+      [--batches B] [--threads T] [--connections C] [--prefix P]
 e.g. (moto on 5001, Berth on 5000 with the credentials `berth env` prints):
   eval "$(berth env --data-dir D)"
   scripts/ecr-create-bench.py --target moto=http://127.0.0.1:5001,key=test,secret=test \\
@@ -39,9 +39,10 @@ from botocore.credentials import Credentials
 
 TARGET = "AmazonEC2ContainerRegistry_V20150921.CreateRepository"
 
-# One connection per wrk thread, so requests and responses alternate: each thread sends
-# its own slice of the requests, notes when it started and finished (LuaJIT's FFI gives a
-# monotonic clock), leaves a marker file and stops. The script then interrupts wrk, whose
+# Each wrk thread sends its own slice of the requests over its connections, notes when it
+# started and when the slice's last answer came (LuaJIT's FFI gives a monotonic clock),
+# leaves a marker file and stops; a connection whose thread has nothing left to send
+# sends nothing. The script then interrupts wrk, whose
 # main thread would otherwise sleep for the whole -d duration.
 LUA = r"""
 local ffi = require("ffi")
@@ -73,23 +74,29 @@ function init(args)
   nxt = id + 1
   mine = 0
   for k = id + 1, #reqs, nthreads do mine = mine + 1 end
+  verifying = (id == 0)
   answered = 0
   non200 = 0
   first = 0
   last = 0
 end
 function request()
+  -- wrk calls this once on thread 0's state, right after init, to count the requests
+  -- it returns; that one is never sent, but must be a well-formed request.
+  if verifying then
+    verifying = false
+    return wrk.format("GET", "/")
+  end
   if first == 0 then first = now() end
   local r = reqs[nxt]
   if r == nil then
-    -- Asked once more after the last answer, as the thread stops: nothing to send.
-    return wrk.format("GET", "/healthz")
+    -- This thread's share is sent: the connection stays quiet until the thread stops.
+    return ""
   end
   nxt = nxt + nthreads
   return wrk.format("POST", "/", r[1], r[2])
 end
 function response(status, headers, body)
-  if answered == mine then return end  -- the answer to the closing no-op
   answered = answered + 1
   if status ~= 200 then
     non200 = non200 + 1
@@ -131,7 +138,7 @@ def sign_batch(url: str, creds: Credentials, region: str, names: list) -> str:
     return "\n".join(rows) + "\n"
 
 
-def run_batch(url, creds, region, names, connections, tmp):
+def run_batch(url, creds, region, names, threads, connections, tmp):
     t0 = time.perf_counter()
     data = os.path.join(tmp, "reqs.txt")
     with open(data, "w") as f:
@@ -142,8 +149,9 @@ def run_batch(url, creds, region, names, connections, tmp):
     with open(script, "w") as f:
         f.write("REQS_FILE = %s\nTARGET = %s\nDONE_DIR = %s\n"
                 % (lua_string(data), lua_string(TARGET), lua_string(done_dir)) + LUA)
-    threads = min(connections, len(names))
-    wrk = subprocess.Popen(["wrk", "-t%d" % threads, "-c%d" % threads, "-d900s", "-s", script,
+    threads = min(threads, len(names))
+    connections = max(connections, threads)
+    wrk = subprocess.Popen(["wrk", "-t%d" % threads, "-c%d" % connections, "-d900s", "-s", script,
                             url + "/", "--", str(threads)],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 850
@@ -163,7 +171,8 @@ def run_batch(url, creds, region, names, connections, tmp):
     secs = max(float(r[4]) for r in rows) - min(float(r[3]) for r in rows)
     p50 = float(re.search(r"p50_ms ([\d.]+)", text).group(1))
     p99 = float(re.search(r"p99_ms ([\d.]+)", text).group(1))
-    return {"requests": len(names), "seconds": round(secs, 3), "connections": threads,
+    return {"requests": len(names), "seconds": round(secs, 3), "threads": threads,
+            "connections": connections,
             "rps": round(len(names) / secs, 1), "p50_ms": p50, "p99_ms": p99,
             "non_200": non200, "sign_s": round(sign_s, 1), "first_error": err.strip()[:300]}
 
@@ -188,7 +197,8 @@ def main():
     ap.add_argument("--target", action="append", required=True)
     ap.add_argument("--count", type=int, default=20000, help="requests per target")
     ap.add_argument("--batches", type=int, default=1)
-    ap.add_argument("--connections", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=2, help="wrk threads")
+    ap.add_argument("--connections", type=int, default=16, help="connections, over all threads")
     ap.add_argument("--prefix", default="create-bench-%d" % int(time.time()))
     ap.add_argument("--region", default=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
     ap.add_argument("--count-for", action="append", default=[],
@@ -205,7 +215,7 @@ def main():
             rows = []
             for b in range(args.batches):
                 names = ["%s-%d" % (args.prefix, i) for i in range(b * per, (b + 1) * per)]
-                r = run_batch(t["url"], creds, args.region, names, args.connections, tmp)
+                r = run_batch(t["url"], creds, args.region, names, args.threads, args.connections, tmp)
                 r["repositories_before"] = b * per
                 rows.append(r)
                 print("%-8s batch %d (%d..%d repositories): %.1f CreateRepository/s, p50 %.2f ms, "

@@ -309,7 +309,7 @@ async fn run(
         .map_err(|_| QueryError::input("The request body is too large or could not be read"))?
         .to_bytes();
     let caller = crate::api::authenticate(
-        service.meta(),
+        service,
         auth,
         &parts,
         &body,

@@ -7,12 +7,12 @@ pub mod iam;
 use sha2::{Digest as _, Sha256};
 
 use crate::auth::{sigv4, ApiAuthError, ApiCaller, Authenticator};
-use crate::meta::MetaStore;
+use crate::service::Service;
 
 /// Check a request's SigV4 signature for `service` (`ecr`, `iam`, `sts`): who calls, and
 /// in which region.
 pub async fn authenticate(
-    meta: &MetaStore,
+    keys: &Service,
     auth: &Authenticator,
     parts: &axum::http::request::Parts,
     body: &[u8],
@@ -32,5 +32,5 @@ pub async fn authenticate(
         payload_hash: &payload_hash,
     };
     let now = crate::clock::now_ms() / 1000;
-    auth.api_caller(meta, &request, service, now).await
+    auth.api_caller(keys, &request, service, now).await
 }

@@ -11,7 +11,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use sha2::{Digest as _, Sha256};
 
-use crate::meta::MetaStore;
+use crate::service::Service;
 use token::{Claims, TokenKey};
 
 /// Lifetime of a registry token (ECR: 12 hours).
@@ -137,6 +137,14 @@ pub enum RegistryAuth {
     Expired,
 }
 
+/// A long-term access key: what its signatures are checked with, and who signs with it.
+#[derive(Debug)]
+pub struct KeyOwner {
+    pub secret_access_key: String,
+    pub active: bool,
+    pub principal: Principal,
+}
+
 /// The result of checking a request's signature: the caller and the region it signed for.
 #[derive(Debug, Clone)]
 pub struct ApiCaller {
@@ -176,7 +184,7 @@ impl Authenticator {
     /// Check a SigV4-signed API request. `headers` are (lowercase name, value) pairs.
     pub async fn api_caller(
         &self,
-        meta: &MetaStore,
+        keys: &Service,
         req: &sigv4::RequestParts<'_>,
         service: &str,
         now: i64,
@@ -197,32 +205,15 @@ impl Authenticator {
         if presented.access_key_id.starts_with("ASIA") {
             return self.session_caller(req, &presented, now);
         }
-        let key = meta
-            .access_key(&presented.access_key_id)
+        let key = keys
+            .access_key_owner(&presented.access_key_id)
             .await
             .map_err(|e| ApiAuthError::Backend(e.to_string()))?
             .filter(|k| k.active)
             .ok_or(ApiAuthError::UnrecognizedClient)?;
         sigv4::verify(req, &presented, &key.secret_access_key)?;
-        let principal = if key.principal_arn.ends_with(":root") {
-            Principal::Root {
-                account_id: key.account_id,
-            }
-        } else {
-            let user = meta
-                .identity_by_arn(&key.principal_arn)
-                .await
-                .map_err(|e| ApiAuthError::Backend(e.to_string()))?
-                .ok_or(ApiAuthError::UnrecognizedClient)?;
-            Principal::User {
-                account_id: user.account_id,
-                name: user.name,
-                id: user.id,
-                arn: user.arn,
-            }
-        };
         Ok(ApiCaller {
-            principal,
+            principal: key.principal.clone(),
             region: presented.region,
         })
     }

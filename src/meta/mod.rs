@@ -199,6 +199,8 @@ macro_rules! on_write {
     };
 }
 
+mod batch;
+mod creates;
 mod ecr;
 mod gc;
 mod governance;
@@ -214,7 +216,8 @@ pub use identity::AccessKey;
 
 pub struct MetaStore {
     db: Db,
-    links: links::LinkQueue,
+    links: batch::Batcher<links::Link>,
+    creates: batch::Batcher<creates::NewRepository>,
 }
 
 /// Digests bound in one statement: far below SQLite's 32,766 and PostgreSQL's 65,535
@@ -329,7 +332,8 @@ impl MetaStore {
             }
         };
         let store = MetaStore {
-            links: links::LinkQueue::start(db.clone()),
+            links: batch::Batcher::start(db.clone()),
+            creates: batch::Batcher::start(db.clone()),
             db,
         };
         store.migrate().await?;
@@ -409,7 +413,7 @@ impl MetaStore {
     // ---- repositories ----
 
     /// Create a repository with its settings and resource tags; `None` if one with that
-    /// name already exists.
+    /// name already exists. Concurrent creates are written together (see meta/creates.rs).
     pub async fn create_repository(
         &self,
         reg: &RegistryKey,
@@ -418,40 +422,16 @@ impl MetaStore {
         tags: &[(String, String)],
         now_ms: i64,
     ) -> Result<Option<Repository>> {
-        let insert = format!(
-            "INSERT INTO repositories (account_id, region, name, created_at, image_tag_mutability,
-                 mutability_exclusions, scan_on_push, encryption_type, kms_key)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-             ON CONFLICT (account_id, region, name) DO NOTHING
-             RETURNING {REPOSITORY_COLUMNS}"
-        );
-        let row: Option<RepositoryRow> = on_write!(self, pool => {
-            let mut tx = pool.begin().await?;
-            let row: Option<RepositoryRow> = sqlx::query_as(&insert)
-                .bind(&reg.account_id)
-                .bind(&reg.region)
-                .bind(name.as_str())
-                .bind(now_ms)
-                .bind(&settings.tag_mutability)
-                .bind(settings.mutability_exclusions.as_deref())
-                .bind(i64::from(settings.scan_on_push))
-                .bind(&settings.encryption_type)
-                .bind(settings.kms_key.as_deref())
-                .fetch_optional(&mut *tx)
-                .await?;
-            if let Some(r) = &row {
-                for (k, v) in tags {
-                    sqlx::query("INSERT INTO repository_tags (repository_id, key, value) VALUES ($1, $2, $3)")
-                        .bind(r.0)
-                        .bind(k)
-                        .bind(v)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
-            tx.commit().await?;
-            row
-        });
+        let row = self
+            .creates
+            .write(creates::NewRepository {
+                registry: reg.clone(),
+                name: name.to_string(),
+                settings: settings.clone(),
+                tags: tags.to_vec(),
+                now_ms,
+            })
+            .await?;
         row.map(repository_from_row).transpose()
     }
 
@@ -505,9 +485,13 @@ impl MetaStore {
         size: i64,
         now_ms: i64,
     ) -> Result<()> {
-        self.links
-            .link(repository_id, digest.to_string(), size, now_ms)
-            .await
+        let link = links::Link {
+            repository_id,
+            digest: digest.to_string(),
+            size,
+            now_ms,
+        };
+        self.links.write(link).await
     }
 
     /// Size of a blob as seen from a repository; `None` if the repository has no link.
@@ -938,6 +922,51 @@ mod contract_tests {
             store.link_blob(repo.id, &a, 1, 3)
         );
         x.and(y).expect("duplicate links in one batch");
+    }
+
+    #[tokio::test]
+    async fn concurrent_creates_each_get_their_own_answer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open_store(dir.path()).await;
+        let (a, b) = (reg("111111111111"), reg("222222222222"));
+        let app: RepositoryName = "app".parse().expect("name");
+        let web: RepositoryName = "web".parse().expect("name");
+        let plain = RepositorySettings::default();
+        let immutable = RepositorySettings {
+            tag_mutability: "IMMUTABLE".into(),
+            ..RepositorySettings::default()
+        };
+        let team = [("team".to_owned(), "x".to_owned())];
+        let owner = [("owner".to_owned(), "y".to_owned())];
+        // Queued together (this runtime is single-threaded), so written as one batch: one
+        // name twice in one registry (the first wins, with its settings and tags), the
+        // same name in another registry, and a plain create.
+        let (first, second, other, web_a) = tokio::join!(
+            store.create_repository(&a, &app, &immutable, &team, 1),
+            store.create_repository(&a, &app, &plain, &owner, 1),
+            store.create_repository(&b, &app, &plain, &owner, 1),
+            store.create_repository(&a, &web, &plain, &[], 1),
+        );
+        let first = first.expect("first").expect("created");
+        assert_eq!(first.settings.tag_mutability, "IMMUTABLE");
+        assert!(second.expect("second").is_none(), "the name was taken");
+        let other = other.expect("other").expect("created");
+        let web_a = web_a.expect("web").expect("created");
+        assert_ne!(first.id, other.id);
+        assert_eq!(web_a.name.as_str(), "web");
+        assert_eq!(
+            store.resource_tags(first.id).await.expect("tags"),
+            team.to_vec()
+        );
+        assert_eq!(
+            store.resource_tags(other.id).await.expect("tags"),
+            owner.to_vec()
+        );
+        assert!(store
+            .resource_tags(web_a.id)
+            .await
+            .expect("tags")
+            .is_empty());
     }
 
     #[tokio::test]

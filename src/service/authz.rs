@@ -11,7 +11,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use super::{Action, Context, Error, Result, Service};
-use crate::auth::Principal;
+use crate::auth::{KeyOwner, Principal};
 use crate::clock;
 use crate::iam::{self, Decision, Policy, PolicyKind, RequestContext};
 use crate::meta::{IdentityKind, RegistryKey, Repository};
@@ -34,6 +34,22 @@ struct Inner {
     registries: HashMap<RegistryKey, Entry<Option<Arc<Policy>>>>,
     /// Decisions of condition-free policies, by "caller arn \0 action \0 resource".
     decisions: HashMap<String, Entry<Decision>>,
+    /// Access keys by id: every signed API request needs one.
+    keys: HashMap<String, Entry<Arc<KeyOwner>>>,
+}
+
+/// Insert into one of the caches, emptying it first when it is full.
+fn insert_bounded<K: std::hash::Hash + Eq, T>(map: &mut HashMap<K, Entry<T>>, key: K, value: T) {
+    if map.len() >= MAX_ENTRIES {
+        map.clear();
+    }
+    map.insert(
+        key,
+        Entry {
+            value,
+            loaded: Instant::now(),
+        },
+    );
 }
 
 pub struct PolicyCache {
@@ -61,16 +77,7 @@ impl PolicyCache {
 
     fn put_decision(&self, key: String, decision: Decision) {
         if let Ok(mut i) = self.inner.write() {
-            if i.decisions.len() >= MAX_ENTRIES {
-                i.decisions.clear();
-            }
-            i.decisions.insert(
-                key,
-                Entry {
-                    value: decision,
-                    loaded: Instant::now(),
-                },
-            );
+            insert_bounded(&mut i.decisions, key, decision);
         }
     }
 
@@ -122,6 +129,24 @@ impl Service {
             request_tags,
         )
         .await
+    }
+
+    /// Authorize creating a repository. Only the caller's and the registry's policies
+    /// apply: a repository that does not exist yet has no policy, and one that does
+    /// exist makes the creation fail anyway.
+    pub(super) async fn authorize_creation(
+        &self,
+        ctx: &Context,
+        name: &RepositoryName,
+        request_tags: &[(String, String)],
+    ) -> Result<()> {
+        if ctx.principal == Principal::Admin {
+            return Ok(());
+        }
+        let resource = repository_arn(&ctx.registry, name.as_str());
+        let action = format!("ecr:{}", Action::CreateRepository.name());
+        self.decide(ctx, &action, &resource, None, request_tags)
+            .await
     }
 
     /// Authorize an action on no particular repository (resource `*`).
@@ -303,16 +328,7 @@ impl Service {
                 .collect(),
         );
         if let Ok(mut i) = self.policies.inner.write() {
-            if i.identities.len() >= MAX_ENTRIES {
-                i.identities.clear();
-            }
-            i.identities.insert(
-                key.clone(),
-                Entry {
-                    value: parsed.clone(),
-                    loaded: Instant::now(),
-                },
-            );
+            insert_bounded(&mut i.identities, key.clone(), parsed.clone());
         }
         Ok(parsed)
     }
@@ -334,18 +350,50 @@ impl Service {
             .and_then(|t| Policy::parse(&t, PolicyKind::Resource).ok())
             .map(Arc::new);
         if let Ok(mut i) = self.policies.inner.write() {
-            if i.registries.len() >= MAX_ENTRIES {
-                i.registries.clear();
-            }
-            i.registries.insert(
-                reg.clone(),
-                Entry {
-                    value: parsed.clone(),
-                    loaded: Instant::now(),
-                },
-            );
+            insert_bounded(&mut i.registries, reg.clone(), parsed.clone());
         }
         Ok(parsed)
+    }
+
+    /// The secret and owner of a long-term access key; `None` if no such key (or its
+    /// user) exists. Cached like policies: any IAM change in this process clears it.
+    pub async fn access_key_owner(&self, access_key_id: &str) -> Result<Option<Arc<KeyOwner>>> {
+        if let Some(k) = self
+            .policies
+            .inner
+            .read()
+            .ok()
+            .and_then(|i| self.policies.fresh(i.keys.get(access_key_id)))
+        {
+            return Ok(Some(k));
+        }
+        let Some(key) = self.meta.access_key(access_key_id).await? else {
+            return Ok(None);
+        };
+        let principal = if key.principal_arn.ends_with(":root") {
+            Principal::Root {
+                account_id: key.account_id,
+            }
+        } else {
+            let Some(user) = self.meta.identity_by_arn(&key.principal_arn).await? else {
+                return Ok(None);
+            };
+            Principal::User {
+                account_id: user.account_id,
+                name: user.name,
+                id: user.id,
+                arn: user.arn,
+            }
+        };
+        let owner = Arc::new(KeyOwner {
+            secret_access_key: key.secret_access_key,
+            active: key.active,
+            principal,
+        });
+        if let Ok(mut i) = self.policies.inner.write() {
+            insert_bounded(&mut i.keys, access_key_id.to_owned(), owner.clone());
+        }
+        Ok(Some(owner))
     }
 
     /// Authorize an IAM or STS action (`iam:CreateUser`) on a resource of the caller's

@@ -139,8 +139,7 @@ impl Service {
         settings: &RepositorySettings,
         tags: &[(String, String)],
     ) -> Result<Repository> {
-        self.authorize_tagged(ctx, Action::CreateRepository, name, tags)
-            .await?;
+        self.authorize_creation(ctx, name, tags).await?;
         if tags.len() as i64 > MAX_RESOURCE_TAGS {
             return Err(Error::TooManyTags);
         }

@@ -69,7 +69,7 @@ async fn run(
             extra: None,
         })?
         .to_bytes();
-    let caller = super::authenticate(service.meta(), auth, &parts, &body, "ecr").await?;
+    let caller = super::authenticate(service, auth, &parts, &body, "ecr").await?;
     let target = parts
         .headers
         .get("x-amz-target")
