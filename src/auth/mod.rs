@@ -140,9 +140,50 @@ pub enum RegistryAuth {
 /// A long-term access key: what its signatures are checked with, and who signs with it.
 #[derive(Debug)]
 pub struct KeyOwner {
-    pub secret_access_key: String,
+    secret_access_key: String,
     pub active: bool,
     pub principal: Principal,
+    /// The last signing key derived, with its scope (date, region, service): clients
+    /// sign every request of a day in the same scope.
+    signing: Mutex<Option<(String, Vec<u8>)>>,
+}
+
+impl KeyOwner {
+    pub fn new(secret_access_key: String, active: bool, principal: Principal) -> KeyOwner {
+        KeyOwner {
+            secret_access_key,
+            active,
+            principal,
+            signing: Mutex::new(None),
+        }
+    }
+
+    /// Check a request signed with this key.
+    fn verify(
+        &self,
+        req: &sigv4::RequestParts<'_>,
+        p: &sigv4::Presented,
+    ) -> Result<(), sigv4::SigError> {
+        let scope = format!("{}/{}/{}", p.scope_date, p.region, p.service);
+        let cached = self.signing.lock().ok().and_then(|s| {
+            s.as_ref()
+                .filter(|(sc, _)| *sc == scope)
+                .map(|(_, k)| k.clone())
+        });
+        let key = cached.unwrap_or_else(|| {
+            let key = sigv4::signing_key(
+                &self.secret_access_key,
+                &p.scope_date,
+                &p.region,
+                &p.service,
+            );
+            if let Ok(mut s) = self.signing.lock() {
+                *s = Some((scope, key.clone()));
+            }
+            key
+        });
+        sigv4::verify_with_key(req, p, &key)
+    }
 }
 
 /// The result of checking a request's signature: the caller and the region it signed for.
@@ -211,7 +252,7 @@ impl Authenticator {
             .map_err(|e| ApiAuthError::Backend(e.to_string()))?
             .filter(|k| k.active)
             .ok_or(ApiAuthError::UnrecognizedClient)?;
-        sigv4::verify(req, &presented, &key.secret_access_key)?;
+        key.verify(req, &presented)?;
         Ok(ApiCaller {
             principal: key.principal.clone(),
             region: presented.region,

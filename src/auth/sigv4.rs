@@ -415,11 +415,16 @@ pub fn check_scope(p: &Presented, service: &str, now: i64) -> Result<(), SigErro
 
 /// Verify the presented signature with the access key's secret.
 pub fn verify(req: &RequestParts<'_>, p: &Presented, secret: &str) -> Result<(), SigError> {
+    let key = signing_key(secret, &p.scope_date, &p.region, &p.service);
+    verify_with_key(req, p, &key)
+}
+
+/// As [`verify`], with the signing key of the request's scope already derived.
+pub fn verify_with_key(req: &RequestParts<'_>, p: &Presented, key: &[u8]) -> Result<(), SigError> {
     let canonical = canonical_request(req, p)?;
     let sts = string_to_sign(p, &canonical);
-    let key = signing_key(secret, &p.scope_date, &p.region, &p.service);
     let expected = hex::decode(&p.signature).map_err(|_| SigError::Mismatch)?;
-    let mut mac = HmacSha256::new_from_slice(&key).map_err(|_| SigError::Mismatch)?;
+    let mut mac = HmacSha256::new_from_slice(key).map_err(|_| SigError::Mismatch)?;
     mac.update(sts.as_bytes());
     // Constant-time comparison.
     mac.verify_slice(&expected).map_err(|_| SigError::Mismatch)

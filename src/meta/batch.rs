@@ -6,7 +6,9 @@
 //! the previous batch was being written, with multi-row statements. A request alone
 //! waits for a batch of one, as if it were written directly.
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -51,6 +53,15 @@ impl<T: BatchWrite> Batcher<T> {
 async fn write_batches<T: BatchWrite>(db: Db, mut rx: mpsc::UnboundedReceiver<Pending<T>>) {
     let mut pending = Vec::new();
     while rx.recv_many(&mut pending, T::MAX_BATCH).await > 0 {
+        // Requests being handled on the other workers right now would miss this batch
+        // and wait for the next one: give them one turn of the scheduler to join.
+        tokio::task::yield_now().await;
+        while pending.len() < T::MAX_BATCH {
+            match rx.try_recv() {
+                Ok(p) => pending.push(p),
+                Err(_) => break,
+            }
+        }
         let (items, dones): (Vec<T>, Vec<_>) = pending.drain(..).map(|p| (p.item, p.done)).unzip();
         match T::write(&db, &items).await {
             Ok(outputs) => {
@@ -80,6 +91,38 @@ fn single<O>(outputs: Vec<O>) -> Result<O> {
         .into_iter()
         .next()
         .ok_or_else(|| Error::Backend("a batch write returned no output".into()))
+}
+
+/// Statement texts by (kind, rows).
+type SqlCache = HashMap<(&'static str, usize), Arc<str>>;
+
+/// Batches up to this size reuse their statement text.
+const CACHED_ROWS: usize = 64;
+
+/// The text of the `kind` statement for `rows` rows, built by `build` once per size
+/// (for small batches, the common case); larger ones are built each time.
+pub(super) fn cached_sql(
+    kind: &'static str,
+    rows: usize,
+    build: impl FnOnce() -> String,
+) -> Arc<str> {
+    static CACHE: OnceLock<Mutex<SqlCache>> = OnceLock::new();
+    if rows > CACHED_ROWS {
+        return build().into();
+    }
+    let cache = CACHE.get_or_init(Mutex::default);
+    if let Some(sql) = cache
+        .lock()
+        .ok()
+        .and_then(|c| c.get(&(kind, rows)).cloned())
+    {
+        return sql;
+    }
+    let sql: Arc<str> = build().into();
+    if let Ok(mut c) = cache.lock() {
+        c.insert((kind, rows), sql.clone());
+    }
+    sql
 }
 
 /// `($1, $2, $3), ($4, $5, $6), ...` for `rows` rows of `columns` values.

@@ -7,8 +7,10 @@
 
 use std::collections::HashMap;
 
-use super::batch::{value_rows, BatchWrite};
-use super::{Db, RegistryKey, RepositoryRow, RepositorySettings, Result, REPOSITORY_COLUMNS};
+use std::sync::Arc;
+
+use super::batch::{cached_sql, value_rows, BatchWrite};
+use super::{Db, RegistryKey, RepositorySettings, Result};
 
 /// A repository to create.
 pub(super) struct NewRepository {
@@ -19,39 +21,21 @@ pub(super) struct NewRepository {
     pub now_ms: i64,
 }
 
-/// The row as an insert returns it: its registry, then [`RepositoryRow`]'s columns.
-type InsertedRow = (
-    String,
-    String,
-    i64,
-    String,
-    i64,
-    String,
-    Option<String>,
-    i64,
-    String,
-    Option<String>,
-    Option<String>,
-);
+/// What an insert returns of each new row: (id, account, region, name). The rest of
+/// the row is what the request asked for.
+type InsertedRow = (i64, String, String, String);
 
 /// Tag rows per statement: three bind parameters each.
 const TAGS_PER_STATEMENT: usize = 1000;
 
 impl BatchWrite for NewRepository {
-    /// The new repository's row; `None` if the name was taken.
-    type Output = Option<RepositoryRow>;
+    /// The new repository's id; `None` if the name was taken.
+    type Output = Option<i64>;
     /// Nine bind parameters each: far below SQLite's and PostgreSQL's limits.
     const MAX_BATCH: usize = 500;
 
-    async fn write(db: &Db, batch: &[NewRepository]) -> Result<Vec<Option<RepositoryRow>>> {
-        let insert = format!(
-            "INSERT INTO repositories (account_id, region, name, created_at, image_tag_mutability,
-                 mutability_exclusions, scan_on_push, encryption_type, kms_key)
-             VALUES {}
-             ON CONFLICT (account_id, region, name) DO NOTHING
-             RETURNING account_id, region, {REPOSITORY_COLUMNS}",
-            value_rows(batch.len(), 9)
-        );
+    async fn write(db: &Db, batch: &[NewRepository]) -> Result<Vec<Option<i64>>> {
+        let insert = insert_sql(batch.len());
         let any_tags = batch.iter().any(|n| !n.tags.is_empty());
         let inserted: Vec<InsertedRow> = on_write!(db db, pool => {
             let mut q = sqlx::query_as(&insert);
@@ -93,17 +77,25 @@ impl BatchWrite for NewRepository {
     }
 }
 
+fn insert_sql(rows: usize) -> Arc<str> {
+    cached_sql("create repositories", rows, || {
+        format!(
+            "INSERT INTO repositories (account_id, region, name, created_at, image_tag_mutability,
+                 mutability_exclusions, scan_on_push, encryption_type, kms_key)
+             VALUES {}
+             ON CONFLICT (account_id, region, name) DO NOTHING
+             RETURNING id, account_id, region, name",
+            value_rows(rows, 9)
+        )
+    })
+}
+
 /// Who gets which inserted row: the first request for each name. A later request in
 /// the same batch for the same name found it taken.
-fn assign(batch: &[NewRepository], inserted: Vec<InsertedRow>) -> Vec<Option<RepositoryRow>> {
-    let mut by_name: HashMap<(String, String, String), RepositoryRow> = inserted
+fn assign(batch: &[NewRepository], inserted: Vec<InsertedRow>) -> Vec<Option<i64>> {
+    let mut by_name: HashMap<(String, String, String), i64> = inserted
         .into_iter()
-        .map(|(account, region, id, name, c, m, x, s, e, k, p)| {
-            (
-                (account, region, name.clone()),
-                (id, name, c, m, x, s, e, k, p),
-            )
-        })
+        .map(|(id, account, region, name)| ((account, region, name), id))
         .collect();
     batch
         .iter()
@@ -120,7 +112,7 @@ fn assign(batch: &[NewRepository], inserted: Vec<InsertedRow>) -> Vec<Option<Rep
 /// Repository ids of the inserted rows, by (account, region, name).
 fn owners(rows: &[InsertedRow]) -> HashMap<(&str, &str, &str), i64> {
     rows.iter()
-        .map(|r| ((r.0.as_str(), r.1.as_str(), r.3.as_str()), r.2))
+        .map(|r| ((r.1.as_str(), r.2.as_str(), r.3.as_str()), r.0))
         .collect()
 }
 

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use super::batch::{value_rows, BatchWrite};
+use super::batch::{cached_sql, value_rows, BatchWrite};
 use super::{Db, Result};
 
 /// A blob (already published) to link to a repository. Linking creates or refreshes the
@@ -41,16 +41,20 @@ async fn write_batch(db: &Db, batch: &[Link]) -> Result<()> {
         .iter()
         .map(|p| ((p.repository_id, p.digest.as_str()), p.now_ms))
         .collect();
-    let blobs_sql = format!(
-        "INSERT INTO blobs (digest, size, created_at) VALUES {}
-         ON CONFLICT (digest) DO UPDATE SET gc_mark = NULL, created_at = excluded.created_at",
-        value_rows(blobs.len(), 3)
-    );
-    let links_sql = format!(
-        "INSERT INTO repository_blobs (repository_id, digest, linked_at) VALUES {}
-         ON CONFLICT (repository_id, digest) DO NOTHING",
-        value_rows(links.len(), 3)
-    );
+    let blobs_sql = cached_sql("upsert blobs", blobs.len(), || {
+        format!(
+            "INSERT INTO blobs (digest, size, created_at) VALUES {}
+             ON CONFLICT (digest) DO UPDATE SET gc_mark = NULL, created_at = excluded.created_at",
+            value_rows(blobs.len(), 3)
+        )
+    });
+    let links_sql = cached_sql("insert links", links.len(), || {
+        format!(
+            "INSERT INTO repository_blobs (repository_id, digest, linked_at) VALUES {}
+             ON CONFLICT (repository_id, digest) DO NOTHING",
+            value_rows(links.len(), 3)
+        )
+    });
     on_write!(db db, pool => {
         // One connection for both statements: the writer is handed over once.
         let mut conn = pool.acquire().await?;

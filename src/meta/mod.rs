@@ -422,7 +422,7 @@ impl MetaStore {
         tags: &[(String, String)],
         now_ms: i64,
     ) -> Result<Option<Repository>> {
-        let row = self
+        let id = self
             .creates
             .write(creates::NewRepository {
                 registry: reg.clone(),
@@ -432,7 +432,13 @@ impl MetaStore {
                 now_ms,
             })
             .await?;
-        row.map(repository_from_row).transpose()
+        Ok(id.map(|id| Repository {
+            id,
+            name: name.clone(),
+            created_at: now_ms,
+            settings: settings.clone(),
+            policy: None,
+        }))
     }
 
     pub async fn repository(

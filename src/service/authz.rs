@@ -385,11 +385,7 @@ impl Service {
                 arn: user.arn,
             }
         };
-        let owner = Arc::new(KeyOwner {
-            secret_access_key: key.secret_access_key,
-            active: key.active,
-            principal,
-        });
+        let owner = Arc::new(KeyOwner::new(key.secret_access_key, key.active, principal));
         if let Ok(mut i) = self.policies.inner.write() {
             insert_bounded(&mut i.keys, access_key_id.to_owned(), owner.clone());
         }
