@@ -198,7 +198,7 @@ def main():
     ap.add_argument("--count", type=int, default=20000, help="requests per target")
     ap.add_argument("--batches", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2, help="wrk threads")
-    ap.add_argument("--connections", type=int, default=16, help="connections, over all threads")
+    ap.add_argument("--connections", type=int, default=64, help="connections, over all threads")
     ap.add_argument("--prefix", default="create-bench-%d" % int(time.time()))
     ap.add_argument("--region", default=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"))
     ap.add_argument("--count-for", action="append", default=[],
