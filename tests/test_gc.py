@@ -5,6 +5,8 @@ What this file covers:
 * After images are deleted, GC removes the blobs only they used (and reports the bytes
   freed), keeps everything still referenced, removes abandoned uploads, and respects
   the grace period (nothing younger is touched).
+* A layer BatchCheckLayerAvailability reports available survives a collection that
+  starts right after (its link is refreshed), as one behind a blob HEAD does.
 * `berth admin storage` reports storage per repository and in total, and the files on
   disk match it.
 * The concurrency test: GC runs in a loop while several threads push images that share
@@ -20,6 +22,7 @@ import json
 import os
 import random
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -151,6 +154,39 @@ def test_a_blob_shared_with_another_repository_stays(berth):
     assert freed["links"] == len(b1)
     assert freed["blobs"] == len(set(b1) - set(b2))
     assert pull_and_verify(reg, "two", "v1")
+
+
+def test_a_layer_reported_available_outlives_the_next_collection(berth_factory):
+    """BatchCheckLayerAvailability, like docker's blob HEAD, tells a client it may skip an
+    upload: the links it reports available are refreshed, so a collection that starts
+    right after leaves them for the PutImage that relies on them."""
+    berth = berth_factory(extra_args=["--gc-grace", "2", "--gc-interval", "0"])
+    ecr = berth.ecr()
+    ecr.create_repository(repositoryName="app")
+    reg = Registry(berth.url, auth=berth.registry_auth())
+    manifest, blobs = make_image([])
+    for digest, data in blobs.items():
+        loc = reg.post("/v2/app/blobs/uploads/").headers["Location"]
+        assert reg.put(loc, params={"digest": digest}, data=data).status_code == 201
+    uploaded = time.monotonic()
+    # Let the unreferenced links age past a 1 s grace, and past the refresh threshold of
+    # the server's 2 s grace (half a second): a collection now would remove them.
+    while time.monotonic() < uploaded + 1.5:
+        time.sleep(0.1)  # waiting for the clock, not for the server
+    layers = ecr.batch_check_layer_availability(repositoryName="app", layerDigests=list(blobs))["layers"]
+    assert {l["layerDigest"]: l["layerAvailability"] for l in layers} == {d: "AVAILABLE" for d in blobs}
+    assert gc(berth, 1)["links"] == 0
+    ecr.put_image(repositoryName="app", imageManifest=manifest.decode(), imageTag="v1")
+    assert pull_and_verify(reg, "app", "v1")
+    # Unrefreshed, the same links go: the collection above was able to remove them.
+    other, other_blobs = make_image([])
+    for digest, data in other_blobs.items():
+        loc = reg.post("/v2/app/blobs/uploads/").headers["Location"]
+        assert reg.put(loc, params={"digest": digest}, data=data).status_code == 201
+    uploaded = time.monotonic()
+    while time.monotonic() < uploaded + 1.5:
+        time.sleep(0.1)  # waiting for the clock, not for the server
+    assert gc(berth, 1)["links"] == len(other_blobs)
 
 
 def test_gc_runs_online_alongside_pushes_deletes_and_pulls(berth_factory):

@@ -443,7 +443,9 @@ impl Service {
                 });
                 continue;
             };
-            match self.linked_size(&repo, &d).await {
+            // A client skips uploading what is reported available, as after docker's
+            // blob HEAD: refresh the link so a collection does not take it meanwhile.
+            match self.checked_link_size(&repo, &d).await {
                 Ok(size) => out.push(LayerCheck::Available {
                     digest: raw.clone(),
                     size,

@@ -392,7 +392,11 @@ impl Service {
     /// refreshed (at most every quarter grace period) before its existence is read, so
     /// the garbage collector either removed it already (404: the client uploads) or
     /// will leave it alone for most of a grace period.
-    async fn checked_link_size(&self, repo: &Repository, digest: &Digest) -> Result<u64> {
+    pub(super) async fn checked_link_size(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+    ) -> Result<u64> {
         let now = clock::now_ms();
         let fresh_since = now - self.options.gc_grace_ms / 4;
         let key = digest.to_string();
