@@ -156,6 +156,16 @@ def test_a_blob_shared_with_another_repository_stays(berth):
     assert pull_and_verify(reg, "two", "v1")
 
 
+def upload_and_age(reg: Registry, repo: str, blobs: dict[str, bytes], seconds: float) -> None:
+    """Upload blobs (linked, referenced by nothing) and let `seconds` pass."""
+    for digest, data in blobs.items():
+        loc = reg.post(f"/v2/{repo}/blobs/uploads/").headers["Location"]
+        assert reg.put(loc, params={"digest": digest}, data=data).status_code == 201
+    uploaded = time.monotonic()
+    while time.monotonic() < uploaded + seconds:
+        time.sleep(0.1)  # waiting for the clock, not for the server
+
+
 def test_a_layer_reported_available_outlives_the_next_collection(berth_factory):
     """BatchCheckLayerAvailability, like docker's blob HEAD, tells a client it may skip an
     upload: the links it reports available are refreshed, so a collection that starts
@@ -165,27 +175,17 @@ def test_a_layer_reported_available_outlives_the_next_collection(berth_factory):
     ecr.create_repository(repositoryName="app")
     reg = Registry(berth.url, auth=berth.registry_auth())
     manifest, blobs = make_image([])
-    for digest, data in blobs.items():
-        loc = reg.post("/v2/app/blobs/uploads/").headers["Location"]
-        assert reg.put(loc, params={"digest": digest}, data=data).status_code == 201
-    uploaded = time.monotonic()
-    # Let the unreferenced links age past a 1 s grace, and past the refresh threshold of
-    # the server's 2 s grace (half a second): a collection now would remove them.
-    while time.monotonic() < uploaded + 1.5:
-        time.sleep(0.1)  # waiting for the clock, not for the server
+    # Unreferenced links older than a 1 s grace, and past the refresh threshold of the
+    # server's 2 s grace (half a second): a collection now would remove them.
+    upload_and_age(reg, "app", blobs, 1.5)
     layers = ecr.batch_check_layer_availability(repositoryName="app", layerDigests=list(blobs))["layers"]
     assert {l["layerDigest"]: l["layerAvailability"] for l in layers} == {d: "AVAILABLE" for d in blobs}
     assert gc(berth, 1)["links"] == 0
     ecr.put_image(repositoryName="app", imageManifest=manifest.decode(), imageTag="v1")
     assert pull_and_verify(reg, "app", "v1")
     # Unrefreshed, the same links go: the collection above was able to remove them.
-    other, other_blobs = make_image([])
-    for digest, data in other_blobs.items():
-        loc = reg.post("/v2/app/blobs/uploads/").headers["Location"]
-        assert reg.put(loc, params={"digest": digest}, data=data).status_code == 201
-    uploaded = time.monotonic()
-    while time.monotonic() < uploaded + 1.5:
-        time.sleep(0.1)  # waiting for the clock, not for the server
+    _, other_blobs = make_image([])
+    upload_and_age(reg, "app", other_blobs, 1.5)
     assert gc(berth, 1)["links"] == len(other_blobs)
 
 

@@ -70,15 +70,25 @@ impl PolicyCache {
         (self.single_node || e.loaded.elapsed() < SHARED_TTL).then(|| e.value.clone())
     }
 
-    fn decision(&self, key: &str) -> Option<Decision> {
+    /// A fresh entry of one of the caches, picked by `pick`.
+    fn lookup<T: Clone>(&self, pick: impl FnOnce(&Inner) -> Option<&Entry<T>>) -> Option<T> {
         let inner = self.inner.read().ok()?;
-        self.fresh(inner.decisions.get(key))
+        self.fresh(pick(&inner))
+    }
+
+    /// Change the caches (a poisoned lock only costs the caching).
+    fn store(&self, put: impl FnOnce(&mut Inner)) {
+        if let Ok(mut i) = self.inner.write() {
+            put(&mut i);
+        }
+    }
+
+    fn decision(&self, key: &str) -> Option<Decision> {
+        self.lookup(|i| i.decisions.get(key))
     }
 
     fn put_decision(&self, key: String, decision: Decision) {
-        if let Ok(mut i) = self.inner.write() {
-            insert_bounded(&mut i.decisions, key, decision);
-        }
+        self.store(|i| insert_bounded(&mut i.decisions, key, decision));
     }
 
     /// Forget everything: a policy, key, user, group or role changed.
@@ -312,13 +322,7 @@ impl Service {
             } => (account_id, IdentityKind::Role, role_name, role_arn),
             Principal::Root { .. } | Principal::Admin => return Ok(Arc::new(Vec::new())),
         };
-        if let Some(p) = self
-            .policies
-            .inner
-            .read()
-            .ok()
-            .and_then(|i| self.policies.fresh(i.identities.get(key)))
-        {
+        if let Some(p) = self.policies.lookup(|i| i.identities.get(key)) {
             return Ok(p);
         }
         let docs = self.meta.identity_policies(account, kind, name).await?;
@@ -327,20 +331,13 @@ impl Service {
                 .filter_map(|d| Policy::parse(d, PolicyKind::Identity).ok())
                 .collect(),
         );
-        if let Ok(mut i) = self.policies.inner.write() {
-            insert_bounded(&mut i.identities, key.clone(), parsed.clone());
-        }
+        self.policies
+            .store(|i| insert_bounded(&mut i.identities, key.clone(), parsed.clone()));
         Ok(parsed)
     }
 
     pub(super) async fn registry_policy(&self, reg: &RegistryKey) -> Result<Option<Arc<Policy>>> {
-        if let Some(p) = self
-            .policies
-            .inner
-            .read()
-            .ok()
-            .and_then(|i| self.policies.fresh(i.registries.get(reg)))
-        {
+        if let Some(p) = self.policies.lookup(|i| i.registries.get(reg)) {
             return Ok(p);
         }
         let parsed = self
@@ -349,22 +346,15 @@ impl Service {
             .await?
             .and_then(|t| Policy::parse(&t, PolicyKind::Resource).ok())
             .map(Arc::new);
-        if let Ok(mut i) = self.policies.inner.write() {
-            insert_bounded(&mut i.registries, reg.clone(), parsed.clone());
-        }
+        self.policies
+            .store(|i| insert_bounded(&mut i.registries, reg.clone(), parsed.clone()));
         Ok(parsed)
     }
 
     /// The secret and owner of a long-term access key; `None` if no such key (or its
     /// user) exists. Cached like policies: any IAM change in this process clears it.
     pub async fn access_key_owner(&self, access_key_id: &str) -> Result<Option<Arc<KeyOwner>>> {
-        if let Some(k) = self
-            .policies
-            .inner
-            .read()
-            .ok()
-            .and_then(|i| self.policies.fresh(i.keys.get(access_key_id)))
-        {
+        if let Some(k) = self.policies.lookup(|i| i.keys.get(access_key_id)) {
             return Ok(Some(k));
         }
         let Some(key) = self.meta.access_key(access_key_id).await? else {
@@ -386,9 +376,8 @@ impl Service {
             }
         };
         let owner = Arc::new(KeyOwner::new(key.secret_access_key, key.active, principal));
-        if let Ok(mut i) = self.policies.inner.write() {
-            insert_bounded(&mut i.keys, access_key_id.to_owned(), owner.clone());
-        }
+        self.policies
+            .store(|i| insert_bounded(&mut i.keys, access_key_id.to_owned(), owner.clone()));
         Ok(Some(owner))
     }
 
