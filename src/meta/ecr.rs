@@ -29,6 +29,8 @@ pub struct ImageDetail {
     pub archived: bool,
     pub last_archived_at: Option<i64>,
     pub last_activated_at: Option<i64>,
+    /// When the image was last scanned.
+    pub scanned_at: Option<i64>,
 }
 
 /// ListImages' and DescribeImages' `filter.imageStatus`.
@@ -59,7 +61,7 @@ impl StatusFilter {
 const DETAIL_COLUMNS: &str =
     "m.digest, m.image_size, m.pushed_at, m.media_type, m.config_media_type, \
      m.artifact_type, m.subject, m.last_pulled_at, m.storage_class, m.transitioned_at, \
-     m.activated_at";
+     m.activated_at, m.scanned_at";
 type DetailRow = (
     String,
     i64,
@@ -70,6 +72,7 @@ type DetailRow = (
     Option<String>,
     Option<i64>,
     String,
+    Option<i64>,
     Option<i64>,
     Option<i64>,
 );
@@ -315,6 +318,7 @@ impl MetaStore {
             storage_class,
             last_archived_at,
             last_activated_at,
+            scanned_at,
         ) in rows
         {
             let tags = self.tags_of(repository_id, &digest).await?;
@@ -331,6 +335,7 @@ impl MetaStore {
                 archived: storage_class == "ARCHIVE",
                 last_archived_at,
                 last_activated_at,
+                scanned_at,
             });
         }
         Ok(out)

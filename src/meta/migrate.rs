@@ -31,6 +31,11 @@ pub const SQLITE: &[Migration] = &[
         name: "governance",
         sql: include_str!("../../migrations/sqlite/0004_governance.sql"),
     },
+    Migration {
+        version: 5,
+        name: "scanning",
+        sql: include_str!("../../migrations/sqlite/0005_scanning.sql"),
+    },
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -53,6 +58,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 4,
         name: "governance",
         sql: include_str!("../../migrations/postgres/0004_governance.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "scanning",
+        sql: include_str!("../../migrations/postgres/0005_scanning.sql"),
     },
 ];
 

@@ -207,6 +207,7 @@ mod governance;
 mod iam;
 mod identity;
 mod links;
+mod scanning;
 
 pub use ecr::{ImageDetail, ImageRow, StatusFilter};
 pub use gc::{RepositoryUsage, StorageUsage};

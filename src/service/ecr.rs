@@ -624,7 +624,7 @@ impl Service {
 
     /// One image that must exist: ImageNotFoundException otherwise (DescribeImages with
     /// ids, UpdateImageStorageClass), InvalidParameterException for a malformed id.
-    async fn resolve_one(
+    pub(super) async fn resolve_one(
         &self,
         ctx: &Context,
         name: &RepositoryName,

@@ -168,6 +168,8 @@ pub enum EcrErrorKind {
     ExclusionAlreadyExists,
     ExclusionNotFound,
     LimitExceeded,
+    ScanNotFound,
+    UnsupportedImageType,
     /// Semantic validation on the newer registry-level operations.
     Validation,
 }
@@ -185,6 +187,8 @@ impl EcrErrorKind {
             EcrErrorKind::ExclusionAlreadyExists => "ExclusionAlreadyExistsException",
             EcrErrorKind::ExclusionNotFound => "ExclusionNotFoundException",
             EcrErrorKind::LimitExceeded => "LimitExceededException",
+            EcrErrorKind::ScanNotFound => "ScanNotFoundException",
+            EcrErrorKind::UnsupportedImageType => "UnsupportedImageTypeException",
             EcrErrorKind::Validation => "ValidationException",
         }
     }

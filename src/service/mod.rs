@@ -12,6 +12,7 @@ mod gc;
 mod iam;
 mod lifecycle;
 mod mutability;
+mod scanning;
 mod settings;
 mod signals;
 mod templates;
@@ -21,8 +22,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 pub use ecr::{ImageFailure, ImageFilter, ImageId, LayerCheck, PART_SIZE};
-pub use error::{Error, IamErrorKind, Result};
+pub use error::{EcrErrorKind, Error, IamErrorKind, Result};
 pub use iam::{IamCaller, NewIdentity};
+pub use scanning::{RegistryScanning, RepositoryScanning, ScanningFilter, ScanningRule};
 pub use templates::{normalize_prefix, CreationTemplate, TemplateInput};
 
 use cache::ReadCache;
@@ -81,6 +83,11 @@ pub enum Action {
     RegisterPullTimeUpdateExclusion,
     DeregisterPullTimeUpdateExclusion,
     ListPullTimeUpdateExclusions,
+    StartImageScan,
+    DescribeImageScanFindings,
+    PutRegistryScanningConfiguration,
+    GetRegistryScanningConfiguration,
+    BatchGetRepositoryScanningConfiguration,
 }
 
 impl Action {
@@ -294,7 +301,7 @@ impl Service {
             .ok_or_else(|| Self::not_found(ctx, name))
     }
 
-    async fn find_repository(
+    pub(super) async fn find_repository(
         &self,
         ctx: &Context,
         name: &RepositoryName,
@@ -788,6 +795,10 @@ impl Service {
                         name: name.to_string(),
                         registry_id,
                     });
+                }
+                if new_image {
+                    self.scan_on_push(ctx, &repo, &digest.to_string(), &parsed.media_type)
+                        .await?;
                 }
                 Ok(PutManifest {
                     digest,

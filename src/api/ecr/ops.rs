@@ -14,15 +14,12 @@ use crate::service::{
     Context, CreationTemplate, ImageFilter, ImageId, LayerCheck, Service, TemplateInput, PART_SIZE,
 };
 
+mod scanning;
+
 type OpResult = Result<Value, ApiError>;
 
 /// Operations of the ECR model that Berth does not implement yet.
 const NOT_YET: &[&str] = &[
-    "StartImageScan",
-    "DescribeImageScanFindings",
-    "PutRegistryScanningConfiguration",
-    "GetRegistryScanningConfiguration",
-    "BatchGetRepositoryScanningConfiguration",
     "PutReplicationConfiguration",
     "DescribeImageReplicationStatus",
     "CreatePullThroughCacheRule",
@@ -50,6 +47,19 @@ pub async fn dispatch(
         "DeleteRepository" => delete_repository(service, ctx, &i).await,
         "GetAuthorizationToken" => get_authorization_token(service, auth, ctx, &i).await,
         "BatchCheckLayerAvailability" => batch_check_layer_availability(service, ctx, &i).await,
+        "StartImageScan" => scanning::start_image_scan(service, ctx, &i).await,
+        "DescribeImageScanFindings" => {
+            scanning::describe_image_scan_findings(service, ctx, &i).await
+        }
+        "PutRegistryScanningConfiguration" => {
+            scanning::put_registry_scanning_configuration(service, ctx, &i).await
+        }
+        "GetRegistryScanningConfiguration" => {
+            scanning::get_registry_scanning_configuration(service, ctx).await
+        }
+        "BatchGetRepositoryScanningConfiguration" => {
+            scanning::batch_get_repository_scanning_configuration(service, ctx, &i).await
+        }
         "InitiateLayerUpload" => initiate_layer_upload(service, ctx, &i).await,
         "UploadLayerPart" => upload_layer_part(service, ctx, &i).await,
         "CompleteLayerUpload" => complete_layer_upload(service, ctx, &i).await,
@@ -425,6 +435,9 @@ fn image_detail_json(ctx: &Context, name: &RepositoryName, d: &ImageDetail) -> V
     );
     put_opt(&mut o, "lastArchivedAt", d.last_archived_at.map(seconds));
     put_opt(&mut o, "lastActivatedAt", d.last_activated_at.map(seconds));
+    if let Some(at) = d.scanned_at {
+        scanning::scan_summary(&mut o, at);
+    }
     Value::Object(o)
 }
 
@@ -1342,14 +1355,7 @@ async fn list_exclusions(service: &Service, ctx: &Context, i: &Input) -> OpResul
 
 async fn update_image_storage_class(service: &Service, ctx: &Context, i: &Input) -> OpResult {
     let name = i.repository_name()?;
-    let Some(id) = i.get("imageId") else {
-        return Err(ApiError::invalid("imageId", "Member must not be null"));
-    };
-    let s = |k: &str| id.get(k).and_then(Value::as_str).map(str::to_owned);
-    let id = ImageId {
-        digest: s("imageDigest"),
-        tag: s("imageTag"),
-    };
+    let id = scanning::image_id(i)?;
     let archive = match i.str_req("targetStorageClass")? {
         "ARCHIVE" => true,
         "STANDARD" => false,

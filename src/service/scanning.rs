@@ -1,0 +1,226 @@
+//! Image scanning: the registry's scanning configuration, scans started by hand or on
+//! push, and their findings.
+//!
+//! Berth has no vulnerability database. A scan completes at once and finds nothing, so
+//! what people script around ECR's basic scanning works: `start-image-scan`, `aws ecr
+//! wait image-scan-complete`, `describe-image-scan-findings`, scan on push, the
+//! one-scan-per-image-per-day quota, and the scan status DescribeImages reports.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Action, Context, EcrErrorKind, Error, ImageId, Result, Service};
+use crate::clock;
+use crate::meta::{RegistryKey, Repository};
+use crate::oci::manifest::ManifestKind;
+use crate::oci::RepositoryName;
+
+/// One basic scan per image per 24 hours (ECR's quota), scan on push included.
+const SCAN_QUOTA_MS: i64 = 24 * 3600 * 1000;
+
+/// `{filter, filterType}`; the only filter type is `WILDCARD`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScanningFilter {
+    pub filter: String,
+    pub filter_type: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScanningRule {
+    pub scan_frequency: String,
+    pub repository_filters: Vec<ScanningFilter>,
+}
+
+/// A registry's scanning configuration; ECR's default is BASIC with no rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryScanning {
+    pub scan_type: String,
+    pub rules: Vec<ScanningRule>,
+}
+
+impl Default for RegistryScanning {
+    fn default() -> Self {
+        RegistryScanning {
+            scan_type: "BASIC".into(),
+            rules: Vec::new(),
+        }
+    }
+}
+
+/// How a repository's images are scanned, as BatchGetRepositoryScanningConfiguration
+/// reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepositoryScanning {
+    pub name: RepositoryName,
+    pub scan_on_push: bool,
+    /// `SCAN_ON_PUSH`, `CONTINUOUS_SCAN` or `MANUAL`.
+    pub frequency: String,
+    /// The registry filter that chose the frequency, if one did.
+    pub applied: Vec<ScanningFilter>,
+}
+
+impl RegistryScanning {
+    /// The first rule with a filter matching `name`: (frequency, that filter).
+    fn rule_for(&self, name: &str) -> Option<(&str, &ScanningFilter)> {
+        self.rules.iter().find_map(|r| {
+            r.repository_filters
+                .iter()
+                .find(|f| crate::iam::wildcard::matches(&f.filter, name, false))
+                .map(|f| (r.scan_frequency.as_str(), f))
+        })
+    }
+
+    /// A repository's effective scanning: a matching registry rule, else the
+    /// repository's own scan-on-push setting, else manual scans only.
+    fn for_repository(&self, repo: &Repository) -> RepositoryScanning {
+        let (frequency, applied) = match self.rule_for(repo.name.as_str()) {
+            Some((f, filter)) => (f.to_owned(), vec![filter.clone()]),
+            None if repo.settings.scan_on_push => ("SCAN_ON_PUSH".to_owned(), Vec::new()),
+            None => ("MANUAL".to_owned(), Vec::new()),
+        };
+        RepositoryScanning {
+            name: repo.name.clone(),
+            scan_on_push: frequency != "MANUAL",
+            frequency,
+            applied,
+        }
+    }
+}
+
+impl Service {
+    pub async fn put_registry_scanning(
+        &self,
+        ctx: &Context,
+        config: &RegistryScanning,
+    ) -> Result<()> {
+        self.authorize_registry(ctx, Action::PutRegistryScanningConfiguration)
+            .await?;
+        let rules = serde_json::to_string(&config.rules)
+            .map_err(|e| Error::Internal(format!("scanning rules: {e}")))?;
+        self.meta
+            .put_registry_scanning(&ctx.registry, &config.scan_type, &rules)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn registry_scanning(&self, ctx: &Context) -> Result<RegistryScanning> {
+        self.authorize_registry(ctx, Action::GetRegistryScanningConfiguration)
+            .await?;
+        self.stored_registry_scanning(&ctx.registry).await
+    }
+
+    async fn stored_registry_scanning(&self, reg: &RegistryKey) -> Result<RegistryScanning> {
+        let Some((scan_type, rules)) = self.meta.registry_scanning(reg).await? else {
+            return Ok(RegistryScanning::default());
+        };
+        let rules = serde_json::from_str(&rules)
+            .map_err(|e| Error::Internal(format!("stored scanning rules: {e}")))?;
+        Ok(RegistryScanning { scan_type, rules })
+    }
+
+    /// The scanning of each named repository; the names of those that do not exist.
+    pub async fn repository_scanning(
+        &self,
+        ctx: &Context,
+        names: &[RepositoryName],
+    ) -> Result<(Vec<RepositoryScanning>, Vec<RepositoryName>)> {
+        let config = self.stored_registry_scanning(&ctx.registry).await?;
+        let (mut found, mut missing) = (Vec::new(), Vec::new());
+        for name in names {
+            self.authorize(ctx, Action::BatchGetRepositoryScanningConfiguration, name)
+                .await?;
+            match self.find_repository(ctx, name).await? {
+                Some(repo) => found.push(config.for_repository(&repo)),
+                None => missing.push(name.clone()),
+            }
+        }
+        Ok((found, missing))
+    }
+
+    /// StartImageScan: the scanned image's digest.
+    pub async fn start_image_scan(
+        &self,
+        ctx: &Context,
+        name: &RepositoryName,
+        id: &ImageId,
+    ) -> Result<String> {
+        self.authorize(ctx, Action::StartImageScan, name).await?;
+        let repo = self.repository(ctx, name).await?;
+        let m = self.resolve_one(ctx, name, &repo, id).await?;
+        if m.archived {
+            return Err(Error::ImageArchived);
+        }
+        if !is_scannable(&m.media_type) {
+            return Err(Error::ecr(
+                EcrErrorKind::UnsupportedImageType,
+                "The image is of a type that cannot be scanned.",
+            ));
+        }
+        let now = clock::now_ms();
+        if !self
+            .meta
+            .mark_scanned(repo.id, &m.digest, now, now - SCAN_QUOTA_MS)
+            .await?
+        {
+            return Err(Error::ecr(
+                EcrErrorKind::LimitExceeded,
+                "The scan quota per image has been exceeded. Wait and try again.",
+            ));
+        }
+        Ok(m.digest.clone())
+    }
+
+    /// DescribeImageScanFindings: the image's digest and when its last scan completed.
+    pub async fn image_scan(
+        &self,
+        ctx: &Context,
+        name: &RepositoryName,
+        id: &ImageId,
+    ) -> Result<(String, i64)> {
+        self.authorize(ctx, Action::DescribeImageScanFindings, name)
+            .await?;
+        let repo = self.repository(ctx, name).await?;
+        let m = self.resolve_one(ctx, name, &repo, id).await?;
+        match self.meta.scanned_at(repo.id, &m.digest).await? {
+            Some(at) => Ok((m.digest.clone(), at)),
+            None => Err(Error::ecr(
+                EcrErrorKind::ScanNotFound,
+                format!(
+                    "Image scan does not exist for the image with '{{imageDigest:'{}', imageTag:'{}'}}' in the repository with name '{name}' in the registry with id '{}'",
+                    id.digest.as_deref().unwrap_or(&m.digest),
+                    id.tag.as_deref().unwrap_or("null"),
+                    ctx.registry.account_id
+                ),
+            )),
+        }
+    }
+
+    /// After a push: scan the image if its repository is scanned on push (within the
+    /// per-image quota, so a re-push the same day is not scanned again).
+    pub(super) async fn scan_on_push(
+        &self,
+        ctx: &Context,
+        repo: &Repository,
+        digest: &str,
+        media_type: &str,
+    ) -> Result<()> {
+        if !is_scannable(media_type) {
+            return Ok(());
+        }
+        let config = self.stored_registry_scanning(&ctx.registry).await?;
+        if !config.for_repository(repo).scan_on_push {
+            return Ok(());
+        }
+        let now = clock::now_ms();
+        self.meta
+            .mark_scanned(repo.id, digest, now, now - SCAN_QUOTA_MS)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Images are scanned; an index (multi-platform list) has no layers of its own.
+fn is_scannable(media_type: &str) -> bool {
+    ManifestKind::from_media_type(media_type).is_some_and(|k| !k.is_index())
+}
