@@ -218,6 +218,15 @@ def test_resource_tags(ecr):
     assert ecr.list_tags_for_resource(resourceArn=arn)["tags"] == [{"Key": "b", "Value": "2"}]
     with pytest.raises(ecr.exceptions.TooManyTagsException):
         ecr.tag_resource(resourceArn=arn, tags=[{"Key": f"k{i}", "Value": "v"} for i in range(50)])
+    # One key twice in one request is refused, on create and on tag; nothing changes.
+    dup = [{"Key": "a", "Value": "1"}, {"Key": "a", "Value": "2"}]
+    with pytest.raises(ecr.exceptions.InvalidTagParameterException):
+        ecr.tag_resource(resourceArn=arn, tags=dup)
+    with pytest.raises(ecr.exceptions.InvalidTagParameterException):
+        ecr.create_repository(repositoryName="dup-tags", tags=dup)
+    assert ecr.list_tags_for_resource(resourceArn=arn)["tags"] == [{"Key": "b", "Value": "2"}]
+    with pytest.raises(ecr.exceptions.RepositoryNotFoundException):
+        ecr.describe_repositories(repositoryNames=["dup-tags"])
     with pytest.raises(ecr.exceptions.InvalidParameterException):
         ecr.list_tags_for_resource(resourceArn="arn:aws:s3:::bucket")
     with pytest.raises(ecr.exceptions.RepositoryNotFoundException):

@@ -877,6 +877,24 @@ def test_identity_policy_matrix(berth, who, op, repo, outcome):
             assert repository_exists(berth, repo)
 
 
+def test_an_existing_repositorys_policy_can_deny_creating_it_again(berth):
+    """CreateRepository is authorized without the repository (it has no policy before it
+    exists); when the name is taken, that repository's policy is checked before the
+    caller learns it exists."""
+    root = berth.ecr()
+    root.create_repository(repositoryName="secret")
+    root.create_repository(repositoryName="open")
+    ecr = ecr_client(berth, *new_user(berth, "maker", policy(allow("ecr:CreateRepository"))))
+    doc = policy(repo_statement("Deny", {"AWS": user_arn("maker")}, ["ecr:CreateRepository"]))
+    root.set_repository_policy(repositoryName="secret", policyText=json.dumps(doc))
+    expect_denied(
+        lambda: ecr.create_repository(repositoryName="secret"),
+        user_arn("maker"), "ecr:CreateRepository", repo_arn("secret"), "resource-deny",
+    )
+    expect_error(lambda: ecr.create_repository(repositoryName="open"), "RepositoryAlreadyExistsException", 400)
+    assert ecr.create_repository(repositoryName="fresh")["repository"]["repositoryName"] == "fresh"
+
+
 def test_repository_policy_grants_same_account_user_without_identity_policy(berth):
     root = berth.ecr()
     root.create_repository(repositoryName="app")

@@ -4,9 +4,9 @@ What this file covers:
 
 * The registry scanning configuration: ECR's default (BASIC, no rules), Put/Get, and
   the validation of scan types, frequencies, rule counts and filters.
-* BatchGetRepositoryScanningConfiguration: the frequency a registry rule gives a
-  repository (and the filter that matched), a repository's own scan-on-push, MANUAL,
-  and REPOSITORY_NOT_FOUND failures.
+* BatchGetRepositoryScanningConfiguration: the frequency of the first registry rule that
+  matches (and the filter that matched), else MANUAL; a repository's own scanOnPush
+  beside it; REPOSITORY_NOT_FOUND failures.
 * StartImageScan → `aws ecr wait image-scan-complete` → DescribeImageScanFindings,
   as in ECR's scanning tutorial: Berth has no vulnerability database, so a scan
   completes at once with no findings. The per-image daily quota, ScanNotFoundException
@@ -76,10 +76,11 @@ def test_repository_scanning_follows_registry_rules_then_the_repository(ecr):
     out = ecr.batch_get_repository_scanning_configuration(repositoryNames=["prod-api", "dev-app", "plain", "gone"])
     by_name = {c["repositoryName"]: c for c in out["scanningConfigurations"]}
     assert by_name["prod-api"]["scanFrequency"] == "SCAN_ON_PUSH"
-    assert by_name["prod-api"]["scanOnPush"] is True
+    assert by_name["prod-api"]["scanOnPush"] is False  # its own setting; the rule scans it
     assert by_name["prod-api"]["appliedScanFilters"] == [{"filter": "prod-*", "filterType": "WILDCARD"}]
     assert by_name["prod-api"]["repositoryArn"].endswith(":repository/prod-api")
-    assert (by_name["dev-app"]["scanFrequency"], by_name["dev-app"]["scanOnPush"]) == ("SCAN_ON_PUSH", True)
+    # No rule matches: MANUAL, with the repository's own (legacy) setting beside it.
+    assert (by_name["dev-app"]["scanFrequency"], by_name["dev-app"]["scanOnPush"]) == ("MANUAL", True)
     assert (by_name["plain"]["scanFrequency"], by_name["plain"]["scanOnPush"]) == ("MANUAL", False)
     assert by_name["plain"]["appliedScanFilters"] == []
     assert [(f["repositoryName"], f["failureCode"]) for f in out["failures"]] == [("gone", "REPOSITORY_NOT_FOUND")]

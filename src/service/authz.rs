@@ -36,6 +36,9 @@ struct Inner {
     decisions: HashMap<String, Entry<Decision>>,
     /// Access keys by id: every signed API request needs one.
     keys: HashMap<String, Entry<Arc<KeyOwner>>>,
+    /// Counts clearings. A value read from the metadata before a clearing may predate
+    /// the change that caused it, so it is stored only if this has not moved meanwhile.
+    generation: u64,
 }
 
 /// Insert into one of the caches, emptying it first when it is full.
@@ -76,10 +79,18 @@ impl PolicyCache {
         self.fresh(pick(&inner))
     }
 
-    /// Change the caches (a poisoned lock only costs the caching).
-    fn store(&self, put: impl FnOnce(&mut Inner)) {
+    /// Take before reading what is to be cached; pass to [`PolicyCache::store`].
+    fn generation(&self) -> u64 {
+        self.inner.read().map_or(0, |i| i.generation)
+    }
+
+    /// Change the caches, unless they were cleared since `seen` (a poisoned lock only
+    /// costs the caching).
+    fn store(&self, seen: u64, put: impl FnOnce(&mut Inner)) {
         if let Ok(mut i) = self.inner.write() {
-            put(&mut i);
+            if i.generation == seen {
+                put(&mut i);
+            }
         }
     }
 
@@ -87,14 +98,14 @@ impl PolicyCache {
         self.lookup(|i| i.decisions.get(key))
     }
 
-    fn put_decision(&self, key: String, decision: Decision) {
-        self.store(|i| insert_bounded(&mut i.decisions, key, decision));
-    }
-
     /// Forget everything: a policy, key, user, group or role changed.
     pub fn clear(&self) {
         if let Ok(mut i) = self.inner.write() {
-            *i = Inner::default();
+            let generation = i.generation.wrapping_add(1);
+            *i = Inner {
+                generation,
+                ..Inner::default()
+            };
         }
     }
 }
@@ -129,9 +140,12 @@ impl Service {
         if ctx.principal == Principal::Admin {
             return Ok(());
         }
+        // Before anything the decision rests on is read (see PolicyCache::store).
+        let seen = self.policies.generation();
         let repo = self.find_repository(ctx, name).await?;
         let resource = repository_arn(&ctx.registry, name.as_str());
         self.decide(
+            seen,
             ctx,
             &format!("ecr:{}", action.name()),
             &resource,
@@ -155,7 +169,8 @@ impl Service {
         }
         let resource = repository_arn(&ctx.registry, name.as_str());
         let action = format!("ecr:{}", Action::CreateRepository.name());
-        self.decide(ctx, &action, &resource, None, request_tags)
+        let seen = self.policies.generation();
+        self.decide(seen, ctx, &action, &resource, None, request_tags)
             .await
     }
 
@@ -164,12 +179,15 @@ impl Service {
         if ctx.principal == Principal::Admin {
             return Ok(());
         }
-        self.decide(ctx, &format!("ecr:{}", action.name()), "*", None, &[])
+        let seen = self.policies.generation();
+        self.decide(seen, ctx, &format!("ecr:{}", action.name()), "*", None, &[])
             .await
     }
 
+    /// `seen`: the cache generation taken before anything the decision rests on was read.
     async fn decide(
         &self,
+        seen: u64,
         ctx: &Context,
         action: &str,
         resource: &str,
@@ -194,8 +212,11 @@ impl Service {
         {
             return Ok(());
         }
-        // Without conditions a decision depends only on (caller, action, resource).
-        let key = format!("{}\0{action}\0{resource}", caller.arn);
+        // Without conditions a decision depends only on (caller, action, resource) and on
+        // whether the repository, with its policy, was considered (a create is decided
+        // without it).
+        let considered = repo.map_or(0, |r| r.id);
+        let key = format!("{}\0{action}\0{resource}\0{considered}", caller.arn);
         let verdict = |d: Decision| match d {
             Decision::Allow => Ok(()),
             Decision::Deny(why) => Err(Error::AccessDenied(why.message(
@@ -219,7 +240,8 @@ impl Service {
             )
             .await?;
         if cacheable {
-            self.policies.put_decision(key, decision);
+            self.policies
+                .store(seen, |i| insert_bounded(&mut i.decisions, key, decision));
         }
         verdict(decision)
     }
@@ -325,14 +347,16 @@ impl Service {
         if let Some(p) = self.policies.lookup(|i| i.identities.get(key)) {
             return Ok(p);
         }
+        let seen = self.policies.generation();
         let docs = self.meta.identity_policies(account, kind, name).await?;
         let parsed: Policies = Arc::new(
             docs.iter()
                 .filter_map(|d| Policy::parse(d, PolicyKind::Identity).ok())
                 .collect(),
         );
-        self.policies
-            .store(|i| insert_bounded(&mut i.identities, key.clone(), parsed.clone()));
+        self.policies.store(seen, |i| {
+            insert_bounded(&mut i.identities, key.clone(), parsed.clone())
+        });
         Ok(parsed)
     }
 
@@ -340,14 +364,16 @@ impl Service {
         if let Some(p) = self.policies.lookup(|i| i.registries.get(reg)) {
             return Ok(p);
         }
+        let seen = self.policies.generation();
         let parsed = self
             .meta
             .registry_policy(reg)
             .await?
             .and_then(|t| Policy::parse(&t, PolicyKind::Resource).ok())
             .map(Arc::new);
-        self.policies
-            .store(|i| insert_bounded(&mut i.registries, reg.clone(), parsed.clone()));
+        self.policies.store(seen, |i| {
+            insert_bounded(&mut i.registries, reg.clone(), parsed.clone())
+        });
         Ok(parsed)
     }
 
@@ -357,6 +383,7 @@ impl Service {
         if let Some(k) = self.policies.lookup(|i| i.keys.get(access_key_id)) {
             return Ok(Some(k));
         }
+        let seen = self.policies.generation();
         let Some(key) = self.meta.access_key(access_key_id).await? else {
             return Ok(None);
         };
@@ -376,8 +403,9 @@ impl Service {
             }
         };
         let owner = Arc::new(KeyOwner::new(key.secret_access_key, key.active, principal));
-        self.policies
-            .store(|i| insert_bounded(&mut i.keys, access_key_id.to_owned(), owner.clone()));
+        self.policies.store(seen, |i| {
+            insert_bounded(&mut i.keys, access_key_id.to_owned(), owner.clone())
+        });
         Ok(Some(owner))
     }
 
@@ -420,5 +448,23 @@ impl Service {
     /// Call after any change to identities, keys or policies.
     pub fn iam_changed(&self) {
         self.policies.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_read_before_a_clearing_is_not_cached() {
+        let cache = PolicyCache::new(true);
+        let seen = cache.generation();
+        // An IAM change lands while the value is being read.
+        cache.clear();
+        cache.store(seen, |i| insert_bounded(&mut i.decisions, "k".into(), Decision::Allow));
+        assert_eq!(cache.decision("k"), None);
+        let seen = cache.generation();
+        cache.store(seen, |i| insert_bounded(&mut i.decisions, "k".into(), Decision::Allow));
+        assert_eq!(cache.decision("k"), Some(Decision::Allow));
     }
 }

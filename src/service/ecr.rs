@@ -143,13 +143,21 @@ impl Service {
         if tags.len() as i64 > MAX_RESOURCE_TAGS {
             return Err(Error::TooManyTags);
         }
-        self.meta
+        let created = self
+            .meta
             .create_repository(&ctx.registry, name, settings, tags, clock::now_ms())
-            .await?
-            .ok_or_else(|| Error::RepositoryAlreadyExists {
-                name: name.to_string(),
-                registry_id: ctx.registry.account_id.clone(),
-            })
+            .await?;
+        if let Some(repo) = created {
+            return Ok(repo);
+        }
+        // The name is taken. If that repository's policy denies this caller, the caller
+        // is told so, and does not learn that the repository exists.
+        self.authorize_tagged(ctx, Action::CreateRepository, name, tags)
+            .await?;
+        Err(Error::RepositoryAlreadyExists {
+            name: name.to_string(),
+            registry_id: ctx.registry.account_id.clone(),
+        })
     }
 
     /// The named repositories (all must exist), or a page of all of them.

@@ -798,7 +798,7 @@ impl Service {
                 }
                 if new_image {
                     self.scan_on_push(ctx, &repo, &digest.to_string(), &parsed.media_type)
-                        .await?;
+                        .await;
                 }
                 Ok(PutManifest {
                     digest,

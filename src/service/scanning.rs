@@ -71,20 +71,28 @@ impl RegistryScanning {
         })
     }
 
-    /// A repository's effective scanning: a matching registry rule, else the
-    /// repository's own scan-on-push setting, else manual scans only.
+    /// A repository's scanning as reported: the frequency of the first matching
+    /// registry rule (else MANUAL), and the repository's own scan-on-push setting.
     fn for_repository(&self, repo: &Repository) -> RepositoryScanning {
         let (frequency, applied) = match self.rule_for(repo.name.as_str()) {
             Some((f, filter)) => (f.to_owned(), vec![filter.clone()]),
-            None if repo.settings.scan_on_push => ("SCAN_ON_PUSH".to_owned(), Vec::new()),
             None => ("MANUAL".to_owned(), Vec::new()),
         };
         RepositoryScanning {
             name: repo.name.clone(),
-            scan_on_push: frequency != "MANUAL",
+            scan_on_push: repo.settings.scan_on_push,
             frequency,
             applied,
         }
+    }
+
+    /// Whether a push to `repo` is scanned: a registry rule scans on push (or
+    /// continuously, which includes the push), or the repository asks to.
+    fn scans_on_push(&self, repo: &Repository) -> bool {
+        repo.settings.scan_on_push
+            || self
+                .rule_for(repo.name.as_str())
+                .is_some_and(|(f, _)| f != "MANUAL")
     }
 }
 
@@ -197,8 +205,21 @@ impl Service {
     }
 
     /// After a push: scan the image if its repository is scanned on push (within the
-    /// per-image quota, so a re-push the same day is not scanned again).
+    /// per-image quota, so a re-push the same day is not scanned again). The push is
+    /// stored already; a scan that cannot be recorded is logged, and the push stands.
     pub(super) async fn scan_on_push(
+        &self,
+        ctx: &Context,
+        repo: &Repository,
+        digest: &str,
+        media_type: &str,
+    ) {
+        if let Err(e) = self.try_scan_on_push(ctx, repo, digest, media_type).await {
+            tracing::warn!(repository = %repo.name, digest, error = %e, "scan on push failed");
+        }
+    }
+
+    async fn try_scan_on_push(
         &self,
         ctx: &Context,
         repo: &Repository,
@@ -209,7 +230,7 @@ impl Service {
             return Ok(());
         }
         let config = self.stored_registry_scanning(&ctx.registry).await?;
-        if !config.for_repository(repo).scan_on_push {
+        if !config.scans_on_push(repo) {
             return Ok(());
         }
         let now = clock::now_ms();

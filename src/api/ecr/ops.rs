@@ -496,7 +496,7 @@ fn resource_tags(i: &Input, key: &str) -> Result<Vec<(String, String)>, ApiError
     let Some(items) = i.array_opt(key)? else {
         return Ok(Vec::new());
     };
-    items
+    let tags: Vec<(String, String)> = items
         .iter()
         .map(|t| {
             let k = t.get("Key").and_then(Value::as_str);
@@ -511,7 +511,15 @@ fn resource_tags(i: &Input, key: &str) -> Result<Vec<(String, String)>, ApiError
                 )),
             }
         })
-        .collect()
+        .collect::<Result<_, _>>()?;
+    let mut seen = std::collections::HashSet::new();
+    if let Some((k, _)) = tags.iter().find(|(k, _)| !seen.insert(k.as_str())) {
+        return Err(ApiError::new(
+            "InvalidTagParameterException",
+            format!("Duplicate tag keys are not allowed: '{k}'"),
+        ));
+    }
+    Ok(tags)
 }
 
 /// The repository a resource ARN names, in the caller's registry.
