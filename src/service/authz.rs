@@ -461,10 +461,14 @@ mod tests {
         let seen = cache.generation();
         // An IAM change lands while the value is being read.
         cache.clear();
-        cache.store(seen, |i| insert_bounded(&mut i.decisions, "k".into(), Decision::Allow));
+        cache.store(seen, |i| {
+            insert_bounded(&mut i.decisions, "k".into(), Decision::Allow)
+        });
         assert_eq!(cache.decision("k"), None);
         let seen = cache.generation();
-        cache.store(seen, |i| insert_bounded(&mut i.decisions, "k".into(), Decision::Allow));
+        cache.store(seen, |i| {
+            insert_bounded(&mut i.decisions, "k".into(), Decision::Allow)
+        });
         assert_eq!(cache.decision("k"), Some(Decision::Allow));
     }
 }
