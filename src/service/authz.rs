@@ -155,9 +155,9 @@ impl Service {
         .await
     }
 
-    /// Authorize creating a repository. Only the caller's and the registry's policies
-    /// apply: a repository that does not exist yet has no policy, and one that does
-    /// exist makes the creation fail anyway.
+    /// Authorize creating a repository, without looking it up: a repository that does
+    /// not exist yet has no policy. When the name turns out to be taken, the caller
+    /// checks again with [`Service::authorize_tagged`] (that repository's policy).
     pub(super) async fn authorize_creation(
         &self,
         ctx: &Context,
@@ -167,9 +167,9 @@ impl Service {
         if ctx.principal == Principal::Admin {
             return Ok(());
         }
+        let seen = self.policies.generation();
         let resource = repository_arn(&ctx.registry, name.as_str());
         let action = format!("ecr:{}", Action::CreateRepository.name());
-        let seen = self.policies.generation();
         self.decide(seen, ctx, &action, &resource, None, request_tags)
             .await
     }

@@ -1,5 +1,6 @@
 //! A read-through cache for the registry's hottest lookups: repository by name, manifest
-//! by tag or digest, and blob links.
+//! by tag or digest, blob links, and each registry's scanning configuration (read by
+//! every push).
 //!
 //! Used only when this process is the sole writer of the metadata (embedded SQLite);
 //! with PostgreSQL several nodes write and the cache is off. Only positive answers are
@@ -13,6 +14,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use super::RegistryScanning;
 use crate::meta::{RegistryKey, Repository, StoredManifest};
 
 /// Cached manifest bytes are bounded; past this the cache starts over.
@@ -34,6 +36,7 @@ struct Inner {
     epoch: u64,
     repositories: HashMap<(String, String, String), Repository>,
     repos: HashMap<i64, RepoEntries>,
+    scanning: HashMap<RegistryKey, RegistryScanning>,
     manifest_bytes: usize,
     entries: usize,
 }
@@ -114,6 +117,34 @@ impl ReadCache {
             inner.repos.get(&repository_id).map_or(0, |r| r.generation),
             inner.epoch,
         )
+    }
+
+    /// The epoch, noted before reading a scanning configuration from the database.
+    pub fn epoch(&self) -> u64 {
+        self.lock().map_or(0, |i| i.epoch)
+    }
+
+    pub fn registry_scanning(&self, reg: &RegistryKey) -> Option<RegistryScanning> {
+        self.lock()?.scanning.get(reg).cloned()
+    }
+
+    /// Install a configuration read since `seen` (see [`ReadCache::epoch`]) unless it
+    /// changed meanwhile. One small entry per registry, not counted against the limit.
+    pub fn put_registry_scanning(&self, seen: u64, reg: &RegistryKey, config: &RegistryScanning) {
+        if let Some(mut inner) = self.lock() {
+            if inner.epoch == seen {
+                inner.scanning.insert(reg.clone(), config.clone());
+            }
+        }
+    }
+
+    /// A registry's scanning configuration changed: drop it, and refuse any read that
+    /// started before (by moving the epoch; the other entries stay valid).
+    pub fn forget_registry_scanning(&self, reg: &RegistryKey) {
+        if let Some(mut inner) = self.lock() {
+            inner.scanning.remove(reg);
+            inner.epoch += 1;
+        }
     }
 
     /// Forget everything: another process (`berth admin ...`) changed the metadata.

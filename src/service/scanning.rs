@@ -109,6 +109,7 @@ impl Service {
         self.meta
             .put_registry_scanning(&ctx.registry, &config.scan_type, &rules)
             .await?;
+        self.cache.forget_registry_scanning(&ctx.registry);
         Ok(())
     }
 
@@ -118,13 +119,23 @@ impl Service {
         self.stored_registry_scanning(&ctx.registry).await
     }
 
+    /// Every push reads this, so it is cached (single node only, like the other
+    /// registry lookups).
     async fn stored_registry_scanning(&self, reg: &RegistryKey) -> Result<RegistryScanning> {
-        let Some((scan_type, rules)) = self.meta.registry_scanning(reg).await? else {
-            return Ok(RegistryScanning::default());
+        if let Some(config) = self.cache.registry_scanning(reg) {
+            return Ok(config);
+        }
+        let seen = self.cache.epoch();
+        let config = match self.meta.registry_scanning(reg).await? {
+            None => RegistryScanning::default(),
+            Some((scan_type, rules)) => RegistryScanning {
+                scan_type,
+                rules: serde_json::from_str(&rules)
+                    .map_err(|e| Error::Internal(format!("stored scanning rules: {e}")))?,
+            },
         };
-        let rules = serde_json::from_str(&rules)
-            .map_err(|e| Error::Internal(format!("stored scanning rules: {e}")))?;
-        Ok(RegistryScanning { scan_type, rules })
+        self.cache.put_registry_scanning(seen, reg, &config);
+        Ok(config)
     }
 
     /// The scanning of each named repository; the names of those that do not exist.

@@ -258,6 +258,18 @@ impl Input {
         }
     }
 
+    /// The required `imageId` member.
+    fn image_id(&self) -> Result<ImageId, ApiError> {
+        let Some(id) = self.get("imageId").filter(|v| v.is_object()) else {
+            return Err(ApiError::invalid("imageId", "Member must not be null"));
+        };
+        let s = |k: &str| id.get(k).and_then(Value::as_str).map(str::to_owned);
+        Ok(ImageId {
+            digest: s("imageDigest"),
+            tag: s("imageTag"),
+        })
+    }
+
     fn image_ids(&self, key: &str, required: bool) -> Result<Option<Vec<ImageId>>, ApiError> {
         let Some(items) = self.array_opt(key)? else {
             return if required {
@@ -1363,7 +1375,7 @@ async fn list_exclusions(service: &Service, ctx: &Context, i: &Input) -> OpResul
 
 async fn update_image_storage_class(service: &Service, ctx: &Context, i: &Input) -> OpResult {
     let name = i.repository_name()?;
-    let id = scanning::image_id(i)?;
+    let id = i.image_id()?;
     let archive = match i.str_req("targetStorageClass")? {
         "ARCHIVE" => true,
         "STANDARD" => false,

@@ -98,7 +98,7 @@ pub(super) async fn batch_get_repository_scanning_configuration(
 
 pub(super) async fn start_image_scan(service: &Service, ctx: &Context, i: &Input) -> OpResult {
     let name = i.repository_name()?;
-    let id = image_id(i)?;
+    let id = i.image_id()?;
     let digest = service.start_image_scan(ctx, &name, &id).await?;
     Ok(json!({
         "registryId": ctx.registry.account_id,
@@ -114,7 +114,7 @@ pub(super) async fn describe_image_scan_findings(
     i: &Input,
 ) -> OpResult {
     let name = i.repository_name()?;
-    let id = image_id(i)?;
+    let id = i.image_id()?;
     // Validated although a scan here never finds anything to page through.
     i.max_results(1000, 100)?;
     i.next_token()?;
@@ -147,18 +147,6 @@ pub(super) fn scan_summary(o: &mut Map<String, Value>, at: i64) {
             "findingSeverityCounts": {},
         }),
     );
-}
-
-/// The required `imageId` member.
-pub(super) fn image_id(i: &Input) -> Result<ImageId, ApiError> {
-    let Some(id) = i.get("imageId").filter(|v| v.is_object()) else {
-        return Err(ApiError::invalid("imageId", "Member must not be null"));
-    };
-    let s = |k: &str| id.get(k).and_then(Value::as_str).map(str::to_owned);
-    Ok(ImageId {
-        digest: s("imageDigest"),
-        tag: s("imageTag"),
-    })
 }
 
 /// The image id a scan answers with: the digest resolved, the tag as asked.
