@@ -9,6 +9,7 @@ use clap::Args;
 use serde::Deserialize;
 
 use crate::http::host::{is_account_id, is_region};
+use crate::public_url::PublicUrl;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5000";
 pub const DEFAULT_DATA_DIR: &str = "./berth-data";
@@ -20,6 +21,9 @@ pub const DEFAULT_LIFECYCLE_INTERVAL: u64 = 3600;
 pub const DEFAULT_GC_INTERVAL: u64 = 3600;
 /// Long enough for any push to finish between uploading a layer and its manifest.
 pub const DEFAULT_GC_GRACE: u64 = 86_400;
+pub const DEFAULT_HEADER_TIMEOUT: u64 = 30;
+pub const DEFAULT_IDLE_TIMEOUT: u64 = 90;
+pub const DEFAULT_BODY_TIMEOUT: u64 = 60;
 
 /// Options shared by `serve` and `admin`: where the data is and which registry is the default.
 #[derive(Debug, Clone, Args, Default)]
@@ -40,6 +44,10 @@ pub struct StoreArgs {
     /// TOML file with any of these settings (flags and environment variables win)
     #[arg(long, env = "BERTH_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// The key every stored secret is encrypted under (created, mode 0600, on first
+    /// start); give every node of a deployment the same file [default: <data-dir>/master.key]
+    #[arg(long, env = "BERTH_MASTER_KEY_FILE", value_name = "FILE")]
+    pub master_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args, Default)]
@@ -52,6 +60,20 @@ pub struct ServeArgs {
     /// Registry host domain: hosts `<account>.dkr.ecr.<region>.<domain>` select a registry [default: localhost]
     #[arg(long, env = "BERTH_DOMAIN", value_name = "DOMAIN")]
     pub domain: Option<String>,
+    /// What clients reach Berth at, e.g. behind a TLS-terminating proxy: decides every
+    /// address Berth advertises (repositoryUri, proxyEndpoint, download URLs, the login
+    /// realm) [default: http://<domain>:<listen port>, no port when it is 80]
+    #[arg(long, env = "BERTH_PUBLIC_URL", value_name = "SCHEME://DOMAIN[:PORT]")]
+    pub public_url: Option<String>,
+    /// Seconds a client has to send a request's headers [default: 30]
+    #[arg(long, env = "BERTH_HEADER_TIMEOUT", value_name = "SECONDS")]
+    pub header_timeout: Option<u64>,
+    /// Seconds a keep-alive connection may wait for its next request [default: 90]
+    #[arg(long, env = "BERTH_IDLE_TIMEOUT", value_name = "SECONDS")]
+    pub idle_timeout: Option<u64>,
+    /// Seconds a request body may send nothing before it is abandoned [default: 60]
+    #[arg(long, env = "BERTH_BODY_TIMEOUT", value_name = "SECONDS")]
+    pub body_timeout: Option<u64>,
     /// Create a missing repository on first push (plain-OCI use; ECR itself does not)
     #[arg(long, env = "BERTH_CREATE_ON_PUSH")]
     pub create_on_push: bool,
@@ -87,6 +109,11 @@ struct FileSettings {
     account_id: Option<String>,
     region: Option<String>,
     domain: Option<String>,
+    public_url: Option<String>,
+    header_timeout: Option<u64>,
+    idle_timeout: Option<u64>,
+    body_timeout: Option<u64>,
+    master_key_file: Option<PathBuf>,
     create_on_push: Option<bool>,
     dev: Option<bool>,
     bootstrap: Option<PathBuf>,
@@ -104,6 +131,10 @@ pub struct Settings {
     pub account_id: String,
     pub region: String,
     pub domain: String,
+    /// `--public-url`, when given; otherwise derived from the listener once bound.
+    pub public_url: Option<PublicUrl>,
+    pub timeouts: Timeouts,
+    pub master_key_file: PathBuf,
     pub create_on_push: bool,
     pub dev: bool,
     /// The bootstrap file to apply at start.
@@ -114,6 +145,25 @@ pub struct Settings {
     pub gc_interval: u64,
     /// Grace period of garbage collection, in seconds.
     pub gc_grace: u64,
+}
+
+/// Connection timeouts (`serve` only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub header: std::time::Duration,
+    pub idle: std::time::Duration,
+    pub body: std::time::Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Timeouts {
+        let secs = std::time::Duration::from_secs;
+        Timeouts {
+            header: secs(DEFAULT_HEADER_TIMEOUT),
+            idle: secs(DEFAULT_IDLE_TIMEOUT),
+            body: secs(DEFAULT_BODY_TIMEOUT),
+        }
+    }
 }
 
 fn read_file(path: Option<&PathBuf>) -> anyhow::Result<FileSettings> {
@@ -157,7 +207,52 @@ impl Settings {
             .or(file.gc_interval)
             .unwrap_or(DEFAULT_GC_INTERVAL);
         let gc_grace = args.gc_grace.or(file.gc_grace).unwrap_or(DEFAULT_GC_GRACE);
+        let public_url = match args.public_url.clone().or(file.public_url.clone()) {
+            Some(text) => Some(PublicUrl::parse(&text).context("--public-url")?),
+            None => None,
+        };
+        let domain = match &public_url {
+            Some(url) if args.domain.is_some() || file.domain.is_some() => {
+                if url.domain != domain {
+                    bail!(
+                        "--domain '{domain}' and --public-url '{url}' name different domains; give one"
+                    );
+                }
+                domain
+            }
+            Some(url) => url.domain.clone(),
+            None => domain,
+        };
+        let secs = |flag: Option<u64>, file: Option<u64>, default: u64, name: &str| {
+            let v = flag.or(file).unwrap_or(default);
+            if v == 0 {
+                bail!("--{name} must be at least 1 second");
+            }
+            Ok(std::time::Duration::from_secs(v))
+        };
+        let timeouts = Timeouts {
+            header: secs(
+                args.header_timeout,
+                file.header_timeout,
+                DEFAULT_HEADER_TIMEOUT,
+                "header-timeout",
+            )?,
+            idle: secs(
+                args.idle_timeout,
+                file.idle_timeout,
+                DEFAULT_IDLE_TIMEOUT,
+                "idle-timeout",
+            )?,
+            body: secs(
+                args.body_timeout,
+                file.body_timeout,
+                DEFAULT_BODY_TIMEOUT,
+                "body-timeout",
+            )?,
+        };
         let mut s = Self::build(&args.store, file, listen, domain, create_on_push)?;
+        s.public_url = public_url;
+        s.timeouts = timeouts;
         s.dev = dev;
         s.bootstrap = bootstrap;
         s.lifecycle_interval = lifecycle_interval;
@@ -214,6 +309,11 @@ impl Settings {
         if !is_region(&region) {
             bail!("--region '{region}' is not a region name (like us-east-1)");
         }
+        let master_key_file = args
+            .master_key_file
+            .clone()
+            .or(file.master_key_file)
+            .unwrap_or_else(|| data_dir.join("master.key"));
         Ok(Settings {
             listen,
             data_dir,
@@ -221,6 +321,9 @@ impl Settings {
             account_id,
             region,
             domain,
+            public_url: None,
+            timeouts: Timeouts::default(),
+            master_key_file,
             create_on_push,
             dev: false,
             bootstrap: None,

@@ -259,7 +259,9 @@ class Berth:
         key, secret = self.credentials()
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         env.update(
-            AWS_ENDPOINT_URL=self.url,
+            AWS_ENDPOINT_URL_ECR=self.url,
+            AWS_ENDPOINT_URL_IAM=self.url,
+            AWS_ENDPOINT_URL_STS=self.url,
             AWS_ACCESS_KEY_ID=key,
             AWS_SECRET_ACCESS_KEY=secret,
             AWS_DEFAULT_REGION=region or self.region,

@@ -226,7 +226,7 @@ def test_healthz_and_readiness_line(start_server, tmp_path):
     assert requests.get(f"{s.url}/v2/", timeout=10, auth=s.auth(tmp_path / "h")).status_code == 200
 
 
-def test_first_start_shows_the_root_key_once_and_writes_it_0600(start_server, berth_bin, tmp_path):
+def test_first_start_names_the_root_key_and_writes_it_0600(start_server, berth_bin, tmp_path):
     data = tmp_path / "boot"
     s = start_server(["serve", "--listen", "127.0.0.1:0", "--data-dir", str(data)])
     assert s.terminate() == 0
@@ -237,7 +237,11 @@ def test_first_start_shows_the_root_key_once_and_writes_it_0600(start_server, be
     key = text.split("aws_access_key_id = ")[1].split()[0]
     secret = text.split("aws_secret_access_key = ")[1].split()[0]
     assert key.startswith("AKIA") and len(secret) == 40
-    assert key in first and secret in first, "shown once, on the first start"
+    # The key id and where the pair is, never the secret (stdout ends up in logs).
+    assert key in first and str(creds) in first and secret not in first
+    # What to do next, with this binary and this data directory.
+    assert f"env --data-dir {data}" in first and "admin hosts" in first
+    assert f"docker login --username AWS --password-stdin localhost:{s.port}" in first
     assert "[default]" in text
     again = start_server(["serve", "--listen", "127.0.0.1:0", "--data-dir", str(data)])
     assert again.terminate() == 0
@@ -251,7 +255,7 @@ def test_berth_env_gives_a_shell_that_the_aws_cli_can_use(start_server, berth_bi
     s = start_server(["serve", "--listen", "127.0.0.1:0", "--data-dir", str(data)])
     listen = f"{s.host}:{s.port}"
     script = (
-        f'eval "$({berth_bin} env --data-dir {data} --listen {listen})" && '
+        f'eval "$({berth_bin} env --data-dir {data})" && '
         "aws ecr create-repository --repository-name from-env >/dev/null && "
         "aws ecr describe-repositories --query 'repositories[].repositoryName' --output text"
     )
@@ -260,6 +264,12 @@ def test_berth_env_gives_a_shell_that_the_aws_cli_can_use(start_server, berth_bi
     r = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["from-env"]
+    # Only Berth's services are pointed at it: `aws s3`, `aws ecs` keep their endpoints.
+    exports = subprocess.run([str(berth_bin), "env", "--data-dir", str(data)],
+                             capture_output=True, text=True, check=True).stdout
+    assert "AWS_ENDPOINT_URL=" not in exports
+    for service in ("ECR", "IAM", "STS"):
+        assert f"export AWS_ENDPOINT_URL_{service}=http://{listen}\n" in exports
 
 
 def test_dev_mode_accepts_any_key_pair(start_server, tmp_path):

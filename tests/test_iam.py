@@ -331,7 +331,9 @@ def cli_env(berth, docker_env: dict, tmp_path, name: str, **aws_vars: str) -> di
     settings, a private DOCKER_CONFIG per identity, plus AWS_* variables given."""
     env = {k: v for k, v in docker_env.items() if not k.startswith("AWS_")}
     env.update(
-        AWS_ENDPOINT_URL=berth.url,
+        AWS_ENDPOINT_URL_ECR=berth.url,
+        AWS_ENDPOINT_URL_IAM=berth.url,
+        AWS_ENDPOINT_URL_STS=berth.url,
         AWS_DEFAULT_REGION=REGION,
         AWS_CONFIG_FILE=str(tmp_path / "no-aws-config"),
         AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "no-aws-credentials"),

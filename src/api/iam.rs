@@ -6,26 +6,27 @@
 
 use axum::body::Body;
 use axum::http::{header, HeaderValue, Request, Response, StatusCode};
-use http_body_util::BodyExt;
 
 use crate::auth::{sigv4, ApiAuthError, Authenticator};
 use crate::iam::context::iso8601;
 use crate::meta::{AccessKey, Identity, IdentityKind, ManagedPolicyRow};
 use crate::service::{Error, IamCaller, IamErrorKind, NewIdentity, Service};
 
-const MAX_BODY: usize = 1024 * 1024;
+const MAX_BODY: u64 = 1024 * 1024;
 const IAM_NS: &str = "https://iam.amazonaws.com/doc/2010-05-08/";
 const STS_NS: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
 
 /// Whether a request is a Query-protocol call (IAM or STS).
 pub fn is_query_request(req: &Request<Body>) -> bool {
+    const FORM: &[u8] = b"application/x-www-form-urlencoded";
+    // Media types are case-insensitive.
     req.method() == axum::http::Method::POST
         && req.headers().get("x-amz-target").is_none()
-        && req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"))
+        && req.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
+            v.as_bytes()
+                .get(..FORM.len())
+                .is_some_and(|t| t.eq_ignore_ascii_case(FORM))
+        })
 }
 
 /// A Query-protocol error: code, message, status.
@@ -68,6 +69,14 @@ impl From<Error> for QueryError {
             Error::Busy => ("Throttling", StatusCode::BAD_REQUEST),
             Error::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");
+                return QueryError::new(
+                    "ServiceFailure",
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "An internal error occurred.",
+                );
+            }
+            Error::StorageFull => {
+                tracing::error!(error = %message, "storage full");
                 return QueryError::new(
                     "ServiceFailure",
                     StatusCode::INTERNAL_SERVER_ERROR,
@@ -303,19 +312,17 @@ async fn run(
     sts: bool,
 ) -> Result<(String, String), QueryError> {
     let (parts, body) = req.into_parts();
-    let body = http_body_util::Limited::new(body, MAX_BODY)
-        .collect()
+    let signed = crate::api::signed_parts(&parts);
+    let scope = if sts { "sts" } else { "iam" };
+    let pending = crate::api::precheck(service, auth, &signed, scope).await?;
+    let (body, payload_hash) = crate::api::read_body(body, &parts.headers, MAX_BODY)
         .await
-        .map_err(|_| QueryError::input("The request body is too large or could not be read"))?
-        .to_bytes();
-    let caller = crate::api::authenticate(
-        service,
-        auth,
-        &parts,
-        &body,
-        if sts { "sts" } else { "iam" },
-    )
-    .await?;
+        .map_err(|e| {
+            let mut err = QueryError::input("The request body is too large or could not be read");
+            err.status = e.status();
+            err
+        })?;
+    let caller = crate::api::verify(auth, pending, &signed, &payload_hash)?;
     let params = Params(
         serde_urlencoded::from_bytes(&body)
             .map_err(|_| QueryError::input("The request body is not form-encoded"))?,

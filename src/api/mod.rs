@@ -4,33 +4,111 @@
 pub mod ecr;
 pub mod iam;
 
+use axum::body::Body;
+use axum::http::{header, HeaderMap, StatusCode};
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt as _;
 use sha2::{Digest as _, Sha256};
 
-use crate::auth::{sigv4, ApiAuthError, ApiCaller, Authenticator};
+use crate::auth::{sigv4, ApiAuthError, ApiCaller, Authenticator, PendingCaller};
 use crate::service::Service;
 
-/// Check a request's SigV4 signature for `service` (`ecr`, `iam`, `sts`): who calls, and
-/// in which region.
-pub async fn authenticate(
-    keys: &Service,
-    auth: &Authenticator,
-    parts: &axum::http::request::Parts,
-    body: &[u8],
-    service: &str,
-) -> Result<ApiCaller, ApiAuthError> {
-    let headers: Vec<(String, String)> = parts
+/// A request's headers as SigV4 sees them: (lower-case name, value), text values only.
+pub struct SignedParts<'a> {
+    parts: &'a axum::http::request::Parts,
+    headers: Vec<(String, String)>,
+}
+
+impl SignedParts<'_> {
+    pub fn request<'b>(&'b self, payload_hash: &'b str) -> sigv4::RequestParts<'b> {
+        sigv4::RequestParts {
+            method: self.parts.method.as_str(),
+            path: self.parts.uri.path(),
+            query: self.parts.uri.query().unwrap_or(""),
+            headers: &self.headers,
+            payload_hash,
+        }
+    }
+}
+
+pub fn signed_parts(parts: &axum::http::request::Parts) -> SignedParts<'_> {
+    let headers = parts
         .headers
         .iter()
         .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
         .collect();
-    let payload_hash = hex::encode(Sha256::digest(body));
-    let request = sigv4::RequestParts {
-        method: parts.method.as_str(),
-        path: parts.uri.path(),
-        query: parts.uri.query().unwrap_or(""),
-        headers: &headers,
-        payload_hash: &payload_hash,
-    };
+    SignedParts { parts, headers }
+}
+
+/// Check what a request's headers say of its signature (for `service`: `ecr`, `iam`,
+/// `sts`), before its body is read.
+pub async fn precheck(
+    keys: &Service,
+    auth: &Authenticator,
+    signed: &SignedParts<'_>,
+    service: &str,
+) -> Result<PendingCaller, ApiAuthError> {
     let now = crate::clock::now_ms() / 1000;
-    auth.api_caller(keys, &request, service, now).await
+    let query = signed.parts.uri.query().unwrap_or("");
+    auth.api_precheck(keys, &signed.headers, query, service, now)
+        .await
+}
+
+/// Finish the signature check with the body's hash: who calls, and in which region.
+pub fn verify(
+    auth: &Authenticator,
+    pending: PendingCaller,
+    signed: &SignedParts<'_>,
+    payload_hash: &str,
+) -> Result<ApiCaller, ApiAuthError> {
+    let now = crate::clock::now_ms() / 1000;
+    auth.api_verify(pending, &signed.request(payload_hash), payload_hash, now)
+}
+
+/// Why a request body could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyError {
+    /// Declared or sent more than the operation allows.
+    TooLarge,
+    /// The client stopped sending or went away.
+    Unreadable,
+}
+
+impl BodyError {
+    pub fn status(self) -> StatusCode {
+        match self {
+            BodyError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            BodyError::Unreadable => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+/// Read a body of at most `cap` bytes, hashing as it arrives; (body, hex sha256).
+/// A declared length over the cap is refused before a byte is read.
+pub async fn read_body(
+    body: Body,
+    headers: &HeaderMap,
+    cap: u64,
+) -> Result<(Bytes, String), BodyError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > cap) {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = body;
+    let mut hash = Sha256::new();
+    let mut out = BytesMut::with_capacity(declared.unwrap_or(0).min(cap) as usize);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| BodyError::Unreadable)?;
+        if let Some(data) = frame.data_ref() {
+            if (out.len() + data.len()) as u64 > cap {
+                return Err(BodyError::TooLarge);
+            }
+            hash.update(data);
+            out.extend_from_slice(data);
+        }
+    }
+    Ok((out.freeze(), hex::encode(hash.finalize())))
 }

@@ -5,7 +5,7 @@ pub mod sigv4;
 pub mod token;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -186,6 +186,20 @@ impl KeyOwner {
     }
 }
 
+/// Who will have signed a request, once its body is there to check the signature.
+pub enum Signer {
+    /// `--dev`: anyone, as the default account's root.
+    Dev(Principal),
+    Key(Arc<KeyOwner>),
+    Session(SessionClaims),
+}
+
+/// A request whose headers passed [`Authenticator::api_precheck`].
+pub struct PendingCaller {
+    presented: sigv4::Presented,
+    signer: Signer,
+}
+
 /// The result of checking a request's signature: the caller and the region it signed for.
 #[derive(Debug, Clone)]
 pub struct ApiCaller {
@@ -197,7 +211,7 @@ const CACHE_LIMIT: usize = 10_000;
 
 /// What an STS session token asserts.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-struct SessionClaims {
+pub struct SessionClaims {
     akid: String,
     exp: i64,
     principal: Principal,
@@ -230,43 +244,85 @@ impl Authenticator {
         service: &str,
         now: i64,
     ) -> Result<ApiCaller, ApiAuthError> {
-        let presented = sigv4::presented(req.headers, req.query)?;
+        let pending = self
+            .api_precheck(keys, req.headers, req.query, service, now)
+            .await?;
+        self.api_verify(pending, req, req.payload_hash, now)
+    }
+
+    /// Everything about a signed request that its headers tell, before its body is read:
+    /// the signature's shape, scope and date, and that its key exists and is active.
+    pub async fn api_precheck(
+        &self,
+        keys: &Service,
+        headers: &[(String, String)],
+        query: &str,
+        service: &str,
+        now: i64,
+    ) -> Result<PendingCaller, ApiAuthError> {
+        let presented = sigv4::presented(headers, query)?;
         sigv4::check_scope(&presented, service, now)?;
         if !crate::http::host::is_region(&presented.region) {
             return Err(sigv4::SigError::WrongRegion.into());
         }
-        if self.dev {
-            return Ok(ApiCaller {
-                principal: Principal::Root {
-                    account_id: self.default_account.clone(),
-                },
-                region: presented.region,
-            });
-        }
-        if presented.access_key_id.starts_with("ASIA") {
-            return self.session_caller(req, &presented, now);
-        }
-        let key = keys
-            .access_key_owner(&presented.access_key_id)
-            .await
-            .map_err(|e| ApiAuthError::Backend(e.to_string()))?
-            .filter(|k| k.active)
-            .ok_or(ApiAuthError::UnrecognizedClient)?;
-        key.verify(req, &presented)?;
+        let signer = if self.dev {
+            Signer::Dev(Principal::Root {
+                account_id: self.default_account.clone(),
+            })
+        } else if presented.access_key_id.starts_with("ASIA") {
+            Signer::Session(self.session(&presented, now)?)
+        } else {
+            let key = keys
+                .access_key_owner(&presented.access_key_id)
+                .await
+                .map_err(|e| ApiAuthError::Backend(e.to_string()))?
+                .filter(|k| k.active)
+                .ok_or(ApiAuthError::UnrecognizedClient)?;
+            Signer::Key(key)
+        };
+        Ok(PendingCaller { presented, signer })
+    }
+
+    /// Finish [`api_precheck`](Self::api_precheck) once the body's hash is known.
+    pub fn api_verify(
+        &self,
+        pending: PendingCaller,
+        req: &sigv4::RequestParts<'_>,
+        payload_hash: &str,
+        now: i64,
+    ) -> Result<ApiCaller, ApiAuthError> {
+        let PendingCaller { presented, signer } = pending;
+        let req = sigv4::RequestParts {
+            payload_hash,
+            ..*req
+        };
+        let principal = match signer {
+            Signer::Dev(principal) => principal,
+            Signer::Key(key) => {
+                key.verify(&req, &presented)?;
+                key.principal.clone()
+            }
+            Signer::Session(session) => {
+                sigv4::verify(&req, &presented, &self.session_secret(&session.akid))?;
+                if session.exp <= now {
+                    return Err(ApiAuthError::ExpiredToken);
+                }
+                session.principal
+            }
+        };
         Ok(ApiCaller {
-            principal: key.principal.clone(),
+            principal,
             region: presented.region,
         })
     }
 
-    /// A request signed with STS temporary credentials: the session token carries the
-    /// session, signed by this server; the secret is derived from the key id.
-    fn session_caller(
+    /// The session a request signed with STS temporary credentials claims: the session
+    /// token carries it, signed by this server; the secret is derived from the key id.
+    fn session(
         &self,
-        req: &sigv4::RequestParts<'_>,
         presented: &sigv4::Presented,
-        now: i64,
-    ) -> Result<ApiCaller, ApiAuthError> {
+        _now: i64,
+    ) -> Result<SessionClaims, ApiAuthError> {
         let token = presented
             .session_token
             .as_deref()
@@ -278,14 +334,7 @@ impl Authenticator {
         if session.akid != presented.access_key_id {
             return Err(ApiAuthError::UnrecognizedClient);
         }
-        sigv4::verify(req, presented, &self.session_secret(&session.akid))?;
-        if session.exp <= now {
-            return Err(ApiAuthError::ExpiredToken);
-        }
-        Ok(ApiCaller {
-            principal: session.principal,
-            region: presented.region.clone(),
-        })
+        Ok(session)
     }
 
     fn session_secret(&self, akid: &str) -> String {

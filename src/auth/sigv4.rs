@@ -218,9 +218,10 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
+        // Bytes, not `str` slices: the two bytes after `%` may be inside a character.
         if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
+            if let (Some(hi), Some(lo)) = (hex_value(bytes[i + 1]), hex_value(bytes[i + 2])) {
+                out.push(hi << 4 | lo);
                 i += 3;
                 continue;
             }
@@ -229,6 +230,12 @@ fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    char::from(b)
+        .to_digit(16)
+        .and_then(|d| u8::try_from(d).ok())
 }
 
 /// The canonical query string: every parameter but the signature, sorted, re-encoded.
@@ -318,7 +325,8 @@ pub fn string_to_sign(p: &Presented, canonical: &str) -> String {
 
 /// Parse `yyyymmddThhmmssZ` into seconds since the epoch.
 pub fn parse_amz_date(s: &str) -> Option<i64> {
-    if s.len() != 16 || &s[8..9] != "T" || !s.ends_with('Z') {
+    // ASCII only, so that the byte offsets below are character boundaries.
+    if s.len() != 16 || !s.is_ascii() || &s[8..9] != "T" || !s.ends_with('Z') {
         return None;
     }
     let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
@@ -527,6 +535,9 @@ mod tests {
         }
         assert_eq!(parse_amz_date("19700101T000000Z"), Some(0));
         assert_eq!(parse_amz_date("2025-01-02"), None);
+        // 16 bytes with a multi-byte character across offset 8 (found by fuzzing).
+        assert_eq!(parse_amz_date("2025010\u{e9}T0304Z5"), None);
+        assert_eq!(parse_amz_date("20250102\u{e9}03040Z"), None);
     }
 
     #[test]
@@ -536,5 +547,8 @@ mod tests {
             "a=x%20y&b=2"
         );
         assert_eq!(canonical_query(""), "");
+        // `%` followed by part of a multi-byte character is kept as it is.
+        assert_eq!(canonical_query("a=%\u{e9}x"), "a=%25%C3%A9x");
+        assert_eq!(canonical_query("a=%4"), "a=%254");
     }
 }

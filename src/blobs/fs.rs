@@ -214,6 +214,19 @@ async fn read_head(body: &mut ByteStream) -> Head {
 }
 
 impl FsBlobStore {
+    /// Give back the space of an upload that ran out of it, at once: with the disk full,
+    /// its partial bytes would keep every other write (the database's too) failing. The
+    /// caller holds the session's lock; the client has to start the upload again.
+    async fn discard_locked(&self, key: UploadKey) {
+        let path = self.upload_path(key);
+        if let Err(e) = tokio::fs::remove_file(&path).await {
+            if e.kind() != io::ErrorKind::NotFound {
+                tracing::warn!(path = %path.display(), error = %e, "removing a failed upload");
+            }
+        }
+        self.forget(key);
+    }
+
     /// Append a body to a session whose lock the caller holds.
     async fn append_locked(
         &self,
@@ -348,7 +361,11 @@ impl BlobStore for FsBlobStore {
         if offset.is_some_and(|o| o != staged.size) {
             return Err(Error::OffsetMismatch { size: staged.size });
         }
-        self.append_locked(key, &mut staged, body).await
+        let appended = self.append_locked(key, &mut staged, body).await;
+        if matches!(appended, Err(Error::Full)) {
+            self.discard_locked(key).await;
+        }
+        appended
     }
 
     async fn upload_size(&self, key: UploadKey) -> Result<u64> {
@@ -407,13 +424,21 @@ impl BlobStore for FsBlobStore {
                 let first: ByteStream =
                     Box::pin(futures_util::stream::iter(head.batch.into_iter().map(Ok)));
                 let chained: ByteStream = Box::pin(first.chain(rest));
-                self.append_locked(key, &mut staged, chained).await?;
+                if let Err(e) = self.append_locked(key, &mut staged, chained).await {
+                    if matches!(e, Error::Full) {
+                        self.discard_locked(key).await;
+                    }
+                    return Err(e);
+                }
                 let hasher = staged.hasher.take();
                 tokio::task::spawn_blocking(move || publish(&staging, &target, &digest, hasher))
                     .await
                     .map_err(join_err)?
             }
         };
+        if matches!(outcome, Err(Error::Full)) {
+            self.discard_locked(key).await;
+        }
         drop(staged);
         if !matches!(outcome, Err(Error::Backend(_))) {
             self.forget(key);

@@ -41,16 +41,19 @@ pub enum Error {
     /// The client's body stream failed (e.g. disconnect); what arrived before is staged.
     #[error("request body interrupted: {0}")]
     BodyInterrupted(String),
+    /// No space left where the bytes go (the upload that met it is discarded whole).
+    #[error("no space left on the blob store's disk")]
+    Full,
     #[error("blob store failure: {0}")]
     Backend(String),
 }
 
 impl From<io::Error> for Error {
     fn from(e: io::Error) -> Self {
-        if e.kind() == io::ErrorKind::NotFound {
-            Error::NotFound
-        } else {
-            Error::Backend(e.to_string())
+        match e.kind() {
+            io::ErrorKind::NotFound => Error::NotFound,
+            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => Error::Full,
+            _ => Error::Backend(e.to_string()),
         }
     }
 }
@@ -66,6 +69,13 @@ pub struct BlobReader {
 /// away from the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct UploadId(uuid::Uuid);
+
+impl Default for UploadId {
+    /// A fresh random id.
+    fn default() -> UploadId {
+        UploadId::new()
+    }
+}
 
 impl UploadId {
     pub fn new() -> UploadId {

@@ -1,6 +1,8 @@
 //! HTTP server: connection handling, request ids, access log, host → registry, and
-//! dispatch to the front ends (`/v2/` registry, `/healthz`).
+//! dispatch to the front ends (`/v2/` registry, the AWS APIs at `/`, `/healthz`).
 
+pub mod body;
+pub mod conn;
 pub mod host;
 
 use std::net::SocketAddr;
@@ -10,38 +12,54 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{header, HeaderValue, Request, Response, StatusCode};
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tower::ServiceExt as _;
 
 pub use host::HostRouting;
 
 use crate::api;
 use crate::auth::{Authenticator, Principal, RegistryAuth};
 use crate::clock;
+use crate::config::Timeouts;
 use crate::meta::RegistryKey;
+use crate::public_url::Scheme;
 use crate::registry;
 use crate::service::{Context, Service};
+use body::{BodyState, CountedBody, TrackedBody};
+use conn::{Activity, WatchedIo};
 
 /// Largest request head (request line + headers) accepted; larger gets 431.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// How long in-flight requests may take to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// A request body its handler did not need (an early 401, say) is read and discarded up
+/// to this size, so the client's retry can use the same connection; a larger one closes
+/// the connection, with `Connection: close` so the client knows.
+const DRAIN_LIMIT: u64 = 1024 * 1024;
 
 /// Everything a request handler needs, built once at start.
 pub struct AppState {
     pub service: Service,
     pub hosts: HostRouting,
     pub auth: Authenticator,
+    /// The scheme clients reach Berth with (the login realm names it).
+    pub scheme: Scheme,
     next_request: AtomicU64,
 }
 
 impl AppState {
-    pub fn new(service: Service, hosts: HostRouting, auth: Authenticator) -> AppState {
+    pub fn new(
+        service: Service,
+        hosts: HostRouting,
+        auth: Authenticator,
+        scheme: Scheme,
+    ) -> AppState {
         AppState {
             service,
             hosts,
             auth,
+            scheme,
             next_request: AtomicU64::new(1),
         }
     }
@@ -52,54 +70,125 @@ impl AppState {
     }
 }
 
-/// Route one request to its front end and write the access-log line.
-async fn handle(state: Arc<AppState>, req: Request<Body>) -> Response<Body> {
+/// One request as the connection hands it over: counted, with a stall timeout on its
+/// body; the answer gets its request id, keeps or closes the connection, and is logged
+/// once its body has been sent.
+async fn handle(
+    state: Arc<AppState>,
+    req: Request<Incoming>,
+    activity: Arc<Activity>,
+    body_timeout: Duration,
+) -> Response<Body> {
+    let in_flight = activity.request();
     let started = Instant::now();
     let request_id = state.request_id();
     let method = req.method().clone();
     // The path only: query strings may carry credentials (presigned URLs).
     let path = req.uri().path().to_owned();
-    let request_bytes = content_length(req.headers());
-    let mut resp = if path == "/healthz" {
+    let expects_continue = req
+        .headers()
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let head_too_large = head_bytes(&req) > MAX_HEAD_BYTES;
+    let (parts, incoming) = req.into_parts();
+    let (tracked, body_state) = TrackedBody::new(incoming, body_timeout);
+    let req = Request::from_parts(parts, Body::new(tracked));
+    let mut resp = if head_too_large {
+        plain_error(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+    } else {
+        route(&state, req, &request_id).await
+    };
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("x-amzn-RequestId", v);
+    }
+    let reusable =
+        !head_too_large && finish_request_body(&body_state, expects_continue, body_timeout).await;
+    if !reusable {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    let status = resp.status().as_u16();
+    resp.map(|b| {
+        Body::new(CountedBody::new(b, move |response_bytes| {
+            drop(in_flight);
+            tracing::info!(
+                target: "access",
+                request_id,
+                method = %method,
+                path,
+                status,
+                request_bytes = body_state.bytes(),
+                response_bytes,
+                duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+            );
+        }))
+    })
+}
+
+/// After the handler answered: whether the connection can carry another request. A
+/// body the handler left unread is drained when small; unless the client waits for
+/// `100 Continue` and has sent nothing (then it sends nothing more either way).
+async fn finish_request_body(state: &BodyState, expects_continue: bool, timeout: Duration) -> bool {
+    if state.finished() {
+        return true;
+    }
+    if expects_continue && !state.polled() {
+        return false;
+    }
+    state.drain(DRAIN_LIMIT, timeout).await
+}
+
+/// The size of the request line and headers, as sent (roughly: `name: value\r\n`).
+fn head_bytes<B>(req: &Request<B>) -> usize {
+    let line = req.method().as_str().len() + req.uri().to_string().len() + 12;
+    req.headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum::<usize>()
+        + line
+}
+
+fn plain_error(status: StatusCode) -> Response<Body> {
+    let mut resp = Response::new(Body::from(format!("{status}\n")));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+/// Route one request to its front end: `/healthz`, the registry under `/v2/`, and the
+/// AWS APIs at `/` (ECR's JSON protocol, IAM and STS's Query protocol).
+async fn route(state: &AppState, req: Request<Body>, request_id: &str) -> Response<Body> {
+    let path = req.uri().path();
+    if path == "/healthz" {
         Response::new(Body::from("ok\n"))
-    } else if api::ecr::is_ecr_request(&req) {
-        api::ecr::handle(&state.service, &state.auth, req, &request_id).await
-    } else if api::iam::is_query_request(&req) && path == "/" {
-        api::iam::handle(&state.service, &state.auth, req, &request_id).await
     } else if path == "/v2" || path.starts_with("/v2/") {
         let registry = state.hosts.registry_for(req.headers());
-        match registry_principal(&state, &registry, &req) {
+        match registry_principal(state, &registry, &req) {
             Ok(principal) => {
                 let ctx = Context {
                     registry,
                     principal,
                     source_ip: peer_ip(req.extensions()),
                 };
-                registry::handle(&state.service, &ctx, req, &request_id).await
+                registry::handle(&state.service, &ctx, req, request_id).await
             }
             Err(resp) => registry::finish(*resp, req.method()),
         }
+    } else if api::iam::is_query_request(&req) {
+        api::iam::handle(&state.service, &state.auth, req, request_id).await
+    } else if path == "/" || api::ecr::is_ecr_request(&req) {
+        // Whatever else reaches the API's path is answered in its protocol.
+        api::ecr::handle(&state.service, &state.auth, req, request_id).await
     } else {
         registry::oci_error(
             StatusCode::NOT_FOUND,
             "NOT_FOUND",
             "The requested resource does not exist",
         )
-    };
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        resp.headers_mut().insert("x-amzn-RequestId", v);
     }
-    tracing::info!(
-        target: "access",
-        request_id,
-        method = %method,
-        path,
-        status = resp.status().as_u16(),
-        request_bytes,
-        response_bytes = content_length(resp.headers()),
-        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
-    );
-    resp
 }
 
 /// Who a registry request is from: a presigned download URL, or ECR's Basic login.
@@ -135,8 +224,10 @@ fn registry_principal(
                 .unwrap_or("localhost");
             let mut resp = Response::new(Body::from("Not Authorized\n"));
             *resp.status_mut() = StatusCode::UNAUTHORIZED;
-            let challenge =
-                format!("Basic realm=\"https://{host}/\",service=\"ecr.amazonaws.com\"");
+            let challenge = format!(
+                "Basic realm=\"{}://{host}/\",service=\"ecr.amazonaws.com\"",
+                state.scheme.as_str()
+            );
             if let Ok(v) = HeaderValue::from_str(&challenge) {
                 resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
             }
@@ -191,27 +282,21 @@ pub fn peer_ip(ext: &axum::http::Extensions) -> Option<String> {
         .map(|p| p.0.ip().to_canonical().to_string())
 }
 
-fn content_length(h: &axum::http::HeaderMap) -> u64 {
-    h.get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 /// Serve until `shutdown` resolves, then let in-flight requests finish (bounded).
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
+    timeouts: Timeouts,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let app = axum::Router::new().fallback(move |req: Request<Body>| handle(state.clone(), req));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     http.http1()
         .max_buf_size(MAX_HEAD_BYTES)
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30));
-    let http = http.http1_only();
+        .header_read_timeout(timeouts.header);
+    let http = Arc::new(http.http1_only());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let connections = tokio_util::task::TaskTracker::new();
     tokio::pin!(shutdown);
     loop {
         let (stream, peer): (_, SocketAddr) = tokio::select! {
@@ -227,28 +312,68 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let svc = app
-            .clone()
-            .map_request(move |req: Request<hyper::body::Incoming>| {
-                let mut req = req.map(Body::new);
-                req.extensions_mut().insert(PeerAddr(peer));
-                req
-            });
-        let svc = hyper_util::service::TowerToHyperService::new(svc);
-        let conn = http.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-        let conn = graceful.watch(conn.into_owned());
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
-        });
+        connections.spawn(connection(
+            stream,
+            peer,
+            state.clone(),
+            http.clone(),
+            timeouts,
+            stop_rx.clone(),
+        ));
     }
     tracing::info!("shutting down: waiting for in-flight requests");
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+    let _ = stop_tx.send(true);
+    connections.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, connections.wait())
         .await
         .is_err()
     {
         tracing::warn!("in-flight requests did not finish within the grace period");
     }
     Ok(())
+}
+
+/// Serve one connection until the client closes it, it idles out, or the server stops
+/// (then the request in flight, if any, finishes first).
+async fn connection(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    state: Arc<AppState>,
+    http: Arc<hyper_util::server::conn::auto::Builder<TokioExecutor>>,
+    timeouts: Timeouts,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let activity = Activity::new();
+    let io = TokioIo::new(WatchedIo::new(stream, activity.clone()));
+    let svc = {
+        let activity = activity.clone();
+        hyper::service::service_fn(move |mut req: Request<Incoming>| {
+            req.extensions_mut().insert(PeerAddr(peer));
+            let fut = handle(state.clone(), req, activity.clone(), timeouts.body);
+            async move { Ok::<_, std::convert::Infallible>(fut.await) }
+        })
+    };
+    let conn = http.serve_connection_with_upgrades(io, svc);
+    tokio::pin!(conn);
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            ended = conn.as_mut() => {
+                if let Err(e) = ended {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            () = activity.idled(timeouts.header, timeouts.idle), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            changed = stop.changed(), if !closing => {
+                if changed.is_err() || *stop.borrow() {
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    }
 }

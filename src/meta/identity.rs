@@ -1,6 +1,6 @@
 //! Accounts, access keys and the server's shared secrets.
 
-use super::{Db, MetaStore, Result};
+use super::{Db, Error, MetaStore, Result};
 
 /// An access key as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,6 +11,9 @@ pub struct AccessKey {
     pub principal_arn: String,
     pub active: bool,
 }
+
+/// (id, sealed secret, account, principal ARN, status) as stored.
+type KeyRow = (String, String, String, String, String);
 
 impl MetaStore {
     /// Create an account if it does not exist; true if it was created.
@@ -34,7 +37,7 @@ impl MetaStore {
              VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&key.access_key_id)
-        .bind(&key.secret_access_key)
+        .bind(self.sealer.seal(key.secret_access_key.as_bytes(), &key.access_key_id))
         .bind(&key.account_id)
         .bind(&key.principal_arn)
         .bind(if key.active { "Active" } else { "Inactive" })
@@ -46,43 +49,41 @@ impl MetaStore {
     }
 
     pub async fn access_key(&self, access_key_id: &str) -> Result<Option<AccessKey>> {
-        type Row = (String, String, String, String, String);
-        let row: Option<Row> = on_read!(self, pool => sqlx::query_as(
+        let row: Option<KeyRow> = on_read!(self, pool => sqlx::query_as(
             "SELECT access_key_id, secret_access_key, account_id, principal_arn, status
              FROM access_keys WHERE access_key_id = $1",
         )
         .bind(access_key_id)
         .fetch_optional(pool)
         .await?);
-        Ok(row.map(|(id, secret, account, arn, status)| AccessKey {
-            access_key_id: id,
-            secret_access_key: secret,
-            account_id: account,
-            principal_arn: arn,
-            active: status == "Active",
-        }))
+        row.map(|r| self.access_key_row(r)).transpose()
     }
 
     /// Access keys of a principal, oldest first.
     pub async fn access_keys_of(&self, principal_arn: &str) -> Result<Vec<AccessKey>> {
-        type Row = (String, String, String, String, String);
-        let rows: Vec<Row> = on_read!(self, pool => sqlx::query_as(
+        let rows: Vec<KeyRow> = on_read!(self, pool => sqlx::query_as(
             "SELECT access_key_id, secret_access_key, account_id, principal_arn, status
              FROM access_keys WHERE principal_arn = $1 ORDER BY created_at, access_key_id",
         )
         .bind(principal_arn)
         .fetch_all(pool)
         .await?);
-        Ok(rows
-            .into_iter()
-            .map(|(id, secret, account, arn, status)| AccessKey {
-                access_key_id: id,
-                secret_access_key: secret,
-                account_id: account,
-                principal_arn: arn,
-                active: status == "Active",
-            })
-            .collect())
+        rows.into_iter().map(|r| self.access_key_row(r)).collect()
+    }
+
+    fn access_key_row(&self, row: KeyRow) -> Result<AccessKey> {
+        let (id, sealed, account, arn, status) = row;
+        let secret = self
+            .sealer
+            .open_text(&sealed, &id)
+            .map_err(|e| Error::Backend(e.to_string()))?;
+        Ok(AccessKey {
+            access_key_id: id,
+            secret_access_key: secret,
+            account_id: account,
+            principal_arn: arn,
+            active: status == "Active",
+        })
     }
 
     /// (key id, creation time in ms) of a principal's access keys.
@@ -104,7 +105,7 @@ impl MetaStore {
         generate: impl FnOnce() -> Vec<u8>,
         now_ms: i64,
     ) -> Result<Vec<u8>> {
-        let fresh = generate();
+        let fresh = self.sealer.seal(&generate(), name).into_bytes();
         on_write!(self, pool => sqlx::query(
             "INSERT INTO server_secrets (name, value, created_at) VALUES ($1, $2, $3)
              ON CONFLICT (name) DO NOTHING",
@@ -121,6 +122,54 @@ impl MetaStore {
         .bind(name)
         .fetch_one(pool)
         .await?);
-        Ok(value)
+        self.sealer
+            .open(&value, name)
+            .map_err(|e| Error::Backend(e.to_string()))
+    }
+
+    /// Seal the secrets a version before sealing stored in plain text (once, at open).
+    pub(super) async fn seal_plaintext_secrets(&self) -> Result<()> {
+        let keys: Vec<(String, String)> = on_write!(self, pool => sqlx::query_as(
+            "SELECT access_key_id, secret_access_key FROM access_keys",
+        )
+        .fetch_all(pool)
+        .await?);
+        for (id, secret) in keys {
+            if crate::secrets::Sealer::is_sealed(secret.as_bytes()) {
+                continue;
+            }
+            let sealed = self.sealer.seal(secret.as_bytes(), &id);
+            on_write!(self, pool => sqlx::query(
+                "UPDATE access_keys SET secret_access_key = $1
+                 WHERE access_key_id = $2 AND secret_access_key = $3",
+            )
+            .bind(sealed)
+            .bind(&id)
+            .bind(&secret)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        }
+        let secrets: Vec<(String, Vec<u8>)> = on_write!(self, pool => sqlx::query_as(
+            "SELECT name, value FROM server_secrets",
+        )
+        .fetch_all(pool)
+        .await?);
+        for (name, value) in secrets {
+            if crate::secrets::Sealer::is_sealed(&value) {
+                continue;
+            }
+            let sealed = self.sealer.seal(&value, &name).into_bytes();
+            on_write!(self, pool => sqlx::query(
+                "UPDATE server_secrets SET value = $1 WHERE name = $2 AND value = $3",
+            )
+            .bind(sealed)
+            .bind(&name)
+            .bind(&value)
+            .execute(pool)
+            .await?
+            .rows_affected());
+        }
+        Ok(())
     }
 }

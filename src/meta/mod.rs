@@ -26,6 +26,9 @@ pub enum Error {
     /// Transient contention (busy database, serialization failure): the caller may retry.
     #[error("metadata store is busy")]
     Busy,
+    /// The disk under the database is full (SQLITE_FULL, PostgreSQL's disk_full).
+    #[error("the metadata store's disk is full")]
+    Full,
     #[error("metadata store failure: {0}")]
     Backend(String),
 }
@@ -36,6 +39,15 @@ impl From<sqlx::Error> for Error {
             // SQLite BUSY/LOCKED, PostgreSQL serialization_failure / deadlock_detected.
             if matches!(db.code().as_deref(), Some("5" | "6" | "40001" | "40P01")) {
                 return Error::Busy;
+            }
+            // SQLite's extended codes keep the primary code in the low byte.
+            let full = match db.code().as_deref() {
+                Some("53100") => true,
+                Some(code) => code.parse::<i32>().is_ok_and(|c| c & 0xff == 13),
+                None => false,
+            };
+            if full {
+                return Error::Full;
             }
         }
         if matches!(e, sqlx::Error::PoolTimedOut) {
@@ -199,6 +211,22 @@ macro_rules! on_write {
     };
 }
 
+/// The database file holds sealed secrets, but also who owns what: owner only. SQLite
+/// gives its `-wal` and `-shm` files the database file's mode, so making `meta.db` 0600
+/// before SQLite opens it covers all three (existing files of older versions included).
+fn private_database_files(path: &Path) -> Result<()> {
+    let io = |e: std::io::Error| Error::Backend(format!("{}: {e}", path.display()));
+    if !path.exists() {
+        crate::fsutil::create_private_new(path, b"").map_err(io)?;
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        crate::fsutil::make_private(Path::new(&p)).map_err(io)?;
+    }
+    Ok(())
+}
+
 mod batch;
 mod creates;
 mod ecr;
@@ -217,6 +245,8 @@ pub use identity::AccessKey;
 
 pub struct MetaStore {
     db: Db,
+    /// Seals the secrets this store keeps (see `secrets`).
+    sealer: crate::secrets::Sealer,
     links: batch::Batcher<links::Link>,
     creates: batch::Batcher<creates::NewRepository>,
 }
@@ -307,7 +337,11 @@ fn repository_from_row(row: RepositoryRow) -> Result<Repository> {
 impl MetaStore {
     /// Open (and migrate) the store. `url` is `postgres://...`, or `None` for SQLite
     /// in `data_dir/meta.db`.
-    pub async fn open(url: Option<&str>, data_dir: &Path) -> Result<MetaStore> {
+    pub async fn open(
+        url: Option<&str>,
+        data_dir: &Path,
+        sealer: crate::secrets::Sealer,
+    ) -> Result<MetaStore> {
         let db = match url {
             Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
                 let pool = PgPoolOptions::new()
@@ -328,16 +362,19 @@ impl MetaStore {
                 )));
             }
             None => {
-                Self::open_sqlite(SqliteConnectOptions::new().filename(data_dir.join("meta.db")))
-                    .await?
+                let path = data_dir.join("meta.db");
+                private_database_files(&path)?;
+                Self::open_sqlite(SqliteConnectOptions::new().filename(path)).await?
             }
         };
         let store = MetaStore {
             links: batch::Batcher::start(db.clone()),
             creates: batch::Batcher::start(db.clone()),
             db,
+            sealer,
         };
         store.migrate().await?;
+        store.seal_plaintext_secrets().await?;
         Ok(store)
     }
 
@@ -874,9 +911,83 @@ mod contract_tests {
             }
             _ => None,
         };
-        MetaStore::open(url.as_deref(), dir)
+        let sealer = crate::secrets::Sealer::from_key(&[1; 32]);
+        MetaStore::open(url.as_deref(), dir, sealer)
             .await
             .expect("open store")
+    }
+
+    #[tokio::test]
+    async fn secrets_are_stored_sealed_and_plain_ones_are_sealed_at_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open_store(dir.path()).await;
+        store
+            .ensure_account("111111111111", 1)
+            .await
+            .expect("account");
+        let key = AccessKey {
+            access_key_id: "AKIANEW".into(),
+            secret_access_key: "new-secret".into(),
+            account_id: "111111111111".into(),
+            principal_arn: "arn:aws:iam::111111111111:root".into(),
+            active: true,
+        };
+        store.create_access_key(&key, 1).await.expect("create key");
+        // A row as a version before sealing wrote it.
+        on_write!(store, pool => sqlx::query(
+            "INSERT INTO access_keys
+                 (access_key_id, secret_access_key, account_id, principal_arn, status, created_at)
+             VALUES ('AKIAOLD', 'old-secret', '111111111111', 'arn:aws:iam::111111111111:root', 'Active', 2)",
+        )
+        .execute(pool)
+        .await
+        .expect("plain row")
+        .rows_affected());
+        store.seal_plaintext_secrets().await.expect("seal");
+        let raw: Vec<(String,)> = on_read!(store, pool => sqlx::query_as(
+            "SELECT secret_access_key FROM access_keys ORDER BY access_key_id",
+        )
+        .fetch_all(pool)
+        .await
+        .expect("raw"));
+        for (v,) in &raw {
+            assert!(
+                v.starts_with("berth-sealed-v1:") && !v.contains("secret"),
+                "{v}"
+            );
+        }
+        let old = store
+            .access_key("AKIAOLD")
+            .await
+            .expect("read")
+            .expect("old key");
+        assert_eq!(old.secret_access_key, "old-secret");
+        let new = store
+            .access_key("AKIANEW")
+            .await
+            .expect("read")
+            .expect("new key");
+        assert_eq!(new, key);
+        let token = store
+            .server_secret("t", || b"0123".to_vec(), 1)
+            .await
+            .expect("secret");
+        assert_eq!(token, b"0123");
+        let (raw,): (Vec<u8>,) = on_read!(store, pool => sqlx::query_as(
+            "SELECT value FROM server_secrets WHERE name = 't'",
+        )
+        .fetch_one(pool)
+        .await
+        .expect("raw secret"));
+        assert!(crate::secrets::Sealer::is_sealed(&raw));
+        // Another master key cannot open them.
+        let other = MetaStore {
+            sealer: crate::secrets::Sealer::from_key(&[2; 32]),
+            db: store.db.clone(),
+            links: batch::Batcher::start(store.db.clone()),
+            creates: batch::Batcher::start(store.db.clone()),
+        };
+        assert!(other.access_key("AKIAOLD").await.is_err());
     }
 
     fn reg(account: &str) -> RegistryKey {

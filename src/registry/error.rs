@@ -53,6 +53,7 @@ fn code_and_status(e: &Error) -> (&'static str, StatusCode) {
         | Error::Iam(..) => ("UNSUPPORTED", StatusCode::BAD_REQUEST),
         Error::Busy => ("TOOMANYREQUESTS", StatusCode::TOO_MANY_REQUESTS),
         Error::Internal(_) => ("UNKNOWN", StatusCode::INTERNAL_SERVER_ERROR),
+        Error::StorageFull => ("UNKNOWN", StatusCode::INSUFFICIENT_STORAGE),
     }
 }
 
@@ -77,6 +78,10 @@ pub fn error_response(e: &Error, request_id: &str) -> Response<Body> {
             format!("internal error (request id {request_id})")
         }
         Error::Busy => "Rate exceeded".to_owned(),
+        Error::StorageFull => {
+            tracing::error!(request_id, "no space left for the registry's data");
+            e.to_string()
+        }
         other => other.to_string(),
     };
     let mut resp = oci_error(status, code, &message);

@@ -105,15 +105,7 @@ pub struct ImageFilter {
 impl Service {
     /// `<account>.dkr.ecr.<region>.<domain>[:port]`.
     pub fn registry_host(&self, account_id: &str, region: &str) -> String {
-        let port = self
-            .options
-            .public_port
-            .map(|p| format!(":{p}"))
-            .unwrap_or_default();
-        format!(
-            "{account_id}.dkr.ecr.{region}.{}{port}",
-            self.options.domain
-        )
+        self.options.public.registry_host(account_id, region)
     }
 
     pub fn repository_uri(&self, ctx: &Context, name: &RepositoryName) -> String {
@@ -425,7 +417,10 @@ impl Service {
             .map(|id| AuthorizationData {
                 token: token.clone(),
                 expires_at,
-                proxy_endpoint: format!("https://{}", self.registry_host(id, &ctx.registry.region)),
+                proxy_endpoint: self
+                    .options
+                    .public
+                    .registry_origin(id, &ctx.registry.region),
             })
             .collect())
     }
@@ -580,8 +575,10 @@ impl Service {
             expires,
         );
         Ok(format!(
-            "http://{}{path}?X-Berth-Expires={expires}&X-Berth-Signature={sig}",
-            self.registry_host(&ctx.registry.account_id, &ctx.registry.region)
+            "{}{path}?X-Berth-Expires={expires}&X-Berth-Signature={sig}",
+            self.options
+                .public
+                .registry_origin(&ctx.registry.account_id, &ctx.registry.region)
         ))
     }
 

@@ -117,6 +117,9 @@ pub enum Error {
     /// Transient contention; the client may retry.
     #[error("The service is busy; retry the request")]
     Busy,
+    /// The disk holding the registry's data (blobs or metadata) is full.
+    #[error("Insufficient storage: the disk holding the registry's data is full")]
+    StorageFull,
     /// Anything else. The message is logged, never sent to clients.
     #[error("internal error: {0}")]
     Internal(String),
@@ -126,6 +129,7 @@ impl From<crate::meta::Error> for Error {
     fn from(e: crate::meta::Error) -> Self {
         match e {
             crate::meta::Error::Busy => Error::Busy,
+            crate::meta::Error::Full => Error::StorageFull,
             crate::meta::Error::Backend(m) => Error::Internal(m),
         }
     }
@@ -139,6 +143,7 @@ impl From<crate::blobs::Error> for Error {
             B::OffsetMismatch { size } => Error::UploadOutOfOrder { size },
             B::DigestMismatch => Error::DigestMismatch,
             B::BodyInterrupted(_) => Error::UploadInterrupted,
+            B::Full => Error::StorageFull,
             B::Backend(m) => Error::Internal(m),
         }
     }

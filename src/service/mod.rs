@@ -38,6 +38,7 @@ use crate::meta::{
 use crate::oci::convert;
 use crate::oci::manifest::{self, MAX_MANIFEST_BYTES};
 use crate::oci::{Digest, Reference, RepositoryName, Tag};
+use crate::public_url::PublicUrl;
 
 /// The ECR IAM actions operations are authorized as (`ecr:<Action>`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,15 +109,12 @@ pub struct Context {
 }
 
 /// Options of the operation layer.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// Create a missing repository on first push (plain-OCI convenience; off, as on ECR).
     pub create_on_push: bool,
-    /// Registry host domain: registries are `<account>.dkr.ecr.<region>.<domain>`.
-    pub domain: String,
-    /// Port clients reach the registry on (part of `repositoryUri` and `proxyEndpoint`);
-    /// `None` for the scheme's default.
-    pub public_port: Option<u16>,
+    /// Where clients reach Berth: every address it advertises is built from it.
+    pub public: PublicUrl,
     /// The garbage collector's grace period (ms): a blob HEAD refreshes a link older
     /// than a quarter of it, so the manifest that follows finds the link still there.
     pub gc_grace_ms: i64,

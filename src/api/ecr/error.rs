@@ -34,12 +34,37 @@ impl ApiError {
         )
     }
 
+    /// A target that names no operation of this API (or none at all).
+    pub fn unknown_operation() -> ApiError {
+        ApiError::new("UnknownOperationException", "")
+    }
+
+    /// A body that could not be read within its limits.
+    pub fn body(e: crate::api::BodyError) -> ApiError {
+        let message = match e {
+            crate::api::BodyError::TooLarge => {
+                "The request body is larger than this operation accepts"
+            }
+            crate::api::BodyError::Unreadable => "The request body could not be read",
+        };
+        ApiError {
+            code: "SerializationException",
+            message: message.into(),
+            status: e.status(),
+            extra: None,
+        }
+    }
+
     pub fn serialization(message: impl Into<String>) -> ApiError {
         ApiError::new("SerializationException", message)
     }
 
     pub fn into_response(self, request_id: &str) -> Response<Body> {
-        let mut body = json!({ "__type": self.code, "message": self.message });
+        let mut body = if self.message.is_empty() {
+            json!({ "__type": self.code })
+        } else {
+            json!({ "__type": self.code, "message": self.message })
+        };
         if let (Some(Value::Object(extra)), Value::Object(obj)) = (self.extra, &mut body) {
             obj.extend(extra);
         }
@@ -160,6 +185,7 @@ impl From<Error> for ApiError {
             Error::AccessDenied(_) => "AccessDeniedException",
             Error::Busy => return ApiError::new("ThrottlingException", "Rate exceeded"),
             Error::Internal(detail) => return server_error(detail),
+            Error::StorageFull => return server_error(&message),
         };
         ApiError::new(code, message)
     }

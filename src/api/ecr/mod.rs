@@ -8,8 +8,7 @@ mod error;
 mod ops;
 
 use axum::body::Body;
-use axum::http::{header, HeaderValue, Request, Response, StatusCode};
-use http_body_util::BodyExt;
+use axum::http::{header, HeaderValue, Request, Response};
 use serde_json::Value;
 
 pub use error::ApiError;
@@ -20,17 +19,21 @@ use crate::service::{Context, Service};
 
 pub const TARGET_PREFIX: &str = "AmazonEC2ContainerRegistry_V20150921.";
 pub const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
-/// Largest request body: UploadLayerPart carries up to 20 MiB, base64-encoded.
-const MAX_BODY: usize = 28 * 1024 * 1024;
+/// Largest UploadLayerPart body: a 20 MiB part, base64-encoded, in JSON.
+const MAX_UPLOAD_PART_BODY: u64 = 28 * 1024 * 1024;
+/// Largest body of any other operation (a 4 MiB manifest, escaped, in PutImage).
+const MAX_BODY: u64 = 8 * 1024 * 1024;
 
-/// Whether a request is for this API.
+/// Whether a request is for this API: a target header, or the protocol's media type
+/// (media types are case-insensitive).
 pub fn is_ecr_request(req: &Request<Body>) -> bool {
-    req.method() == axum::http::Method::POST
-        && req
-            .headers()
-            .get("x-amz-target")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|t| t.starts_with(TARGET_PREFIX))
+    let h = req.headers();
+    h.contains_key("x-amz-target")
+        || h.get(header::CONTENT_TYPE).is_some_and(|v| {
+            v.as_bytes()
+                .get(..CONTENT_TYPE.len())
+                .is_some_and(|t| t.eq_ignore_ascii_case(CONTENT_TYPE.as_bytes()))
+        })
 }
 
 pub async fn handle(
@@ -59,23 +62,20 @@ async fn run(
     req: Request<Body>,
 ) -> Result<Value, ApiError> {
     let (parts, body) = req.into_parts();
-    let body = http_body_util::Limited::new(body, MAX_BODY)
-        .collect()
+    let operation = operation(&parts)?;
+    // Everything the headers can tell is checked before the body is read: an
+    // unauthenticated client cannot make the server hold a large body.
+    let signed = super::signed_parts(&parts);
+    let pending = super::precheck(service, auth, &signed, "ecr").await?;
+    let cap = if operation == "UploadLayerPart" {
+        MAX_UPLOAD_PART_BODY
+    } else {
+        MAX_BODY
+    };
+    let (body, payload_hash) = super::read_body(body, &parts.headers, cap)
         .await
-        .map_err(|_| ApiError {
-            code: "SerializationException",
-            message: "The request body is too large or could not be read".into(),
-            status: StatusCode::PAYLOAD_TOO_LARGE,
-            extra: None,
-        })?
-        .to_bytes();
-    let caller = super::authenticate(service, auth, &parts, &body, "ecr").await?;
-    let target = parts
-        .headers
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let operation = target.strip_prefix(TARGET_PREFIX).unwrap_or(target);
+        .map_err(ApiError::body)?;
+    let caller = super::verify(auth, pending, &signed, &payload_hash)?;
     let input: Value = if body.is_empty() {
         Value::Object(Default::default())
     } else {
@@ -111,4 +111,15 @@ async fn run(
         source_ip: crate::http::peer_ip(&parts.extensions),
     };
     ops::dispatch(service, auth, &ctx, operation, input).await
+}
+
+/// The operation `X-Amz-Target` names; any other target is not this API's.
+fn operation(parts: &axum::http::request::Parts) -> Result<&str, ApiError> {
+    parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|t| t.strip_prefix(TARGET_PREFIX))
+        .filter(|op| !op.is_empty() && op.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .ok_or_else(ApiError::unknown_operation)
 }

@@ -1,0 +1,598 @@
+//! The command line: `berth serve`, `berth admin ...`, `berth env`.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, ServeArgs, Settings, StoreArgs};
+use crate::meta::{MetaStore, RegistryKey};
+use crate::public_url::{PublicUrl, Scheme};
+use crate::server_record::ServerRecord;
+use crate::service::{self, Context, Principal, Service};
+use crate::{auth, blobs, bootstrap, clock, fsutil, http, iam, oci, secrets};
+
+mod env;
+
+#[derive(Parser)]
+#[command(
+    name = "berth",
+    version,
+    about = "An Amazon ECR you run yourself: ECR's API, its login flow, IAM/STS and the OCI registry API in one binary."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the registry. Ready when `GET /v2/` answers; prints `berth listening on http://ADDR`.
+    Serve(ServeArgs),
+    /// Administer a data directory directly (safe while the server runs).
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Print the shell exports that point the aws CLI and SDKs at this Berth
+    /// (`eval "$(berth env)"`): the root key, the region, and the ECR, IAM and STS
+    /// endpoints of the server that last ran on the data directory.
+    Env {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create a repository (ECR does not create repositories on push).
+    CreateRepository {
+        /// Repository name, e.g. `my-app` or `team/app`
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Create an account (if new) with a new root access key, and print the key.
+    CreateAccount {
+        /// The account id, 12 digits
+        account_id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Print a registry password (what `aws ecr get-login-password` prints) for an
+    /// account's root, valid in one region for the given number of seconds.
+    LoginPassword {
+        /// Lifetime in seconds [default: 43200, ECR's 12 hours]
+        #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
+        expires_in: Option<i64>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Apply a bootstrap file now (what `serve --bootstrap FILE` does at every start).
+    Bootstrap {
+        /// The file (TOML, or JSON when named `*.json`); see docs/bootstrap.md
+        file: std::path::PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Lifecycle policies: apply them now, or show what they did.
+    Lifecycle {
+        #[command(subcommand)]
+        command: LifecycleCommand,
+    },
+    /// Collect garbage now: links no manifest uses, blobs no repository links, and
+    /// abandoned uploads, older than the grace period; prints what was freed.
+    Gc {
+        /// Grace period in seconds [default: 86400]
+        #[arg(long, value_name = "SECONDS")]
+        grace: Option<u64>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Print the storage each repository links, and the store's total.
+    Storage {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List the repositories of the default registry.
+    ListRepositories {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum LifecycleCommand {
+    /// Apply every repository's lifecycle policy now and print what was done.
+    Run {
+        /// Evaluate as if it were this time (RFC 3339, e.g. 2027-01-31T00:00:00Z), to see
+        /// what time-based rules will do
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Print the most recent lifecycle actions, newest first (one JSON object per line).
+    Events {
+        /// How many [default: 100]
+        #[arg(long, value_name = "N")]
+        limit: Option<i64>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+/// Run the command line. A failure is one line on stderr (the cause chain, never a
+/// backtrace, whatever `RUST_BACKTRACE` says) and exit code 1.
+pub fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("berth: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    match cli.command {
+        Command::Serve(args) => runtime.block_on(serve(Settings::from_serve(&args)?)),
+        Command::Admin { command } => runtime.block_on(admin(command)),
+        Command::Env { store } => env::print(&Settings::from_store(&store)?),
+    }
+}
+
+fn init_logging() {
+    use tracing_subscriber::{fmt, EnvFilter};
+    let filter = EnvFilter::try_from_env("BERTH_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Open the stores and build the operation layer (shared by `serve` and `admin`).
+/// `public` is what clients reach Berth at.
+async fn open_service(settings: &Settings, public: PublicUrl) -> anyhow::Result<Service> {
+    fsutil::create_private_dir(&settings.data_dir)
+        .with_context(|| format!("creating data directory {}", settings.data_dir.display()))?;
+    let sealer = secrets::Sealer::load_or_create(&settings.master_key_file)?;
+    let meta = MetaStore::open(settings.metadata.as_deref(), &settings.data_dir, sealer)
+        .await
+        .context("opening the metadata store")?;
+    let blobs = blobs::fs::FsBlobStore::open(&settings.data_dir)
+        .with_context(|| format!("opening the blob store in {}", settings.data_dir.display()))?;
+    let options = service::Options {
+        create_on_push: settings.create_on_push,
+        public,
+        gc_grace_ms: i64::try_from(settings.gc_grace.saturating_mul(1000)).unwrap_or(i64::MAX),
+    };
+    Ok(Service::new(meta, Arc::new(blobs), options))
+}
+
+/// For `berth admin`: what the server on this data directory advertises, as it recorded
+/// it; without one, what a default start would.
+fn admin_public_url(settings: &Settings) -> PublicUrl {
+    crate::server_record::ServerRecord::read(&settings.data_dir)
+        .and_then(|r| PublicUrl::parse(&r.public_url).ok())
+        .unwrap_or_else(|| PublicUrl::new(Scheme::Http, &settings.domain, settings.listen.port()))
+}
+
+fn default_registry(settings: &Settings) -> RegistryKey {
+    RegistryKey {
+        account_id: settings.account_id.clone(),
+        region: settings.region.clone(),
+    }
+}
+
+/// Hold an exclusive lock on the data directory for as long as the server runs: two
+/// servers on one directory would each cache metadata and track uploads the other
+/// cannot see. (`berth admin` does not take it: it only adds rows, which is safe.)
+fn lock_data_dir(settings: &Settings) -> anyhow::Result<std::fs::File> {
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("creating data directory {}", settings.data_dir.display()))?;
+    let path = settings.data_dir.join("berth.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    file.try_lock().map_err(|_| {
+        anyhow::anyhow!(
+            "another `berth serve` is using the data directory {}",
+            settings.data_dir.display()
+        )
+    })?;
+    Ok(file)
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    init_logging();
+    fsutil::create_private_dir(&settings.data_dir)
+        .with_context(|| format!("creating data directory {}", settings.data_dir.display()))?;
+    let _lock = lock_data_dir(&settings)?;
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("binding {}", settings.listen))?;
+    let addr = listener.local_addr()?;
+    let public = settings
+        .public_url
+        .clone()
+        .unwrap_or_else(|| PublicUrl::new(Scheme::Http, &settings.domain, addr.port()));
+    let service = open_service(&settings, public.clone()).await?;
+    bootstrap::managed_policies(&service).await?;
+    if let Some(path) = &settings.bootstrap {
+        apply_bootstrap(&service, path, &settings.region).await?;
+    }
+    let bootstrap = bootstrap::identity(&service, &settings).await?;
+    let token_key = bootstrap::token_key(&service).await?;
+    let record = ServerRecord {
+        endpoint: ServerRecord::endpoint_for(addr),
+        public_url: public.to_string(),
+        pid: std::process::id(),
+    };
+    record
+        .write(&settings.data_dir)
+        .context("recording the server's address in the data directory")?;
+    tracing::info!(
+        %addr,
+        public_url = %public,
+        data_dir = %settings.data_dir.display(),
+        metadata = service.meta().backend_name(),
+        account_id = settings.account_id,
+        region = settings.region,
+        dev = settings.dev,
+        "berth started"
+    );
+    if settings.dev {
+        tracing::warn!("--dev: any access key pair is accepted; do not expose this server");
+    }
+    let hosts = http::HostRouting {
+        domain: settings.domain.clone(),
+        default: default_registry(&settings),
+    };
+    let auth = auth::Authenticator::new(token_key, settings.dev, settings.account_id.clone());
+    let state = Arc::new(http::AppState::new(service, hosts, auth, public.scheme));
+    if settings.lifecycle_interval > 0 {
+        spawn_lifecycle_job(state.clone(), settings.lifecycle_interval);
+    }
+    watch_external_writes(state.clone()).await?;
+    if settings.gc_interval > 0 {
+        spawn_gc_job(state.clone(), settings.gc_interval, settings.gc_grace);
+    }
+    let shutdown = shutdown_signal()?;
+    // Tests and scripts wait for this exact first line.
+    let mut out = std::io::stdout();
+    writeln!(out, "berth listening on http://{addr}")?;
+    if let Some(created) = bootstrap {
+        // Shown once, on the first start; the credentials file keeps them (mode 0600).
+        writeln!(out, "{}", first_start_text(&settings, &public, &created))?;
+    }
+    out.flush()?;
+    http::serve(listener, state, settings.timeouts, shutdown).await?;
+    tracing::info!("berth stopped");
+    Ok(())
+}
+
+/// What the first start tells its user to do next.
+fn first_start_text(
+    settings: &Settings,
+    public: &PublicUrl,
+    created: &bootstrap::Created,
+) -> String {
+    let berth = env::command_name();
+    let data_dir = settings.data_dir.display();
+    let host = public.host();
+    format!(
+        "created account {account} and its root access key {id}; the key pair is in {file}
+
+next, in another shell:
+  eval \"$({berth} env --data-dir {data_dir})\"
+  aws ecr create-repository --repository-name my-app
+  aws ecr get-login-password | docker login --username AWS --password-stdin {host}
+  docker tag my-app {host}/my-app && docker push {host}/my-app
+{host} is registry {account} in {region}. Names like {example} need /etc/hosts lines:
+  {berth} admin hosts --data-dir {data_dir} --install",
+        account = settings.account_id,
+        region = settings.region,
+        file = created.credentials_file.display(),
+        id = created.access_key_id,
+        example = public.registry_host(&settings.account_id, &settings.region),
+    )
+}
+
+/// Drop caches when `berth admin` changes the metadata under a running server. The
+/// first check runs before the server is ready, so the server acknowledges at once.
+async fn watch_external_writes(state: Arc<http::AppState>) -> anyhow::Result<()> {
+    let mut seen = None;
+    state.service.absorb_external_writes(&mut seen).await?;
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(std::time::Duration::from_millis(100));
+        loop {
+            ticks.tick().await;
+            if let Err(e) = state.service.absorb_external_writes(&mut seen).await {
+                tracing::warn!(error = %e, "checking for external metadata changes");
+            }
+        }
+    });
+    Ok(())
+}
+
+/// After an admin command changed what a running server may have cached: announce it
+/// and, if a server holds the data directory, wait (bounded) until it has acted.
+async fn notify_server(service: &Service, settings: &Settings) -> anyhow::Result<()> {
+    let wanted = service.announce_external_write().await?;
+    if !server_running(settings) {
+        return Ok(());
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while service.external_writes_seen().await? < wanted {
+        if std::time::Instant::now() > deadline {
+            eprintln!("warning: the running server has not picked up the change yet; it will within seconds");
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+/// Whether a `berth serve` holds the data directory's lock.
+fn server_running(settings: &Settings) -> bool {
+    let path = settings.data_dir.join("berth.lock");
+    match std::fs::OpenOptions::new().write(true).open(&path) {
+        Ok(file) => file.try_lock().is_err(),
+        Err(_) => false,
+    }
+}
+
+/// Apply lifecycle policies every `seconds` (the first run one interval after start).
+fn spawn_lifecycle_job(state: Arc<http::AppState>, seconds: u64) {
+    tokio::spawn(async move {
+        let period = std::time::Duration::from_secs(seconds);
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            match state.service.run_lifecycle(clock::now_ms()).await {
+                Ok(run) => tracing::info!(
+                    repositories = run.repositories,
+                    expired = run.expired,
+                    transitioned = run.transitioned,
+                    "lifecycle policies applied"
+                ),
+                Err(e) => tracing::error!(error = %e, "lifecycle run failed"),
+            }
+        }
+    });
+}
+
+/// Collect garbage every `seconds` (the first run one interval after start).
+fn spawn_gc_job(state: Arc<http::AppState>, seconds: u64, grace: u64) {
+    tokio::spawn(async move {
+        let period = std::time::Duration::from_secs(seconds);
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let grace_ms = i64::try_from(grace.saturating_mul(1000)).unwrap_or(i64::MAX);
+        loop {
+            ticks.tick().await;
+            match state
+                .service
+                .collect_garbage(clock::now_ms(), grace_ms)
+                .await
+            {
+                Ok(r) => tracing::info!(
+                    links = r.links_removed,
+                    blobs = r.blobs_removed,
+                    bytes = r.bytes_freed,
+                    uploads = r.uploads_removed,
+                    "garbage collected"
+                ),
+                Err(service::Error::Busy) => {
+                    tracing::info!("garbage collection skipped: another one is running")
+                }
+                Err(e) => tracing::error!(error = %e, "garbage collection failed"),
+            }
+        }
+    });
+}
+
+/// Read and apply a bootstrap file; the error names the file and the entity at fault.
+async fn apply_bootstrap(
+    service: &Service,
+    path: &std::path::Path,
+    region: &str,
+) -> anyhow::Result<bootstrap::file::Applied> {
+    let file = bootstrap::file::BootstrapFile::read(path)?;
+    let applied = bootstrap::file::apply(service, &file, region)
+        .await
+        .with_context(|| format!("applying bootstrap file {}", path.display()))?;
+    tracing::info!(
+        file = %path.display(),
+        accounts = applied.accounts,
+        created = applied.created,
+        "bootstrap file applied"
+    );
+    Ok(applied)
+}
+
+/// SIGTERM or SIGINT. The handlers are registered here, before the server says it is
+/// ready, so a signal sent right after the ready line still stops it gracefully.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
+}
+
+async fn admin(command: AdminCommand) -> anyhow::Result<()> {
+    match command {
+        AdminCommand::CreateRepository { name, store } => {
+            let settings = Settings::from_store(&store)?;
+            let name: oci::RepositoryName = name
+                .parse()
+                .map_err(|e| anyhow::anyhow!("invalid repository name '{name}': {e}"))?;
+            let service = open_service(&settings, admin_public_url(&settings)).await?;
+            let ctx = Context {
+                registry: default_registry(&settings),
+                principal: Principal::Admin,
+                source_ip: None,
+            };
+            let repo = service
+                .create_repository_with(&ctx, &name, &Default::default(), &[])
+                .await?;
+            println!(
+                "created repository {} in registry {} ({})",
+                repo.name, settings.account_id, settings.region
+            );
+        }
+        AdminCommand::CreateAccount { account_id, store } => {
+            if !http::host::is_account_id(&account_id) {
+                anyhow::bail!("account id '{account_id}' must be 12 digits");
+            }
+            let settings = Settings::from_store(&store)?;
+            let service = open_service(&settings, admin_public_url(&settings)).await?;
+            let key = bootstrap::root_key(&service, &account_id).await?;
+            println!("[{account_id}]");
+            println!("aws_access_key_id = {}", key.access_key_id);
+            println!("aws_secret_access_key = {}", key.secret_access_key);
+        }
+        AdminCommand::LoginPassword { expires_in, store } => {
+            let settings = Settings::from_store(&store)?;
+            let service = open_service(&settings, admin_public_url(&settings)).await?;
+            let key = bootstrap::token_key(&service).await?;
+            let auth = auth::Authenticator::new(key, false, settings.account_id.clone());
+            let principal = auth::Principal::Root {
+                account_id: settings.account_id.clone(),
+            };
+            let lifetime = expires_in.unwrap_or(auth::TOKEN_LIFETIME_SECONDS);
+            let now = clock::now_ms() / 1000;
+            let (password, _) = auth.issue_token(
+                &principal,
+                &settings.region,
+                now - auth::TOKEN_LIFETIME_SECONDS + lifetime,
+            );
+            println!("{password}");
+        }
+        AdminCommand::Bootstrap { file, store } => {
+            let settings = Settings::from_store(&store)?;
+            let service = open_service(&settings, admin_public_url(&settings)).await?;
+            bootstrap::managed_policies(&service).await?;
+            let applied = apply_bootstrap(&service, &file, &settings.region).await?;
+            notify_server(&service, &settings).await?;
+            println!(
+                "applied {}: {} accounts, {} entities created",
+                file.display(),
+                applied.accounts,
+                applied.created
+            );
+        }
+        AdminCommand::Lifecycle { command } => lifecycle_admin(command).await?,
+        AdminCommand::Gc { grace, store } => {
+            let settings = Settings::from_store(&store)?;
+            let service = open_service(&settings, admin_public_url(&settings)).await?;
+            let grace = grace.unwrap_or(config::DEFAULT_GC_GRACE);
+            let grace_ms = i64::try_from(grace.saturating_mul(1000)).unwrap_or(i64::MAX);
+            let report = match service.collect_garbage(clock::now_ms(), grace_ms).await {
+                Err(service::Error::Busy) => {
+                    anyhow::bail!("another garbage collection is running; try again later")
+                }
+                other => other?,
+            };
+            notify_server(&service, &settings).await?;
+            println!(
+                "gc: freed {} bytes: {} blobs, {} repository links, {} abandoned uploads",
+                report.bytes_freed,
+                report.blobs_removed,
+                report.links_removed,
+                report.uploads_removed
+            );
+        }
+        AdminCommand::Storage { store } => {
+            let settings = Settings::from_store(&store)?;
+            let service = open_service(&settings, admin_public_url(&settings)).await?;
+            for u in service.repository_usage().await? {
+                println!(
+                    "{}\t{}\t{}\t{} blobs\t{} bytes",
+                    u.registry.account_id, u.registry.region, u.name, u.blobs, u.bytes
+                );
+            }
+            let total = service.storage_usage().await?;
+            println!("total\t{} blobs\t{} bytes", total.blobs, total.bytes);
+        }
+        AdminCommand::ListRepositories { store } => {
+            let settings = Settings::from_store(&store)?;
+            let service = open_service(&settings, admin_public_url(&settings)).await?;
+            let ctx = Context {
+                registry: default_registry(&settings),
+                principal: Principal::Admin,
+                source_ip: None,
+            };
+            let mut last: Option<oci::RepositoryName> = None;
+            loop {
+                let page = service.catalog(&ctx, last.as_ref(), Some(1000)).await?;
+                for name in &page.items {
+                    println!("{name}");
+                }
+                if !page.more {
+                    break;
+                }
+                last = page.items.last().and_then(|n| n.parse().ok());
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn lifecycle_admin(command: LifecycleCommand) -> anyhow::Result<()> {
+    match command {
+        LifecycleCommand::Run { at, store } => {
+            let settings = Settings::from_store(&store)?;
+            let now = match at {
+                Some(t) => iam::condition::date(&t)
+                    .map(|secs| (secs * 1000.0) as i64)
+                    .with_context(|| format!("--at '{t}' is not an RFC 3339 time"))?,
+                None => clock::now_ms(),
+            };
+            let service = open_service(&settings, admin_public_url(&settings)).await?;
+            let run = service.run_lifecycle(now).await?;
+            notify_server(&service, &settings).await?;
+            println!(
+                "lifecycle: {} repositories evaluated, {} images expired, {} transitioned to archive",
+                run.repositories, run.expired, run.transitioned
+            );
+        }
+        LifecycleCommand::Events { limit, store } => {
+            let settings = Settings::from_store(&store)?;
+            let service = open_service(&settings, admin_public_url(&settings)).await?;
+            for e in service.lifecycle_events(limit.unwrap_or(100)).await? {
+                let line = serde_json::json!({
+                    "at": iam::context::iso8601(e.at / 1000),
+                    "registryId": e.registry.account_id,
+                    "region": e.registry.region,
+                    "repositoryName": e.repository,
+                    "imageDigest": e.digest,
+                    "imageTags": e.tags,
+                    "action": e.action,
+                    "appliedRulePriority": e.rule_priority,
+                });
+                println!("{line}");
+            }
+        }
+    }
+    Ok(())
+}
