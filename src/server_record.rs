@@ -32,6 +32,18 @@ impl ServerRecord {
         format!("http://{ip}:{}", listen.port())
     }
 
+    /// The IP address of `endpoint`, for hosts-file lines.
+    pub fn loopback_address(&self) -> String {
+        let host = self
+            .endpoint
+            .trim_start_matches("http://")
+            .rsplit_once(':')
+            .map_or("127.0.0.1", |(h, _)| h);
+        host.trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned()
+    }
+
     /// Write the record (replacing it whole: a reader never sees half of it).
     pub fn write(&self, data_dir: &Path) -> std::io::Result<()> {
         let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 
 import boto3
 import botocore
@@ -129,8 +130,23 @@ def test_create_repository_settings_and_tags(ecr):
     assert repo["imageTagMutabilityExclusionFilters"] == [{"filterType": "WILDCARD", "filter": "latest"}]
     assert repo["imageScanningConfiguration"] == {"scanOnPush": True}
     assert repo["encryptionConfiguration"]["encryptionType"] == "KMS"
-    assert repo["encryptionConfiguration"]["kmsKey"].startswith("arn:aws:kms:us-east-1:")
+    # The account's AWS-managed ECR key, by key id (as ECR names it), the same each time.
+    key = repo["encryptionConfiguration"]["kmsKey"]
+    assert re.fullmatch(r"arn:aws:kms:us-east-1:000000000000:key/[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}", key), key
+    again = ecr.create_repository(repositoryName="configured-2", encryptionConfiguration={"encryptionType": "KMS"})
+    assert again["repository"]["encryptionConfiguration"]["kmsKey"] == key
     assert ecr.list_tags_for_resource(resourceArn=repo["repositoryArn"])["tags"] == [{"Key": "team", "Value": "a"}]
+
+
+def test_enum_messages_list_values_in_ecrs_order(ecr):
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        ecr.create_repository(repositoryName="bad-mutability", imageTagMutability="SOMETIMES")
+    assert e.value.response["Error"]["Message"].endswith(
+        "'Member must satisfy enum value set: [IMMUTABLE, MUTABLE, MUTABLE_WITH_EXCLUSION, IMMUTABLE_WITH_EXCLUSION]'")
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        ecr.create_repository(repositoryName="bad-encryption", encryptionConfiguration={"encryptionType": "DES"})
+    assert e.value.response["Error"]["Message"].endswith(
+        "'Member must satisfy enum value set: [AES256, KMS_DSSE, KMS]'")
 
 
 @pytest.mark.parametrize(

@@ -106,9 +106,11 @@ def test_put_get_delete_lifecycle_policy(berth):
     assert (out["registryId"], out["repositoryName"], out["lifecyclePolicyText"]) == ("000000000000", "app", text)
     got = ecr.get_lifecycle_policy(repositoryName="app")
     assert got["lifecyclePolicyText"] == text
-    assert "lastEvaluatedAt" not in got  # never evaluated yet
+    # ECR always answers lastEvaluatedAt: the epoch while the policy has never run.
+    assert got["lastEvaluatedAt"].timestamp() == 0
     deleted = ecr.delete_lifecycle_policy(repositoryName="app")
     assert deleted["lifecyclePolicyText"] == text
+    assert deleted["lastEvaluatedAt"].timestamp() == 0
     expect_error(lambda: ecr.delete_lifecycle_policy(repositoryName="app"), "LifecyclePolicyNotFoundException", 400)
     expect_error(lambda: ecr.put_lifecycle_policy(repositoryName="nope", lifecyclePolicyText=text),
                  "RepositoryNotFoundException", 400)

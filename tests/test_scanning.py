@@ -83,7 +83,8 @@ def test_repository_scanning_follows_registry_rules_then_the_repository(ecr):
     assert (by_name["dev-app"]["scanFrequency"], by_name["dev-app"]["scanOnPush"]) == ("MANUAL", True)
     assert (by_name["plain"]["scanFrequency"], by_name["plain"]["scanOnPush"]) == ("MANUAL", False)
     assert by_name["plain"]["appliedScanFilters"] == []
-    assert [(f["repositoryName"], f["failureCode"]) for f in out["failures"]] == [("gone", "REPOSITORY_NOT_FOUND")]
+    assert out["failures"] == [
+        {"repositoryName": "gone", "failureCode": "REPOSITORY_NOT_FOUND", "failureReason": "REPOSITORY_NOT_FOUND"}]
     with pytest.raises(botocore.exceptions.ClientError) as e:
         ecr.batch_get_repository_scanning_configuration(repositoryNames=[f"r{i}" for i in range(26)])
     assert error_of(e)[0] == "InvalidParameterException"

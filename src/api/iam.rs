@@ -127,6 +127,13 @@ impl From<ApiAuthError> for QueryError {
 }
 
 /// XML text escaping.
+/// Whether XML 1.0 can carry `c` at all (escaped or not).
+fn xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// Escape text for an XML element. What XML cannot carry (a control character stored
+/// before input was checked) becomes U+FFFD, so every answer stays well-formed.
 fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -136,10 +143,24 @@ fn esc(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
+            // A literal CR would be read back as LF.
+            '\r' => out.push_str("&#13;"),
+            c if !xml_char(c) => out.push('\u{FFFD}'),
             c => out.push(c),
         }
     }
     out
+}
+
+/// Refuse a member XML could not carry back: IAM's own pattern for text members.
+fn check_xml_text(params: &Params) -> Result<(), QueryError> {
+    match params.0.iter().find(|(_, v)| !v.chars().all(xml_char)) {
+        Some((key, _)) => Err(QueryError::input(format!(
+            "1 validation error detected: Value at '{}' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\u0009\\u000A\\u000D\\u0020-\\u00FF]*",
+            lower_first(key)
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Policy documents travel percent-encoded (RFC 3986; space is `%20`).
@@ -327,6 +348,7 @@ async fn run(
         serde_urlencoded::from_bytes(&body)
             .map_err(|_| QueryError::input("The request body is not form-encoded"))?,
     );
+    check_xml_text(&params)?;
     let action = params.req("Action")?.to_owned();
     let c = IamCaller {
         principal: caller.principal,
@@ -712,5 +734,34 @@ async fn identity_op(
                 singular(kind)
             ),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xml_text_is_always_well_formed() {
+        assert_eq!(esc("a<b & 'c'"), "a&lt;b &amp; &apos;c&apos;");
+        assert_eq!(esc("tab\tnl\ncr\r"), "tab\tnl\ncr&#13;");
+        assert_eq!(
+            esc("nul\u{0}bell\u{7}\u{1f}"),
+            "nul\u{FFFD}bell\u{FFFD}\u{FFFD}"
+        );
+        assert_eq!(esc("\u{FFFE}é"), "\u{FFFD}é");
+    }
+
+    #[test]
+    fn control_characters_are_refused_in_every_member() {
+        let ok = Params(vec![("Description".into(), "line\nnext\ttab".into())]);
+        assert!(check_xml_text(&ok).is_ok());
+        let bad = Params(vec![
+            ("RoleName".into(), "r".into()),
+            ("Description".into(), "x\u{1}y".into()),
+        ]);
+        let e = check_xml_text(&bad).expect_err("refused");
+        assert_eq!(e.code, "ValidationError");
+        assert!(e.message.contains("'description'"), "{}", e.message);
     }
 }

@@ -14,6 +14,7 @@ use crate::service::{self, Context, Principal, Service};
 use crate::{auth, blobs, bootstrap, clock, fsutil, http, iam, oci, secrets};
 
 mod env;
+mod hosts;
 
 #[derive(Parser)]
 #[command(
@@ -97,6 +98,38 @@ enum AdminCommand {
     },
     /// List the repositories of the default registry.
     ListRepositories {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Print the /etc/hosts lines that make every registry name
+    /// (<account>.dkr.ecr.<region>.<domain>) of every account reach this machine, for
+    /// every AWS region; with --install, write them into the hosts file.
+    Hosts {
+        /// Replace Berth's block in the hosts file (needs root for /etc/hosts)
+        #[arg(long)]
+        install: bool,
+        /// The hosts file [default: /etc/hosts]
+        #[arg(long, value_name = "FILE")]
+        hosts_file: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Act as an AWS service principal assuming a role (as ECS does with a task
+    /// execution role) and print its temporary credentials as shell exports. Refused
+    /// unless the role's trust policy names that service.
+    AssumeRole {
+        /// The service principal, e.g. ecs-tasks.amazonaws.com
+        #[arg(long, value_name = "SERVICE")]
+        as_service: String,
+        /// The role, e.g. arn:aws:iam::000000000000:role/ecsTaskExecutionRole
+        #[arg(long, value_name = "ARN")]
+        role_arn: String,
+        /// The session name [default: the service's first label]
+        #[arg(long, value_name = "NAME")]
+        role_session_name: Option<String>,
+        /// Lifetime in seconds [default: 3600]
+        #[arg(long, value_name = "SECONDS")]
+        duration_seconds: Option<i64>,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -533,6 +566,55 @@ async fn admin(command: AdminCommand) -> anyhow::Result<()> {
             }
             let total = service.storage_usage().await?;
             println!("total\t{} blobs\t{} bytes", total.blobs, total.bytes);
+        }
+        AdminCommand::Hosts {
+            install,
+            hosts_file,
+            store,
+        } => {
+            let settings = Settings::from_store(&store)?;
+            let service = open_service(&settings, admin_public_url(&settings)).await?;
+            let (accounts, in_use) = service.meta().registries_in_use().await?;
+            let address = ServerRecord::read(&settings.data_dir)
+                .map(|r| r.loopback_address())
+                .unwrap_or_else(|| "127.0.0.1".to_owned());
+            let block = hosts::block(&admin_public_url(&settings), &address, &accounts, &in_use);
+            if install {
+                let path = hosts_file.unwrap_or_else(|| "/etc/hosts".into());
+                hosts::install(&path, &block)?;
+                println!(
+                    "{}: {} registry names",
+                    path.display(),
+                    block.lines().count().saturating_sub(2)
+                );
+            } else {
+                print!("{block}");
+            }
+        }
+        AdminCommand::AssumeRole {
+            as_service,
+            role_arn,
+            role_session_name,
+            duration_seconds,
+            store,
+        } => {
+            let settings = Settings::from_store(&store)?;
+            let service = open_service(&settings, admin_public_url(&settings)).await?;
+            let key = bootstrap::token_key(&service).await?;
+            let auth = auth::Authenticator::new(key, false, settings.account_id.clone());
+            let session = role_session_name
+                .unwrap_or_else(|| as_service.split('.').next().unwrap_or("service").to_owned());
+            let creds = service
+                .assume_role_as_service(&auth, &role_arn, &as_service, &session, duration_seconds)
+                .await?;
+            println!("export AWS_ACCESS_KEY_ID={}", creds.access_key_id);
+            println!("export AWS_SECRET_ACCESS_KEY={}", creds.secret_access_key);
+            println!("export AWS_SESSION_TOKEN={}", creds.session_token);
+            println!(
+                "# {} until {}",
+                creds.arn,
+                iam::context::iso8601(creds.expires)
+            );
         }
         AdminCommand::ListRepositories { store } => {
             let settings = Settings::from_store(&store)?;

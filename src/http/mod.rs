@@ -90,6 +90,11 @@ async fn handle(
         .get(header::EXPECT)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     let head_too_large = head_bytes(&req) > MAX_HEAD_BYTES;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
     let (parts, incoming) = req.into_parts();
     let (tracked, body_state) = TrackedBody::new(incoming, body_timeout);
     let req = Request::from_parts(parts, Body::new(tracked));
@@ -101,8 +106,11 @@ async fn handle(
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-amzn-RequestId", v);
     }
-    let reusable =
-        !head_too_large && finish_request_body(&body_state, expects_continue, body_timeout).await;
+    let unread = Unread {
+        declared,
+        expects_continue,
+    };
+    let reusable = !head_too_large && finish_request_body(&body_state, unread, body_timeout).await;
     if !reusable {
         resp.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -125,14 +133,26 @@ async fn handle(
     })
 }
 
+/// What the request said of its body, for deciding what to do with an unread rest.
+struct Unread {
+    /// `Content-Length`, if given.
+    declared: Option<u64>,
+    expects_continue: bool,
+}
+
 /// After the handler answered: whether the connection can carry another request. A
-/// body the handler left unread is drained when small; unless the client waits for
-/// `100 Continue` and has sent nothing (then it sends nothing more either way).
-async fn finish_request_body(state: &BodyState, expects_continue: bool, timeout: Duration) -> bool {
+/// body the handler left unread is drained when small; not when it is declared larger,
+/// nor when the client waits for `100 Continue` and has sent nothing (it sends nothing
+/// more either way).
+async fn finish_request_body(state: &BodyState, unread: Unread, timeout: Duration) -> bool {
     if state.finished() {
         return true;
     }
-    if expects_continue && !state.polled() {
+    if unread.expects_continue && !state.polled() {
+        return false;
+    }
+    let rest = unread.declared.map(|n| n.saturating_sub(state.bytes()));
+    if rest.is_some_and(|n| n > DRAIN_LIMIT) {
         return false;
     }
     state.drain(DRAIN_LIMIT, timeout).await

@@ -40,7 +40,10 @@ enum PrincipalValue {
     Everyone,
     /// `{"AWS": ...}`: an ARN, or an account (as its id or root ARN).
     Aws(String),
-    /// Service, Federated, CanonicalUser: never a Berth caller.
+    /// `{"Service": "ecs-tasks.amazonaws.com"}`: only `berth admin assume-role
+    /// --as-service` acts as one.
+    Service(String),
+    /// Federated, CanonicalUser: never a Berth caller.
     Other,
 }
 
@@ -285,6 +288,36 @@ impl Statement {
     }
 }
 
+impl Policy {
+    /// Whether this trust policy lets the AWS service `service` (`ecs-tasks.amazonaws.com`)
+    /// perform `action` (`sts:AssumeRole`): an `Allow` names it and no `Deny` does. A
+    /// statement with conditions is not taken as trust: no service request context
+    /// exists here to evaluate them against.
+    pub fn trusts_service(&self, service: &str, action: &str) -> bool {
+        let names = |st: &Statement| {
+            let action_hit = st
+                .actions
+                .patterns
+                .iter()
+                .any(|p| wildcard::matches(p, action, true));
+            action_hit != st.actions.negated
+                && st
+                    .principals
+                    .as_ref()
+                    .is_some_and(|p| p.names_service(service))
+        };
+        let denied = self
+            .statements
+            .iter()
+            .any(|st| st.effect == Effect::Deny && names(st));
+        let allowed = self
+            .statements
+            .iter()
+            .any(|st| st.effect == Effect::Allow && st.conditions.is_empty() && names(st));
+        allowed && !denied
+    }
+}
+
 fn resource_matches(pattern: &str, resource: &str) -> bool {
     if pattern == "*" || resource == "*" {
         // An action on no particular resource (GetAuthorizationToken) matches only `*`.
@@ -294,6 +327,15 @@ fn resource_matches(pattern: &str, resource: &str) -> bool {
 }
 
 impl Principals {
+    fn names_service(&self, service: &str) -> bool {
+        let named = self.values.iter().any(|v| match v {
+            PrincipalValue::Everyone => true,
+            PrincipalValue::Service(s) => s.eq_ignore_ascii_case(service),
+            PrincipalValue::Aws(_) | PrincipalValue::Other => false,
+        });
+        named != self.negated
+    }
+
     fn names(&self, caller: &Caller) -> PrincipalMatch {
         let best = self
             .values
@@ -301,7 +343,7 @@ impl Principals {
             .map(|v| match v {
                 PrincipalValue::Everyone => PrincipalMatch::Caller,
                 PrincipalValue::Aws(a) => aws_principal_names(a, caller),
-                PrincipalValue::Other => PrincipalMatch::No,
+                PrincipalValue::Service(_) | PrincipalValue::Other => PrincipalMatch::No,
             })
             .max()
             .unwrap_or(PrincipalMatch::No);
@@ -397,7 +439,8 @@ fn principals(obj: &serde_json::Map<String, Value>) -> Result<Option<Principals>
                             check_aws_principal(&id)?;
                             PrincipalValue::Aws(id)
                         }
-                        "Service" | "Federated" | "CanonicalUser" => PrincipalValue::Other,
+                        "Service" => PrincipalValue::Service(id),
+                        "Federated" | "CanonicalUser" => PrincipalValue::Other,
                         _ => return err(&format!("Invalid principal in policy: \"{kind}\"")),
                     });
                 }
@@ -445,4 +488,30 @@ pub fn substitute(s: &str, ctx: &RequestContext) -> Option<String> {
     }
     out.push_str(rest);
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trust(doc: &str) -> Policy {
+        Policy::parse(doc, PolicyKind::Trust).expect("trust policy")
+    }
+
+    #[test]
+    fn a_trust_policy_trusts_the_services_it_names() {
+        let ecs = trust(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ecs-tasks.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#,
+        );
+        assert!(ecs.trusts_service("ecs-tasks.amazonaws.com", "sts:AssumeRole"));
+        assert!(!ecs.trusts_service("lambda.amazonaws.com", "sts:AssumeRole"));
+        let users_only = trust(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:root"},"Action":"sts:AssumeRole"}]}"#,
+        );
+        assert!(!users_only.trusts_service("ecs-tasks.amazonaws.com", "sts:AssumeRole"));
+        let denied = trust(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":["ecs-tasks.amazonaws.com"]},"Action":"sts:*"},{"Effect":"Deny","Principal":{"Service":"ecs-tasks.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#,
+        );
+        assert!(!denied.trusts_service("ecs-tasks.amazonaws.com", "sts:AssumeRole"));
+    }
 }

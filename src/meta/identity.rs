@@ -86,6 +86,21 @@ impl MetaStore {
         })
     }
 
+    /// Every account, and every (account, region) that holds a repository.
+    pub async fn registries_in_use(&self) -> Result<(Vec<String>, Vec<(String, String)>)> {
+        let accounts: Vec<(String,)> = on_read!(self, pool => sqlx::query_as(
+            "SELECT account_id FROM accounts ORDER BY account_id",
+        )
+        .fetch_all(pool)
+        .await?);
+        let registries: Vec<(String, String)> = on_read!(self, pool => sqlx::query_as(
+            "SELECT DISTINCT account_id, region FROM repositories ORDER BY account_id, region",
+        )
+        .fetch_all(pool)
+        .await?);
+        Ok((accounts.into_iter().map(|(a,)| a).collect(), registries))
+    }
+
     /// (key id, creation time in ms) of a principal's access keys.
     pub async fn access_key_created(&self, principal_arn: &str) -> Result<Vec<(String, i64)>> {
         let rows: Vec<(String, i64)> = on_read!(self, pool => sqlx::query_as(

@@ -758,6 +758,40 @@ impl Service {
 
     // ---- STS ----
 
+    /// Act as an AWS service (`ecs-tasks.amazonaws.com`) assuming a role, as ECS does
+    /// for a task's execution role: allowed only when the role's trust policy names that
+    /// service. Local administration only (`berth admin assume-role --as-service`).
+    pub async fn assume_role_as_service(
+        &self,
+        auth: &Authenticator,
+        role_arn: &str,
+        service_principal: &str,
+        session_name: &str,
+        duration: Option<i64>,
+    ) -> Result<AssumedRole> {
+        check_session_name(session_name)?;
+        let deny = || {
+            Error::AccessDenied(format!(
+                "Service: {service_principal} is not authorized to perform: sts:AssumeRole on resource: {role_arn}"
+            ))
+        };
+        let role = self
+            .meta
+            .identity_by_arn(role_arn)
+            .await?
+            .filter(|r| r.kind == IdentityKind::Role)
+            .ok_or_else(deny)?;
+        let trusted = role
+            .trust_policy
+            .as_deref()
+            .and_then(|t| Policy::parse(t, PolicyKind::Trust).ok())
+            .is_some_and(|p| p.trusts_service(service_principal, "sts:AssumeRole"));
+        if !trusted {
+            return Err(deny());
+        }
+        self.issue_role_session(auth, &role, session_name, duration)
+    }
+
     /// AssumeRole: the caller must be allowed `sts:AssumeRole` by the role's trust policy
     /// (and, if the trust policy names only its account, by its own identity policies).
     pub async fn assume_role(
@@ -801,6 +835,17 @@ impl Service {
         )
         .await
         .map_err(|_| deny())?;
+        self.issue_role_session(auth, &role, session_name, duration)
+    }
+
+    /// Temporary credentials of a session of `role`, once the caller may assume it.
+    fn issue_role_session(
+        &self,
+        auth: &Authenticator,
+        role: &Identity,
+        session_name: &str,
+        duration: Option<i64>,
+    ) -> Result<AssumedRole> {
         let max = role.max_session_duration.unwrap_or(DEFAULT_SESSION_SECONDS);
         let seconds = duration.unwrap_or(DEFAULT_SESSION_SECONDS);
         if seconds < MIN_SESSION_SECONDS {

@@ -120,6 +120,6 @@ fn operation(parts: &axum::http::request::Parts) -> Result<&str, ApiError> {
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .and_then(|t| t.strip_prefix(TARGET_PREFIX))
-        .filter(|op| !op.is_empty() && op.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .filter(|op| ops::is_operation(op))
         .ok_or_else(ApiError::unknown_operation)
 }

@@ -19,6 +19,73 @@ mod scanning;
 type OpResult = Result<Value, ApiError>;
 
 /// Operations of the ECR model that Berth does not implement yet.
+/// Every operation of ECR's service model: a target naming anything else is
+/// `UnknownOperationException`, answered before authentication, as ECR does.
+const OPERATIONS: &[&str] = &[
+    "BatchCheckLayerAvailability",
+    "BatchDeleteImage",
+    "BatchGetImage",
+    "BatchGetRepositoryScanningConfiguration",
+    "CompleteLayerUpload",
+    "CreatePullThroughCacheRule",
+    "CreateRepository",
+    "CreateRepositoryCreationTemplate",
+    "DeleteLifecyclePolicy",
+    "DeletePullThroughCacheRule",
+    "DeleteRegistryPolicy",
+    "DeleteRepository",
+    "DeleteRepositoryCreationTemplate",
+    "DeleteRepositoryPolicy",
+    "DeleteSigningConfiguration",
+    "DeregisterPullTimeUpdateExclusion",
+    "DescribeImageReplicationStatus",
+    "DescribeImageScanFindings",
+    "DescribeImageSigningStatus",
+    "DescribeImages",
+    "DescribePullThroughCacheRules",
+    "DescribeRegistry",
+    "DescribeRepositories",
+    "DescribeRepositoryCreationTemplates",
+    "GetAccountSetting",
+    "GetAuthorizationToken",
+    "GetDownloadUrlForLayer",
+    "GetLifecyclePolicy",
+    "GetLifecyclePolicyPreview",
+    "GetRegistryPolicy",
+    "GetRegistryScanningConfiguration",
+    "GetRepositoryPolicy",
+    "GetSigningConfiguration",
+    "InitiateLayerUpload",
+    "ListImageReferrers",
+    "ListImages",
+    "ListPullTimeUpdateExclusions",
+    "ListTagsForResource",
+    "PutAccountSetting",
+    "PutImage",
+    "PutImageScanningConfiguration",
+    "PutImageTagMutability",
+    "PutLifecyclePolicy",
+    "PutRegistryPolicy",
+    "PutRegistryScanningConfiguration",
+    "PutReplicationConfiguration",
+    "PutSigningConfiguration",
+    "RegisterPullTimeUpdateExclusion",
+    "SetRepositoryPolicy",
+    "StartImageScan",
+    "StartLifecyclePolicyPreview",
+    "TagResource",
+    "UntagResource",
+    "UpdateImageStorageClass",
+    "UpdatePullThroughCacheRule",
+    "UpdateRepositoryCreationTemplate",
+    "UploadLayerPart",
+    "ValidatePullThroughCacheRule",
+];
+
+pub fn is_operation(name: &str) -> bool {
+    OPERATIONS.binary_search(&name).is_ok()
+}
+
 const NOT_YET: &[&str] = &[
     "PutReplicationConfiguration",
     "DescribeImageReplicationStatus",
@@ -467,7 +534,7 @@ fn mutability(i: &Input) -> Result<(Option<String>, Option<String>), ApiError> {
         {
             return Err(ApiError::invalid(
                 "imageTagMutability",
-                "Member must satisfy enum value set: [MUTABLE, IMMUTABLE, IMMUTABLE_WITH_EXCLUSION, MUTABLE_WITH_EXCLUSION]",
+                "Member must satisfy enum value set: [IMMUTABLE, MUTABLE, MUTABLE_WITH_EXCLUSION, IMMUTABLE_WITH_EXCLUSION]",
             ));
         }
     }
@@ -1102,8 +1169,12 @@ async fn lifecycle_policy(service: &Service, ctx: &Context, i: &Input, delete: b
         "repositoryName": name.as_str(),
         "lifecyclePolicyText": info.text,
     });
-    if let (Some(at), Some(o)) = (info.last_evaluated_at, out.as_object_mut()) {
-        o.insert("lastEvaluatedAt".into(), seconds(at));
+    // ECR always says when the policy last ran: the epoch when it never has.
+    if let Some(o) = out.as_object_mut() {
+        o.insert(
+            "lastEvaluatedAt".into(),
+            seconds(info.last_evaluated_at.unwrap_or(0)),
+        );
     }
     Ok(out)
 }
@@ -1183,6 +1254,18 @@ async fn get_lifecycle_policy_preview(service: &Service, ctx: &Context, i: &Inpu
     Ok(with_next(out, next))
 }
 
+/// The ARN of the account's AWS-managed key for ECR (alias `aws/ecr`), which ECR names
+/// when KMS encryption is asked for without a key: one key id per account and region.
+fn aws_managed_ecr_key(ctx: &Context) -> String {
+    use sha2::Digest as _;
+    let (region, account) = (&ctx.registry.region, &ctx.registry.account_id);
+    let h = sha2::Sha256::digest(format!("aws/ecr\n{account}\n{region}").as_bytes());
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&h[..16]);
+    let id = uuid::Builder::from_random_bytes(id).into_uuid();
+    format!("arn:aws:kms:{region}:{account}:key/{id}")
+}
+
 /// `encryptionConfiguration`, validated: (type, KMS key), or None when absent.
 fn encryption(i: &Input, ctx: &Context) -> Result<Option<(String, Option<String>)>, ApiError> {
     let Some(c) = i.get("encryptionConfiguration") else {
@@ -1195,7 +1278,7 @@ fn encryption(i: &Input, ctx: &Context) -> Result<Option<(String, Option<String>
     if !["AES256", "KMS", "KMS_DSSE"].contains(&t) {
         return Err(ApiError::invalid(
             "encryptionConfiguration.encryptionType",
-            "Member must satisfy enum value set: [AES256, KMS, KMS_DSSE]",
+            "Member must satisfy enum value set: [AES256, KMS_DSSE, KMS]",
         ));
     }
     let key = c.get("kmsKey").and_then(Value::as_str).map(str::to_owned);
@@ -1208,10 +1291,7 @@ fn encryption(i: &Input, ctx: &Context) -> Result<Option<(String, Option<String>
         }
         ("AES256", None) => None,
         (_, Some(k)) => Some(k),
-        (_, None) => Some(format!(
-            "arn:aws:kms:{}:{}:alias/aws/ecr",
-            ctx.registry.region, ctx.registry.account_id
-        )),
+        (_, None) => Some(aws_managed_ecr_key(ctx)),
     };
     Ok(Some((t.to_owned(), key)))
 }
@@ -1395,4 +1475,16 @@ async fn update_image_storage_class(service: &Service, ctx: &Context, i: &Input)
         "imageId": image_id_json(&ImageId { digest: Some(digest), tag: id.tag }),
         "imageStatus": status,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_operation_list_is_sorted_for_binary_search() {
+        assert!(OPERATIONS.windows(2).all(|w| w[0] < w[1]));
+        assert!(is_operation("CreateRepository") && is_operation("ValidatePullThroughCacheRule"));
+        assert!(!is_operation("createRepository") && !is_operation(""));
+    }
 }

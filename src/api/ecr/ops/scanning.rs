@@ -85,11 +85,9 @@ pub(super) async fn batch_get_repository_scanning_configuration(
         .map(|n| {
             json!({
                 "repositoryName": n.as_str(),
+                // ECR repeats the code as the reason.
                 "failureCode": "REPOSITORY_NOT_FOUND",
-                "failureReason": format!(
-                    "The repository with name '{n}' does not exist in the registry with id '{}'",
-                    ctx.registry.account_id
-                ),
+                "failureReason": "REPOSITORY_NOT_FOUND",
             })
         })
         .collect();
