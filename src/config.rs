@@ -62,7 +62,8 @@ pub struct ServeArgs {
     pub domain: Option<String>,
     /// What clients reach Berth at, e.g. behind a TLS-terminating proxy: decides every
     /// address Berth advertises (repositoryUri, proxyEndpoint, download URLs, the login
-    /// realm) [default: http://<domain>:<listen port>, no port when it is 80]
+    /// realm); its domain supersedes --domain [default: http://<domain>:<listen port>,
+    /// no port when it is 80]
     #[arg(long, env = "BERTH_PUBLIC_URL", value_name = "SCHEME://DOMAIN[:PORT]")]
     pub public_url: Option<String>,
     /// Seconds a client has to send a request's headers [default: 30]
@@ -211,18 +212,8 @@ impl Settings {
             Some(text) => Some(PublicUrl::parse(&text).context("--public-url")?),
             None => None,
         };
-        let domain = match &public_url {
-            Some(url) if args.domain.is_some() || file.domain.is_some() => {
-                if url.domain != domain {
-                    bail!(
-                        "--domain '{domain}' and --public-url '{url}' name different domains; give one"
-                    );
-                }
-                domain
-            }
-            Some(url) => url.domain.clone(),
-            None => domain,
-        };
+        // The public URL names the domain clients use: it supersedes --domain.
+        let domain = public_url.as_ref().map_or(domain, |u| u.domain.clone());
         let secs = |flag: Option<u64>, file: Option<u64>, default: u64, name: &str| {
             let v = flag.or(file).unwrap_or(default);
             if v == 0 {

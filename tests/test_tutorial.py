@@ -141,3 +141,20 @@ def test_repeated_push_works_on_an_immutable_repository(berth, tutorial_env, app
         f"docker push {registry}/frozen:v1", env,
         "tag invalid: The image tag 'v1' already exists in the 'frozen' repository and cannot be overwritten because the repository is immutable.",
     )
+
+
+def test_quick_start_pushes_to_localhost_with_no_hosts_lines(berth, tutorial_env, app_context):
+    """The README's quick start: `localhost:PORT` needs no DNS and no /etc/hosts line, and
+    addresses the default account and region; the same image is then visible by its
+    ECR-shaped name."""
+    env = tutorial_env
+    plain = f"localhost:{berth.port}"
+    sh("aws ecr create-repository --repository-name quick", env)
+    login = sh(f"aws ecr get-login-password | docker login --username AWS --password-stdin {plain}", env)
+    assert "Login Succeeded" in login.stdout
+    sh(f"cd {shlex.quote(str(app_context))} && docker build -t quick . && docker tag quick {plain}/quick:v1", env)
+    pushed = sh(f"docker push {plain}/quick:v1", env).stdout.split("digest: ")[1].split()[0]
+    images = json.loads(sh("aws ecr describe-images --repository-name quick", env).stdout)["imageDetails"]
+    assert [(i["imageDigest"], i["imageTags"]) for i in images] == [(pushed, ["v1"])]
+    sh(f"docker rmi {plain}/quick:v1 quick:latest", env)
+    sh(f"docker pull {plain}/quick:v1", env)
