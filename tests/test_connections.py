@@ -92,7 +92,7 @@ def test_raw_socket_sends_the_whole_body_then_retries_on_the_same_connection(ber
     with socket.create_connection(("127.0.0.1", berth.port), timeout=30) as s:
         f = s.makefile("rb")
         for i in range(100):
-            body = b"x" * 4096
+            body = b"x" * (256 * 1024)  # more than hyper buffers: only a drain keeps it
             s.sendall(f"PATCH /v2/{repo}/blobs/uploads/00000000-0000-4000-8000-000000000000 HTTP/1.1\r\n"
                       f"Host: 127.0.0.1\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
             status = f.readline()

@@ -240,3 +240,27 @@ def test_a_full_disk_fails_the_upload_clearly_and_gives_the_space_back(berth_fac
         assert upload_blob(reg, "big", b"still fine") == sha256(b"still fine")
     finally:
         b.stop()
+
+
+# ---------------------------------------------------------------- IAM's XML
+
+
+def test_iam_answers_stay_well_formed_xml(berth):
+    key, secret = berth.credentials()
+    iam = boto3.client("iam", endpoint_url=berth.url, region_name="us-east-1",
+                       aws_access_key_id=key, aws_secret_access_key=secret)
+    trust = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {
+        "AWS": "arn:aws:iam::000000000000:root"}, "Action": "sts:AssumeRole"}]})
+    for bad in ["nul\x00", "bell\x07", "esc\x1b[0m"]:
+        with pytest.raises(iam.exceptions.ClientError) as e:
+            iam.create_role(RoleName="r", AssumeRolePolicyDocument=trust, Description=bad)
+        assert e.value.response["Error"]["Code"] == "ValidationError"
+        with pytest.raises(iam.exceptions.ClientError) as e:
+            iam.create_policy(PolicyName="p", Description=bad, PolicyDocument=json.dumps({
+                "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ecr:*", "Resource": "*"}]}))
+        assert e.value.response["Error"]["Code"] == "ValidationError"
+    # Tabs and new lines are text XML carries; the lists stay parseable for everyone.
+    iam.create_role(RoleName="ok", AssumeRolePolicyDocument=trust, Description="two\tcolumns\nand lines\r")
+    assert [r["RoleName"] for r in iam.list_roles()["Roles"]] == ["ok"]
+    assert iam.get_role(RoleName="ok")["Role"]["Description"] == "two\tcolumns\nand lines\r"
+    iam.list_policies(Scope="Local")

@@ -160,7 +160,8 @@ async fn finish_request_body(state: &BodyState, unread: Unread, timeout: Duratio
 
 /// The size of the request line and headers, as sent (roughly: `name: value\r\n`).
 fn head_bytes<B>(req: &Request<B>) -> usize {
-    let line = req.method().as_str().len() + req.uri().to_string().len() + 12;
+    let target = req.uri().path_and_query().map_or(1, |p| p.as_str().len());
+    let line = req.method().as_str().len() + target + 12;
     req.headers()
         .iter()
         .map(|(k, v)| k.as_str().len() + v.len() + 4)
