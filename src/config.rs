@@ -8,6 +8,7 @@ use anyhow::{bail, Context as _};
 use clap::Args;
 use serde::Deserialize;
 
+use crate::http::conn::Timeouts;
 use crate::http::host::{is_account_id, is_region};
 use crate::public_url::PublicUrl;
 
@@ -148,22 +149,13 @@ pub struct Settings {
     pub gc_grace: u64,
 }
 
-/// Connection timeouts (`serve` only).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timeouts {
-    pub header: std::time::Duration,
-    pub idle: std::time::Duration,
-    pub body: std::time::Duration,
-}
-
-impl Default for Timeouts {
-    fn default() -> Timeouts {
-        let secs = std::time::Duration::from_secs;
-        Timeouts {
-            header: secs(DEFAULT_HEADER_TIMEOUT),
-            idle: secs(DEFAULT_IDLE_TIMEOUT),
-            body: secs(DEFAULT_BODY_TIMEOUT),
-        }
+/// The connection timeouts when none are given.
+fn default_timeouts() -> Timeouts {
+    let secs = std::time::Duration::from_secs;
+    Timeouts {
+        header: secs(DEFAULT_HEADER_TIMEOUT),
+        idle: secs(DEFAULT_IDLE_TIMEOUT),
+        body: secs(DEFAULT_BODY_TIMEOUT),
     }
 }
 
@@ -313,7 +305,7 @@ impl Settings {
             region,
             domain,
             public_url: None,
-            timeouts: Timeouts::default(),
+            timeouts: default_timeouts(),
             master_key_file,
             create_on_push,
             dev: false,

@@ -15,6 +15,8 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod fsutil;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod iam;
 pub mod lifecycle;

@@ -57,8 +57,12 @@ impl Sealer {
             let mut key = [0u8; KEY_BYTES];
             getrandom::getrandom(&mut key).map_err(|e| io(std::io::Error::other(e)))?;
             let text = format!("{}\n", B64.encode(key));
+            // Only missing directories are created (0700); an existing one, such as
+            // /etc, is never changed.
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                fsutil::create_private_dir(dir).map_err(io)?;
+                if !dir.exists() {
+                    fsutil::create_private_dir(dir).map_err(io)?;
+                }
             }
             // Another process may have created it meanwhile: then read theirs.
             fsutil::create_private_new(path, text.as_bytes()).map_err(io)?;

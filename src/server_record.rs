@@ -13,6 +13,9 @@ pub struct ServerRecord {
     pub endpoint: String,
     /// What the server advertises (`--public-url`, or derived from the listener).
     pub public_url: String,
+    /// The server's default registry: what `berth env` points the CLI at.
+    pub account_id: String,
+    pub region: String,
     pub pid: u32,
 }
 
@@ -32,16 +35,17 @@ impl ServerRecord {
         format!("http://{ip}:{}", listen.port())
     }
 
-    /// The IP address of `endpoint`, for hosts-file lines.
-    pub fn loopback_address(&self) -> String {
+    /// The IP address of `endpoint`, for hosts-file lines (loopback if unreadable).
+    pub fn address(&self) -> std::net::IpAddr {
         let host = self
             .endpoint
             .trim_start_matches("http://")
             .rsplit_once(':')
-            .map_or("127.0.0.1", |(h, _)| h);
+            .map_or("", |(h, _)| h);
         host.trim_start_matches('[')
             .trim_end_matches(']')
-            .to_owned()
+            .parse()
+            .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
     }
 
     /// Write the record (replacing it whole: a reader never sees half of it).
@@ -76,9 +80,12 @@ mod tests {
         let r = ServerRecord {
             endpoint: "http://127.0.0.1:5000".into(),
             public_url: "http://localhost:5000".into(),
+            account_id: "000000000000".into(),
+            region: "eu-west-1".into(),
             pid: 7,
         };
         r.write(dir.path()).expect("write");
-        assert_eq!(ServerRecord::read(dir.path()), Some(r));
+        assert_eq!(ServerRecord::read(dir.path()), Some(r.clone()));
+        assert_eq!(r.address().to_string(), "127.0.0.1");
     }
 }

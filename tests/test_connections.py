@@ -170,6 +170,22 @@ def test_an_idle_keep_alive_connection_is_closed(quick):
         assert got.startswith(b"HTTP/1.1 200") and got.endswith(b"ok\n")
 
 
+def test_the_idle_timeout_is_not_cut_short_by_the_header_timeout(berth_factory):
+    b = berth_factory(extra_args=["--header-timeout", "1", "--idle-timeout", "4"])
+    with socket.create_connection(("127.0.0.1", b.port)) as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        start = time.monotonic()
+        got = closed_within(s, 20)
+        assert got.startswith(b"HTTP/1.1 200")
+        assert time.monotonic() - start >= 3.5, "kept for the idle timeout, not the header timeout"
+    # A head that never completes gets the header timeout, however slowly it arrives.
+    with socket.create_connection(("127.0.0.1", b.port)) as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        start = time.monotonic()
+        closed_within(s, 20)
+        assert time.monotonic() - start < 3.5
+
+
 def test_a_stalled_body_is_abandoned(quick):
     repo = unique_name("stall")
     quick.ecr().create_repository(repositoryName=repo)

@@ -91,6 +91,13 @@ def test_help_is_current_and_errors_are_one_line(berth_bin, tmp_path):
         assert "backtrace" not in r.stderr.lower()
 
 
+def test_env_points_at_the_running_servers_registry(berth_factory, berth_bin):
+    b = berth_factory(region="eu-west-1")
+    out = run_berth(berth_bin, "env", "--data-dir", str(b.data_dir)).stdout
+    assert "export AWS_DEFAULT_REGION=eu-west-1\n" in out
+    assert f"export AWS_ENDPOINT_URL_ECR=http://127.0.0.1:{b.port}\n" in out
+
+
 def test_hosts_lines_for_every_account_and_region(berth, berth_bin, tmp_path):
     berth.admin("create-account", "111122223333")
     hosts = tmp_path / "hosts"

@@ -30,7 +30,7 @@ pub fn is_query_request(req: &Request<Body>) -> bool {
 }
 
 /// A Query-protocol error: code, message, status.
-struct QueryError {
+pub(crate) struct QueryError {
     code: &'static str,
     message: String,
     status: StatusCode,
@@ -126,15 +126,14 @@ impl From<ApiAuthError> for QueryError {
     }
 }
 
-/// XML text escaping.
 /// Whether XML 1.0 can carry `c` at all (escaped or not).
-fn xml_char(c: char) -> bool {
+pub(crate) fn xml_char(c: char) -> bool {
     matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
 }
 
 /// Escape text for an XML element. What XML cannot carry (a control character stored
 /// before input was checked) becomes U+FFFD, so every answer stays well-formed.
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -153,10 +152,10 @@ fn esc(s: &str) -> String {
 }
 
 /// Refuse a member XML could not carry back: IAM's own pattern for text members.
-fn check_xml_text(params: &Params) -> Result<(), QueryError> {
+pub(crate) fn check_xml_text(params: &Params) -> Result<(), QueryError> {
     match params.0.iter().find(|(_, v)| !v.chars().all(xml_char)) {
         Some((key, _)) => Err(QueryError::input(format!(
-            "1 validation error detected: Value at '{}' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\u0009\\u000A\\u000D\\u0020-\\u00FF]*",
+            "1 validation error detected: Value at '{}' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\u0009\\u000A\\u000D\\u0020-\\uD7FF\\uE000-\\uFFFD\\u10000-\\u10FFFF]*",
             lower_first(key)
         ))),
         None => Ok(()),
@@ -164,7 +163,7 @@ fn check_xml_text(params: &Params) -> Result<(), QueryError> {
 }
 
 /// Policy documents travel percent-encoded (RFC 3986; space is `%20`).
-fn url_encode(s: &str) -> String {
+pub(crate) fn url_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len() * 3);
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
@@ -176,7 +175,7 @@ fn url_encode(s: &str) -> String {
     out
 }
 
-fn el(name: &str, value: &str) -> String {
+pub(crate) fn el(name: &str, value: &str) -> String {
     format!("<{name}>{}</{name}>", esc(value))
 }
 
@@ -248,17 +247,17 @@ fn key_xml(user: Option<&str>, k: &AccessKey, created_ms: i64, with_secret: bool
 }
 
 /// The request's form parameters.
-struct Params(Vec<(String, String)>);
+pub(crate) struct Params(pub(crate) Vec<(String, String)>);
 
 impl Params {
-    fn opt(&self, key: &str) -> Option<&str> {
+    pub(crate) fn opt(&self, key: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
     }
 
-    fn req(&self, key: &str) -> Result<&str, QueryError> {
+    pub(crate) fn req(&self, key: &str) -> Result<&str, QueryError> {
         self.opt(key).ok_or_else(|| {
             QueryError::input(format!(
                 "1 validation error detected: Value null at '{}' failed to satisfy constraint: Member must not be null",
@@ -267,7 +266,7 @@ impl Params {
         })
     }
 
-    fn int(&self, key: &str) -> Result<Option<i64>, QueryError> {
+    pub(crate) fn int(&self, key: &str) -> Result<Option<i64>, QueryError> {
         self.opt(key)
             .map(|v| {
                 v.parse()
@@ -277,7 +276,7 @@ impl Params {
     }
 }
 
-fn lower_first(s: &str) -> String {
+pub(crate) fn lower_first(s: &str) -> String {
     let mut c = s.chars();
     match c.next() {
         Some(f) => f.to_lowercase().chain(c).collect(),
@@ -405,7 +404,7 @@ async fn sts_op(
 }
 
 /// `CreateUser` → (Create, User). The identity-shaped IAM actions share one code path.
-fn identity_action(action: &str) -> Option<(&str, IdentityKind)> {
+pub(crate) fn identity_action(action: &str) -> Option<(&str, IdentityKind)> {
     for (suffix, kind) in [
         ("User", IdentityKind::User),
         ("Role", IdentityKind::Role),

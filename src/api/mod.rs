@@ -62,7 +62,7 @@ pub fn verify(
     payload_hash: &str,
 ) -> Result<ApiCaller, ApiAuthError> {
     let now = crate::clock::now_ms() / 1000;
-    auth.api_verify(pending, &signed.request(payload_hash), payload_hash, now)
+    auth.api_verify(pending, &signed.request(payload_hash), now)
 }
 
 /// Why a request body could not be read.
@@ -99,7 +99,8 @@ pub async fn read_body(
     }
     let mut body = body;
     let mut hash = Sha256::new();
-    let mut out = BytesMut::with_capacity(declared.unwrap_or(0).min(cap) as usize);
+    // The declared length is not signed yet: it sizes the buffer only up to a point.
+    let mut out = BytesMut::with_capacity(declared.unwrap_or(0).min(64 * 1024) as usize);
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|_| BodyError::Unreadable)?;
         if let Some(data) = frame.data_ref() {

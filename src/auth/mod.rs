@@ -236,20 +236,6 @@ impl Authenticator {
         }
     }
 
-    /// Check a SigV4-signed API request. `headers` are (lowercase name, value) pairs.
-    pub async fn api_caller(
-        &self,
-        keys: &Service,
-        req: &sigv4::RequestParts<'_>,
-        service: &str,
-        now: i64,
-    ) -> Result<ApiCaller, ApiAuthError> {
-        let pending = self
-            .api_precheck(keys, req.headers, req.query, service, now)
-            .await?;
-        self.api_verify(pending, req, req.payload_hash, now)
-    }
-
     /// Everything about a signed request that its headers tell, before its body is read:
     /// the signature's shape, scope and date, and that its key exists and is active.
     pub async fn api_precheck(
@@ -270,7 +256,7 @@ impl Authenticator {
                 account_id: self.default_account.clone(),
             })
         } else if presented.access_key_id.starts_with("ASIA") {
-            Signer::Session(self.session(&presented, now)?)
+            Signer::Session(self.session(&presented)?)
         } else {
             let key = keys
                 .access_key_owner(&presented.access_key_id)
@@ -288,22 +274,17 @@ impl Authenticator {
         &self,
         pending: PendingCaller,
         req: &sigv4::RequestParts<'_>,
-        payload_hash: &str,
         now: i64,
     ) -> Result<ApiCaller, ApiAuthError> {
         let PendingCaller { presented, signer } = pending;
-        let req = sigv4::RequestParts {
-            payload_hash,
-            ..*req
-        };
         let principal = match signer {
             Signer::Dev(principal) => principal,
             Signer::Key(key) => {
-                key.verify(&req, &presented)?;
+                key.verify(req, &presented)?;
                 key.principal.clone()
             }
             Signer::Session(session) => {
-                sigv4::verify(&req, &presented, &self.session_secret(&session.akid))?;
+                sigv4::verify(req, &presented, &self.session_secret(&session.akid))?;
                 if session.exp <= now {
                     return Err(ApiAuthError::ExpiredToken);
                 }
@@ -318,11 +299,7 @@ impl Authenticator {
 
     /// The session a request signed with STS temporary credentials claims: the session
     /// token carries it, signed by this server; the secret is derived from the key id.
-    fn session(
-        &self,
-        presented: &sigv4::Presented,
-        _now: i64,
-    ) -> Result<SessionClaims, ApiAuthError> {
+    fn session(&self, presented: &sigv4::Presented) -> Result<SessionClaims, ApiAuthError> {
         let token = presented
             .session_token
             .as_deref()

@@ -30,7 +30,8 @@ fn exports(settings: &Settings) -> anyhow::Result<String> {
     out += &format!("export AWS_ACCESS_KEY_ID={id}\n");
     out += &format!("export AWS_SECRET_ACCESS_KEY={secret}\n");
     out += "unset AWS_SESSION_TOKEN AWS_PROFILE\n";
-    out += &format!("export AWS_DEFAULT_REGION={}\n", settings.region);
+    // The running server's region, not this command's default.
+    out += &format!("export AWS_DEFAULT_REGION={}\n", record.region);
     for service in SERVICES {
         out += &format!("export AWS_ENDPOINT_URL_{service}={}\n", record.endpoint);
     }

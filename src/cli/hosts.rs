@@ -55,7 +55,7 @@ const END: &str = "# END berth registry hosts";
 /// The hosts-file block for these accounts and registries in use.
 pub fn block(
     public: &PublicUrl,
-    address: &str,
+    address: std::net::IpAddr,
     accounts: &[String],
     in_use: &[(String, String)],
 ) -> String {
@@ -81,38 +81,77 @@ fn registry_name(public: &PublicUrl, account: &str, region: &str) -> String {
     format!("{account}.dkr.ecr.{region}.{}", public.domain)
 }
 
-/// `text` with Berth's block replaced by `block` (or appended), other lines kept.
-pub fn merged(text: &str, block: &str) -> String {
+/// `text` with Berth's block replaced by `block` (or appended), other lines kept. A
+/// block whose end marker is missing is not Berth's to remove: refused.
+pub fn merged(text: &str, block: &str) -> anyhow::Result<String> {
     let mut out = String::with_capacity(text.len() + block.len());
-    let mut inside = false;
-    for line in text.lines() {
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
         if line.starts_with(BEGIN) {
-            inside = true;
-        } else if inside && line == END {
-            inside = false;
-        } else if !inside {
-            out += line;
-            out.push('\n');
+            if !lines.any(|l| l.trim_end() == END) {
+                anyhow::bail!("the hosts file has \"{BEGIN}\" without \"{END}\"; fix it by hand");
+            }
+            continue;
         }
+        out += line;
+        out.push('\n');
     }
     out += block;
-    out
+    Ok(out)
 }
 
-/// Replace Berth's block in the hosts file at `path`. Written in place, not renamed
-/// over: in containers `/etc/hosts` is often a mount that cannot be replaced.
+/// Replace Berth's block in the hosts file at `path`: a new file renamed over it, with
+/// the old one's mode; in place only where a rename cannot replace it (in containers
+/// `/etc/hosts` is often a bind mount).
 pub fn install(path: &Path, block: &str) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let new = merged(&text, block);
-    if new != text {
-        std::fs::write(path, new).with_context(|| {
-            format!(
-                "writing {} (run it as root, or add the lines yourself)",
-                path.display()
-            )
-        })?;
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let text = String::from_utf8(bytes).map_err(|_| {
+        anyhow::anyhow!(
+            "{} is not UTF-8 text; add the lines by hand",
+            path.display()
+        )
+    })?;
+    let new = merged(&text, block)?;
+    if new == text {
+        return Ok(());
     }
-    Ok(())
+    replace(path, new.as_bytes()).with_context(|| {
+        format!(
+            "writing {} (run it as root, or add the printed lines yourself)",
+            path.display()
+        )
+    })
+}
+
+fn replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(path).map_or(0o644, |m| m.permissions().mode() & 0o777);
+    let tmp = path.with_file_name(".hosts.berth.tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)?;
+    f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    match std::fs::rename(&tmp, path) {
+        Ok(()) => Ok(()),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EBUSY | libc::EXDEV)) => {
+            let _ = std::fs::remove_file(&tmp);
+            std::fs::write(path, bytes)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -125,7 +164,7 @@ mod tests {
         let public = PublicUrl::new(Scheme::Http, "localhost", 5000);
         let b = block(
             &public,
-            "127.0.0.1",
+            std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
             &["000000000000".into()],
             &[("111122223333".into(), "xx-test-1".into())],
         );

@@ -272,6 +272,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let record = ServerRecord {
         endpoint: ServerRecord::endpoint_for(addr),
         public_url: public.to_string(),
+        account_id: settings.account_id.clone(),
+        region: settings.region.clone(),
         pid: std::process::id(),
     };
     record
@@ -472,7 +474,41 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     })
 }
 
+impl AdminCommand {
+    fn store(&self) -> &StoreArgs {
+        match self {
+            AdminCommand::CreateRepository { store, .. }
+            | AdminCommand::CreateAccount { store, .. }
+            | AdminCommand::LoginPassword { store, .. }
+            | AdminCommand::Bootstrap { store, .. }
+            | AdminCommand::Gc { store, .. }
+            | AdminCommand::Storage { store }
+            | AdminCommand::ListRepositories { store }
+            | AdminCommand::Hosts { store, .. }
+            | AdminCommand::AssumeRole { store, .. } => store,
+            AdminCommand::Lifecycle {
+                command:
+                    LifecycleCommand::Run { store, .. } | LifecycleCommand::Events { store, .. },
+            } => store,
+        }
+    }
+}
+
+/// Run an admin command. Run by another user than the data directory's owner (`sudo
+/// berth admin hosts --install`), what it created there is handed back to the owner,
+/// or the server could no longer open its own files.
 async fn admin(command: AdminCommand) -> anyhow::Result<()> {
+    let data_dir = Settings::from_store(command.store())?.data_dir;
+    let owner = fsutil::foreign_owner(&data_dir);
+    let result = admin_command(command).await;
+    if let Some(owner) = owner {
+        fsutil::hand_back(&data_dir, owner)
+            .with_context(|| format!("giving {} back to its owner", data_dir.display()))?;
+    }
+    result
+}
+
+async fn admin_command(command: AdminCommand) -> anyhow::Result<()> {
     match command {
         AdminCommand::CreateRepository { name, store } => {
             let settings = Settings::from_store(&store)?;
@@ -576,9 +612,9 @@ async fn admin(command: AdminCommand) -> anyhow::Result<()> {
             let service = open_service(&settings, admin_public_url(&settings)).await?;
             let (accounts, in_use) = service.meta().registries_in_use().await?;
             let address = ServerRecord::read(&settings.data_dir)
-                .map(|r| r.loopback_address())
-                .unwrap_or_else(|| "127.0.0.1".to_owned());
-            let block = hosts::block(&admin_public_url(&settings), &address, &accounts, &in_use);
+                .map(|r| r.address())
+                .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+            let block = hosts::block(&admin_public_url(&settings), address, &accounts, &in_use);
             if install {
                 let path = hosts_file.unwrap_or_else(|| "/etc/hosts".into());
                 hosts::install(&path, &block)?;

@@ -20,6 +20,7 @@ use hyper::body::Incoming;
 pub struct BodyState {
     bytes: AtomicU64,
     finished: AtomicBool,
+    failed: AtomicBool,
     polled: AtomicBool,
     /// The unread rest, handed back when the handler drops the body before its end.
     rest: Mutex<Option<Incoming>>,
@@ -32,6 +33,11 @@ impl BodyState {
 
     pub fn finished(&self) -> bool {
         self.finished.load(Ordering::Relaxed)
+    }
+
+    /// Whether reading it failed: it stalled, or the client went away.
+    pub fn failed(&self) -> bool {
+        self.failed.load(Ordering::Relaxed)
     }
 
     /// Whether anything asked for the body (which makes hyper send `100 Continue`).
@@ -128,6 +134,7 @@ impl http_body::Body for TrackedBody {
             }
             Poll::Ready(Some(Err(e))) => {
                 this.timer = None;
+                this.state.failed.store(true, Ordering::Relaxed);
                 Poll::Ready(Some(Err(e.into())))
             }
             Poll::Ready(None) => {
@@ -144,6 +151,7 @@ impl http_body::Body for TrackedBody {
                 match timer.as_mut().poll(cx) {
                     Poll::Ready(()) => {
                         this.timer = None;
+                        this.state.failed.store(true, Ordering::Relaxed);
                         Poll::Ready(Some(Err(Box::new(BodyStalled(stall)))))
                     }
                     Poll::Pending => Poll::Pending,

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::http::{header, HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
 pub use host::HostRouting;
@@ -21,13 +21,12 @@ pub use host::HostRouting;
 use crate::api;
 use crate::auth::{Authenticator, Principal, RegistryAuth};
 use crate::clock;
-use crate::config::Timeouts;
 use crate::meta::RegistryKey;
 use crate::public_url::Scheme;
 use crate::registry;
 use crate::service::{Context, Service};
 use body::{BodyState, CountedBody, TrackedBody};
-use conn::{Activity, WatchedIo};
+use conn::{Activity, Timeouts, WatchedIo};
 
 /// Largest request head (request line + headers) accepted; larger gets 431.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -89,7 +88,6 @@ async fn handle(
         .headers()
         .get(header::EXPECT)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-    let head_too_large = head_bytes(&req) > MAX_HEAD_BYTES;
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -98,11 +96,7 @@ async fn handle(
     let (parts, incoming) = req.into_parts();
     let (tracked, body_state) = TrackedBody::new(incoming, body_timeout);
     let req = Request::from_parts(parts, Body::new(tracked));
-    let mut resp = if head_too_large {
-        plain_error(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
-    } else {
-        route(&state, req, &request_id).await
-    };
+    let mut resp = route(&state, req, &request_id).await;
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-amzn-RequestId", v);
     }
@@ -110,7 +104,7 @@ async fn handle(
         declared,
         expects_continue,
     };
-    let reusable = !head_too_large && finish_request_body(&body_state, unread, body_timeout).await;
+    let reusable = finish_request_body(&body_state, unread, body_timeout).await;
     if !reusable {
         resp.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -148,6 +142,10 @@ async fn finish_request_body(state: &BodyState, unread: Unread, timeout: Duratio
     if state.finished() {
         return true;
     }
+    // A body that failed (stalled, or the client went away) is not waited for again.
+    if state.failed() {
+        return false;
+    }
     if unread.expects_continue && !state.polled() {
         return false;
     }
@@ -156,27 +154,6 @@ async fn finish_request_body(state: &BodyState, unread: Unread, timeout: Duratio
         return false;
     }
     state.drain(DRAIN_LIMIT, timeout).await
-}
-
-/// The size of the request line and headers, as sent (roughly: `name: value\r\n`).
-fn head_bytes<B>(req: &Request<B>) -> usize {
-    let target = req.uri().path_and_query().map_or(1, |p| p.as_str().len());
-    let line = req.method().as_str().len() + target + 12;
-    req.headers()
-        .iter()
-        .map(|(k, v)| k.as_str().len() + v.len() + 4)
-        .sum::<usize>()
-        + line
-}
-
-fn plain_error(status: StatusCode) -> Response<Body> {
-    let mut resp = Response::new(Body::from(format!("{status}\n")));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    resp
 }
 
 /// Route one request to its front end: `/healthz`, the registry under `/v2/`, and the
@@ -310,12 +287,13 @@ pub async fn serve(
     timeouts: Timeouts,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let mut http = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    http.http1()
-        .max_buf_size(MAX_HEAD_BYTES)
-        .timer(TokioTimer::new())
-        .header_read_timeout(timeouts.header);
-    let http = Arc::new(http.http1_only());
+    let mut http = hyper::server::conn::http1::Builder::new();
+    // The head limit holds for every request of a connection (431). The header timeout
+    // is the connection watch's (conn.rs), not hyper's.
+    http.timer(TokioTimer::new())
+        .max_header_size(MAX_HEAD_BYTES)
+        .header_read_timeout(None);
+    let http = Arc::new(http);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let connections = tokio_util::task::TaskTracker::new();
     tokio::pin!(shutdown);
@@ -342,6 +320,8 @@ pub async fn serve(
             stop_rx.clone(),
         ));
     }
+    // New clients are refused at once rather than left in the backlog.
+    drop(listener);
     tracing::info!("shutting down: waiting for in-flight requests");
     let _ = stop_tx.send(true);
     connections.close();
@@ -360,7 +340,7 @@ async fn connection(
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
     state: Arc<AppState>,
-    http: Arc<hyper_util::server::conn::auto::Builder<TokioExecutor>>,
+    http: Arc<hyper::server::conn::http1::Builder>,
     timeouts: Timeouts,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -374,7 +354,7 @@ async fn connection(
             async move { Ok::<_, std::convert::Infallible>(fut.await) }
         })
     };
-    let conn = http.serve_connection_with_upgrades(io, svc);
+    let conn = http.serve_connection(io, svc);
     tokio::pin!(conn);
     let mut closing = false;
     loop {
@@ -385,10 +365,9 @@ async fn connection(
                 }
                 return;
             }
-            () = activity.idled(timeouts.header, timeouts.idle), if !closing => {
-                closing = true;
-                conn.as_mut().graceful_shutdown();
-            }
+            // No request is in flight: dropping the connection closes it, also when a
+            // head is half read (hyper's graceful shutdown would wait for that request).
+            () = activity.idled(timeouts.header, timeouts.idle), if !closing => return,
             changed = stop.changed(), if !closing => {
                 if changed.is_err() || *stop.borrow() {
                     closing = true;

@@ -37,23 +37,32 @@ impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
         if let sqlx::Error::Database(db) = &e {
             // SQLite BUSY/LOCKED, PostgreSQL serialization_failure / deadlock_detected.
-            if matches!(db.code().as_deref(), Some("5" | "6" | "40001" | "40P01")) {
-                return Error::Busy;
-            }
-            // SQLite's extended codes keep the primary code in the low byte.
-            let full = match db.code().as_deref() {
-                Some("53100") => true,
-                Some(code) => code.parse::<i32>().is_ok_and(|c| c & 0xff == 13),
-                None => false,
-            };
-            if full {
-                return Error::Full;
+            if let Some(kind) = database_error_kind(db.as_ref()) {
+                return kind;
             }
         }
         if matches!(e, sqlx::Error::PoolTimedOut) {
             return Error::Busy;
         }
         Error::Backend(e.to_string())
+    }
+}
+
+/// Busy or full, by the backend's own codes: SQLite's (whose extended codes keep the
+/// primary code in the low byte) or PostgreSQL's SQLSTATE.
+fn database_error_kind(db: &dyn sqlx::error::DatabaseError) -> Option<Error> {
+    let code = db.code()?;
+    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        return match code.parse::<i32>().ok()? & 0xff {
+            5 | 6 => Some(Error::Busy),
+            13 => Some(Error::Full),
+            _ => None,
+        };
+    }
+    match code.as_ref() {
+        "40001" | "40P01" => Some(Error::Busy),
+        "53100" => Some(Error::Full),
+        _ => None,
     }
 }
 

@@ -443,7 +443,7 @@ async fn read_manifest_body(body: Body) -> Result<Bytes, Error> {
 /// Parse `Range: bytes=a-b | bytes=a- | bytes=-n`. Anything else is ignored (whole blob).
 /// A range whose last byte is before its first (`bytes=500-0`) is kept, to be answered
 /// 416: RFC 9110 allows ignoring it, but clients and conformance suites expect the 416.
-fn parse_range(headers: &HeaderMap) -> Option<ByteRange> {
+pub(crate) fn parse_range(headers: &HeaderMap) -> Option<ByteRange> {
     let v = headers.get(header::RANGE)?.to_str().ok()?;
     let spec = v.trim().strip_prefix("bytes=")?;
     if spec.contains(',') {
@@ -527,7 +527,7 @@ async fn start_upload(
 
 /// The start offset of a `Content-Range: <start>-<end>` chunk header, checked against
 /// `Content-Length` when both are present.
-fn chunk_start(headers: &HeaderMap) -> Result<Option<u64>, ()> {
+pub(crate) fn chunk_start(headers: &HeaderMap) -> Result<Option<u64>, ()> {
     let Some(v) = headers.get(header::CONTENT_RANGE) else {
         return Ok(None);
     };

@@ -7,6 +7,9 @@
 mod error;
 mod ops;
 
+#[doc(hidden)]
+pub(crate) use ops::exercise_input;
+
 use axum::body::Body;
 use axum::http::{header, HeaderValue, Request, Response};
 use serde_json::Value;
@@ -113,8 +116,12 @@ async fn run(
     ops::dispatch(service, auth, &ctx, operation, input).await
 }
 
-/// The operation `X-Amz-Target` names; any other target is not this API's.
+/// The operation `X-Amz-Target` names; any other target, or a method other than POST,
+/// is not this API's.
 fn operation(parts: &axum::http::request::Parts) -> Result<&str, ApiError> {
+    if parts.method != axum::http::Method::POST {
+        return Err(ApiError::unknown_operation());
+    }
     parts
         .headers
         .get("x-amz-target")

@@ -14,11 +14,13 @@ use crate::service::{
     Context, CreationTemplate, ImageFilter, ImageId, LayerCheck, Service, TemplateInput, PART_SIZE,
 };
 
+mod fuzz;
 mod scanning;
+
+pub(crate) use fuzz::exercise_input;
 
 type OpResult = Result<Value, ApiError>;
 
-/// Operations of the ECR model that Berth does not implement yet.
 /// Every operation of ECR's service model: a target naming anything else is
 /// `UnknownOperationException`, answered before authentication, as ECR does.
 const OPERATIONS: &[&str] = &[
@@ -86,6 +88,7 @@ pub fn is_operation(name: &str) -> bool {
     OPERATIONS.binary_search(&name).is_ok()
 }
 
+/// Operations of the ECR model that Berth does not implement yet.
 const NOT_YET: &[&str] = &[
     "PutReplicationConfiguration",
     "DescribeImageReplicationStatus",

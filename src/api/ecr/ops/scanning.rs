@@ -169,7 +169,7 @@ fn repository_scanning_json(ctx: &Context, r: &RepositoryScanning) -> Value {
     })
 }
 
-fn scanning_rule(v: &Value, scan_type: &str) -> Result<ScanningRule, ApiError> {
+pub(super) fn scanning_rule(v: &Value, scan_type: &str) -> Result<ScanningRule, ApiError> {
     let invalid = |m: &str| ApiError::invalid("rules", m);
     let frequency = match v.get("scanFrequency").and_then(Value::as_str) {
         Some(f @ ("SCAN_ON_PUSH" | "CONTINUOUS_SCAN" | "MANUAL")) => f,

@@ -1,0 +1,409 @@
+//! Entry points for the fuzz targets in `fuzz/` (cargo-fuzz; see docs/fuzzing.md): one
+//! per parser of untrusted input. Each takes arbitrary bytes and must never panic; the
+//! few invariants checked here are assertions, so a violation is a crash too.
+//!
+//! Not part of the API: the module is public only so that the `berth-fuzz` crate can
+//! reach parsers that are private to their modules.
+
+use axum::http::{header, HeaderMap, HeaderValue};
+
+use crate::auth::sigv4;
+
+/// "Now" for the SigV4 time checks: 2025-01-01T00:00:00Z.
+const NOW: i64 = 1_735_689_600;
+/// hex(sha256("")).
+const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+/// Every byte as `%XX`: the query-string form of arbitrary bytes.
+fn percent_encode(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("%{b:02X}")).collect()
+}
+
+/// SigV4, header and query (presigned) forms.
+///
+/// The first byte picks how the rest is read:
+/// - `0 mod 4`: free form. The first line is the raw query string; each further line is a
+///   `name: value` header (name lowercased); a `:path:` line sets the request path.
+/// - `1 mod 4`: a presigned query whose `X-Amz-Date` is the rest, percent-encoded, so it
+///   can hold any bytes (multi-byte characters included) once decoded.
+/// - `2 mod 4`: an `Authorization` header whose `X-Amz-Date` header is the rest.
+/// - `3 mod 4`: a presigned query: algorithm and signature fixed, the rest appended raw.
+///
+/// `parse_amz_date` also runs on the whole text, after the request is checked.
+pub fn sigv4(data: &[u8]) {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let text = String::from_utf8_lossy(rest);
+    let host = || ("host".to_owned(), "localhost".to_owned());
+    match mode % 4 {
+        0 => {
+            let mut lines = text.split('\n');
+            let query = lines.next().unwrap_or("");
+            let mut path = "/";
+            let mut headers = Vec::new();
+            for line in lines {
+                if let Some(p) = line.strip_prefix(":path:") {
+                    path = p.trim();
+                } else if let Some((name, value)) = line.split_once(':') {
+                    headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+                }
+            }
+            exercise_sigv4(&headers, query, path);
+        }
+        1 => {
+            let query = format!(
+                "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=a%2F20250101%2Fus-east-1%2Fecr%2Faws4_request&X-Amz-Date={}&X-Amz-Expires=60&X-Amz-SignedHeaders=host&X-Amz-Signature=00",
+                percent_encode(rest)
+            );
+            exercise_sigv4(&[host()], &query, "/v2/");
+        }
+        2 => {
+            let headers = [
+                (
+                    "authorization".to_owned(),
+                    "AWS4-HMAC-SHA256 Credential=a/20250101/us-east-1/ecr/aws4_request, SignedHeaders=host;x-amz-date, Signature=00".to_owned(),
+                ),
+                host(),
+                ("x-amz-date".to_owned(), text.clone().into_owned()),
+            ];
+            exercise_sigv4(&headers, "", "/");
+        }
+        _ => {
+            let query = format!("X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=00&{text}");
+            exercise_sigv4(&[host()], &query, "/v2/");
+        }
+    }
+    // Last, so that a crash in the request paths above shows their stack.
+    if let Some(t) = sigv4::parse_amz_date(&text) {
+        let _ = sigv4::format_amz_date(t);
+    }
+}
+
+fn exercise_sigv4(headers: &[(String, String)], query: &str, path: &str) {
+    let req = sigv4::RequestParts {
+        method: "GET",
+        path,
+        query,
+        headers,
+        payload_hash: EMPTY_SHA256,
+    };
+    // The canonical form of any query, path and headers, whatever was presented.
+    let any = sigv4::Presented {
+        access_key_id: "a".into(),
+        scope_date: "20250101".into(),
+        region: "us-east-1".into(),
+        service: "ecr".into(),
+        signed_headers: headers.iter().map(|(n, _)| n.clone()).collect(),
+        signature: "00".into(),
+        amz_date: "20250101T000000Z".into(),
+        session_token: None,
+        expires: None,
+    };
+    if let Ok(canonical) = sigv4::canonical_request(&req, &any) {
+        let _ = sigv4::string_to_sign(&any, &canonical);
+    }
+    let Ok(p) = sigv4::presented(headers, query) else {
+        return;
+    };
+    let _ = sigv4::check_scope(&p, "ecr", NOW);
+    if let Some(t) = sigv4::parse_amz_date(&p.amz_date) {
+        // At the request's own time, so that the checks after the date's are reached.
+        let _ = sigv4::check_scope(&p, &p.service, t);
+    }
+    if let Ok(canonical) = sigv4::canonical_request(&req, &p) {
+        let _ = sigv4::string_to_sign(&p, &canonical);
+    }
+    let _ = sigv4::verify(&req, &p, "secret");
+}
+
+/// The IAM/STS Query protocol: the form-encoded body decoded as the handler does, its
+/// parameters read, every value written back through the XML writer.
+///
+/// Invariants: escaped text is well-formed XML character data that reads back as the
+/// value (with what XML cannot carry replaced by U+FFFD), and a body that passes
+/// `check_xml_text` needs no replacement at all.
+pub fn iam_query(data: &[u8]) {
+    use crate::api::iam::{
+        check_xml_text, el, esc, identity_action, lower_first, url_encode, xml_char, Params,
+    };
+    let Ok(pairs) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(data) else {
+        return;
+    };
+    let params = Params(pairs);
+    let text_ok = check_xml_text(&params).is_ok();
+    if let Ok(action) = params.req("Action") {
+        let _ = identity_action(action);
+    }
+    for key in ["MaxItems", "DurationSeconds", "MaxSessionDuration"] {
+        let _ = params.int(key);
+    }
+    for (key, kind) in [
+        ("PolicyDocument", crate::iam::policy::PolicyKind::Identity),
+        (
+            "AssumeRolePolicyDocument",
+            crate::iam::policy::PolicyKind::Trust,
+        ),
+    ] {
+        if let Some(doc) = params.opt(key) {
+            let _ = crate::iam::policy::Policy::parse(doc, kind);
+        }
+    }
+    for (key, value) in &params.0 {
+        let _ = lower_first(key);
+        let escaped = esc(value);
+        assert_well_formed_text(&escaped);
+        let readable: String = value
+            .chars()
+            .map(|c| if xml_char(c) { c } else { '\u{FFFD}' })
+            .collect();
+        assert_eq!(unescape(&escaped), readable, "esc must round-trip");
+        if text_ok {
+            assert_eq!(readable, *value, "check_xml_text let through {value:?}");
+        }
+        let element = el("Value", value);
+        assert_eq!(element, format!("<Value>{escaped}</Value>"));
+        let encoded = url_encode(value);
+        assert!(
+            encoded
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.~%".contains(&b)),
+            "url_encode left {encoded:?}"
+        );
+    }
+}
+
+const ENTITIES: [(&str, char); 6] = [
+    ("&amp;", '&'),
+    ("&lt;", '<'),
+    ("&gt;", '>'),
+    ("&quot;", '"'),
+    ("&apos;", '\''),
+    ("&#13;", '\r'),
+];
+
+/// XML 1.0 character data: allowed characters only, no markup, `&` only as an entity,
+/// no raw CR (a parser would read it back as LF).
+fn assert_well_formed_text(s: &str) {
+    for (i, c) in s.char_indices() {
+        assert!(
+            crate::api::iam::xml_char(c),
+            "character {c:?} XML cannot carry in {s:?}"
+        );
+        assert!(c != '<' && c != '\r', "raw {c:?} in {s:?}");
+        if c == '&' {
+            let rest = &s[i..];
+            assert!(
+                ENTITIES.iter().any(|(e, _)| rest.starts_with(e)),
+                "'&' that starts no entity in {s:?}"
+            );
+        }
+    }
+}
+
+fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(c) = rest.chars().next() {
+        if c == '&' {
+            if let Some((e, ch)) = ENTITIES.iter().find(|(e, _)| rest.starts_with(e)) {
+                out.push(*ch);
+                rest = &rest[e.len()..];
+                continue;
+            }
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
+/// The ECR JSON input layer: the body parsed as JSON and, if it is an object (as the
+/// front end requires), read by every accessor and validator of the operations' input.
+pub fn ecr_input(data: &[u8]) {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(data) else {
+        return;
+    };
+    if v.is_object() {
+        crate::api::ecr::exercise_input(v);
+    }
+}
+
+/// `Range` and `Content-Range` (blob downloads and chunked uploads).
+///
+/// The first line is the header value (as `Range` and as `Content-Range`); a second line,
+/// if any, is the `Content-Length` sent with the chunk. Resolved ranges must lie within
+/// the blob.
+pub fn ranges(data: &[u8]) {
+    let mut lines = data.splitn(2, |&b| b == b'\n');
+    let value = lines.next().unwrap_or_default();
+    let length = lines.next();
+    let Ok(value) = HeaderValue::from_bytes(value) else {
+        return;
+    };
+    let mut h = HeaderMap::new();
+    h.insert(header::RANGE, value.clone());
+    let sizes = [0, 1, 2, 10, 1000, u64::MAX];
+    if let Some(r) = crate::registry::parse_range(&h) {
+        for size in sizes {
+            check_resolved(r, size);
+        }
+    }
+    let mut h = HeaderMap::new();
+    h.insert(header::CONTENT_RANGE, value);
+    if let Some(Ok(length)) = length.map(HeaderValue::from_bytes) {
+        h.insert(header::CONTENT_LENGTH, length);
+    }
+    if let Ok(Some(start)) = crate::registry::chunk_start(&h) {
+        let _ = crate::registry::range_header(start);
+    }
+    // ByteRange itself, over any numbers.
+    let num = |at: usize| {
+        data.get(at..at + 8)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map(u64::from_le_bytes)
+    };
+    if let (Some(a), Some(b), Some(size)) = (num(0), num(8), num(16)) {
+        check_resolved(crate::service::ByteRange::Last(a), size);
+        check_resolved(
+            crate::service::ByteRange::From {
+                start: a,
+                end: Some(b),
+            },
+            size,
+        );
+        check_resolved(
+            crate::service::ByteRange::From {
+                start: a,
+                end: None,
+            },
+            size,
+        );
+    }
+}
+
+fn check_resolved(r: crate::service::ByteRange, size: u64) {
+    if let Some((start, end)) = r.resolve(size) {
+        assert!(
+            start <= end && end < size,
+            "{r:?} resolved to {start}-{end} of {size}"
+        );
+    }
+}
+
+/// Manifest parsing, with no Content-Type and with each one Berth knows; a manifest that
+/// parses and converts (Docker schema 2 ↔ OCI) must convert into one that parses too,
+/// referencing the same blobs.
+pub fn manifest(data: &[u8]) {
+    use crate::oci::convert;
+    use crate::oci::manifest::{
+        accepted_types, essence, is_acceptable, parse, ManifestKind, DOCKER_LIST, DOCKER_SCHEMA1,
+        DOCKER_SCHEMA1_SIGNED, DOCKER_SCHEMA2, OCI_INDEX, OCI_MANIFEST,
+    };
+    const TYPES: [&str; 6] = [
+        DOCKER_SCHEMA1,
+        DOCKER_SCHEMA1_SIGNED,
+        DOCKER_SCHEMA2,
+        DOCKER_LIST,
+        OCI_MANIFEST,
+        OCI_INDEX,
+    ];
+    let content_types = [None, Some("application/json"), Some("")]
+        .into_iter()
+        .chain(TYPES.iter().map(|t| Some(*t)));
+    for ct in content_types {
+        let Ok(m) = parse(data, ct) else {
+            continue;
+        };
+        assert_eq!(
+            ManifestKind::from_media_type(&m.media_type),
+            Some(m.kind),
+            "kind and media type disagree"
+        );
+        for target in [DOCKER_SCHEMA2, OCI_MANIFEST] {
+            let Some(out) = convert::convert(data, &m.media_type, target) else {
+                continue;
+            };
+            let converted = parse(&out, Some(target));
+            assert!(
+                converted.as_ref().is_ok_and(|c| c.blobs == m.blobs),
+                "{} converted to {target}: {converted:?}",
+                m.media_type
+            );
+        }
+    }
+    // Content negotiation over the text's lines as Accept headers.
+    let text = String::from_utf8_lossy(data);
+    let accepted = accepted_types(text.lines());
+    for t in TYPES {
+        let _ = is_acceptable(t, &accepted);
+        let _ = convert::target_for(t, &accepted);
+    }
+    if let Some(first) = text.lines().next() {
+        let _ = ManifestKind::from_media_type(essence(first));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every committed seed (fuzz/seeds/<target>/) and a few inputs inline, through each
+    /// entry point.
+    #[test]
+    fn entry_points_take_the_seeds() {
+        let targets: [(&str, fn(&[u8])); 5] = [
+            ("sigv4", sigv4),
+            ("iam_query", iam_query),
+            ("ecr_input", ecr_input),
+            ("ranges", ranges),
+            ("manifest", manifest),
+        ];
+        let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
+        for (name, run) in targets {
+            let dir = seeds.join(name);
+            let entries = std::fs::read_dir(&dir).expect("seed directory");
+            let mut n = 0;
+            for entry in entries {
+                let path = entry.expect("seed").path();
+                run(&std::fs::read(&path).expect("seed file"));
+                n += 1;
+            }
+            assert!(n > 0, "no seeds in {}", dir.display());
+            for input in [&b""[..], b"\0", b"\xff\xfe", b"{}", b"[]", b"%", b"&=&"] {
+                run(input);
+            }
+        }
+    }
+
+    /// The panics fuzzing found in the SigV4 parsers (fixed): a presigned `X-Amz-Date`
+    /// with a multi-byte character across byte 8, and `%` before a multi-byte character.
+    #[test]
+    fn sigv4_multi_byte_inputs() {
+        for date in ["2025010\u{e9}T0304Z5", "20250102\u{e9}03040Z"] {
+            let mut input = vec![1u8];
+            input.extend_from_slice(date.as_bytes());
+            sigv4(&input);
+            input[0] = 2;
+            sigv4(&input);
+            input[0] = 0;
+            sigv4(&input);
+        }
+        let mut input = b"\x03X-Amz-Credential=a%2F20250101%2Fus-east-1%2Fecr%2Faws4_request&X-Amz-Date=20250101T000000Z&X-Amz-Expires=60&X-Amz-SignedHeaders=host&a=%".to_vec();
+        input.extend_from_slice("\u{e9}x".as_bytes());
+        sigv4(&input);
+        sigv4(&[
+            0, b'%', 0xc3, 0xa9, b'\n', b'h', b':', b' ', b'%', 0xc3, 0xa9,
+        ]);
+    }
+
+    #[test]
+    fn xml_checks_catch_bad_text() {
+        assert_well_formed_text("a&amp;b&#13;&lt;");
+        assert!(std::panic::catch_unwind(|| assert_well_formed_text("a&b")).is_err());
+        assert!(std::panic::catch_unwind(|| assert_well_formed_text("a<b")).is_err());
+        assert!(std::panic::catch_unwind(|| assert_well_formed_text("a\u{1}")).is_err());
+        assert_eq!(unescape("&lt;x&gt;&amp;&#13;&bogus;"), "<x>&\r&bogus;");
+        iam_query(b"Action=CreateUser&UserName=a%26b%3C%0D&Description=x%01y%EF%BF%BE");
+    }
+}
