@@ -77,7 +77,10 @@ def test_unknown_operation_and_bad_json(berth):
     """Correctly signed requests with an unknown target, or a body that is not JSON."""
 
     def signed_client(mutate):
-        c = berth.ecr()
+        # A client of its own: handlers registered on a shared one would add up.
+        key, secret = berth.credentials()
+        c = boto3.client("ecr", endpoint_url=berth.url, region_name=berth.region,
+                         aws_access_key_id=key, aws_secret_access_key=secret)
         c.meta.events.register("before-sign.ecr.DescribeRegistry", lambda request, **_: mutate(request))
         return c
 

@@ -13,6 +13,8 @@ type HmacSha256 = Hmac<Sha256>;
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 /// Accepted difference between the request's time and ours.
 pub const MAX_SKEW_SECONDS: i64 = 15 * 60;
+/// The longest a presigned URL may be valid, as on AWS.
+pub const MAX_PRESIGNED_SECONDS: i64 = 7 * 24 * 3600;
 
 /// Why a request's signature was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -178,6 +180,11 @@ fn from_query(params: &[(String, String)]) -> Result<Presented, SigError> {
         .ok_or_else(|| missing("X-Amz-Expires"))?
         .parse::<i64>()
         .map_err(|_| missing("X-Amz-Expires"))?;
+    if !(1..=MAX_PRESIGNED_SECONDS).contains(&expires) {
+        return Err(SigError::Incomplete(format!(
+            "X-Amz-Expires must be between 1 and {MAX_PRESIGNED_SECONDS} seconds (a week)"
+        )));
+    }
     Ok(Presented {
         access_key_id: key,
         scope_date: date,
@@ -397,12 +404,12 @@ pub fn check_scope(p: &Presented, service: &str, now: i64) -> Result<(), SigErro
     // Presigned URLs are valid from their date until date + expires; other requests
     // within the skew window around now. Neither may come from the future.
     let (oldest_ok, earliest) = match p.expires {
-        Some(expires) => (t + expires >= now, now),
+        Some(expires) => (t.saturating_add(expires) >= now, now),
         None => (t >= now - MAX_SKEW_SECONDS, now - MAX_SKEW_SECONDS),
     };
     if !oldest_ok {
         let request = match p.expires {
-            Some(expires) => format_amz_date(t + expires),
+            Some(expires) => format_amz_date(t.saturating_add(expires)),
             None => p.amz_date.clone(),
         };
         return Err(SigError::Expired {
@@ -525,6 +532,20 @@ mod tests {
             ),
             Err(SigError::Incomplete(_))
         ));
+    }
+
+    #[test]
+    fn presigned_lifetimes_are_bounded() {
+        let query = |expires: &str| {
+            format!("X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIDEXAMPLE%2F20250102%2Fus-east-1%2Fecr%2Faws4_request&X-Amz-Date=20250102T030405Z&X-Amz-Expires={expires}&X-Amz-SignedHeaders=host&X-Amz-Signature=00")
+        };
+        assert!(presented(&[], &query("60")).is_ok());
+        for bad in ["0", "-1", "604801", "9223372036854775807"] {
+            assert!(
+                matches!(presented(&[], &query(bad)), Err(SigError::Incomplete(_))),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
