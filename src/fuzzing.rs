@@ -350,9 +350,12 @@ mod tests {
 
     /// Every committed seed (fuzz/seeds/<target>/) and a few inputs inline, through each
     /// entry point.
+    /// A target's name (its seed directory) and entry point.
+    type Target = (&'static str, fn(&[u8]));
+
     #[test]
     fn entry_points_take_the_seeds() {
-        let targets: [(&str, fn(&[u8])); 5] = [
+        let targets: [Target; 5] = [
             ("sigv4", sigv4),
             ("iam_query", iam_query),
             ("ecr_input", ecr_input),

@@ -191,7 +191,11 @@ mod tests {
             "# BEGIN berth registry hosts\n127.0.0.1 new.name\n# END berth registry hosts\n",
         );
         assert_eq!(again.expect("merged"), after);
-        let broken = "127.0.0.1 localhost\n# BEGIN berth registry hosts\n127.0.0.1 old\n10.0.0.1 other\n";
-        assert!(merged(broken, "x").is_err(), "an unterminated block is not removed");
+        let broken =
+            "127.0.0.1 localhost\n# BEGIN berth registry hosts\n127.0.0.1 old\n10.0.0.1 other\n";
+        assert!(
+            merged(broken, "x").is_err(),
+            "an unterminated block is not removed"
+        );
     }
 }
