@@ -775,21 +775,29 @@ impl Service {
                 "Service: {service_principal} is not authorized to perform: sts:AssumeRole on resource: {role_arn}"
             ))
         };
-        let role = self
+        let (role, trust) = self.role_with_trust(role_arn).await?.ok_or_else(deny)?;
+        if !trust.trusts_service(service_principal, "sts:AssumeRole") {
+            return Err(deny());
+        }
+        self.issue_role_session(auth, &role, session_name, duration)
+    }
+
+    /// The role an ARN names and its trust policy; `None` when there is no such role or
+    /// its trust policy does not parse (nobody may assume it then).
+    async fn role_with_trust(&self, role_arn: &str) -> Result<Option<(Identity, Policy)>> {
+        let Some(role) = self
             .meta
             .identity_by_arn(role_arn)
             .await?
             .filter(|r| r.kind == IdentityKind::Role)
-            .ok_or_else(deny)?;
-        let trusted = role
+        else {
+            return Ok(None);
+        };
+        let trust = role
             .trust_policy
             .as_deref()
-            .and_then(|t| Policy::parse(t, PolicyKind::Trust).ok())
-            .is_some_and(|p| p.trusts_service(service_principal, "sts:AssumeRole"));
-        if !trusted {
-            return Err(deny());
-        }
-        self.issue_role_session(auth, &role, session_name, duration)
+            .and_then(|t| Policy::parse(t, PolicyKind::Trust).ok());
+        Ok(trust.map(|t| (role, t)))
     }
 
     /// AssumeRole: the caller must be allowed `sts:AssumeRole` by the role's trust policy
@@ -814,17 +822,7 @@ impl Service {
                 "Roles may not be assumed by root accounts.".into(),
             ));
         }
-        let role = self
-            .meta
-            .identity_by_arn(role_arn)
-            .await?
-            .filter(|r| r.kind == IdentityKind::Role)
-            .ok_or_else(deny)?;
-        let trust = role
-            .trust_policy
-            .as_deref()
-            .and_then(|t| Policy::parse(t, PolicyKind::Trust).ok())
-            .ok_or_else(deny)?;
+        let (role, trust) = self.role_with_trust(role_arn).await?.ok_or_else(deny)?;
         self.authorize_iam(
             &c.principal,
             c.source_ip.as_deref(),
