@@ -348,11 +348,11 @@ pub fn manifest(data: &[u8]) {
 mod tests {
     use super::*;
 
-    /// Every committed seed (fuzz/seeds/<target>/) and a few inputs inline, through each
-    /// entry point.
     /// A target's name (its seed directory) and entry point.
     type Target = (&'static str, fn(&[u8]));
 
+    /// Every committed seed (fuzz/seeds/<target>/) and a few inputs inline, through each
+    /// entry point.
     #[test]
     fn entry_points_take_the_seeds() {
         let targets: [Target; 5] = [

@@ -229,9 +229,14 @@ fn parse_image(
         ManifestKind::OciManifest => raw.artifact_type.clone().or(config.media_type.clone()),
         _ => None,
     };
+    // Each size is checked non-negative, but their sum can still overflow.
+    let layers_size = layers
+        .iter()
+        .try_fold(0i64, |total, l| total.checked_add(l.size))
+        .ok_or_else(|| invalid("the layers' sizes add up to more than 2^63 - 1 bytes"))?;
     Ok(ParsedManifest {
         kind,
-        layers_size: layers.iter().map(|l| l.size).sum(),
+        layers_size,
         config_media_type: config.media_type.clone(),
         media_type,
         blobs,

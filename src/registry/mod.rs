@@ -544,7 +544,9 @@ pub(crate) fn chunk_start(headers: &HeaderMap) -> Result<Option<u64>, ()> {
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if length.is_some_and(|n| n != end - start + 1) {
+    // `end - start + 1` overflows for `0-18446744073709551615` (found by fuzzing).
+    let span = (end - start).checked_add(1).ok_or(())?;
+    if length.is_some_and(|n| n != span) {
         return Err(());
     }
     Ok(Some(start))
@@ -680,6 +682,10 @@ mod tests {
     #[test]
     fn chunk_ranges() {
         let h = |v| headers(header::CONTENT_RANGE, v);
+        // Found by fuzzing: the span of the widest range overflowed.
+        let mut widest = h("0-18446744073709551615");
+        widest.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+        assert_eq!(chunk_start(&widest), Err(()));
         assert_eq!(chunk_start(&h("0-99")).ok().flatten(), Some(0));
         let mut with_length = h("0-99");
         with_length.insert(header::CONTENT_LENGTH, HeaderValue::from_static("100"));
