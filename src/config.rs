@@ -25,6 +25,7 @@ pub const DEFAULT_GC_GRACE: u64 = 86_400;
 pub const DEFAULT_HEADER_TIMEOUT: u64 = 30;
 pub const DEFAULT_IDLE_TIMEOUT: u64 = 90;
 pub const DEFAULT_BODY_TIMEOUT: u64 = 60;
+pub const DEFAULT_JOB_LEASE: u64 = 30;
 
 /// Options shared by `serve` and `admin`: where the data is and which registry is the default.
 #[derive(Debug, Clone, Args, Default)]
@@ -99,6 +100,10 @@ pub struct ServeArgs {
     /// [default: 86400]
     #[arg(long, env = "BERTH_GC_GRACE", value_name = "SECONDS")]
     pub gc_grace: Option<u64>,
+    /// How long a background job's lease lasts without renewal: after a node dies,
+    /// another takes its jobs over within this time [default: 30]
+    #[arg(long, env = "BERTH_JOB_LEASE", value_name = "SECONDS")]
+    pub job_lease: Option<u64>,
 }
 
 /// The optional config file: the same settings as the flags.
@@ -122,6 +127,7 @@ struct FileSettings {
     lifecycle_interval: Option<u64>,
     gc_interval: Option<u64>,
     gc_grace: Option<u64>,
+    job_lease: Option<u64>,
 }
 
 /// Validated settings.
@@ -147,6 +153,8 @@ pub struct Settings {
     pub gc_interval: u64,
     /// Grace period of garbage collection, in seconds.
     pub gc_grace: u64,
+    /// How long a job lease lasts without renewal.
+    pub job_lease: std::time::Duration,
 }
 
 /// The connection timeouts when none are given.
@@ -233,6 +241,7 @@ impl Settings {
                 "body-timeout",
             )?,
         };
+        let job_lease = secs(args.job_lease, file.job_lease, DEFAULT_JOB_LEASE, "job-lease")?;
         let mut s = Self::build(&args.store, file, listen, domain, create_on_push)?;
         s.public_url = public_url;
         s.timeouts = timeouts;
@@ -241,6 +250,7 @@ impl Settings {
         s.lifecycle_interval = lifecycle_interval;
         s.gc_interval = gc_interval;
         s.gc_grace = gc_grace;
+        s.job_lease = job_lease;
         Ok(s)
     }
 
@@ -313,6 +323,7 @@ impl Settings {
             lifecycle_interval: DEFAULT_LIFECYCLE_INTERVAL,
             gc_interval: DEFAULT_GC_INTERVAL,
             gc_grace: DEFAULT_GC_GRACE,
+            job_lease: std::time::Duration::from_secs(DEFAULT_JOB_LEASE),
         })
     }
 }

@@ -19,6 +19,7 @@ pub mod fsutil;
 pub mod fuzzing;
 pub mod http;
 pub mod iam;
+pub mod jobs;
 pub mod lifecycle;
 pub mod meta;
 pub mod oci;

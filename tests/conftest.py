@@ -489,10 +489,13 @@ def berth_factory(berth_bin, request):
         domain: str = DEFAULT_DOMAIN,
         create_on_push: bool = False,
         extra_args: Sequence[str] = (),
+        metadata_url: Optional[str] = None,
     ) -> Berth:
+        """A started server. ``metadata_url`` shares another server's metadata (a
+        second node); by default each server has its own (a fresh PostgreSQL database
+        when BERTH_TEST_POSTGRES is set, else embedded SQLite)."""
         data_dir = Path(tempfile.mkdtemp(prefix="data-", dir=scratch))
-        metadata_url = None
-        if pg_admin:
+        if metadata_url is None and pg_admin:
             db_name, metadata_url = _create_pg_database(pg_admin)
             databases.append(db_name)
         b = Berth(

@@ -159,6 +159,11 @@ def test_images_are_scanned_on_push_where_configured(berth, ecr):
         for repo in ("manual", "onpush", "prod-by-rule")
     }
     assert scanned == {"manual": False, "onpush": True, "prod-by-rule": True}
+    # The push records the scan IN_PROGRESS; the scan job completes it (as the
+    # image-scan-complete waiter expects on ECR).
+    ecr.get_waiter("image_scan_complete").wait(
+        repositoryName="onpush", imageId={"imageTag": "v1"}, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+    )
     found = ecr.describe_image_scan_findings(repositoryName="onpush", imageId={"imageTag": "v1"})
     assert found["imageScanStatus"]["status"] == "COMPLETE"
     # A scan on push uses the image's daily quota, as on ECR.

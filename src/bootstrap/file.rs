@@ -523,7 +523,6 @@ impl<'a> Step<'a> {
                     clock::now_ms(),
                 )
                 .await?;
-                self.service.iam_changed();
             }
             Some(_) => {}
         }
@@ -544,7 +543,6 @@ impl<'a> Step<'a> {
                 if found.active != k.active {
                     meta.set_access_key_status(&k.id, owner_arn, k.active)
                         .await?;
-                    self.service.iam_changed();
                 }
             }
             None => {

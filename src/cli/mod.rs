@@ -11,7 +11,7 @@ use crate::meta::{MetaStore, RegistryKey};
 use crate::public_url::{PublicUrl, Scheme};
 use crate::server_record::ServerRecord;
 use crate::service::{self, Context, Principal, Service};
-use crate::{auth, blobs, bootstrap, clock, fsutil, http, iam, oci, secrets};
+use crate::{auth, blobs, bootstrap, clock, fsutil, http, iam, jobs, oci, secrets};
 
 mod env;
 mod hosts;
@@ -88,6 +88,12 @@ enum AdminCommand {
         /// Grace period in seconds [default: 86400]
         #[arg(long, value_name = "SECONDS")]
         grace: Option<u64>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Print the background jobs: who holds each (host:pid), until when, its cursor and
+    /// last run (one JSON object per line).
+    Jobs {
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -195,7 +201,7 @@ fn init_logging() {
 
 /// Open the stores and build the operation layer (shared by `serve` and `admin`).
 /// `public` is what clients reach Berth at.
-async fn open_service(settings: &Settings, public: PublicUrl) -> anyhow::Result<Service> {
+async fn open_service(settings: &Settings, public: PublicUrl) -> anyhow::Result<Arc<Service>> {
     fsutil::create_private_dir(&settings.data_dir)
         .with_context(|| format!("creating data directory {}", settings.data_dir.display()))?;
     let sealer = secrets::Sealer::load_or_create(&settings.master_key_file)?;
@@ -209,7 +215,7 @@ async fn open_service(settings: &Settings, public: PublicUrl) -> anyhow::Result<
         public,
         gc_grace_ms: i64::try_from(settings.gc_grace.saturating_mul(1000)).unwrap_or(i64::MAX),
     };
-    Ok(Service::new(meta, Arc::new(blobs), options))
+    Ok(Arc::new(Service::new(meta, Arc::new(blobs), options)))
 }
 
 /// For `berth admin`: what the server on this data directory advertises, as it recorded
@@ -297,14 +303,9 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         default: default_registry(&settings),
     };
     let auth = auth::Authenticator::new(token_key, settings.dev, settings.account_id.clone());
-    let state = Arc::new(http::AppState::new(service, hosts, auth, public.scheme));
-    if settings.lifecycle_interval > 0 {
-        spawn_lifecycle_job(state.clone(), settings.lifecycle_interval);
-    }
+    let state = Arc::new(http::AppState::new(service.clone(), hosts, auth, public.scheme));
     watch_external_writes(state.clone()).await?;
-    if settings.gc_interval > 0 {
-        spawn_gc_job(state.clone(), settings.gc_interval, settings.gc_grace);
-    }
+    start_jobs(&service, &settings);
     let shutdown = shutdown_signal()?;
     // Tests and scripts wait for this exact first line.
     let mut out = std::io::stdout();
@@ -390,55 +391,22 @@ fn server_running(settings: &Settings) -> bool {
     }
 }
 
-/// Apply lifecycle policies every `seconds` (the first run one interval after start).
-fn spawn_lifecycle_job(state: Arc<http::AppState>, seconds: u64) {
-    tokio::spawn(async move {
-        let period = std::time::Duration::from_secs(seconds);
-        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticks.tick().await;
-            match state.service.run_lifecycle(clock::now_ms()).await {
-                Ok(run) => tracing::info!(
-                    repositories = run.repositories,
-                    expired = run.expired,
-                    transitioned = run.transitioned,
-                    "lifecycle policies applied"
-                ),
-                Err(e) => tracing::error!(error = %e, "lifecycle run failed"),
-            }
-        }
-    });
-}
-
-/// Collect garbage every `seconds` (the first run one interval after start).
-fn spawn_gc_job(state: Arc<http::AppState>, seconds: u64, grace: u64) {
-    tokio::spawn(async move {
-        let period = std::time::Duration::from_secs(seconds);
-        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let grace_ms = i64::try_from(grace.saturating_mul(1000)).unwrap_or(i64::MAX);
-        loop {
-            ticks.tick().await;
-            match state
-                .service
-                .collect_garbage(clock::now_ms(), grace_ms)
-                .await
-            {
-                Ok(r) => tracing::info!(
-                    links = r.links_removed,
-                    blobs = r.blobs_removed,
-                    bytes = r.bytes_freed,
-                    uploads = r.uploads_removed,
-                    "garbage collected"
-                ),
-                Err(service::Error::Busy) => {
-                    tracing::info!("garbage collection skipped: another one is running")
-                }
-                Err(e) => tracing::error!(error = %e, "garbage collection failed"),
-            }
-        }
-    });
+/// This node's share of the background jobs (jobs/): each runs on one node at a time.
+fn start_jobs(service: &Arc<Service>, settings: &Settings) {
+    let runner = jobs::Runner::new(service.clone(), jobs::holder_id("serve"), settings.job_lease);
+    runner.spawn_consumer("scans", |s, event| async move { s.scan_for_event(&event).await });
+    let secs = std::time::Duration::from_secs;
+    if settings.lifecycle_interval > 0 {
+        runner.spawn_periodic("lifecycle", secs(settings.lifecycle_interval), |s| async move {
+            s.run_lifecycle(clock::now_ms()).await
+        });
+    }
+    if settings.gc_interval > 0 {
+        let grace_ms = i64::try_from(settings.gc_grace.saturating_mul(1000)).unwrap_or(i64::MAX);
+        runner.spawn_periodic("gc", secs(settings.gc_interval), move |s| async move {
+            s.collect_garbage(clock::now_ms(), grace_ms).await
+        });
+    }
 }
 
 /// Read and apply a bootstrap file; the error names the file and the entity at fault.
@@ -483,6 +451,7 @@ impl AdminCommand {
             | AdminCommand::Bootstrap { store, .. }
             | AdminCommand::Gc { store, .. }
             | AdminCommand::Storage { store }
+            | AdminCommand::Jobs { store }
             | AdminCommand::ListRepositories { store }
             | AdminCommand::Hosts { store, .. }
             | AdminCommand::AssumeRole { store, .. } => store,
@@ -576,7 +545,9 @@ async fn admin_command(command: AdminCommand) -> anyhow::Result<()> {
             let service = open_service(&settings, admin_public_url(&settings)).await?;
             let grace = grace.unwrap_or(config::DEFAULT_GC_GRACE);
             let grace_ms = i64::try_from(grace.saturating_mul(1000)).unwrap_or(i64::MAX);
-            let report = match service.collect_garbage(clock::now_ms(), grace_ms).await {
+            let runner = jobs::Runner::new(service.clone(), jobs::holder_id("admin"), settings.job_lease);
+            let gc = service.collect_garbage(clock::now_ms(), grace_ms);
+            let report = match runner.run_once("gc", gc).await {
                 Err(service::Error::Busy) => {
                     anyhow::bail!("another garbage collection is running; try again later")
                 }
@@ -590,6 +561,24 @@ async fn admin_command(command: AdminCommand) -> anyhow::Result<()> {
                 report.links_removed,
                 report.uploads_removed
             );
+        }
+        AdminCommand::Jobs { store } => {
+            let settings = Settings::from_store(&store)?;
+            let service = open_service(&settings, admin_public_url(&settings)).await?;
+            let now = clock::now_ms();
+            for j in service.meta().jobs().await? {
+                let held = !j.holder.is_empty() && j.lease_until >= now;
+                let line = serde_json::json!({
+                    "job": j.name,
+                    "holder": held.then_some(&j.holder),
+                    "leaseExpiresInMs": held.then_some(j.lease_until - now),
+                    "fence": j.fence,
+                    "cursor": j.cursor,
+                    "lastRunAt": (j.last_run_at > 0).then_some(j.last_run_at),
+                    "lastError": j.last_error,
+                });
+                println!("{line}");
+            }
         }
         AdminCommand::Storage { store } => {
             let settings = Settings::from_store(&store)?;
@@ -687,7 +676,13 @@ async fn lifecycle_admin(command: LifecycleCommand) -> anyhow::Result<()> {
                 None => clock::now_ms(),
             };
             let service = open_service(&settings, admin_public_url(&settings)).await?;
-            let run = service.run_lifecycle(now).await?;
+            let runner = jobs::Runner::new(service.clone(), jobs::holder_id("admin"), settings.job_lease);
+            let run = match runner.run_once("lifecycle", service.run_lifecycle(now)).await {
+                Err(service::Error::Busy) => {
+                    anyhow::bail!("a lifecycle run is in progress elsewhere; try again later")
+                }
+                other => other?,
+            };
             notify_server(&service, &settings).await?;
             println!(
                 "lifecycle: {} repositories evaluated, {} images expired, {} transitioned to archive",

@@ -39,7 +39,7 @@ const DRAIN_LIMIT: u64 = 1024 * 1024;
 
 /// Everything a request handler needs, built once at start.
 pub struct AppState {
-    pub service: Service,
+    pub service: Arc<Service>,
     pub hosts: HostRouting,
     pub auth: Authenticator,
     /// The scheme clients reach Berth with (the login realm names it).
@@ -49,7 +49,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(
-        service: Service,
+        service: Arc<Service>,
         hosts: HostRouting,
         auth: Authenticator,
         scheme: Scheme,

@@ -1,6 +1,8 @@
 //! Queries behind the ECR control plane: repository settings and listings, resource tags,
 //! image listings and details, pull times.
 
+use super::changes::Change;
+use super::scanning::ScanState;
 use super::{
     repository_from_row, Db, MetaStore, RegistryKey, Repository, RepositoryRow, Result,
     REPOSITORY_COLUMNS,
@@ -29,8 +31,8 @@ pub struct ImageDetail {
     pub archived: bool,
     pub last_archived_at: Option<i64>,
     pub last_activated_at: Option<i64>,
-    /// When the image was last scanned.
-    pub scanned_at: Option<i64>,
+    /// Its latest scan, if it was ever scanned.
+    pub scan: Option<ScanState>,
 }
 
 /// ListImages' and DescribeImages' `filter.imageStatus`.
@@ -61,7 +63,7 @@ impl StatusFilter {
 const DETAIL_COLUMNS: &str =
     "m.digest, m.image_size, m.pushed_at, m.media_type, m.config_media_type, \
      m.artifact_type, m.subject, m.last_pulled_at, m.storage_class, m.transitioned_at, \
-     m.activated_at, m.scanned_at";
+     m.activated_at, m.scan_status, m.scan_completed_at";
 type DetailRow = (
     String,
     i64,
@@ -74,6 +76,7 @@ type DetailRow = (
     String,
     Option<i64>,
     Option<i64>,
+    Option<String>,
     Option<i64>,
 );
 
@@ -102,6 +105,7 @@ impl MetaStore {
     /// Delete a repository and everything in it (rows cascade). With `only_if_empty`, a
     /// repository that holds images is left alone and `false` returned.
     pub async fn delete_repository(&self, repository_id: i64, only_if_empty: bool) -> Result<bool> {
+        let _announce = self.changes.announce(Change::Repository { repository_id });
         let sql = if only_if_empty {
             "DELETE FROM repositories WHERE id = $1
              AND NOT EXISTS (SELECT 1 FROM manifests WHERE repository_id = $1)"
@@ -122,6 +126,7 @@ impl MetaStore {
         mutability: &str,
         exclusions: Option<&str>,
     ) -> Result<()> {
+        let _announce = self.changes.announce(Change::Repository { repository_id });
         on_write!(self, pool => sqlx::query(
             "UPDATE repositories SET image_tag_mutability = $2, mutability_exclusions = $3 WHERE id = $1",
         )
@@ -135,6 +140,7 @@ impl MetaStore {
     }
 
     pub async fn set_scan_on_push(&self, repository_id: i64, scan_on_push: bool) -> Result<()> {
+        let _announce = self.changes.announce(Change::Repository { repository_id });
         on_write!(self, pool => sqlx::query("UPDATE repositories SET scan_on_push = $2 WHERE id = $1")
             .bind(repository_id)
             .bind(i64::from(scan_on_push))
@@ -164,6 +170,7 @@ impl MetaStore {
         tags: &[(String, String)],
         max: i64,
     ) -> Result<bool> {
+        let _announce = self.changes.announce(Change::Repository { repository_id });
         on_write!(self, pool => {
             let mut tx = pool.begin().await?;
             for (k, v) in tags {
@@ -191,6 +198,7 @@ impl MetaStore {
     }
 
     pub async fn delete_resource_tags(&self, repository_id: i64, keys: &[String]) -> Result<()> {
+        let _announce = self.changes.announce(Change::Repository { repository_id });
         on_write!(self, pool => {
             let mut tx = pool.begin().await?;
             for k in keys {
@@ -318,7 +326,8 @@ impl MetaStore {
             storage_class,
             last_archived_at,
             last_activated_at,
-            scanned_at,
+            scan_status,
+            scan_completed_at,
         ) in rows
         {
             let tags = self.tags_of(repository_id, &digest).await?;
@@ -335,7 +344,7 @@ impl MetaStore {
                 archived: storage_class == "ARCHIVE",
                 last_archived_at,
                 last_activated_at,
-                scanned_at,
+                scan: ScanState::from_row(scan_status.as_deref(), scan_completed_at),
             });
         }
         Ok(out)

@@ -12,6 +12,7 @@
 //!   Every publish or link clears the mark first ([`MetaStore::reserve_blob`],
 //!   `link_blob`), so a blob being uploaded again is never lost.
 
+use super::changes::Change;
 use super::{Db, MetaStore, RegistryKey, Result};
 
 /// Storage one repository links (blobs shared by repositories count in each).
@@ -111,6 +112,7 @@ impl MetaStore {
         digest: &str,
         cutoff: i64,
     ) -> Result<bool> {
+        let _announce = self.changes.announce(Change::Content { repository_id });
         let n = on_write!(self, pool => sqlx::query(
             "DELETE FROM repository_blobs WHERE repository_id = $1 AND digest = $2 AND linked_at < $3
              AND NOT EXISTS (SELECT 1 FROM manifest_references
@@ -157,31 +159,6 @@ impl MetaStore {
         )
         .bind(digest).fetch_optional(pool).await?);
         Ok(row.is_some())
-    }
-
-    /// Take the collector's lease until `until` (ms) unless another holds it; one
-    /// collection runs at a time across processes and nodes.
-    pub async fn take_gc_lease(&self, now_ms: i64, until: i64) -> Result<bool> {
-        on_write!(self, pool => {
-            sqlx::query(
-                "INSERT INTO change_signals (name, value) VALUES ('gc_lease_until', 0)
-                 ON CONFLICT (name) DO NOTHING",
-            )
-            .execute(pool).await?;
-            let n = sqlx::query(
-                "UPDATE change_signals SET value = $2 WHERE name = 'gc_lease_until' AND value < $1",
-            )
-            .bind(now_ms).bind(until).execute(pool).await?.rows_affected();
-            Ok(n > 0)
-        })
-    }
-
-    pub async fn release_gc_lease(&self) -> Result<()> {
-        on_write!(self, pool => sqlx::query(
-            "UPDATE change_signals SET value = 0 WHERE name = 'gc_lease_until'",
-        )
-        .execute(pool).await?.rows_affected());
-        Ok(())
     }
 
     /// Linked storage per repository, by registry and name.

@@ -1,6 +1,7 @@
 //! Governance state: lifecycle policies, their previews and events, image storage
 //! classes, repository creation templates, account settings and pull-time exclusions.
 
+use super::changes::Change;
 use super::{Db, MetaStore, RegistryKey, Result};
 
 /// An image as lifecycle evaluation sees it (times in ms).
@@ -72,6 +73,7 @@ impl MetaStore {
     // ---- lifecycle policies ----
 
     pub async fn set_lifecycle_policy(&self, repository_id: i64, text: Option<&str>) -> Result<()> {
+        let _announce = self.changes.announce(Change::Repository { repository_id });
         on_write!(self, pool => sqlx::query(
             "UPDATE repositories SET lifecycle_policy = $1 WHERE id = $2",
         )
@@ -246,6 +248,7 @@ impl MetaStore {
         body: &str,
         now_ms: i64,
     ) -> Result<bool> {
+        let _announce = self.changes.announce(Change::Registry(reg.clone()));
         let n = on_write!(self, pool => sqlx::query(
             "INSERT INTO creation_templates (account_id, region, prefix, body, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT DO NOTHING",
@@ -262,6 +265,7 @@ impl MetaStore {
         body: &str,
         now_ms: i64,
     ) -> Result<bool> {
+        let _announce = self.changes.announce(Change::Registry(reg.clone()));
         let n = on_write!(self, pool => sqlx::query(
             "UPDATE creation_templates SET body = $4, updated_at = $5
              WHERE account_id = $1 AND region = $2 AND prefix = $3",
@@ -290,6 +294,7 @@ impl MetaStore {
 
     /// Delete a template, returning its body.
     pub async fn delete_template(&self, reg: &RegistryKey, prefix: &str) -> Result<Option<String>> {
+        let _announce = self.changes.announce(Change::Registry(reg.clone()));
         let row: Option<(String,)> = on_write!(self, pool => sqlx::query_as(
             "DELETE FROM creation_templates WHERE account_id = $1 AND region = $2 AND prefix = $3
              RETURNING body",
@@ -314,6 +319,7 @@ impl MetaStore {
         name: &str,
         value: &str,
     ) -> Result<()> {
+        let _announce = self.changes.announce(Change::Registry(reg.clone()));
         on_write!(self, pool => sqlx::query(
             "INSERT INTO account_settings (account_id, region, name, value) VALUES ($1, $2, $3, $4)
              ON CONFLICT (account_id, region, name) DO UPDATE SET value = excluded.value",
@@ -332,6 +338,7 @@ impl MetaStore {
         max: i64,
         now_ms: i64,
     ) -> Result<Option<bool>> {
+        let _announce = self.changes.announce(Change::Registry(reg.clone()));
         on_write!(self, pool => {
             let mut tx = pool.begin().await?;
             let exists: Option<(i64,)> = sqlx::query_as(
@@ -362,6 +369,7 @@ impl MetaStore {
     }
 
     pub async fn remove_pull_time_exclusion(&self, reg: &RegistryKey, arn: &str) -> Result<bool> {
+        let _announce = self.changes.announce(Change::Registry(reg.clone()));
         let n = on_write!(self, pool => sqlx::query(
             "DELETE FROM pull_time_exclusions WHERE account_id = $1 AND region = $2 AND principal_arn = $3",
         )
@@ -390,6 +398,7 @@ impl MetaStore {
         digest: &str,
         now_ms: i64,
     ) -> Result<bool> {
+        let _announce = self.changes.announce(Change::Content { repository_id });
         let n = on_write!(self, pool => sqlx::query(
             "UPDATE manifests SET storage_class = 'ARCHIVE', transitioned_at = $3
              WHERE repository_id = $1 AND digest = $2",
@@ -406,6 +415,7 @@ impl MetaStore {
         digest: &str,
         now_ms: i64,
     ) -> Result<bool> {
+        let _announce = self.changes.announce(Change::Content { repository_id });
         let n = on_write!(self, pool => sqlx::query(
             "UPDATE manifests SET storage_class = 'STANDARD', activated_at = $3
              WHERE repository_id = $1 AND digest = $2",

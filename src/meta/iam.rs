@@ -1,5 +1,6 @@
 //! IAM identities (users, roles, groups), their policies, and repository/registry policies.
 
+use super::changes::Change;
 use super::{Db, MetaStore, RegistryKey, Result};
 
 /// What kind of IAM identity a row is.
@@ -133,6 +134,7 @@ fn key(name: &str) -> String {
 impl MetaStore {
     /// Insert an identity; false if one of that kind and name exists.
     pub async fn create_identity(&self, i: &Identity) -> Result<bool> {
+        let _announce = self.changes.announce(Change::Identities);
         let n = on_write!(self, pool => sqlx::query(
             "INSERT INTO iam_identities (account_id, kind, name_key, name, id, path, arn,
                  trust_policy, description, max_session_duration, created_at)
@@ -186,6 +188,7 @@ impl MetaStore {
 
     /// Replace a role's trust policy (UpdateAssumeRolePolicy); false if no such role.
     pub async fn set_trust_policy(&self, account_id: &str, role: &str, doc: &str) -> Result<bool> {
+        let _announce = self.changes.announce(Change::Identities);
         let n = on_write!(self, pool => sqlx::query(
             "UPDATE iam_identities SET trust_policy = $1
              WHERE account_id = $2 AND kind = 'role' AND name_key = $3",
@@ -223,6 +226,7 @@ impl MetaStore {
         kind: IdentityKind,
         name: &str,
     ) -> Result<DeleteOutcome> {
+        let _announce = self.changes.announce(Change::Identities);
         let k = key(name);
         on_write!(self, pool => {
             let mut tx = pool.begin().await?;
@@ -278,6 +282,7 @@ impl MetaStore {
         policy_name: &str,
         document: &str,
     ) -> Result<()> {
+        let _announce = self.changes.announce(Change::Identities);
         on_write!(self, pool => sqlx::query(
             "INSERT INTO iam_inline_policies (account_id, kind, name_key, policy_name, document)
              VALUES ($1, $2, $3, $4, $5)
@@ -326,6 +331,7 @@ impl MetaStore {
         name: &str,
         policy_name: &str,
     ) -> Result<bool> {
+        let _announce = self.changes.announce(Change::Identities);
         let n = on_write!(self, pool => sqlx::query(
             "DELETE FROM iam_inline_policies
              WHERE account_id = $1 AND kind = $2 AND name_key = $3 AND policy_name = $4",
@@ -337,6 +343,7 @@ impl MetaStore {
 
     /// Install or refresh a built-in AWS managed policy.
     pub async fn upsert_managed_policy(&self, p: &ManagedPolicyRow) -> Result<()> {
+        let _announce = self.changes.announce(Change::Identities);
         on_write!(self, pool => sqlx::query(
             "INSERT INTO iam_managed_policies
                  (arn, account_id, name, id, path, description, document, version_id, created_at, updated_at)
@@ -353,6 +360,7 @@ impl MetaStore {
 
     /// Insert a customer managed policy; false if its ARN exists.
     pub async fn create_managed_policy(&self, p: &ManagedPolicyRow) -> Result<bool> {
+        let _announce = self.changes.announce(Change::Identities);
         let n = on_write!(self, pool => sqlx::query(
             "INSERT INTO iam_managed_policies
                  (arn, account_id, name, id, path, description, document, version_id, created_at, updated_at)
@@ -374,6 +382,7 @@ impl MetaStore {
         version_id: &str,
         now_ms: i64,
     ) -> Result<()> {
+        let _announce = self.changes.announce(Change::Identities);
         on_write!(self, pool => sqlx::query(
             "UPDATE iam_managed_policies SET document = $1, version_id = $2, updated_at = $3 WHERE arn = $4",
         )
@@ -432,6 +441,7 @@ impl MetaStore {
     }
 
     pub async fn delete_managed_policy(&self, arn: &str) -> Result<DeleteOutcome> {
+        let _announce = self.changes.announce(Change::Identities);
         on_write!(self, pool => {
             let mut tx = pool.begin().await?;
             let (attached,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM iam_attachments WHERE policy_arn = $1")
@@ -453,6 +463,7 @@ impl MetaStore {
         name: &str,
         policy_arn: &str,
     ) -> Result<()> {
+        let _announce = self.changes.announce(Change::Identities);
         on_write!(self, pool => sqlx::query(
             "INSERT INTO iam_attachments (account_id, kind, name_key, policy_arn) VALUES ($1, $2, $3, $4)
              ON CONFLICT DO NOTHING",
@@ -469,6 +480,7 @@ impl MetaStore {
         name: &str,
         policy_arn: &str,
     ) -> Result<bool> {
+        let _announce = self.changes.announce(Change::Identities);
         let n = on_write!(self, pool => sqlx::query(
             "DELETE FROM iam_attachments WHERE account_id = $1 AND kind = $2 AND name_key = $3 AND policy_arn = $4",
         )
@@ -494,6 +506,7 @@ impl MetaStore {
     }
 
     pub async fn add_group_member(&self, account_id: &str, group: &str, user: &str) -> Result<()> {
+        let _announce = self.changes.announce(Change::Identities);
         on_write!(self, pool => sqlx::query(
             "INSERT INTO iam_group_members (account_id, group_key, user_key) VALUES ($1, $2, $3)
              ON CONFLICT DO NOTHING",
@@ -555,6 +568,7 @@ impl MetaStore {
         access_key_id: &str,
         principal_arn: &str,
     ) -> Result<bool> {
+        let _announce = self.changes.announce(Change::Identities);
         let n = on_write!(self, pool => sqlx::query(
             "DELETE FROM access_keys WHERE access_key_id = $1 AND principal_arn = $2",
         )
@@ -569,6 +583,7 @@ impl MetaStore {
         principal_arn: &str,
         active: bool,
     ) -> Result<bool> {
+        let _announce = self.changes.announce(Change::Identities);
         let n = on_write!(self, pool => sqlx::query(
             "UPDATE access_keys SET status = $3 WHERE access_key_id = $1 AND principal_arn = $2",
         )
@@ -583,6 +598,7 @@ impl MetaStore {
         repository_id: i64,
         text: Option<&str>,
     ) -> Result<()> {
+        let _announce = self.changes.announce(Change::Repository { repository_id });
         on_write!(self, pool => sqlx::query("UPDATE repositories SET policy_text = $2 WHERE id = $1")
             .bind(repository_id).bind(text)
             .execute(pool).await?.rows_affected());
@@ -608,6 +624,7 @@ impl MetaStore {
     }
 
     pub async fn set_registry_policy(&self, reg: &RegistryKey, text: Option<&str>) -> Result<()> {
+        let _announce = self.changes.announce(Change::Registry(reg.clone()));
         on_write!(self, pool => {
             match text {
                 Some(t) => sqlx::query(

@@ -1,5 +1,6 @@
 //! Accounts, access keys and the server's shared secrets.
 
+use super::changes::Change;
 use super::{Db, Error, MetaStore, Result};
 
 /// An access key as stored.
@@ -31,6 +32,7 @@ impl MetaStore {
     }
 
     pub async fn create_access_key(&self, key: &AccessKey, now_ms: i64) -> Result<()> {
+        let _announce = self.changes.announce(Change::Identities);
         on_write!(self, pool => sqlx::query(
             "INSERT INTO access_keys
                  (access_key_id, secret_access_key, account_id, principal_arn, status, created_at)

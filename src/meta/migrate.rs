@@ -36,6 +36,11 @@ pub const SQLITE: &[Migration] = &[
         name: "scanning",
         sql: include_str!("../../migrations/sqlite/0005_scanning.sql"),
     },
+    Migration {
+        version: 6,
+        name: "jobs",
+        sql: include_str!("../../migrations/sqlite/0006_jobs.sql"),
+    },
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -63,6 +68,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 5,
         name: "scanning",
         sql: include_str!("../../migrations/postgres/0005_scanning.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "jobs",
+        sql: include_str!("../../migrations/postgres/0006_jobs.sql"),
     },
 ];
 

@@ -149,6 +149,11 @@ pub struct NewManifest<'a> {
     pub image_size: i64,
     pub config_media_type: Option<&'a str>,
     pub now_ms: i64,
+    /// Where the push went, for the outbox event it writes.
+    pub source: EventSource<'a>,
+    /// Request a scan of a new image, unless one was requested after this time (the
+    /// daily quota); `None`: no scan on push.
+    pub scan_unless_since: Option<i64>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -236,21 +241,29 @@ fn private_database_files(path: &Path) -> Result<()> {
     Ok(())
 }
 
+#[macro_use]
+mod outbox;
 mod batch;
+pub mod changes;
 mod creates;
 mod ecr;
 mod gc;
 mod governance;
 mod iam;
 mod identity;
+mod jobs;
 mod links;
 mod scanning;
 
+pub use changes::{Change, Listener};
 pub use ecr::{ImageDetail, ImageRow, StatusFilter};
 pub use gc::{RepositoryUsage, StorageUsage};
 pub use governance::{LifecycleEvent, LifecycleImageRow, LifecycleTarget};
 pub use iam::{DeleteOutcome as IamDeleteOutcome, Identity, IdentityKind, ManagedPolicyRow};
 pub use identity::AccessKey;
+pub use jobs::{JobRow, Lease};
+pub use outbox::{Event, EventKind, EventSource};
+pub use scanning::ScanState;
 
 pub struct MetaStore {
     db: Db,
@@ -258,6 +271,10 @@ pub struct MetaStore {
     sealer: crate::secrets::Sealer,
     links: batch::Batcher<links::Link>,
     creates: batch::Batcher<creates::NewRepository>,
+    /// Who hears about changes (see changes.rs).
+    changes: changes::Feed,
+    /// See [`MetaStore::is_single_node`].
+    exclusive: bool,
 }
 
 /// Digests bound in one statement: far below SQLite's 32,766 and PostgreSQL's 65,535
@@ -381,6 +398,8 @@ impl MetaStore {
             creates: batch::Batcher::start(db.clone()),
             db,
             sealer,
+            changes: changes::Feed::default(),
+            exclusive: url.is_none(),
         };
         store.migrate().await?;
         store.seal_plaintext_secrets().await?;
@@ -445,9 +464,17 @@ impl MetaStore {
         Ok(())
     }
 
-    /// Whether this process is the only writer (embedded SQLite), so it may cache reads.
+    /// Whether this process is the only writer (the embedded SQLite database in the
+    /// data directory, which `berth.lock` gives to one server), so it may cache reads.
+    /// A database named by URL may be shared: PostgreSQL, or a `sqlite:` file several
+    /// processes on one host open.
     pub fn is_single_node(&self) -> bool {
-        matches!(self.db, Db::Sqlite { .. })
+        self.exclusive
+    }
+
+    /// Subscribe here to hear about every change this store makes.
+    pub fn changes(&self) -> &changes::Feed {
+        &self.changes
     }
 
     pub fn backend_name(&self) -> &'static str {
@@ -574,6 +601,7 @@ impl MetaStore {
     /// references it. The check and the delete are one statement, so no manifest can
     /// start referencing the blob in between.
     pub async fn unlink_blob(&self, repository_id: i64, digest: &Digest) -> Result<DeleteOutcome> {
+        let _announce = self.changes.announce(Change::Content { repository_id });
         let digest = digest.to_string();
         let deleted = on_write!(self, pool => sqlx::query(
             "DELETE FROM repository_blobs WHERE repository_id = $1 AND digest = $2
@@ -628,6 +656,8 @@ impl MetaStore {
         repository_id: i64,
         m: &NewManifest<'_>,
     ) -> Result<PutManifestOutcome> {
+        let _announce = self.changes.announce(Change::Content { repository_id });
+        let _events = self.changes.announce(Change::Events);
         let digest = m.digest.to_string();
         let blobs: Vec<String> = m.blobs.iter().map(ToString::to_string).collect();
         let children: Vec<String> = m.manifests.iter().map(ToString::to_string).collect();
@@ -749,8 +779,34 @@ impl MetaStore {
                     }
                 }
             }
+            let new_image = inserted > 0 || restored > 0;
+            if new_image {
+                if let Some(since) = m.scan_unless_since {
+                    // Recorded with the push; the scan job completes it (jobs::scans).
+                    sqlx::query(
+                        "UPDATE manifests SET scan_status = 'IN_PROGRESS', scanned_at = $3,
+                             scan_completed_at = NULL
+                         WHERE repository_id = $1 AND digest = $2
+                           AND (scanned_at IS NULL OR scanned_at <= $4)",
+                    )
+                    .bind(repository_id)
+                    .bind(&digest)
+                    .bind(m.now_ms)
+                    .bind(since)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            let kind = if new_image {
+                Some(EventKind::ImagePushed)
+            } else {
+                tag_changed.then_some(EventKind::TagMoved)
+            };
+            if let Some(kind) = kind {
+                record_event!(tx, kind, &m.source, &digest, m.tag.map(Tag::as_str), m.now_ms);
+            }
             tx.commit().await?;
-            Ok(PutManifestOutcome::Stored { new_image: inserted > 0 || restored > 0, tag_changed })
+            Ok(PutManifestOutcome::Stored { new_image, tag_changed })
         })
     }
 
@@ -800,20 +856,32 @@ impl MetaStore {
     /// same repository still references it (checked in the same statement).
     pub async fn delete_manifest(
         &self,
-        repository_id: i64,
+        source: &EventSource<'_>,
         digest: &Digest,
     ) -> Result<DeleteOutcome> {
+        let repository_id = source.repository_id;
+        let _announce = self.changes.announce(Change::Content { repository_id });
+        let _events = self.changes.announce(Change::Events);
         let digest = digest.to_string();
-        let deleted = on_write!(self, pool => sqlx::query(
-            "DELETE FROM manifests WHERE repository_id = $1 AND digest = $2
-             AND NOT EXISTS (SELECT 1 FROM manifest_references
-                             WHERE repository_id = $1 AND child_digest = $2 AND kind = 'manifest')",
-        )
-        .bind(repository_id)
-        .bind(&digest)
-        .execute(pool)
-        .await?
-        .rows_affected());
+        let now = crate::clock::now_ms();
+        let deleted = on_write!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let n = sqlx::query(
+                "DELETE FROM manifests WHERE repository_id = $1 AND digest = $2
+                 AND NOT EXISTS (SELECT 1 FROM manifest_references
+                                 WHERE repository_id = $1 AND child_digest = $2 AND kind = 'manifest')",
+            )
+            .bind(repository_id)
+            .bind(&digest)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n > 0 {
+                record_event!(tx, EventKind::ImageDeleted, source, &digest, None::<&str>, now);
+            }
+            tx.commit().await?;
+            n
+        });
         self.delete_outcome(deleted, "manifests", repository_id, &digest)
             .await
     }
@@ -844,16 +912,27 @@ impl MetaStore {
         })
     }
 
-    pub async fn delete_tag(&self, repository_id: i64, tag: &Tag) -> Result<bool> {
-        let done = on_write!(self, pool => sqlx::query(
-            "DELETE FROM tags WHERE repository_id = $1 AND name = $2",
-        )
-        .bind(repository_id)
-        .bind(tag.as_str())
-        .execute(pool)
-        .await?
-        .rows_affected());
-        Ok(done > 0)
+    pub async fn delete_tag(&self, source: &EventSource<'_>, tag: &Tag) -> Result<bool> {
+        let repository_id = source.repository_id;
+        let _announce = self.changes.announce(Change::Content { repository_id });
+        let _events = self.changes.announce(Change::Events);
+        let now = crate::clock::now_ms();
+        let done = on_write!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let gone: Option<(String,)> = sqlx::query_as(
+                "DELETE FROM tags WHERE repository_id = $1 AND name = $2 RETURNING digest",
+            )
+            .bind(repository_id)
+            .bind(tag.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some((digest,)) = &gone {
+                record_event!(tx, EventKind::TagDeleted, source, digest, Some(tag.as_str()), now);
+            }
+            tx.commit().await?;
+            gone.is_some()
+        });
+        Ok(done)
     }
 
     /// Tag names after `last`, in byte order, at most `limit`.
@@ -995,6 +1074,8 @@ mod contract_tests {
             db: store.db.clone(),
             links: batch::Batcher::start(store.db.clone()),
             creates: batch::Batcher::start(store.db.clone()),
+            changes: changes::Feed::default(),
+            exclusive: true,
         };
         assert!(other.access_key("AKIAOLD").await.is_err());
     }
@@ -1166,6 +1247,12 @@ mod contract_tests {
             image_size: 5,
             config_media_type: None,
             now_ms: 6,
+            source: EventSource {
+                registry: &a,
+                repository_id: repo.id,
+                repository_name: name.as_str(),
+            },
+            scan_unless_since: None,
         };
         assert_eq!(
             store.put_manifest(repo.id, &m).await.expect("put"),
@@ -1213,7 +1300,8 @@ mod contract_tests {
             ["b", "c"]
         );
 
-        assert!(store.delete_tag(repo.id, &tag).await.expect("untag"));
+        let source = m.source;
+        assert!(store.delete_tag(&source, &tag).await.expect("untag"));
         assert!(store
             .manifest_by_digest(repo.id, &digest)
             .await
@@ -1226,10 +1314,31 @@ mod contract_tests {
         );
         assert_eq!(
             store
-                .delete_manifest(repo.id, &digest)
+                .delete_manifest(&source, &digest)
                 .await
                 .expect("delete"),
             DeleteOutcome::Deleted
+        );
+        // Each change wrote its event, in order: the push, four tag moves, the
+        // untag, the delete.
+        let kinds: Vec<EventKind> = store
+            .events_after(0, 100)
+            .await
+            .expect("events")
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                EventKind::ImagePushed,
+                EventKind::TagMoved,
+                EventKind::TagMoved,
+                EventKind::TagMoved,
+                EventKind::TagMoved,
+                EventKind::TagDeleted,
+                EventKind::ImageDeleted
+            ]
         );
         assert!(
             store
@@ -1247,6 +1356,70 @@ mod contract_tests {
             store.unlink_blob(repo.id, &layer).await.expect("again"),
             DeleteOutcome::NotFound
         );
+    }
+
+    #[tokio::test]
+    async fn a_lease_has_one_holder_until_it_expires_and_fences_the_old_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open_store(dir.path()).await;
+        let a = store
+            .take_lease("gc", "a", 1000, 2000)
+            .await
+            .expect("take")
+            .expect("free job");
+        assert!(store
+            .take_lease("gc", "b", 1500, 2500)
+            .await
+            .expect("take")
+            .is_none());
+        // Renewing (or taking again) keeps the fence.
+        assert!(store.renew_lease(&a, 1900, 2900).await.expect("renew"));
+        let again = store.take_lease("gc", "a", 1950, 2950).await.expect("take");
+        assert_eq!(again.map(|l| l.fence), Some(a.fence));
+        assert!(store.advance_cursor(&a, 7, 1960).await.expect("cursor"));
+        // After expiry another holder takes it, with a higher fence; the old holder
+        // can neither renew nor move the cursor.
+        let b = store
+            .take_lease("gc", "b", 3000, 4000)
+            .await
+            .expect("take")
+            .expect("expired");
+        assert!(b.fence > a.fence);
+        assert!(!store.renew_lease(&a, 3001, 4001).await.expect("renew"));
+        assert!(!store.advance_cursor(&a, 9, 3002).await.expect("cursor"));
+        assert_eq!(store.job_cursor("gc").await.expect("cursor"), 7);
+        // Released, it is free at once.
+        store.release_lease(&b, 3100, None).await.expect("release");
+        assert!(store
+            .take_lease("gc", "c", 3101, 4101)
+            .await
+            .expect("take")
+            .is_some());
+        let jobs = store.jobs().await.expect("jobs");
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].holder, "c");
+    }
+
+    #[tokio::test]
+    async fn concurrent_takers_of_a_free_job_get_one_lease() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = std::sync::Arc::new(open_store(dir.path()).await);
+        let takers: Vec<_> = (0..8)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store
+                        .take_lease("scan", &format!("node{i}"), 10, 20)
+                        .await
+                        .expect("take")
+                })
+            })
+            .collect();
+        let mut won = 0;
+        for t in takers {
+            won += usize::from(t.await.expect("join").is_some());
+        }
+        assert_eq!(won, 1);
     }
 
     #[tokio::test]

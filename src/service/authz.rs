@@ -99,13 +99,26 @@ impl PolicyCache {
     }
 
     /// Forget everything: a policy, key, user, group or role changed.
-    pub fn clear(&self) {
+    fn clear(&self) {
         if let Ok(mut i) = self.inner.write() {
             let generation = i.generation.wrapping_add(1);
             *i = Inner {
                 generation,
                 ..Inner::default()
             };
+        }
+    }
+}
+
+impl crate::meta::Listener for PolicyCache {
+    fn changed(&self, change: &crate::meta::Change) {
+        // Decisions combine identity, repository and registry policies: any of them
+        // changing drops them all (such changes are rare next to requests).
+        if !matches!(
+            change,
+            crate::meta::Change::Content { .. } | crate::meta::Change::Events
+        ) {
+            self.clear();
         }
     }
 }
@@ -445,10 +458,6 @@ impl Service {
         }
     }
 
-    /// Call after any change to identities, keys or policies.
-    pub fn iam_changed(&self) {
-        self.policies.clear();
-    }
 }
 
 #[cfg(test)]

@@ -7,15 +7,17 @@
 //! cached, so rows added by another process (e.g. `berth admin create-repository`)
 //! are seen at once.
 //!
-//! Consistency: every write to a repository bumps its generation and drops its entries.
-//! A reader notes the generation before it queries the database and installs its answer
-//! only if the generation is unchanged, so a read that raced a write is never cached.
+//! Consistency: the metadata store announces every change (meta/changes.rs); a change to
+//! a repository bumps its generation and drops its entries. A reader notes the
+//! generation before it queries the database and installs its answer only if the
+//! generation is unchanged, so a read that raced a write is never cached. No service
+//! code invalidates by hand.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::RegistryScanning;
-use crate::meta::{RegistryKey, Repository, StoredManifest};
+use crate::meta::{Change, Listener, RegistryKey, Repository, StoredManifest};
 
 /// Cached manifest bytes are bounded; past this the cache starts over.
 const MAX_MANIFEST_BYTES: usize = 8 * 1024 * 1024;
@@ -35,6 +37,8 @@ struct Inner {
     /// Bumped when another process changed the metadata: every older read is suspect.
     epoch: u64,
     repositories: HashMap<(String, String, String), Repository>,
+    /// The key of each cached repository row, by id (changes name repositories by id).
+    repository_keys: HashMap<i64, (String, String, String)>,
     repos: HashMap<i64, RepoEntries>,
     scanning: HashMap<RegistryKey, RegistryScanning>,
     manifest_bytes: usize,
@@ -70,6 +74,7 @@ impl ReadCache {
                 r.links.clear();
             }
             inner.repositories.clear();
+            inner.repository_keys.clear();
             inner.entries = 0;
             inner.manifest_bytes = 0;
         }
@@ -92,14 +97,17 @@ impl ReadCache {
                 reg.region.clone(),
                 repo.name.to_string(),
             );
+            inner.repository_keys.insert(repo.id, key.clone());
             inner.repositories.insert(key, repo.clone());
         }
     }
 
     /// Drop a cached repository row (its settings changed or it was deleted).
-    pub fn forget_repository(&self, reg: &RegistryKey, name: &str) {
+    fn forget_repository(&self, repository_id: i64) {
         if let Some(mut inner) = self.lock() {
-            let key = (reg.account_id.clone(), reg.region.clone(), name.to_owned());
+            let Some(key) = inner.repository_keys.remove(&repository_id) else {
+                return;
+            };
             if inner.repositories.remove(&key).is_some() {
                 inner.entries = inner.entries.saturating_sub(1);
             }
@@ -140,7 +148,7 @@ impl ReadCache {
 
     /// A registry's scanning configuration changed: drop it, and refuse any read that
     /// started before (by moving the epoch; the other entries stay valid).
-    pub fn forget_registry_scanning(&self, reg: &RegistryKey) {
+    fn forget_registry_scanning(&self, reg: &RegistryKey) {
         if let Some(mut inner) = self.lock() {
             inner.scanning.remove(reg);
             inner.epoch += 1;
@@ -148,7 +156,7 @@ impl ReadCache {
     }
 
     /// Forget everything: another process (`berth admin ...`) changed the metadata.
-    pub fn clear_all(&self) {
+    fn clear_all(&self) {
         if let Some(mut inner) = self.lock() {
             let epoch = inner.epoch + 1;
             *inner = Inner {
@@ -232,17 +240,8 @@ impl ReadCache {
             .insert(digest, (size, touched));
     }
 
-    /// A guard that invalidates the repository when dropped: take it before a write, so
-    /// the invalidation happens after the write even if the request is cancelled.
-    pub fn invalidate_on_drop(&self, repository_id: i64) -> InvalidateOnDrop<'_> {
-        InvalidateOnDrop {
-            cache: self,
-            repository_id,
-        }
-    }
-
-    /// Call after any write that changes or removes what a repository shows.
-    pub fn invalidate(&self, repository_id: i64) {
+    /// A repository's contents changed: drop them, refuse reads that started before.
+    fn invalidate(&self, repository_id: i64) {
         if let Some(mut inner) = self.lock() {
             let r = inner.repos.entry(repository_id).or_default();
             r.generation += 1;
@@ -256,14 +255,18 @@ impl ReadCache {
     }
 }
 
-pub struct InvalidateOnDrop<'a> {
-    cache: &'a ReadCache,
-    repository_id: i64,
-}
-
-impl Drop for InvalidateOnDrop<'_> {
-    fn drop(&mut self) {
-        self.cache.invalidate(self.repository_id);
+impl Listener for ReadCache {
+    fn changed(&self, change: &Change) {
+        match change {
+            Change::Content { repository_id } => self.invalidate(*repository_id),
+            Change::Repository { repository_id } => {
+                self.forget_repository(*repository_id);
+                self.invalidate(*repository_id);
+            }
+            Change::Registry(reg) => self.forget_registry_scanning(reg),
+            Change::Identities | Change::Events => {}
+            Change::Everything => self.clear_all(),
+        }
     }
 }
 

@@ -191,10 +191,6 @@ impl Service {
     ) -> Result<Repository> {
         self.authorize(ctx, Action::DeleteRepository, name).await?;
         let repo = self.repository(ctx, name).await?;
-        let _invalidate = self.cache.invalidate_on_drop(repo.id);
-        self.cache.forget_repository(&ctx.registry, name.as_str());
-        // Cached decisions may rest on the deleted repository's policy.
-        self.iam_changed();
         if !self.meta.delete_repository(repo.id, !force).await? {
             return Err(Error::RepositoryNotEmpty {
                 name: name.to_string(),
@@ -217,7 +213,6 @@ impl Service {
         self.meta
             .set_tag_mutability(repo.id, mutability, exclusions)
             .await?;
-        self.cache.forget_repository(&ctx.registry, name.as_str());
         Ok(())
     }
 
@@ -231,7 +226,6 @@ impl Service {
             .await?;
         let repo = self.repository(ctx, name).await?;
         self.meta.set_scan_on_push(repo.id, scan_on_push).await?;
-        self.cache.forget_repository(&ctx.registry, name.as_str());
         Ok(())
     }
 
@@ -261,8 +255,6 @@ impl Service {
             }
         }
         self.meta.set_repository_policy(repo.id, Some(text)).await?;
-        self.cache.forget_repository(&ctx.registry, name.as_str());
-        self.iam_changed();
         Ok(repo)
     }
 
@@ -290,8 +282,6 @@ impl Service {
             })?;
         if delete {
             self.meta.set_repository_policy(repo.id, None).await?;
-            self.cache.forget_repository(&ctx.registry, name.as_str());
-            self.iam_changed();
         }
         Ok(text)
     }
@@ -304,7 +294,6 @@ impl Service {
         self.meta
             .set_registry_policy(&ctx.registry, Some(text))
             .await?;
-        self.iam_changed();
         Ok(())
     }
 
@@ -323,7 +312,6 @@ impl Service {
             .ok_or_else(|| Error::RegistryPolicyNotFound(ctx.registry.account_id.clone()))?;
         if delete {
             self.meta.set_registry_policy(&ctx.registry, None).await?;
-            self.iam_changed();
         }
         Ok(text)
     }
@@ -766,7 +754,7 @@ impl Service {
     ) -> Result<(Vec<ImageId>, Vec<ImageFailure>)> {
         self.authorize(ctx, Action::BatchDeleteImage, name).await?;
         let repo = self.repository(ctx, name).await?;
-        let _invalidate = self.cache.invalidate_on_drop(repo.id);
+        let source = super::event_source(ctx, &repo);
         let mut deleted = Vec::new();
         let mut failures = Vec::new();
         for id in ids {
@@ -785,14 +773,14 @@ impl Service {
             let outcome = match (&id.tag, id.digest.is_some()) {
                 (Some(t), false) if tags.len() > 1 => {
                     let tag: Tag = t.parse().map_err(Error::InvalidTag)?;
-                    self.meta.delete_tag(repo.id, &tag).await?;
+                    self.meta.delete_tag(&source, &tag).await?;
                     deleted.push(ImageId {
                         digest: Some(m.digest.clone()),
                         tag: Some(t.clone()),
                     });
                     continue;
                 }
-                _ => self.meta.delete_manifest(repo.id, &digest).await?,
+                _ => self.meta.delete_manifest(&source, &digest).await?,
             };
             match outcome {
                 crate::meta::DeleteOutcome::Deleted => {
@@ -836,7 +824,6 @@ impl Service {
             .await?;
         let repo = self.repository(ctx, name).await?;
         let m = self.resolve_one(ctx, name, &repo, id).await?;
-        let _invalidate = self.cache.invalidate_on_drop(repo.id);
         let now = clock::now_ms();
         let status = match (archive, m.archived) {
             (true, true) => "ARCHIVED",

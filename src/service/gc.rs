@@ -14,8 +14,6 @@ use crate::oci::Digest;
 
 /// Rows looked at per query.
 const BATCH: i64 = 1000;
-/// How long one run may hold the collector's lease before another may take over.
-const LEASE_MS: i64 = 15 * 60 * 1000;
 
 /// What a run removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -27,15 +25,10 @@ pub struct GcReport {
 }
 
 impl Service {
-    /// Collect garbage older than `grace_ms` as of `now_ms`. Fails with `Busy` when
-    /// another collection holds the lease.
+    /// Collect garbage older than `grace_ms` as of `now_ms`. Run it as the `gc` job
+    /// (jobs::Runner::run_once), so that one process at a time collects.
     pub async fn collect_garbage(&self, now_ms: i64, grace_ms: i64) -> Result<GcReport> {
-        if !self.meta.take_gc_lease(now_ms, now_ms + LEASE_MS).await? {
-            return Err(Error::Busy);
-        }
-        let outcome = self.collect(now_ms - grace_ms).await;
-        self.meta.release_gc_lease().await?;
-        outcome
+        self.collect(now_ms - grace_ms).await
     }
 
     async fn collect(&self, cutoff: i64) -> Result<GcReport> {
@@ -74,7 +67,6 @@ impl Service {
                     .gc_delete_link(*repository_id, digest, cutoff)
                     .await?
                 {
-                    self.cache.invalidate(*repository_id);
                     removed += 1;
                 }
             }

@@ -232,7 +232,6 @@ impl Service {
                 format!("{} with name {name} already exists.", titled(kind)),
             ));
         }
-        self.iam_changed();
         Ok(identity)
     }
 
@@ -242,7 +241,6 @@ impl Service {
             .await?;
         self.check_trust_policy(doc).await?;
         self.meta.set_trust_policy(c.account()?, role, doc).await?;
-        self.iam_changed();
         Ok(())
     }
 
@@ -335,7 +333,6 @@ impl Service {
         self.authorize_iam_action(c, &format!("iam:Delete{}", titled(kind)), &arn)
             .await?;
         let outcome = self.meta.delete_identity(c.account()?, kind, name).await?;
-        self.iam_changed();
         match outcome {
             IamDeleteOutcome::Deleted => Ok(()),
             IamDeleteOutcome::NotFound => Err(no_such(kind, name)),
@@ -355,7 +352,6 @@ impl Service {
         self.meta
             .add_group_member(c.account()?, group, user)
             .await?;
-        self.iam_changed();
         Ok(())
     }
 
@@ -458,7 +454,6 @@ impl Service {
             }
             None => self.meta.delete_access_key(key_id, &principal_arn).await?,
         };
-        self.iam_changed();
         if done {
             Ok(())
         } else {
@@ -486,7 +481,6 @@ impl Service {
         self.meta
             .put_inline_policy(c.account()?, kind, name, policy_name, document)
             .await?;
-        self.iam_changed();
         Ok(())
     }
 
@@ -535,7 +529,6 @@ impl Service {
             .meta
             .delete_inline_policy(c.account()?, kind, name, policy_name)
             .await?;
-        self.iam_changed();
         if deleted {
             Ok(())
         } else {
@@ -709,7 +702,6 @@ impl Service {
         self.meta
             .attach_policy(c.account()?, kind, name, policy_arn)
             .await?;
-        self.iam_changed();
         Ok(())
     }
 
@@ -726,7 +718,6 @@ impl Service {
             .meta
             .detach_policy(c.account()?, kind, name, policy_arn)
             .await?;
-        self.iam_changed();
         if detached {
             Ok(())
         } else {

@@ -255,7 +255,6 @@ impl Service {
         run: &mut LifecycleRun,
     ) -> Result<()> {
         let rows = self.meta.lifecycle_images(target.repository_id).await?;
-        let _invalidate = self.cache.invalidate_on_drop(target.repository_id);
         for (row, v) in verdicts(policy, &rows, now_ms) {
             let done = match v.action {
                 RuleAction::Expire => {
@@ -263,9 +262,12 @@ impl Service {
                         .digest
                         .parse()
                         .map_err(|_| Error::Internal("stored digest is invalid".into()))?;
-                    self.meta
-                        .delete_manifest(target.repository_id, &digest)
-                        .await?
+                    let source = crate::meta::EventSource {
+                        registry: &target.registry,
+                        repository_id: target.repository_id,
+                        repository_name: &target.name,
+                    };
+                    self.meta.delete_manifest(&source, &digest).await?
                         == crate::meta::DeleteOutcome::Deleted
                 }
                 RuleAction::Transition => {

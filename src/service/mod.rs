@@ -32,7 +32,7 @@ use cache::ReadCache;
 use crate::blobs::{self, BlobReader, BlobStore, ByteStream, UploadId, UploadKey};
 use crate::clock;
 use crate::meta::{
-    DeleteOutcome, MetaStore, NewManifest, PutManifestOutcome, Referrer, RegistryKey, Repository,
+    DeleteOutcome, EventSource, MetaStore, NewManifest, PutManifestOutcome, Referrer, RegistryKey, Repository,
     StoredManifest,
 };
 use crate::oci::convert;
@@ -178,6 +178,15 @@ fn converted_manifest(m: &StoredManifest, accepted: &[String]) -> Option<StoredM
     })
 }
 
+/// The repository a change is recorded against in the outbox.
+fn event_source<'a>(ctx: &'a Context, repo: &'a Repository) -> EventSource<'a> {
+    EventSource {
+        registry: &ctx.registry,
+        repository_id: repo.id,
+        repository_name: repo.name.as_str(),
+    }
+}
+
 /// A page of names, and whether more follow.
 pub struct Page {
     pub items: Vec<String>,
@@ -227,17 +236,21 @@ pub struct Service {
     meta: Arc<MetaStore>,
     blobs: Arc<dyn BlobStore>,
     options: Options,
-    cache: ReadCache,
+    cache: Arc<ReadCache>,
     parts: ecr::PartLedger,
     pulls: Arc<PullRecorder>,
-    policies: authz::PolicyCache,
+    policies: Arc<authz::PolicyCache>,
 }
 
 impl Service {
     pub fn new(meta: MetaStore, blobs: Arc<dyn BlobStore>, options: Options) -> Service {
         // Caching is safe only while this process is the metadata's only writer.
         let meta_single_node = meta.is_single_node();
-        let cache = ReadCache::new(meta_single_node);
+        let cache = Arc::new(ReadCache::new(meta_single_node));
+        let policies = Arc::new(authz::PolicyCache::new(meta_single_node));
+        // The caches hear of every change from the store itself (meta/changes.rs).
+        meta.changes().subscribe(cache.clone());
+        meta.changes().subscribe(policies.clone());
         Service {
             meta: Arc::new(meta),
             blobs,
@@ -245,7 +258,7 @@ impl Service {
             cache,
             parts: ecr::PartLedger::default(),
             pulls: Arc::new(PullRecorder::default()),
-            policies: authz::PolicyCache::new(meta_single_node),
+            policies,
         }
     }
 
@@ -490,7 +503,6 @@ impl Service {
     ) -> Result<()> {
         self.authorize(ctx, Action::BatchDeleteImage, name).await?;
         let repo = self.repository(ctx, name).await?;
-        let _invalidate = self.cache.invalidate_on_drop(repo.id);
         match self.meta.unlink_blob(repo.id, digest).await? {
             DeleteOutcome::Deleted => Ok(()),
             DeleteOutcome::NotFound => Err(Error::BlobNotFound),
@@ -553,7 +565,6 @@ impl Service {
         {
             return Ok(None);
         }
-        self.cache.invalidate(target.id);
         Ok(Some(u64::try_from(size).unwrap_or(0)))
     }
 
@@ -761,6 +772,9 @@ impl Service {
         } else {
             parsed.layers_size
         };
+        let scan_unless_since = self
+            .scan_on_push_cutoff(ctx, &repo, &parsed.media_type)
+            .await?;
         let new = NewManifest {
             digest: &digest,
             media_type: &parsed.media_type,
@@ -775,9 +789,14 @@ impl Service {
             image_size,
             config_media_type: parsed.config_media_type.as_deref(),
             now_ms: clock::now_ms(),
+            source: EventSource {
+                registry: &ctx.registry,
+                repository_id: repo.id,
+                repository_name: name.as_str(),
+            },
+            scan_unless_since,
         };
         // Invalidated when this scope ends, even if the request is dropped mid-write.
-        let _invalidate = self.cache.invalidate_on_drop(repo.id);
         let registry_id = ctx.registry.account_id.clone();
         match self.meta.put_manifest(repo.id, &new).await? {
             PutManifestOutcome::Stored {
@@ -793,10 +812,6 @@ impl Service {
                         name: name.to_string(),
                         registry_id,
                     });
-                }
-                if new_image {
-                    self.scan_on_push(ctx, &repo, &digest.to_string(), &parsed.media_type)
-                        .await;
                 }
                 Ok(PutManifest {
                     digest,
@@ -879,11 +894,11 @@ impl Service {
     ) -> Result<()> {
         self.authorize(ctx, Action::BatchDeleteImage, name).await?;
         let repo = self.repository(ctx, name).await?;
-        let _invalidate = self.cache.invalidate_on_drop(repo.id);
+        let source = event_source(ctx, &repo);
         let outcome = match reference {
-            Reference::Digest(d) => self.meta.delete_manifest(repo.id, d).await?,
+            Reference::Digest(d) => self.meta.delete_manifest(&source, d).await?,
             Reference::Tag(t) => {
-                if self.meta.delete_tag(repo.id, t).await? {
+                if self.meta.delete_tag(&source, t).await? {
                     DeleteOutcome::Deleted
                 } else {
                     DeleteOutcome::NotFound

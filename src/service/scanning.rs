@@ -1,16 +1,18 @@
 //! Image scanning: the registry's scanning configuration, scans started by hand or on
 //! push, and their findings.
 //!
-//! Berth has no vulnerability database. A scan completes at once and finds nothing, so
-//! what people script around ECR's basic scanning works: `start-image-scan`, `aws ecr
-//! wait image-scan-complete`, `describe-image-scan-findings`, scan on push, the
+//! A scan is requested by StartImageScan or by the push itself (in the push's
+//! transaction), and run by the scan job (jobs/), which consumes the outbox. Berth has
+//! no vulnerability database yet: a scan completes with no findings, so what people
+//! script around ECR's basic scanning works: `start-image-scan`, `aws ecr wait
+//! image-scan-complete`, `describe-image-scan-findings`, scan on push, the
 //! one-scan-per-image-per-day quota, and the scan status DescribeImages reports.
 
 use serde::{Deserialize, Serialize};
 
 use super::{Action, Context, EcrErrorKind, Error, ImageId, Result, Service};
 use crate::clock;
-use crate::meta::{RegistryKey, Repository};
+use crate::meta::{Event, EventKind, RegistryKey, Repository, ScanState};
 use crate::oci::manifest::ManifestKind;
 use crate::oci::RepositoryName;
 
@@ -109,7 +111,6 @@ impl Service {
         self.meta
             .put_registry_scanning(&ctx.registry, &config.scan_type, &rules)
             .await?;
-        self.cache.forget_registry_scanning(&ctx.registry);
         Ok(())
     }
 
@@ -157,7 +158,8 @@ impl Service {
         Ok((found, missing))
     }
 
-    /// StartImageScan: the scanned image's digest.
+    /// StartImageScan: records the scan IN_PROGRESS (the scan job completes it) and
+    /// answers the scanned image's digest.
     pub async fn start_image_scan(
         &self,
         ctx: &Context,
@@ -177,9 +179,10 @@ impl Service {
             ));
         }
         let now = clock::now_ms();
+        let source = super::event_source(ctx, &repo);
         if !self
             .meta
-            .mark_scanned(repo.id, &m.digest, now, now - SCAN_QUOTA_MS)
+            .request_scan(&source, &m.digest, now, now - SCAN_QUOTA_MS)
             .await?
         {
             return Err(Error::ecr(
@@ -190,19 +193,19 @@ impl Service {
         Ok(m.digest.clone())
     }
 
-    /// DescribeImageScanFindings: the image's digest and when its last scan completed.
+    /// DescribeImageScanFindings: the image's digest and where its latest scan stands.
     pub async fn image_scan(
         &self,
         ctx: &Context,
         name: &RepositoryName,
         id: &ImageId,
-    ) -> Result<(String, i64)> {
+    ) -> Result<(String, ScanState)> {
         self.authorize(ctx, Action::DescribeImageScanFindings, name)
             .await?;
         let repo = self.repository(ctx, name).await?;
         let m = self.resolve_one(ctx, name, &repo, id).await?;
-        match self.meta.scanned_at(repo.id, &m.digest).await? {
-            Some(at) => Ok((m.digest.clone(), at)),
+        match self.meta.scan_state(repo.id, &m.digest).await? {
+            Some(state) => Ok((m.digest.clone(), state)),
             None => Err(Error::ecr(
                 EcrErrorKind::ScanNotFound,
                 format!(
@@ -215,39 +218,33 @@ impl Service {
         }
     }
 
-    /// After a push: scan the image if its repository is scanned on push (within the
-    /// per-image quota, so a re-push the same day is not scanned again). The push is
-    /// stored already; a scan that cannot be recorded is logged, and the push stands.
-    pub(super) async fn scan_on_push(
+    /// Before a push is stored: whether it requests a scan (its repository is scanned
+    /// on push and the image is scannable), as the cutoff of the per-image daily quota
+    /// that the push's own transaction applies.
+    pub(super) async fn scan_on_push_cutoff(
         &self,
         ctx: &Context,
         repo: &Repository,
-        digest: &str,
         media_type: &str,
-    ) {
-        if let Err(e) = self.try_scan_on_push(ctx, repo, digest, media_type).await {
-            tracing::warn!(repository = %repo.name, digest, error = %e, "scan on push failed");
-        }
-    }
-
-    async fn try_scan_on_push(
-        &self,
-        ctx: &Context,
-        repo: &Repository,
-        digest: &str,
-        media_type: &str,
-    ) -> Result<()> {
+    ) -> Result<Option<i64>> {
         if !is_scannable(media_type) {
-            return Ok(());
+            return Ok(None);
         }
         let config = self.stored_registry_scanning(&ctx.registry).await?;
-        if !config.scans_on_push(repo) {
-            return Ok(());
+        Ok(config
+            .scans_on_push(repo)
+            .then(|| clock::now_ms() - SCAN_QUOTA_MS))
+    }
+
+    /// The scan job's work for one outbox event: a requested scan is run. Berth has no
+    /// vulnerability database yet, so a scan completes with no findings. Idempotent
+    /// (events are delivered at least once).
+    pub async fn scan_for_event(&self, event: &Event) -> Result<()> {
+        if matches!(event.kind, EventKind::ImagePushed | EventKind::ScanRequested) {
+            self.meta
+                .complete_scan(event.repository_id, &event.digest, clock::now_ms())
+                .await?;
         }
-        let now = clock::now_ms();
-        self.meta
-            .mark_scanned(repo.id, digest, now, now - SCAN_QUOTA_MS)
-            .await?;
         Ok(())
     }
 }

@@ -25,8 +25,7 @@ impl Service {
         let now = self.meta.signal(EXTERNAL_WRITES).await?;
         if *seen != Some(now) {
             if seen.is_some() {
-                self.cache.clear_all();
-                self.iam_changed();
+                self.meta.changes().publish(&crate::meta::Change::Everything);
             }
             self.meta.set_signal(EXTERNAL_WRITES_SEEN, now).await?;
             *seen = Some(now);

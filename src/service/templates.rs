@@ -269,14 +269,12 @@ impl Service {
         };
         if let Some(p) = &t.repository_policy {
             self.meta.set_repository_policy(repo.id, Some(p)).await?;
-            self.iam_changed();
         }
         if let Some(l) = &t.lifecycle_policy {
             self.meta.set_lifecycle_policy(repo.id, Some(l)).await?;
         }
         tracing::info!(repository = %name, template = t.prefix, "repository created on push from a template");
         // Read back, so the returned row carries the policy.
-        self.cache.forget_repository(&ctx.registry, name.as_str());
         Ok(Some(self.repository(ctx, name).await?))
     }
 }

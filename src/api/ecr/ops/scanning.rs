@@ -5,6 +5,7 @@ use serde_json::{json, Map, Value};
 
 use super::{check_len, image_id_json, parse_repository_name, seconds, Input, OpResult};
 use crate::api::ecr::ApiError;
+use crate::meta::ScanState;
 use crate::service::{
     Context, ImageId, RegistryScanning, RepositoryScanning, ScanningFilter, ScanningRule, Service,
 };
@@ -116,35 +117,44 @@ pub(super) async fn describe_image_scan_findings(
     // Validated although a scan here never finds anything to page through.
     i.max_results(1000, 100)?;
     i.next_token()?;
-    let (digest, at) = service.image_scan(ctx, &name, &id).await?;
-    Ok(json!({
+    let (digest, state) = service.image_scan(ctx, &name, &id).await?;
+    let mut out = json!({
         "registryId": ctx.registry.account_id,
         "repositoryName": name.as_str(),
         "imageId": scanned_id(&id, digest),
-        "imageScanStatus": { "status": "COMPLETE", "description": COMPLETE },
-        "imageScanFindings": {
+        "imageScanStatus": scan_status(state),
+    });
+    if let ScanState::Complete { at } = state {
+        out["imageScanFindings"] = json!({
             "imageScanCompletedAt": seconds(at),
             "vulnerabilitySourceUpdatedAt": seconds(at),
             "findingSeverityCounts": {},
             "findings": [],
-        },
-    }))
+        });
+    }
+    Ok(out)
 }
 
-/// DescribeImages' scan members for an image scanned at `at`.
-pub(super) fn scan_summary(o: &mut Map<String, Value>, at: i64) {
-    o.insert(
-        "imageScanStatus".into(),
-        json!({ "status": "COMPLETE", "description": COMPLETE }),
-    );
-    o.insert(
-        "imageScanFindingsSummary".into(),
-        json!({
-            "imageScanCompletedAt": seconds(at),
-            "vulnerabilitySourceUpdatedAt": seconds(at),
-            "findingSeverityCounts": {},
-        }),
-    );
+fn scan_status(state: ScanState) -> Value {
+    match state {
+        ScanState::InProgress => json!({ "status": "IN_PROGRESS" }),
+        ScanState::Complete { .. } => json!({ "status": "COMPLETE", "description": COMPLETE }),
+    }
+}
+
+/// DescribeImages' scan members for an image's latest scan.
+pub(super) fn scan_summary(o: &mut Map<String, Value>, state: ScanState) {
+    o.insert("imageScanStatus".into(), scan_status(state));
+    if let ScanState::Complete { at } = state {
+        o.insert(
+            "imageScanFindingsSummary".into(),
+            json!({
+                "imageScanCompletedAt": seconds(at),
+                "vulnerabilitySourceUpdatedAt": seconds(at),
+                "findingSeverityCounts": {},
+            }),
+        );
+    }
 }
 
 /// The image id a scan answers with: the digest resolved, the tag as asked.

@@ -1,0 +1,220 @@
+//! Background jobs: work that no request waits for, run by exactly one process at a time.
+//!
+//! Each job holds a lease in the metadata store (`meta/jobs.rs`) while it works, renews
+//! it as it goes, and gives it back when a run ends. Two kinds:
+//! - **periodic** jobs (lifecycle, garbage collection) take the lease for one run every
+//!   interval; a process that finds the lease held skips that run;
+//! - **outbox consumers** (the scan job; replication and webhooks later) hold their
+//!   lease for as long as their process lives and handle the events written after their
+//!   cursor, moving it (under the lease's fence) once a batch is handled. Delivery is
+//!   at least once, so handlers are idempotent.
+//!
+//! When a holder dies (`kill -9`), its lease runs out and another process takes the
+//! job over, from the cursor the dead one last recorded. A holder that loses its lease
+//! stops the run it was in: lifecycle and collection are safe to stop at any point
+//! (they are crash-safe by design), and a consumer that lost its lease cannot move the
+//! cursor any more.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::clock;
+use crate::meta::{Change, Event, Lease, Listener};
+use crate::service::{self, Service};
+
+/// Events handled per batch.
+const BATCH: i64 = 100;
+/// How often an idle consumer looks for events written by other processes.
+const IDLE_POLL: Duration = Duration::from_millis(500);
+/// How long a consumer waits after a failed batch before trying it again.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// This process's identity as a lease holder: host, pid, and a random part (pids are
+/// reused across restarts and containers).
+pub fn holder_id(role: &str) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "localhost".into());
+    let nonce = uuid::Uuid::new_v4().simple().to_string();
+    format!("{role}@{host}:{}:{}", std::process::id(), &nonce[..8])
+}
+
+/// Wakes this process's consumers when it writes an event itself.
+struct Wake(watch::Sender<u64>);
+
+impl Listener for Wake {
+    fn changed(&self, change: &Change) {
+        if matches!(change, Change::Events) {
+            self.0.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+}
+
+/// Runs this process's share of the background jobs.
+pub struct Runner {
+    service: Arc<Service>,
+    holder: String,
+    lease: Duration,
+    wake: watch::Receiver<u64>,
+}
+
+impl Runner {
+    pub fn new(service: Arc<Service>, holder: String, lease: Duration) -> Arc<Runner> {
+        let (tx, rx) = watch::channel(0);
+        service.meta().changes().subscribe(Arc::new(Wake(tx)));
+        Arc::new(Runner {
+            service,
+            holder,
+            lease,
+            wake: rx,
+        })
+    }
+
+    fn lease_ms(&self) -> i64 {
+        i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    /// Run `work` every `period` (the first run one period after start), under the
+    /// job's lease; a run another process holds is skipped.
+    pub fn spawn_periodic<F, Fut, T>(self: &Arc<Self>, job: &'static str, period: Duration, work: F)
+    where
+        F: Fn(Arc<Service>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = service::Result<T>> + Send,
+        T: std::fmt::Debug + Send,
+    {
+        let runner = self.clone();
+        tokio::spawn(async move {
+            let start = tokio::time::Instant::now() + period;
+            let mut ticks = tokio::time::interval_at(start, period);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                let outcome = runner.run_once(job, work(runner.service.clone())).await;
+                match outcome {
+                    Ok(done) => tracing::info!(job, outcome = ?done, "job run"),
+                    Err(service::Error::Busy) => {
+                        tracing::info!(job, "job skipped: another process holds it")
+                    }
+                    Err(e) => tracing::error!(job, error = %e, "job failed"),
+                }
+            }
+        });
+    }
+
+    /// One run of `job` under its lease: `Busy` if another process holds it. The lease
+    /// is renewed while `work` runs; if it is lost, the run stops where it is.
+    pub async fn run_once<T>(
+        &self,
+        job: &str,
+        work: impl Future<Output = service::Result<T>>,
+    ) -> service::Result<T> {
+        let meta = self.service.meta();
+        let now = clock::now_ms();
+        let lease = meta
+            .take_lease(job, &self.holder, now, now + self.lease_ms())
+            .await?
+            .ok_or(service::Error::Busy)?;
+        let outcome = tokio::select! {
+            out = work => out,
+            lost = self.keep(&lease) => Err(lost),
+        };
+        let error = outcome.as_ref().err().map(ToString::to_string);
+        meta.release_lease(&lease, clock::now_ms(), error.as_deref())
+            .await?;
+        outcome
+    }
+
+    /// Renew `lease` every third of its length; returns (an error) once it is lost.
+    async fn keep(&self, lease: &Lease) -> service::Error {
+        loop {
+            tokio::time::sleep(self.lease / 3).await;
+            let now = clock::now_ms();
+            match self
+                .service
+                .meta()
+                .renew_lease(lease, now, now + self.lease_ms())
+                .await
+            {
+                Ok(true) => {}
+                Ok(false) => return service::Error::Internal(format!("lost the lease of job {}", lease.job)),
+                Err(e) => return e.into(),
+            }
+        }
+    }
+
+    /// Consume the outbox as job `outbox:<name>`, calling `handle` for every event.
+    pub fn spawn_consumer<F, Fut>(self: &Arc<Self>, name: &'static str, handle: F)
+    where
+        F: Fn(Arc<Service>, Event) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = service::Result<()>> + Send,
+    {
+        let runner = self.clone();
+        tokio::spawn(async move {
+            let job = format!("outbox:{name}");
+            let mut wake = runner.wake.clone();
+            loop {
+                match runner.consume(&job, &handle, &mut wake).await {
+                    Ok(()) => {}
+                    Err(e) => tracing::warn!(job, error = %e, "outbox consumer"),
+                }
+                // Not holding the job (another process does, or it was lost): try again
+                // when a live holder would have renewed it.
+                tokio::time::sleep(runner.lease / 3).await;
+            }
+        });
+    }
+
+    /// Hold `job` and handle events until the lease is lost (Ok) or a store fails.
+    async fn consume<F, Fut>(
+        &self,
+        job: &str,
+        handle: &F,
+        wake: &mut watch::Receiver<u64>,
+    ) -> service::Result<()>
+    where
+        F: Fn(Arc<Service>, Event) -> Fut,
+        Fut: Future<Output = service::Result<()>>,
+    {
+        let meta = self.service.meta();
+        let now = clock::now_ms();
+        let Some(lease) = meta
+            .take_lease(job, &self.holder, now, now + self.lease_ms())
+            .await?
+        else {
+            return Ok(());
+        };
+        tracing::info!(job, fence = lease.fence, "holding job");
+        let mut renew_at = now + self.lease_ms() / 3;
+        loop {
+            let now = clock::now_ms();
+            if now >= renew_at {
+                if !meta.renew_lease(&lease, now, now + self.lease_ms()).await? {
+                    tracing::warn!(job, "lost the job's lease");
+                    return Ok(());
+                }
+                renew_at = now + self.lease_ms() / 3;
+            }
+            let cursor = meta.job_cursor(job).await?;
+            let events = meta.events_after(cursor, BATCH).await?;
+            let Some(last) = events.last().map(|e| e.seq) else {
+                let until_renewal = Duration::from_millis(u64::try_from(renew_at - now).unwrap_or(0));
+                let _ = tokio::time::timeout(until_renewal.min(IDLE_POLL), wake.changed()).await;
+                continue;
+            };
+            for event in events {
+                if let Err(e) = handle(self.service.clone(), event.clone()).await {
+                    tracing::warn!(job, seq = event.seq, error = %e, "event not handled; retrying");
+                    tokio::time::sleep(RETRY_AFTER).await;
+                    return Ok(());
+                }
+            }
+            if !meta.advance_cursor(&lease, last, clock::now_ms()).await? {
+                tracing::warn!(job, "lost the job's lease");
+                return Ok(());
+            }
+        }
+    }
+}
