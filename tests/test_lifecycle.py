@@ -297,7 +297,10 @@ def test_background_job_applies_policies(berth_factory):
     while listed_digests(ecr, "app") != {keep}:
         assert time.monotonic() < deadline, f"the job did not act: {listed_digests(ecr, 'app')}"
         time.sleep(0.2)
-    assert "lifecycle policies applied" in berth.log_text()
+    # It ran as the leased `lifecycle` job, which `berth admin jobs` reports.
+    jobs = {j["job"]: j for j in map(json.loads, berth.admin("jobs").stdout.splitlines())}
+    assert jobs["lifecycle"]["lastRunAt"] > 0 and jobs["lifecycle"]["lastError"] is None
+    assert '"job":"lifecycle"' in berth.log_text()
 
 
 # ---------------------------------------------------------------------------

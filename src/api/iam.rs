@@ -334,7 +334,7 @@ async fn run(
     let (parts, body) = req.into_parts();
     let signed = crate::api::signed_parts(&parts);
     let scope = if sts { "sts" } else { "iam" };
-    let pending = crate::api::precheck(service, auth, &signed, scope).await?;
+    let pending = crate::api::precheck(auth, &signed, scope).await?;
     let (body, payload_hash) = crate::api::read_body(body, &parts.headers, MAX_BODY)
         .await
         .map_err(|e| {

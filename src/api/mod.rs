@@ -11,7 +11,6 @@ use http_body_util::BodyExt as _;
 use sha2::{Digest as _, Sha256};
 
 use crate::auth::{sigv4, ApiAuthError, ApiCaller, Authenticator, PendingCaller};
-use crate::service::Service;
 
 /// A request's headers as SigV4 sees them: (lower-case name, value), text values only.
 pub struct SignedParts<'a> {
@@ -43,14 +42,13 @@ pub fn signed_parts(parts: &axum::http::request::Parts) -> SignedParts<'_> {
 /// Check what a request's headers say of its signature (for `service`: `ecr`, `iam`,
 /// `sts`), before its body is read.
 pub async fn precheck(
-    keys: &Service,
     auth: &Authenticator,
     signed: &SignedParts<'_>,
     service: &str,
 ) -> Result<PendingCaller, ApiAuthError> {
     let now = crate::clock::now_ms() / 1000;
     let query = signed.parts.uri.query().unwrap_or("");
-    auth.api_precheck(keys, &signed.headers, query, service, now)
+    auth.api_precheck(&signed.headers, query, service, now)
         .await
 }
 

@@ -1,8 +1,13 @@
 //! Authentication: who is calling. SigV4 for the API, `Basic AWS:<token>` for the
 //! registry. Each yields a [`Principal`]; authorization (what it may do) is the service's.
 
+mod keys;
+mod principal;
 pub mod sigv4;
 pub mod token;
+
+pub use keys::{KeyOwnerIdentity, KeySource, KeyStore, StoredKey};
+pub use principal::{Principal, RoleSession, Seal};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -11,106 +16,14 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use sha2::{Digest as _, Sha256};
 
-use crate::service::Service;
 use token::{Claims, TokenKey};
 
 /// Lifetime of a registry token (ECR: 12 hours).
 pub const TOKEN_LIFETIME_SECONDS: i64 = 12 * 3600;
 
-/// An authenticated caller. Only this module (and local administration) builds one.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(tag = "t")]
-pub enum Principal {
-    /// An account's root user.
-    Root { account_id: String },
-    /// An IAM user.
-    User {
-        account_id: String,
-        name: String,
-        /// `AIDA...`
-        id: String,
-        arn: String,
-    },
-    /// A role session from STS AssumeRole.
-    AssumedRole {
-        account_id: String,
-        role_name: String,
-        /// `AROA...`
-        role_id: String,
-        role_arn: String,
-        session_name: String,
-        /// When the session's credentials expire (epoch seconds).
-        expires: i64,
-    },
-    /// Local administration: the `berth admin` command.
-    Admin,
-}
-
 impl Principal {
-    pub fn arn(&self) -> String {
-        match self {
-            Principal::Root { account_id } => format!("arn:aws:iam::{account_id}:root"),
-            Principal::User { arn, .. } => arn.clone(),
-            Principal::AssumedRole {
-                account_id,
-                role_name,
-                session_name,
-                ..
-            } => format!("arn:aws:sts::{account_id}:assumed-role/{role_name}/{session_name}"),
-            Principal::Admin => "arn:aws:iam::berth:admin".to_owned(),
-        }
-    }
-
-    pub fn account_id(&self) -> Option<&str> {
-        match self {
-            Principal::Root { account_id }
-            | Principal::User { account_id, .. }
-            | Principal::AssumedRole { account_id, .. } => Some(account_id),
-            Principal::Admin => None,
-        }
-    }
-
-    /// `aws:userid` / GetCallerIdentity's `UserId`.
-    pub fn user_id(&self) -> String {
-        match self {
-            Principal::Root { account_id } => account_id.clone(),
-            Principal::User { id, .. } => id.clone(),
-            Principal::AssumedRole {
-                role_id,
-                session_name,
-                ..
-            } => format!("{role_id}:{session_name}"),
-            Principal::Admin => "berth-admin".to_owned(),
-        }
-    }
-
-    /// The caller as policies see it; `None` for local administration.
-    pub fn caller(&self) -> Option<crate::iam::Caller> {
-        use crate::iam::{Caller, CallerKind};
-        let (kind, principal_arn, user_name) = match self {
-            Principal::Root { .. } => (CallerKind::Account, self.arn(), None),
-            Principal::User { arn, name, .. } => {
-                (CallerKind::User, arn.clone(), Some(name.clone()))
-            }
-            Principal::AssumedRole { role_arn, .. } => {
-                (CallerKind::AssumedRole, role_arn.clone(), None)
-            }
-            Principal::Admin => return None,
-        };
-        Some(Caller {
-            kind,
-            account_id: self.account_id()?.to_owned(),
-            arn: self.arn(),
-            principal_arn,
-            user_id: self.user_id(),
-            user_name,
-        })
-    }
-
     fn from_claims(c: &Claims) -> Principal {
-        c.p.clone().unwrap_or_else(|| Principal::Root {
-            account_id: c.acct.clone(),
-        })
+        c.p.clone().unwrap_or_else(|| Principal::root(&c.acct))
     }
 }
 
@@ -224,23 +137,35 @@ pub struct Authenticator {
     default_account: String,
     /// Verified registry credentials by hash of the header value: (claims).
     verified: Mutex<HashMap<[u8; 32], Claims>>,
+    keys: Arc<keys::KeyCache>,
 }
 
 impl Authenticator {
-    pub fn new(token_key: TokenKey, dev: bool, default_account: String) -> Authenticator {
+    /// Subscribe [`Authenticator::key_changes`] to the metadata store's changes.
+    pub fn new(
+        token_key: TokenKey,
+        dev: bool,
+        default_account: String,
+        keys: KeySource,
+    ) -> Authenticator {
         Authenticator {
             token_key,
             dev,
             default_account,
             verified: Mutex::new(HashMap::new()),
+            keys: Arc::new(keys::KeyCache::new(keys)),
         }
+    }
+
+    /// What must hear of key and identity changes, so that a revoked key stops working.
+    pub fn key_changes(&self) -> Arc<dyn crate::meta::Listener> {
+        self.keys.clone()
     }
 
     /// Everything about a signed request that its headers tell, before its body is read:
     /// the signature's shape, scope and date, and that its key exists and is active.
     pub async fn api_precheck(
         &self,
-        keys: &Service,
         headers: &[(String, String)],
         query: &str,
         service: &str,
@@ -252,16 +177,15 @@ impl Authenticator {
             return Err(sigv4::SigError::WrongRegion.into());
         }
         let signer = if self.dev {
-            Signer::Dev(Principal::Root {
-                account_id: self.default_account.clone(),
-            })
+            Signer::Dev(Principal::root(&self.default_account))
         } else if presented.access_key_id.starts_with("ASIA") {
             Signer::Session(self.session(&presented)?)
         } else {
-            let key = keys
-                .access_key_owner(&presented.access_key_id)
+            let key = self
+                .keys
+                .owner(&presented.access_key_id)
                 .await
-                .map_err(|e| ApiAuthError::Backend(e.to_string()))?
+                .map_err(ApiAuthError::Backend)?
                 .filter(|k| k.active)
                 .ok_or(ApiAuthError::UnrecognizedClient)?;
             Signer::Key(key)
@@ -322,8 +246,14 @@ impl Authenticator {
             .to_owned()
     }
 
-    /// Temporary credentials for a role session: (key id, secret, session token).
-    pub fn issue_session(&self, principal: &Principal, expires: i64) -> (String, String, String) {
+    /// A role session the caller was allowed to assume, and its temporary credentials:
+    /// (principal, key id, secret, session token).
+    pub fn issue_session(
+        &self,
+        session: RoleSession,
+        expires: i64,
+    ) -> (Principal, String, String, String) {
+        let principal = Principal::assumed_role(session, expires);
         let (id, _) = new_access_key();
         let akid = format!("ASIA{}", &id[4..]);
         let claims = SessionClaims {
@@ -332,7 +262,8 @@ impl Authenticator {
             principal: principal.clone(),
         };
         let token = self.token_key.issue_as(&claims);
-        (akid.clone(), self.session_secret(&akid), token)
+        let secret = self.session_secret(&akid);
+        (principal, akid, secret, token)
     }
 
     /// A registry password for `principal` in `region`, and its expiry (epoch seconds).
@@ -363,8 +294,23 @@ impl Authenticator {
         )
     }
 
+    /// The caller a presigned download URL stands for: the registry's account, if the
+    /// URL is genuine and unexpired.
+    pub fn presigned_caller(
+        &self,
+        account_id: &str,
+        region: &str,
+        path: &str,
+        expires: i64,
+        signature: &str,
+        now: i64,
+    ) -> Option<Principal> {
+        self.check_url(account_id, region, path, expires, signature, now)
+            .then(|| Principal::root(account_id))
+    }
+
     /// Whether a presigned download URL is genuine and unexpired.
-    pub fn check_url(
+    fn check_url(
         &self,
         account_id: &str,
         region: &str,
@@ -413,9 +359,7 @@ impl Authenticator {
                     }
                     // `--dev`: any password of user AWS is the default account's root.
                     Err(_) if self.dev => {
-                        return RegistryAuth::Allowed(Principal::Root {
-                            account_id: self.default_account.clone(),
-                        })
+                        return RegistryAuth::Allowed(Principal::root(&self.default_account))
                     }
                     Err(_) => return RegistryAuth::Challenge,
                 }
@@ -463,10 +407,19 @@ mod tests {
 
     #[test]
     fn registry_tokens_are_region_bound_and_expire() {
-        let auth = Authenticator::new(TokenKey::new(vec![1; 32]), false, "000000000000".into());
-        let root = Principal::Root {
-            account_id: "111122223333".into(),
+        struct NoKeys;
+        #[async_trait::async_trait]
+        impl KeyStore for NoKeys {
+            async fn find_key(&self, _: &str) -> Result<Option<StoredKey>, String> {
+                Ok(None)
+            }
+        }
+        let keys = KeySource {
+            store: Arc::new(NoKeys),
+            shared: false,
         };
+        let auth = Authenticator::new(TokenKey::new(vec![1; 32]), false, "000000000000".into(), keys);
+        let root = Principal::root("111122223333");
         let (pw, exp) = auth.issue_token(&root, "us-east-1", 1000);
         assert_eq!(exp, 1000 + TOKEN_LIFETIME_SECONDS);
         let header = format!("Basic {}", token::authorization_token(&pw));

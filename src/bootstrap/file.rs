@@ -294,9 +294,7 @@ impl<'a> Step<'a> {
             service,
             account,
             caller: IamCaller {
-                principal: Principal::Root {
-                    account_id: account.to_owned(),
-                },
+                principal: Principal::system_as_root(account, "bootstrap file"),
                 source_ip: None,
             },
         }

@@ -302,7 +302,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         domain: settings.domain.clone(),
         default: default_registry(&settings),
     };
-    let auth = auth::Authenticator::new(token_key, settings.dev, settings.account_id.clone());
+    let auth = authenticator(&service, token_key, settings.dev, &settings.account_id);
     let state = Arc::new(http::AppState::new(service.clone(), hosts, auth, public.scheme));
     watch_external_writes(state.clone()).await?;
     start_jobs(&service, &settings);
@@ -389,6 +389,22 @@ fn server_running(settings: &Settings) -> bool {
         Ok(file) => file.try_lock().is_err(),
         Err(_) => false,
     }
+}
+
+/// The authenticator, looking keys up through the service and hearing of key changes.
+fn authenticator(
+    service: &Arc<Service>,
+    token_key: auth::token::TokenKey,
+    dev: bool,
+    default_account: &str,
+) -> auth::Authenticator {
+    let keys = auth::KeySource {
+        store: service.clone(),
+        shared: !service.meta().is_single_node(),
+    };
+    let auth = auth::Authenticator::new(token_key, dev, default_account.to_owned(), keys);
+    service.meta().changes().subscribe(auth.key_changes());
+    auth
 }
 
 /// This node's share of the background jobs (jobs/): each runs on one node at a time.
@@ -487,7 +503,7 @@ async fn admin_command(command: AdminCommand) -> anyhow::Result<()> {
             let service = open_service(&settings, admin_public_url(&settings)).await?;
             let ctx = Context {
                 registry: default_registry(&settings),
-                principal: Principal::Admin,
+                principal: Principal::system("berth admin create-repository"),
                 source_ip: None,
             };
             let repo = service
@@ -513,10 +529,9 @@ async fn admin_command(command: AdminCommand) -> anyhow::Result<()> {
             let settings = Settings::from_store(&store)?;
             let service = open_service(&settings, admin_public_url(&settings)).await?;
             let key = bootstrap::token_key(&service).await?;
-            let auth = auth::Authenticator::new(key, false, settings.account_id.clone());
-            let principal = auth::Principal::Root {
-                account_id: settings.account_id.clone(),
-            };
+            let auth = authenticator(&service, key, false, &settings.account_id);
+            let principal =
+                auth::Principal::system_as_root(&settings.account_id, "berth admin login-password");
             let lifetime = expires_in.unwrap_or(auth::TOKEN_LIFETIME_SECONDS);
             let now = clock::now_ms() / 1000;
             let (password, _) = auth.issue_token(
@@ -626,7 +641,7 @@ async fn admin_command(command: AdminCommand) -> anyhow::Result<()> {
             let settings = Settings::from_store(&store)?;
             let service = open_service(&settings, admin_public_url(&settings)).await?;
             let key = bootstrap::token_key(&service).await?;
-            let auth = auth::Authenticator::new(key, false, settings.account_id.clone());
+            let auth = authenticator(&service, key, false, &settings.account_id);
             let session = role_session_name
                 .unwrap_or_else(|| as_service.split('.').next().unwrap_or("service").to_owned());
             let creds = service
@@ -646,7 +661,7 @@ async fn admin_command(command: AdminCommand) -> anyhow::Result<()> {
             let service = open_service(&settings, admin_public_url(&settings)).await?;
             let ctx = Context {
                 registry: default_registry(&settings),
-                principal: Principal::Admin,
+                principal: Principal::system("berth admin list-repositories"),
                 source_ip: None,
             };
             let mut last: Option<oci::RepositoryName> = None;

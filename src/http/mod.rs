@@ -256,18 +256,17 @@ fn presigned(
     let expires: i64 = get("X-Berth-Expires")?.parse().ok()?;
     let signature = get("X-Berth-Signature")?;
     let path = req.uri().path();
-    let ok = path.contains("/blobs/sha")
-        && state.auth.check_url(
-            &registry.account_id,
-            &registry.region,
-            path,
-            expires,
-            signature,
-            now,
-        );
-    ok.then(|| Principal::Root {
-        account_id: registry.account_id.clone(),
-    })
+    if !path.contains("/blobs/sha") {
+        return None;
+    }
+    state.auth.presigned_caller(
+        &registry.account_id,
+        &registry.region,
+        path,
+        expires,
+        signature,
+        now,
+    )
 }
 
 /// The connection's remote address, put in every request's extensions at accept.

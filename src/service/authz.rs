@@ -11,7 +11,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use super::{Action, Context, Error, Result, Service};
-use crate::auth::{KeyOwner, Principal};
+use crate::auth::{KeyOwnerIdentity, KeyStore, Principal, StoredKey};
 use crate::clock;
 use crate::iam::{self, Decision, Policy, PolicyKind, RequestContext};
 use crate::meta::{IdentityKind, RegistryKey, Repository};
@@ -34,8 +34,6 @@ struct Inner {
     registries: HashMap<RegistryKey, Entry<Option<Arc<Policy>>>>,
     /// Decisions of condition-free policies, by "caller arn \0 action \0 resource".
     decisions: HashMap<String, Entry<Decision>>,
-    /// Access keys by id: every signed API request needs one.
-    keys: HashMap<String, Entry<Arc<KeyOwner>>>,
     /// Counts clearings. A value read from the metadata before a clearing may predate
     /// the change that caused it, so it is stored only if this has not moved meanwhile.
     generation: u64,
@@ -110,6 +108,42 @@ impl PolicyCache {
     }
 }
 
+/// Access keys for the authenticator (which caches them): a key of an account's root, or
+/// of a user that still exists.
+#[async_trait::async_trait]
+impl KeyStore for Service {
+    async fn find_key(&self, access_key_id: &str) -> std::result::Result<Option<StoredKey>, String> {
+        let Some(key) = self.meta.access_key(access_key_id).await.map_err(|e| e.to_string())? else {
+            return Ok(None);
+        };
+        let owner = if key.principal_arn.ends_with(":root") {
+            KeyOwnerIdentity::Root {
+                account_id: key.account_id,
+            }
+        } else {
+            let user = self
+                .meta
+                .identity_by_arn(&key.principal_arn)
+                .await
+                .map_err(|e| e.to_string())?;
+            let Some(user) = user else {
+                return Ok(None);
+            };
+            KeyOwnerIdentity::User {
+                account_id: user.account_id,
+                name: user.name,
+                id: user.id,
+                arn: user.arn,
+            }
+        };
+        Ok(Some(StoredKey {
+            secret_access_key: key.secret_access_key,
+            active: key.active,
+            owner,
+        }))
+    }
+}
+
 impl crate::meta::Listener for PolicyCache {
     fn changed(&self, change: &crate::meta::Change) {
         // Decisions combine identity, repository and registry policies: any of them
@@ -150,7 +184,7 @@ impl Service {
         name: &RepositoryName,
         request_tags: &[(String, String)],
     ) -> Result<()> {
-        if ctx.principal == Principal::Admin {
+        if ctx.principal.is_system() {
             return Ok(());
         }
         // Before anything the decision rests on is read (see PolicyCache::store).
@@ -177,7 +211,7 @@ impl Service {
         name: &RepositoryName,
         request_tags: &[(String, String)],
     ) -> Result<()> {
-        if ctx.principal == Principal::Admin {
+        if ctx.principal.is_system() {
             return Ok(());
         }
         let seen = self.policies.generation();
@@ -189,7 +223,7 @@ impl Service {
 
     /// Authorize an action on no particular repository (resource `*`).
     pub(super) async fn authorize_registry(&self, ctx: &Context, action: Action) -> Result<()> {
-        if ctx.principal == Principal::Admin {
+        if ctx.principal.is_system() {
             return Ok(());
         }
         let seen = self.policies.generation();
@@ -355,7 +389,7 @@ impl Service {
                 role_arn,
                 ..
             } => (account_id, IdentityKind::Role, role_name, role_arn),
-            Principal::Root { .. } | Principal::Admin => return Ok(Arc::new(Vec::new())),
+            Principal::Root { .. } | Principal::System { .. } => return Ok(Arc::new(Vec::new())),
         };
         if let Some(p) = self.policies.lookup(|i| i.identities.get(key)) {
             return Ok(p);
@@ -388,38 +422,6 @@ impl Service {
             insert_bounded(&mut i.registries, reg.clone(), parsed.clone())
         });
         Ok(parsed)
-    }
-
-    /// The secret and owner of a long-term access key; `None` if no such key (or its
-    /// user) exists. Cached like policies: any IAM change in this process clears it.
-    pub async fn access_key_owner(&self, access_key_id: &str) -> Result<Option<Arc<KeyOwner>>> {
-        if let Some(k) = self.policies.lookup(|i| i.keys.get(access_key_id)) {
-            return Ok(Some(k));
-        }
-        let seen = self.policies.generation();
-        let Some(key) = self.meta.access_key(access_key_id).await? else {
-            return Ok(None);
-        };
-        let principal = if key.principal_arn.ends_with(":root") {
-            Principal::Root {
-                account_id: key.account_id,
-            }
-        } else {
-            let Some(user) = self.meta.identity_by_arn(&key.principal_arn).await? else {
-                return Ok(None);
-            };
-            Principal::User {
-                account_id: user.account_id,
-                name: user.name,
-                id: user.id,
-                arn: user.arn,
-            }
-        };
-        let owner = Arc::new(KeyOwner::new(key.secret_access_key, key.active, principal));
-        self.policies.store(seen, |i| {
-            insert_bounded(&mut i.keys, access_key_id.to_owned(), owner.clone())
-        });
-        Ok(Some(owner))
     }
 
     /// Authorize an IAM or STS action (`iam:CreateUser`) on a resource of the caller's

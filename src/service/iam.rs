@@ -4,7 +4,7 @@
 
 use super::error::IamErrorKind as K;
 use super::{Error, Result, Service};
-use crate::auth::{self, Authenticator, Principal};
+use crate::auth::{self, Authenticator, Principal, RoleSession};
 use crate::clock;
 use crate::iam::{Policy, PolicyKind};
 use crate::meta::{AccessKey, IamDeleteOutcome, Identity, IdentityKind, ManagedPolicyRow};
@@ -282,7 +282,7 @@ impl Service {
         let name = match (name, &c.principal) {
             (Some(n), _) => n.to_owned(),
             (None, Principal::User { name, .. }) => name.clone(),
-            (None, Principal::Root { account_id }) if kind == IdentityKind::User => {
+            (None, Principal::Root { account_id, .. }) if kind == IdentityKind::User => {
                 return Ok(Identity {
                     account_id: account_id.clone(),
                     kind,
@@ -847,16 +847,15 @@ impl Service {
             ));
         }
         let expires = clock::now_ms() / 1000 + seconds;
-        let principal = Principal::AssumedRole {
+        let session = RoleSession {
             account_id: role.account_id.clone(),
             role_name: role.name.clone(),
             role_id: role.id.clone(),
             role_arn: role.arn.clone(),
             session_name: session_name.to_owned(),
-            expires,
         };
-        let (access_key_id, secret_access_key, session_token) =
-            auth.issue_session(&principal, expires);
+        let (principal, access_key_id, secret_access_key, session_token) =
+            auth.issue_session(session, expires);
         Ok(AssumedRole {
             arn: principal.arn(),
             assumed_role_id: principal.user_id(),

@@ -15,6 +15,7 @@ use axum::http::{header, HeaderValue, Request, Response};
 use serde_json::Value;
 
 pub use error::ApiError;
+pub use ops::{operations_markdown, Operation, OPERATIONS};
 
 use crate::auth::Authenticator;
 use crate::meta::RegistryKey;
@@ -69,7 +70,7 @@ async fn run(
     // Everything the headers can tell is checked before the body is read: an
     // unauthenticated client cannot make the server hold a large body.
     let signed = super::signed_parts(&parts);
-    let pending = super::precheck(service, auth, &signed, "ecr").await?;
+    let pending = super::precheck(auth, &signed, "ecr").await?;
     let cap = if operation == "UploadLayerPart" {
         MAX_UPLOAD_PART_BODY
     } else {

@@ -26,9 +26,7 @@ pub(crate) fn exercise_input(v: Value) {
             account_id: "123456789012".into(),
             region: "us-east-1".into(),
         },
-        principal: Principal::Root {
-            account_id: "123456789012".into(),
-        },
+        principal: Principal::system_as_root("123456789012", "fuzzing"),
         source_ip: None,
     };
     let i = Input(v);
