@@ -9,7 +9,7 @@ use clap::Args;
 use serde::Deserialize;
 
 use crate::http::conn::Timeouts;
-use crate::http::host::{is_account_id, is_region};
+use crate::aws::{is_account_id, is_region};
 use crate::public_url::PublicUrl;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5000";

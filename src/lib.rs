@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod aws;
 pub mod blobs;
 pub mod bootstrap;
 pub mod cli;

@@ -173,7 +173,7 @@ impl Authenticator {
     ) -> Result<PendingCaller, ApiAuthError> {
         let presented = sigv4::presented(headers, query)?;
         sigv4::check_scope(&presented, service, now)?;
-        if !crate::http::host::is_region(&presented.region) {
+        if !crate::aws::is_region(&presented.region) {
             return Err(sigv4::SigError::WrongRegion.into());
         }
         let signer = if self.dev {

@@ -5,6 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::aws::Arn;
+
 /// Proof that a principal came from `auth`: its field is private to this module.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Seal(());
@@ -120,14 +122,14 @@ impl Principal {
 
     pub fn arn(&self) -> String {
         match self {
-            Principal::Root { account_id, .. } => format!("arn:aws:iam::{account_id}:root"),
+            Principal::Root { account_id, .. } => Arn::root(account_id).to_string(),
             Principal::User { arn, .. } => arn.clone(),
             Principal::AssumedRole {
                 account_id,
                 role_name,
                 session_name,
                 ..
-            } => format!("arn:aws:sts::{account_id}:assumed-role/{role_name}/{session_name}"),
+            } => Arn::assumed_role(account_id, role_name, session_name).to_string(),
             Principal::System { .. } => "arn:aws:iam::berth:admin".to_owned(),
         }
     }

@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use crate::auth::Principal;
 use crate::clock;
-use crate::http::host::{is_account_id, is_region};
+use crate::aws::{is_account_id, is_region};
 use crate::iam::{Policy, PolicyKind};
 use crate::meta::{AccessKey, IdentityKind, RegistryKey, RepositorySettings};
 use crate::oci::RepositoryName;
@@ -316,7 +316,7 @@ impl<'a> Step<'a> {
         if meta.ensure_account(self.account, clock::now_ms()).await? {
             applied.created += 1;
         }
-        let root_arn = format!("arn:aws:iam::{}:root", self.account);
+        let root_arn = crate::aws::Arn::root(self.account).to_string();
         for k in &a.root_keys {
             self.key(k, &root_arn, applied).await?;
         }
@@ -489,7 +489,7 @@ impl<'a> Step<'a> {
     async fn managed_policy(&self, p: &ManagedPolicy, applied: &mut Applied) -> anyhow::Result<()> {
         let doc = p.document.text();
         let path = p.path.as_deref().unwrap_or("/");
-        let arn = format!("arn:aws:iam::{}:policy{path}{}", self.account, p.name);
+        let arn = crate::aws::Arn::policy(self.account, path, &p.name).to_string();
         let meta = self.service.meta();
         match meta.managed_policy(&arn).await? {
             None => {

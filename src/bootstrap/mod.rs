@@ -63,7 +63,7 @@ pub async fn identity(service: &Service, settings: &Settings) -> anyhow::Result<
     let account = &settings.account_id;
     let now = clock::now_ms();
     meta.ensure_account(account, now).await?;
-    let root_arn = format!("arn:aws:iam::{account}:root");
+    let root_arn = crate::aws::Arn::root(account).to_string();
     let existing = meta
         .access_keys_of(&root_arn)
         .await?
@@ -108,7 +108,7 @@ pub async fn root_key(service: &Service, account_id: &str) -> anyhow::Result<Acc
         access_key_id: id,
         secret_access_key: secret,
         account_id: account_id.to_owned(),
-        principal_arn: format!("arn:aws:iam::{account_id}:root"),
+        principal_arn: crate::aws::Arn::root(account_id).to_string(),
         active: true,
     };
     meta.create_access_key(&key, now).await?;

@@ -515,7 +515,7 @@ async fn admin_command(command: AdminCommand) -> anyhow::Result<()> {
             );
         }
         AdminCommand::CreateAccount { account_id, store } => {
-            if !http::host::is_account_id(&account_id) {
+            if !crate::aws::is_account_id(&account_id) {
                 anyhow::bail!("account id '{account_id}' must be 12 digits");
             }
             let settings = Settings::from_store(&store)?;

@@ -3,22 +3,13 @@
 
 use axum::http::{header, HeaderMap};
 
+use crate::aws::{is_account_id, is_region};
 use crate::meta::RegistryKey;
 
 #[derive(Debug, Clone)]
 pub struct HostRouting {
     pub domain: String,
     pub default: RegistryKey,
-}
-
-pub fn is_account_id(s: &str) -> bool {
-    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
-}
-
-pub fn is_region(s: &str) -> bool {
-    (2..=25).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 impl HostRouting {

@@ -27,7 +27,7 @@ pub struct ManagedPolicy {
 
 impl ManagedPolicy {
     pub fn arn(&self) -> String {
-        format!("arn:aws:iam::aws:policy{}{}", self.path, self.name)
+        crate::aws::Arn::policy("aws", &self.path, &self.name).to_string()
     }
 }
 

@@ -159,10 +159,7 @@ impl crate::meta::Listener for PolicyCache {
 
 /// A repository's ARN.
 pub fn repository_arn(reg: &RegistryKey, name: &str) -> String {
-    format!(
-        "arn:aws:ecr:{}:{}:repository/{name}",
-        reg.region, reg.account_id
-    )
+    crate::aws::Arn::repository(&reg.account_id, &reg.region, name).to_string()
 }
 
 impl Service {

@@ -116,10 +116,7 @@ impl Service {
     }
 
     pub fn repository_arn(ctx: &Context, name: &RepositoryName) -> String {
-        format!(
-            "arn:aws:ecr:{}:{}:repository/{name}",
-            ctx.registry.region, ctx.registry.account_id
-        )
+        super::authz::repository_arn(&ctx.registry, name.as_str())
     }
 
     // ---- repositories ----

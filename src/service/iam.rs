@@ -5,6 +5,7 @@
 use super::error::IamErrorKind as K;
 use super::{Error, Result, Service};
 use crate::auth::{self, Authenticator, Principal, RoleSession};
+use crate::aws::Arn;
 use crate::clock;
 use crate::iam::{Policy, PolicyKind};
 use crate::meta::{AccessKey, IamDeleteOutcome, Identity, IdentityKind, ManagedPolicyRow};
@@ -123,7 +124,7 @@ fn no_such_policy(kind: IdentityKind, policy_name: &str) -> Error {
 }
 
 fn identity_arn(account: &str, kind: IdentityKind, path: &str, name: &str) -> String {
-    format!("arn:aws:iam::{account}:{}{path}{name}", noun(kind))
+    Arn::identity(account, noun(kind), path, name).to_string()
 }
 
 impl Service {
@@ -314,7 +315,7 @@ impl Service {
         path_prefix: Option<&str>,
     ) -> Result<Vec<Identity>> {
         let account = c.account()?.to_owned();
-        let resource = format!("arn:aws:iam::{account}:{}/", noun(kind));
+        let resource = Arn::identity(&account, noun(kind), "/", "").to_string();
         self.authorize_iam_action(c, &format!("iam:List{}s", titled(kind)), &resource)
             .await?;
         Ok(self
@@ -550,7 +551,7 @@ impl Service {
         let path = path.unwrap_or("/");
         check_path(path)?;
         let account = c.account()?.to_owned();
-        let arn = format!("arn:aws:iam::{account}:policy{path}{name}");
+        let arn = Arn::policy(&account, path, name).to_string();
         self.authorize_iam_action(c, "iam:CreatePolicy", &arn)
             .await?;
         Policy::parse(document, PolicyKind::Identity).map_err(malformed)?;
@@ -633,7 +634,7 @@ impl Service {
         self.authorize_iam_action(
             c,
             "iam:ListPolicies",
-            &format!("arn:aws:iam::{account}:policy/"),
+            &Arn::policy(&account, "/", "").to_string(),
         )
         .await?;
         let prefix = path_prefix.unwrap_or("/");

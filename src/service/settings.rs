@@ -31,12 +31,11 @@ fn setting(name: &str) -> Result<&'static [&'static str]> {
 
 /// `arn:aws:iam::<12 digits>:user/...` or `:role/...`.
 fn check_principal_arn(arn: &str) -> Result<()> {
-    let ok = arn
-        .strip_prefix("arn:aws:iam::")
-        .and_then(|rest| rest.split_once(':'))
-        .is_some_and(|(acct, res)| {
-            acct.len() == 12
-                && acct.bytes().all(|b| b.is_ascii_digit())
+    let ok = arn.starts_with("arn:aws:iam::")
+        && crate::aws::Arn::parse(arn).is_some_and(|a| {
+            let res = &a.resource;
+            a.service == "iam"
+                && crate::aws::is_account_id(&a.account)
                 && (res.starts_with("user/") || res.starts_with("role/"))
                 && res.len() > 5
         });

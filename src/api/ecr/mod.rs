@@ -95,7 +95,7 @@ async fn run(
     let account_id = caller.principal.account_id().unwrap_or_default().to_owned();
     let registry_id = match input.get("registryId") {
         Some(Value::String(id)) => {
-            if !crate::http::host::is_account_id(id) {
+            if !crate::aws::is_account_id(id) {
                 return Err(ApiError::invalid(
                     "registryId",
                     "must satisfy regular expression '[0-9]{12}'",

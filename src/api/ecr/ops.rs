@@ -8,6 +8,7 @@ use serde_json::{json, Map, Value};
 
 use super::ApiError;
 use crate::auth::Authenticator;
+use crate::aws::Arn;
 use crate::meta::{ImageDetail, Repository, RepositorySettings, StatusFilter};
 use crate::oci::{Digest, RepositoryName, Tag};
 use crate::service::{
@@ -592,12 +593,8 @@ fn resource_tags(i: &Input, key: &str) -> Result<Vec<(String, String)>, ApiError
 /// The repository a resource ARN names, in the caller's registry.
 fn repository_from_arn(ctx: &Context, arn: &str) -> Result<(Context, RepositoryName), ApiError> {
     let invalid = || ApiError::invalid("resourceArn", "Invalid ARN");
-    let rest = arn.strip_prefix("arn:").ok_or_else(invalid)?;
-    let parts: Vec<&str> = rest.splitn(5, ':').collect();
-    let [_partition, "ecr", region, account, resource] = parts.as_slice() else {
-        return Err(invalid());
-    };
-    let name = resource.strip_prefix("repository/").ok_or_else(invalid)?;
+    let arn = Arn::parse(arn).ok_or_else(invalid)?;
+    let (account, region, name) = arn.as_repository().ok_or_else(invalid)?;
     let name = name.parse().map_err(|_| invalid())?;
     let mut ctx = ctx.clone();
     ctx.registry.account_id = (*account).to_owned();
@@ -676,7 +673,7 @@ async fn get_authorization_token(
 ) -> OpResult {
     let ids = i.strings("registryIds", 10)?.unwrap_or_default();
     for id in &ids {
-        if !crate::http::host::is_account_id(id) {
+        if !crate::aws::is_account_id(id) {
             return Err(ApiError::invalid(
                 "registryIds",
                 "must satisfy regular expression '[0-9]{12}'",
@@ -1251,7 +1248,7 @@ fn aws_managed_ecr_key(ctx: &Context) -> String {
     let mut id = [0u8; 16];
     id.copy_from_slice(&h[..16]);
     let id = uuid::Builder::from_random_bytes(id).into_uuid();
-    format!("arn:aws:kms:{region}:{account}:key/{id}")
+    Arn::kms_key(account, region, &id.to_string()).to_string()
 }
 
 /// `encryptionConfiguration`, validated: (type, KMS key), or None when absent.

@@ -19,7 +19,7 @@ use crate::service::{Context, Principal};
 pub(crate) fn exercise_input(v: Value) {
     // What the ECR front end checks before dispatching (api/ecr/mod.rs).
     if let Some(Value::String(id)) = v.get("registryId") {
-        let _ = crate::http::host::is_account_id(id);
+        let _ = crate::aws::is_account_id(id);
     }
     let ctx = Context {
         registry: RegistryKey {
@@ -69,7 +69,7 @@ pub(crate) fn exercise_input(v: Value) {
                 let _ = parse_repository_name(key, s);
                 let _ = parse_digest(key, s);
                 let _ = crate::service::normalize_prefix(s);
-                let _ = crate::http::host::is_account_id(s);
+                let _ = crate::aws::is_account_id(s);
             }
         }
     }
