@@ -23,6 +23,7 @@ pub mod iam;
 pub mod jobs;
 pub mod lifecycle;
 pub mod meta;
+pub mod mutability;
 pub mod oci;
 pub mod public_url;
 pub mod registry;

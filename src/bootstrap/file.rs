@@ -17,6 +17,7 @@ use serde::Deserialize;
 use crate::auth::Principal;
 use crate::clock;
 use crate::aws::{is_account_id, is_region};
+use crate::mutability::{self, TagMutability};
 use crate::iam::{Policy, PolicyKind};
 use crate::meta::{AccessKey, IdentityKind, RegistryKey, RepositorySettings};
 use crate::oci::RepositoryName;
@@ -570,11 +571,10 @@ impl<'a> Step<'a> {
             .map_err(|e| anyhow::anyhow!("invalid repository name: {e}"))?;
         let ctx = self.ctx(region);
         let tags: Vec<(String, String)> = r.tags.clone().into_iter().collect();
-        let exclusions = exclusion_filters(r)?;
+        let mutability = mutability(r)?;
         let mut settings = RepositorySettings::default();
-        if let Some(m) = &r.image_tag_mutability {
+        if let Some(m) = &mutability {
             settings.tag_mutability = m.clone();
-            settings.mutability_exclusions = exclusions.clone();
         }
         if let Some(s) = r.scan_on_push {
             settings.scan_on_push = s;
@@ -586,9 +586,9 @@ impl<'a> Step<'a> {
         {
             Ok(_) => applied.created += 1,
             Err(Error::RepositoryAlreadyExists { .. }) => {
-                if let Some(m) = &r.image_tag_mutability {
+                if let Some(m) = &mutability {
                     self.service
-                        .put_image_tag_mutability(&ctx, &name, m, exclusions.as_deref())
+                        .put_image_tag_mutability(&ctx, &name, m)
                         .await
                         .map_err(described)?;
                 }
@@ -618,43 +618,19 @@ impl<'a> Step<'a> {
 }
 
 /// The mutability and its filters, checked together as PutImageTagMutability does.
-fn exclusion_filters(r: &Repository) -> anyhow::Result<Option<String>> {
-    let mutability = r.image_tag_mutability.as_deref();
-    if let Some(m) = mutability {
-        let known = [
-            "MUTABLE",
-            "IMMUTABLE",
-            "IMMUTABLE_WITH_EXCLUSION",
-            "MUTABLE_WITH_EXCLUSION",
-        ];
-        if !known.contains(&m) {
-            bail!("image_tag_mutability must be one of {}", known.join(", "));
+fn mutability(r: &Repository) -> anyhow::Result<Option<TagMutability>> {
+    let filters = r.image_tag_mutability_exclusion_filters.clone();
+    let Some(mode) = r.image_tag_mutability.as_deref() else {
+        if filters.is_empty() {
+            return Ok(None);
         }
-    }
-    let with_exclusion = mutability.is_some_and(|m| m.ends_with("_WITH_EXCLUSION"));
-    let filters = &r.image_tag_mutability_exclusion_filters;
-    match (with_exclusion, filters.is_empty()) {
-        (false, true) => Ok(None),
-        (false, false) => bail!("exclusion filters are only allowed with *_WITH_EXCLUSION"),
-        (true, true) => bail!("*_WITH_EXCLUSION needs image_tag_mutability_exclusion_filters"),
-        (true, false) => {
-            let ok = |f: &String| {
-                !f.is_empty()
-                    && f.len() <= 128
-                    && f.bytes().all(|b| {
-                        b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'*' | b'-')
-                    })
-            };
-            if filters.len() > 5 || !filters.iter().all(ok) {
-                bail!("at most 5 exclusion filters, each matching ^[0-9a-zA-Z._*-]{{1,128}}");
-            }
-            let list: Vec<serde_json::Value> = filters
-                .iter()
-                .map(|f| serde_json::json!({"filterType": "WILDCARD", "filter": f}))
-                .collect();
-            Ok(Some(serde_json::Value::Array(list).to_string()))
-        }
-    }
+        bail!("image_tag_mutability_exclusion_filters: {}", mutability::Invalid::FiltersWithoutExclusionMode);
+    };
+    let mode = mutability::Mode::parse(mode)
+        .map_err(|e| anyhow::anyhow!("image_tag_mutability '{mode}': {e}"))?;
+    TagMutability::new(mode, filters)
+        .map(Some)
+        .map_err(|e| anyhow::anyhow!("image_tag_mutability_exclusion_filters: {e}"))
 }
 
 #[cfg(test)]
@@ -717,15 +693,20 @@ mod tests {
             policy: None,
             tags: BTreeMap::new(),
         };
-        assert!(exclusion_filters(&repo(Some("IMMUTABLE"), &[]))
+        assert_eq!(
+            mutability(&repo(Some("IMMUTABLE"), &[]))
+                .expect("ok")
+                .map(|m| m.mode()),
+            Some(mutability::Mode::Immutable)
+        );
+        assert!(mutability(&repo(None, &[])).expect("ok").is_none());
+        assert!(mutability(&repo(None, &["dev-*"])).is_err());
+        assert!(mutability(&repo(Some("IMMUTABLE"), &["dev-*"])).is_err());
+        assert!(mutability(&repo(Some("IMMUTABLE_WITH_EXCLUSION"), &[])).is_err());
+        assert!(mutability(&repo(Some("SOMETIMES"), &[])).is_err());
+        let m = mutability(&repo(Some("IMMUTABLE_WITH_EXCLUSION"), &["dev-*"]))
             .expect("ok")
-            .is_none());
-        assert!(exclusion_filters(&repo(Some("IMMUTABLE"), &["dev-*"])).is_err());
-        assert!(exclusion_filters(&repo(Some("IMMUTABLE_WITH_EXCLUSION"), &[])).is_err());
-        assert!(exclusion_filters(&repo(Some("SOMETIMES"), &[])).is_err());
-        let json = exclusion_filters(&repo(Some("IMMUTABLE_WITH_EXCLUSION"), &["dev-*"]))
-            .expect("ok")
-            .expect("filters");
-        assert!(json.contains(r#""filter":"dev-*""#));
+            .expect("set");
+        assert_eq!(m.exclusions(), ["dev-*"]);
     }
 }

@@ -45,8 +45,8 @@ impl BatchWrite for NewRepository {
                     .bind(&n.registry.region)
                     .bind(&n.name)
                     .bind(n.now_ms)
-                    .bind(&n.settings.tag_mutability)
-                    .bind(n.settings.mutability_exclusions.as_deref())
+                    .bind(n.settings.tag_mutability.mode().as_str())
+                    .bind(n.settings.tag_mutability.exclusions_json())
                     .bind(i64::from(n.settings.scan_on_push))
                     .bind(&n.settings.encryption_type)
                     .bind(n.settings.kms_key.as_deref());

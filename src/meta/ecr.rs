@@ -123,16 +123,15 @@ impl MetaStore {
     pub async fn set_tag_mutability(
         &self,
         repository_id: i64,
-        mutability: &str,
-        exclusions: Option<&str>,
+        mutability: &crate::mutability::TagMutability,
     ) -> Result<()> {
         let _announce = self.changes.announce(Change::Repository { repository_id });
         on_write!(self, pool => sqlx::query(
             "UPDATE repositories SET image_tag_mutability = $2, mutability_exclusions = $3 WHERE id = $1",
         )
         .bind(repository_id)
-        .bind(mutability)
-        .bind(exclusions)
+        .bind(mutability.mode().as_str())
+        .bind(mutability.exclusions_json())
         .execute(pool)
         .await?
         .rows_affected());

@@ -18,6 +18,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+use crate::mutability::TagMutability;
 use crate::oci::{Digest, RepositoryName, Tag};
 
 /// Errors of the metadata layer. Domain meaning is added by the service layer.
@@ -88,10 +89,7 @@ pub struct Repository {
 /// What CreateRepository and the Put*Configuration operations set on a repository.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RepositorySettings {
-    /// `MUTABLE`, `IMMUTABLE`, `IMMUTABLE_WITH_EXCLUSION` or `MUTABLE_WITH_EXCLUSION`.
-    pub tag_mutability: String,
-    /// Exclusion filters as JSON (`[{"filterType":"WILDCARD","filter":"..."}]`).
-    pub mutability_exclusions: Option<String>,
+    pub tag_mutability: TagMutability,
     pub scan_on_push: bool,
     pub encryption_type: String,
     pub kms_key: Option<String>,
@@ -100,8 +98,7 @@ pub struct RepositorySettings {
 impl Default for RepositorySettings {
     fn default() -> Self {
         RepositorySettings {
-            tag_mutability: "MUTABLE".into(),
-            mutability_exclusions: None,
+            tag_mutability: TagMutability::mutable(),
             scan_on_push: false,
             encryption_type: "AES256".into(),
             kms_key: None,
@@ -350,8 +347,7 @@ fn repository_from_row(row: RepositoryRow) -> Result<Repository> {
         name,
         created_at,
         settings: RepositorySettings {
-            tag_mutability,
-            mutability_exclusions,
+            tag_mutability: TagMutability::from_stored(&tag_mutability, mutability_exclusions.as_deref()),
             scan_on_push: scan_on_push != 0,
             encryption_type,
             kms_key,
@@ -1141,7 +1137,8 @@ mod contract_tests {
         let web: RepositoryName = "web".parse().expect("name");
         let plain = RepositorySettings::default();
         let immutable = RepositorySettings {
-            tag_mutability: "IMMUTABLE".into(),
+            tag_mutability: TagMutability::new(crate::mutability::Mode::Immutable, vec![])
+                .expect("valid"),
             ..RepositorySettings::default()
         };
         let team = [("team".to_owned(), "x".to_owned())];
@@ -1156,7 +1153,10 @@ mod contract_tests {
             store.create_repository(&a, &web, &plain, &[], 1),
         );
         let first = first.expect("first").expect("created");
-        assert_eq!(first.settings.tag_mutability, "IMMUTABLE");
+        assert_eq!(
+            first.settings.tag_mutability.mode(),
+            crate::mutability::Mode::Immutable
+        );
         assert!(second.expect("second").is_none(), "the name was taken");
         let other = other.expect("other").expect("created");
         let web_a = web_a.expect("web").expect("created");

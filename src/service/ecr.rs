@@ -9,6 +9,7 @@ use bytes::Bytes;
 use super::{Action, Context, Error, Result, Service};
 use crate::blobs::{ByteStream, UploadId};
 use crate::clock;
+use crate::mutability::TagMutability;
 use crate::meta::{
     ImageDetail, ImageRow, Referrer, Repository, RepositorySettings, StatusFilter, StoredManifest,
 };
@@ -201,15 +202,12 @@ impl Service {
         &self,
         ctx: &Context,
         name: &RepositoryName,
-        mutability: &str,
-        exclusions: Option<&str>,
+        mutability: &TagMutability,
     ) -> Result<()> {
         self.authorize(ctx, Action::PutImageTagMutability, name)
             .await?;
         let repo = self.repository(ctx, name).await?;
-        self.meta
-            .set_tag_mutability(repo.id, mutability, exclusions)
-            .await?;
+        self.meta.set_tag_mutability(repo.id, mutability).await?;
         Ok(())
     }
 

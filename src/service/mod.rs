@@ -11,7 +11,6 @@ mod error;
 mod gc;
 mod iam;
 mod lifecycle;
-mod mutability;
 mod scanning;
 mod settings;
 mod signals;
@@ -785,7 +784,7 @@ impl Service {
             blobs: &parsed.blobs,
             manifests: &parsed.manifests,
             tag,
-            tag_immutable: tag.is_some_and(|t| mutability::is_immutable(&repo.settings, t)),
+            tag_immutable: tag.is_some_and(|t| repo.settings.tag_mutability.is_immutable(t)),
             image_size,
             config_media_type: parsed.config_media_type.as_deref(),
             now_ms: clock::now_ms(),

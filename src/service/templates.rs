@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::error::EcrErrorKind as K;
 use super::{Action, Context, Error, Result, Service};
 use crate::clock;
+use crate::mutability::TagMutability;
 use crate::lifecycle::LifecyclePolicy;
 use crate::meta::{Repository, RepositorySettings};
 use crate::oci::RepositoryName;
@@ -40,7 +41,7 @@ pub struct TemplateInput {
     pub description: Option<String>,
     pub encryption: Option<(String, Option<String>)>,
     pub resource_tags: Option<Vec<(String, String)>>,
-    pub mutability: Option<(String, Option<String>)>,
+    pub mutability: Option<TagMutability>,
     pub repository_policy: Option<String>,
     pub lifecycle_policy: Option<String>,
     pub applied_for: Option<Vec<String>>,
@@ -247,8 +248,10 @@ impl Service {
         self.authorize_tagged(ctx, Action::CreateRepository, name, &t.resource_tags)
             .await?;
         let settings = RepositorySettings {
-            tag_mutability: t.image_tag_mutability.clone(),
-            mutability_exclusions: t.mutability_exclusions.clone(),
+            tag_mutability: TagMutability::from_stored(
+                &t.image_tag_mutability,
+                t.mutability_exclusions.as_deref(),
+            ),
             scan_on_push: false,
             encryption_type: t.encryption_type.clone(),
             kms_key: t.kms_key.clone(),
@@ -290,9 +293,9 @@ fn apply(t: &mut CreationTemplate, input: TemplateInput) {
     if let Some(tags) = input.resource_tags {
         t.resource_tags = tags;
     }
-    if let Some((m, ex)) = input.mutability {
-        t.image_tag_mutability = m;
-        t.mutability_exclusions = ex;
+    if let Some(m) = input.mutability {
+        t.image_tag_mutability = m.mode().as_str().to_owned();
+        t.mutability_exclusions = m.exclusions_json();
     }
     if let Some(p) = input.repository_policy {
         t.repository_policy = Some(p);

@@ -8,6 +8,7 @@ use serde_json::{json, Map, Value};
 
 use super::ApiError;
 use crate::auth::Authenticator;
+use crate::mutability::{self, TagMutability};
 use crate::aws::Arn;
 use crate::meta::{ImageDetail, Repository, RepositorySettings, StatusFilter};
 use crate::oci::{Digest, RepositoryName, Tag};
@@ -444,7 +445,7 @@ fn repository_json(service: &Service, ctx: &Context, repo: &Repository) -> Value
         "repositoryName": repo.name.as_str(),
         "repositoryUri": service.repository_uri(ctx, &repo.name),
         "createdAt": seconds(repo.created_at),
-        "imageTagMutability": s.tag_mutability,
+        "imageTagMutability": s.tag_mutability.mode().as_str(),
         "imageScanningConfiguration": { "scanOnPush": s.scan_on_push },
     });
     let mut encryption = json!({ "encryptionType": s.encryption_type });
@@ -456,9 +457,7 @@ fn repository_json(service: &Service, ctx: &Context, repo: &Repository) -> Value
         put_opt(
             o,
             "imageTagMutabilityExclusionFilters",
-            s.mutability_exclusions
-                .as_deref()
-                .and_then(|j| serde_json::from_str(j).ok()),
+            exclusions_json(&s.tag_mutability),
         );
     }
     obj
@@ -509,54 +508,40 @@ fn image_detail_json(ctx: &Context, name: &RepositoryName, d: &ImageDetail) -> V
     Value::Object(o)
 }
 
-/// Mutability and its exclusion filters, validated together.
-fn mutability(i: &Input) -> Result<(Option<String>, Option<String>), ApiError> {
-    let m = i.str_opt("imageTagMutability")?.map(str::to_owned);
-    if let Some(m) = &m {
-        if ![
-            "MUTABLE",
-            "IMMUTABLE",
-            "IMMUTABLE_WITH_EXCLUSION",
-            "MUTABLE_WITH_EXCLUSION",
-        ]
-        .contains(&m.as_str())
-        {
-            return Err(ApiError::invalid(
-                "imageTagMutability",
-                "Member must satisfy enum value set: [IMMUTABLE, MUTABLE, MUTABLE_WITH_EXCLUSION, IMMUTABLE_WITH_EXCLUSION]",
-            ));
+/// Mutability and its exclusion filters, validated together (crate::mutability).
+fn mutability(i: &Input) -> Result<Option<TagMutability>, ApiError> {
+    let key = "imageTagMutabilityExclusionFilters";
+    let invalid = |key: &str, e: mutability::Invalid| ApiError::invalid(key, e.to_string());
+    let mode = i
+        .str_opt("imageTagMutability")?
+        .map(mutability::Mode::parse)
+        .transpose()
+        .map_err(|e| invalid("imageTagMutability", e))?;
+    let filters = match i.array_opt(key)? {
+        None => Vec::new(),
+        Some(_) if mode.is_none_or(|m| !m.with_exclusion()) => {
+            return Err(invalid(key, mutability::Invalid::FiltersWithoutExclusionMode))
         }
-    }
-    let filters = i.array_opt("imageTagMutabilityExclusionFilters")?;
-    let with_exclusion = m.as_deref().is_some_and(|m| m.ends_with("_WITH_EXCLUSION"));
-    match (filters, with_exclusion) {
-        (Some(_), false) => Err(ApiError::invalid(
-            "imageTagMutabilityExclusionFilters",
-            "Exclusion filters are only allowed with IMMUTABLE_WITH_EXCLUSION or MUTABLE_WITH_EXCLUSION",
-        )),
-        (None, true) => Err(ApiError::invalid(
-            "imageTagMutabilityExclusionFilters",
-            "Exclusion filters are required with IMMUTABLE_WITH_EXCLUSION or MUTABLE_WITH_EXCLUSION",
-        )),
-        (None, false) => Ok((m, None)),
-        (Some(list), true) => {
-            check_len("imageTagMutabilityExclusionFilters", list.len(), 5)?;
-            for f in list {
-                let ok_type = f.get("filterType").and_then(Value::as_str) == Some("WILDCARD");
-                let filter = f.get("filter").and_then(Value::as_str).unwrap_or("");
-                let ok_filter = !filter.is_empty()
-                    && filter.len() <= 128
-                    && filter.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'*' | b'-'));
-                if !ok_type || !ok_filter {
-                    return Err(ApiError::invalid(
-                        "imageTagMutabilityExclusionFilters",
-                        "filterType must be WILDCARD and filter must satisfy regular expression '^[0-9a-zA-Z._*-]{1,128}'",
-                    ));
-                }
-            }
-            Ok((m, Some(Value::Array(list.clone()).to_string())))
+        Some(list) => {
+            check_len(key, list.len(), mutability::MAX_FILTERS)?;
+            list.iter()
+                .map(|f| {
+                    let wildcard = f.get("filterType").and_then(Value::as_str) == Some("WILDCARD");
+                    match f.get("filter").and_then(Value::as_str) {
+                        Some(filter) if wildcard => Ok(filter.to_owned()),
+                        _ => Err(invalid(key, mutability::Invalid::BadFilter)),
+                    }
+                })
+                .collect::<Result<_, _>>()?
         }
-    }
+    };
+    mode.map(|m| TagMutability::new(m, filters).map_err(|e| invalid(key, e)))
+        .transpose()
+}
+
+/// The exclusion filters as ECR shows them, if there are any.
+fn exclusions_json(m: &TagMutability) -> Option<Value> {
+    m.exclusions_json().and_then(|j| serde_json::from_str(&j).ok())
 }
 
 /// `[{Key, Value}]` tags, validated.
@@ -606,7 +591,7 @@ fn repository_from_arn(ctx: &Context, arn: &str) -> Result<(Context, RepositoryN
 
 async fn create_repository(service: &Service, ctx: &Context, i: &Input) -> OpResult {
     let name = i.repository_name()?;
-    let (mutability, exclusions) = mutability(i)?;
+    let tag_mutability = mutability(i)?.unwrap_or_default();
     let scan_on_push = match i.get("imageScanningConfiguration") {
         Some(c) => c
             .get("scanOnPush")
@@ -616,8 +601,7 @@ async fn create_repository(service: &Service, ctx: &Context, i: &Input) -> OpRes
     };
     let (encryption_type, kms_key) = encryption(i, ctx)?.unwrap_or(("AES256".to_owned(), None));
     let settings = RepositorySettings {
-        tag_mutability: mutability.unwrap_or_else(|| "MUTABLE".into()),
-        mutability_exclusions: exclusions,
+        tag_mutability,
         scan_on_push,
         encryption_type,
         kms_key,
@@ -934,19 +918,16 @@ async fn batch_delete_image(service: &Service, ctx: &Context, i: &Input) -> OpRe
 
 async fn put_image_tag_mutability(service: &Service, ctx: &Context, i: &Input) -> OpResult {
     let name = i.repository_name()?;
-    let (m, exclusions) = mutability(i)?;
-    let m = m.ok_or_else(|| ApiError::invalid("imageTagMutability", "Member must not be null"))?;
-    service
-        .put_image_tag_mutability(ctx, &name, &m, exclusions.as_deref())
-        .await?;
+    let m = mutability(i)?
+        .ok_or_else(|| ApiError::invalid("imageTagMutability", "Member must not be null"))?;
+    service.put_image_tag_mutability(ctx, &name, &m).await?;
     let mut out = json!({
-        "registryId": ctx.registry.account_id, "repositoryName": name.as_str(), "imageTagMutability": m,
+        "registryId": ctx.registry.account_id,
+        "repositoryName": name.as_str(),
+        "imageTagMutability": m.mode().as_str(),
     });
-    if let (Some(e), Some(o)) = (exclusions, out.as_object_mut()) {
-        o.insert(
-            "imageTagMutabilityExclusionFilters".into(),
-            serde_json::from_str(&e).unwrap_or(Value::Null),
-        );
+    if let (Some(e), Some(o)) = (exclusions_json(&m), out.as_object_mut()) {
+        o.insert("imageTagMutabilityExclusionFilters".into(), e);
     }
     Ok(out)
 }
@@ -1294,7 +1275,7 @@ fn template_prefix(i: &Input) -> Result<String, ApiError> {
 }
 
 fn template_input(i: &Input, ctx: &Context) -> Result<TemplateInput, ApiError> {
-    let (m, ex) = mutability(i)?;
+    let m = mutability(i)?;
     let tags = i
         .array_opt("resourceTags")?
         .map(|_| resource_tags(i, "resourceTags"))
@@ -1309,7 +1290,7 @@ fn template_input(i: &Input, ctx: &Context) -> Result<TemplateInput, ApiError> {
         description: i.str_opt("description")?.map(str::to_owned),
         encryption: encryption(i, ctx)?,
         resource_tags: tags,
-        mutability: m.map(|m| (m, ex)),
+        mutability: m,
         repository_policy,
         lifecycle_policy,
         applied_for,
