@@ -8,8 +8,8 @@ use anyhow::{bail, Context as _};
 use clap::Args;
 use serde::Deserialize;
 
-use crate::http::conn::Timeouts;
 use crate::aws::{is_account_id, is_region};
+use crate::http::conn::Timeouts;
 use crate::public_url::PublicUrl;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5000";
@@ -241,7 +241,12 @@ impl Settings {
                 "body-timeout",
             )?,
         };
-        let job_lease = secs(args.job_lease, file.job_lease, DEFAULT_JOB_LEASE, "job-lease")?;
+        let job_lease = secs(
+            args.job_lease,
+            file.job_lease,
+            DEFAULT_JOB_LEASE,
+            "job-lease",
+        )?;
         let mut s = Self::build(&args.store, file, listen, domain, create_on_push)?;
         s.public_url = public_url;
         s.timeouts = timeouts;

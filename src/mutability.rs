@@ -46,7 +46,10 @@ impl Mode {
 
     /// One of the two modes that take exclusion filters.
     pub fn with_exclusion(self) -> bool {
-        matches!(self, Mode::ImmutableWithExclusion | Mode::MutableWithExclusion)
+        matches!(
+            self,
+            Mode::ImmutableWithExclusion | Mode::MutableWithExclusion
+        )
     }
 }
 

@@ -418,7 +418,12 @@ mod tests {
             store: Arc::new(NoKeys),
             shared: false,
         };
-        let auth = Authenticator::new(TokenKey::new(vec![1; 32]), false, "000000000000".into(), keys);
+        let auth = Authenticator::new(
+            TokenKey::new(vec![1; 32]),
+            false,
+            "000000000000".into(),
+            keys,
+        );
         let root = Principal::root("111122223333");
         let (pw, exp) = auth.issue_token(&root, "us-east-1", 1000);
         assert_eq!(exp, 1000 + TOKEN_LIFETIME_SECONDS);

@@ -15,13 +15,11 @@ use anyhow::{bail, Context as _};
 use serde::Deserialize;
 
 use crate::auth::Principal;
-use crate::clock;
 use crate::aws::{is_account_id, is_region};
-use crate::mutability::{self, TagMutability};
-use crate::iam::{Policy, PolicyKind};
 use crate::meta::{AccessKey, IdentityKind, RegistryKey, RepositorySettings};
+use crate::mutability::{self, TagMutability};
 use crate::oci::RepositoryName;
-use crate::service::{Context, Error, IamCaller, NewIdentity, Service};
+use crate::service::{Context, Error, IamCaller, KeyImport, NewIdentity, Service};
 
 /// The whole file.
 #[derive(Debug, Default, Deserialize)]
@@ -286,7 +284,10 @@ pub async fn apply(
 struct Step<'a> {
     service: &'a Service,
     account: &'a str,
+    /// The account's root, for what the IAM operations do.
     caller: IamCaller,
+    /// Berth itself, for provisioning (accounts, keys with given secrets).
+    system: Principal,
 }
 
 impl<'a> Step<'a> {
@@ -294,6 +295,7 @@ impl<'a> Step<'a> {
         Step {
             service,
             account,
+            system: Principal::system("bootstrap file"),
             caller: IamCaller {
                 principal: Principal::system_as_root(account, "bootstrap file"),
                 source_ip: None,
@@ -313,8 +315,12 @@ impl<'a> Step<'a> {
     }
 
     async fn account(&self, a: &Account, applied: &mut Applied) -> anyhow::Result<()> {
-        let meta = self.service.meta();
-        if meta.ensure_account(self.account, clock::now_ms()).await? {
+        if self
+            .service
+            .ensure_account(&self.system, self.account)
+            .await
+            .map_err(described)?
+        {
             applied.created += 1;
         }
         let root_arn = crate::aws::Arn::root(self.account).to_string();
@@ -373,9 +379,9 @@ impl<'a> Step<'a> {
         let trust = r.trust_policy.text();
         let existing = self
             .service
-            .meta()
-            .identity(self.account, IdentityKind::Role, &r.name)
-            .await?;
+            .find_identity(&self.system, self.account, IdentityKind::Role, &r.name)
+            .await
+            .map_err(described)?;
         match existing {
             Some(role) if role.trust_policy.as_deref() != Some(trust.as_str()) => {
                 self.service
@@ -421,9 +427,9 @@ impl<'a> Step<'a> {
     ) -> anyhow::Result<crate::meta::Identity> {
         if let Some(found) = self
             .service
-            .meta()
-            .identity(self.account, kind, name)
-            .await?
+            .find_identity(&self.system, self.account, kind, name)
+            .await
+            .map_err(described)?
         {
             return Ok(found);
         }
@@ -476,10 +482,13 @@ impl<'a> Step<'a> {
             return Ok(reference.to_owned());
         }
         let name = reference.rsplit('/').next().unwrap_or(reference);
-        let visible = self.service.meta().managed_policies(self.account).await?;
+        let visible = self
+            .service
+            .visible_managed_policies(&self.system, self.account)
+            .await
+            .map_err(described)?;
         visible
             .iter()
-            .map(|(p, _)| p)
             .filter(|p| p.name == name)
             .min_by_key(|p| p.account_id == "aws")
             .map(|p| p.arn.clone())
@@ -491,70 +500,46 @@ impl<'a> Step<'a> {
         let doc = p.document.text();
         let path = p.path.as_deref().unwrap_or("/");
         let arn = crate::aws::Arn::policy(self.account, path, &p.name).to_string();
-        let meta = self.service.meta();
-        match meta.managed_policy(&arn).await? {
-            None => {
-                self.service
-                    .create_managed_policy(
-                        &self.caller,
-                        &p.name,
-                        Some(path),
-                        p.description.as_deref(),
-                        &doc,
-                    )
-                    .await
-                    .map_err(described)?;
-                applied.created += 1;
-            }
-            Some(row) if row.document != doc => {
-                Policy::parse(&doc, PolicyKind::Identity)
-                    .map_err(|e| anyhow::anyhow!("MalformedPolicyDocument: {}", e.0))?;
-                let version = row
-                    .version_id
-                    .trim_start_matches('v')
-                    .parse::<u32>()
-                    .unwrap_or(1)
-                    + 1;
-                meta.set_managed_policy_document(
-                    &arn,
+        let replaced = self
+            .service
+            .replace_managed_policy_document(&self.system, &arn, &doc)
+            .await
+            .map_err(described)?;
+        if !replaced {
+            self.service
+                .create_managed_policy(
+                    &self.caller,
+                    &p.name,
+                    Some(path),
+                    p.description.as_deref(),
                     &doc,
-                    &format!("v{version}"),
-                    clock::now_ms(),
                 )
-                .await?;
-            }
-            Some(_) => {}
+                .await
+                .map_err(described)?;
+            applied.created += 1;
         }
         Ok(())
     }
 
     /// An access key with a given secret: created, or checked to be the same key.
     async fn key(&self, k: &Key, owner_arn: &str, applied: &mut Applied) -> anyhow::Result<()> {
-        let meta = self.service.meta();
-        match meta.access_key(&k.id).await? {
-            Some(found) => {
-                if found.principal_arn != owner_arn || found.secret_access_key != k.secret {
-                    bail!(
-                        "access key {} already exists with another owner or secret",
-                        k.id
-                    );
-                }
-                if found.active != k.active {
-                    meta.set_access_key_status(&k.id, owner_arn, k.active)
-                        .await?;
-                }
-            }
-            None => {
-                let key = AccessKey {
-                    access_key_id: k.id.clone(),
-                    secret_access_key: k.secret.clone(),
-                    account_id: self.account.to_owned(),
-                    principal_arn: owner_arn.to_owned(),
-                    active: k.active,
-                };
-                meta.create_access_key(&key, clock::now_ms()).await?;
-                applied.created += 1;
-            }
+        let key = AccessKey {
+            access_key_id: k.id.clone(),
+            secret_access_key: k.secret.clone(),
+            account_id: self.account.to_owned(),
+            principal_arn: owner_arn.to_owned(),
+            active: k.active,
+        };
+        let outcome = self
+            .service
+            .import_access_key(&self.system, &key)
+            .await
+            .map_err(|e| match e {
+                Error::Iam(_, message) => anyhow::anyhow!("{message}"),
+                other => described(other),
+            })?;
+        if outcome == KeyImport::Created {
+            applied.created += 1;
         }
         Ok(())
     }
@@ -624,7 +609,10 @@ fn mutability(r: &Repository) -> anyhow::Result<Option<TagMutability>> {
         if filters.is_empty() {
             return Ok(None);
         }
-        bail!("image_tag_mutability_exclusion_filters: {}", mutability::Invalid::FiltersWithoutExclusionMode);
+        bail!(
+            "image_tag_mutability_exclusion_filters: {}",
+            mutability::Invalid::FiltersWithoutExclusionMode
+        );
     };
     let mode = mutability::Mode::parse(mode)
         .map_err(|e| anyhow::anyhow!("image_tag_mutability '{mode}': {e}"))?;

@@ -4,14 +4,12 @@
 
 pub mod file;
 
-use sha2::Digest as _;
 use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
 
-use crate::auth::{self, token::TokenKey};
-use crate::clock;
+use crate::auth::{self, token::TokenKey, Principal};
 use crate::config::Settings;
 use crate::meta::AccessKey;
 use crate::service::Service;
@@ -28,47 +26,23 @@ pub struct Created {
 
 /// Install (or refresh) AWS's managed policies that Berth has built in.
 pub async fn managed_policies(service: &Service) -> anyhow::Result<()> {
-    let now = clock::now_ms();
-    for p in crate::iam::MANAGED {
-        // A stable id per policy, so that every node agrees.
-        let digest = sha2::Sha256::digest(p.name.as_bytes());
-        let id: String = digest
-            .iter()
-            .take(17)
-            .map(|b| char::from(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"[usize::from(*b) % 32]))
-            .collect();
-        service
-            .meta()
-            .upsert_managed_policy(&crate::meta::ManagedPolicyRow {
-                arn: p.arn(),
-                account_id: "aws".into(),
-                name: p.name.into(),
-                id: format!("ANPA{id}"),
-                path: p.path.into(),
-                description: Some(p.description.into()),
-                document: p.document.into(),
-                version_id: p.version.into(),
-                created_at: now,
-                updated_at: now,
-            })
-            .await?;
-    }
+    let system = Principal::system("install AWS managed policies");
+    service.install_managed_policies(&system).await?;
     Ok(())
 }
 
 /// Make sure the default account has a root access key and the credentials file holds
 /// it. Returns the key if it was created now (to be shown once).
 pub async fn identity(service: &Service, settings: &Settings) -> anyhow::Result<Option<Created>> {
-    let meta = service.meta();
+    let system = Principal::system("first start: the default account and its root key");
     let account = &settings.account_id;
-    let now = clock::now_ms();
-    meta.ensure_account(account, now).await?;
+    service.ensure_account(&system, account).await?;
     let root_arn = crate::aws::Arn::root(account).to_string();
-    let existing = meta
-        .access_keys_of(&root_arn)
+    let existing = service
+        .active_keys_of(&system, &root_arn)
         .await?
         .into_iter()
-        .find(|k| k.active);
+        .next();
     let path = settings.data_dir.join(CREDENTIALS_FILE);
     let (key, created) = match existing {
         Some(k) => (k, false),
@@ -81,7 +55,7 @@ pub async fn identity(service: &Service, settings: &Settings) -> anyhow::Result<
                 principal_arn: root_arn,
                 active: true,
             };
-            meta.create_access_key(&key, now).await?;
+            service.import_access_key(&system, &key).await?;
             (key, true)
         }
     };
@@ -100,9 +74,8 @@ pub async fn identity(service: &Service, settings: &Settings) -> anyhow::Result<
 
 /// A new root access key for an account (created if new).
 pub async fn root_key(service: &Service, account_id: &str) -> anyhow::Result<AccessKey> {
-    let meta = service.meta();
-    let now = clock::now_ms();
-    meta.ensure_account(account_id, now).await?;
+    let system = Principal::system("berth admin create-account");
+    service.ensure_account(&system, account_id).await?;
     let (id, secret) = auth::new_access_key();
     let key = AccessKey {
         access_key_id: id,
@@ -111,7 +84,7 @@ pub async fn root_key(service: &Service, account_id: &str) -> anyhow::Result<Acc
         principal_arn: crate::aws::Arn::root(account_id).to_string(),
         active: true,
     };
-    meta.create_access_key(&key, now).await?;
+    service.import_access_key(&system, &key).await?;
     Ok(key)
 }
 
@@ -138,13 +111,9 @@ fn write_credentials(path: &std::path::Path, key: &AccessKey) -> anyhow::Result<
 
 /// The registry-token key every node shares (created on first use).
 pub async fn token_key(service: &Service) -> anyhow::Result<TokenKey> {
+    let system = Principal::system("load the registry-token key");
     let bytes = service
-        .meta()
-        .server_secret(
-            "registry-token-key",
-            || auth::random_bytes(32),
-            clock::now_ms(),
-        )
+        .server_secret(&system, "registry-token-key", || auth::random_bytes(32))
         .await?;
     Ok(TokenKey::new(bytes))
 }

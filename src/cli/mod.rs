@@ -303,7 +303,12 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         default: default_registry(&settings),
     };
     let auth = authenticator(&service, token_key, settings.dev, &settings.account_id);
-    let state = Arc::new(http::AppState::new(service.clone(), hosts, auth, public.scheme));
+    let state = Arc::new(http::AppState::new(
+        service.clone(),
+        hosts,
+        auth,
+        public.scheme,
+    ));
     watch_external_writes(state.clone()).await?;
     start_jobs(&service, &settings);
     let shutdown = shutdown_signal()?;
@@ -409,13 +414,22 @@ fn authenticator(
 
 /// This node's share of the background jobs (jobs/): each runs on one node at a time.
 fn start_jobs(service: &Arc<Service>, settings: &Settings) {
-    let runner = jobs::Runner::new(service.clone(), jobs::holder_id("serve"), settings.job_lease);
-    runner.spawn_consumer("scans", |s, event| async move { s.scan_for_event(&event).await });
+    let runner = jobs::Runner::new(
+        service.clone(),
+        jobs::holder_id("serve"),
+        settings.job_lease,
+    );
+    runner.spawn_consumer(
+        "scans",
+        |s, event| async move { s.scan_for_event(&event).await },
+    );
     let secs = std::time::Duration::from_secs;
     if settings.lifecycle_interval > 0 {
-        runner.spawn_periodic("lifecycle", secs(settings.lifecycle_interval), |s| async move {
-            s.run_lifecycle(clock::now_ms()).await
-        });
+        runner.spawn_periodic(
+            "lifecycle",
+            secs(settings.lifecycle_interval),
+            |s| async move { s.run_lifecycle(clock::now_ms()).await },
+        );
     }
     if settings.gc_interval > 0 {
         let grace_ms = i64::try_from(settings.gc_grace.saturating_mul(1000)).unwrap_or(i64::MAX);
@@ -560,7 +574,11 @@ async fn admin_command(command: AdminCommand) -> anyhow::Result<()> {
             let service = open_service(&settings, admin_public_url(&settings)).await?;
             let grace = grace.unwrap_or(config::DEFAULT_GC_GRACE);
             let grace_ms = i64::try_from(grace.saturating_mul(1000)).unwrap_or(i64::MAX);
-            let runner = jobs::Runner::new(service.clone(), jobs::holder_id("admin"), settings.job_lease);
+            let runner = jobs::Runner::new(
+                service.clone(),
+                jobs::holder_id("admin"),
+                settings.job_lease,
+            );
             let gc = service.collect_garbage(clock::now_ms(), grace_ms);
             let report = match runner.run_once("gc", gc).await {
                 Err(service::Error::Busy) => {
@@ -691,8 +709,15 @@ async fn lifecycle_admin(command: LifecycleCommand) -> anyhow::Result<()> {
                 None => clock::now_ms(),
             };
             let service = open_service(&settings, admin_public_url(&settings)).await?;
-            let runner = jobs::Runner::new(service.clone(), jobs::holder_id("admin"), settings.job_lease);
-            let run = match runner.run_once("lifecycle", service.run_lifecycle(now)).await {
+            let runner = jobs::Runner::new(
+                service.clone(),
+                jobs::holder_id("admin"),
+                settings.job_lease,
+            );
+            let run = match runner
+                .run_once("lifecycle", service.run_lifecycle(now))
+                .await
+            {
                 Err(service::Error::Busy) => {
                     anyhow::bail!("a lifecycle run is in progress elsewhere; try again later")
                 }

@@ -27,7 +27,7 @@ pub struct ManagedPolicy {
 
 impl ManagedPolicy {
     pub fn arn(&self) -> String {
-        crate::aws::Arn::policy("aws", &self.path, &self.name).to_string()
+        crate::aws::Arn::policy("aws", self.path, self.name).to_string()
     }
 }
 

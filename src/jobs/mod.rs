@@ -139,7 +139,9 @@ impl Runner {
                 .await
             {
                 Ok(true) => {}
-                Ok(false) => return service::Error::Internal(format!("lost the lease of job {}", lease.job)),
+                Ok(false) => {
+                    return service::Error::Internal(format!("lost the lease of job {}", lease.job))
+                }
                 Err(e) => return e.into(),
             }
         }
@@ -200,7 +202,8 @@ impl Runner {
             let cursor = meta.job_cursor(job).await?;
             let events = meta.events_after(cursor, BATCH).await?;
             let Some(last) = events.last().map(|e| e.seq) else {
-                let until_renewal = Duration::from_millis(u64::try_from(renew_at - now).unwrap_or(0));
+                let until_renewal =
+                    Duration::from_millis(u64::try_from(renew_at - now).unwrap_or(0));
                 let _ = tokio::time::timeout(until_renewal.min(IDLE_POLL), wake.changed()).await;
                 continue;
             };

@@ -97,7 +97,7 @@ mod tests {
 
     impl Listener for Recorder {
         fn changed(&self, change: &Change) {
-            self.0.lock().unwrap().push(change.clone());
+            self.0.lock().expect("lock").push(change.clone());
         }
     }
 
@@ -108,8 +108,8 @@ mod tests {
         feed.subscribe(r.clone());
         {
             let _a = feed.announce(Change::Identities);
-            assert!(r.0.lock().unwrap().is_empty());
+            assert!(r.0.lock().expect("lock").is_empty());
         }
-        assert_eq!(*r.0.lock().unwrap(), vec![Change::Identities]);
+        assert_eq!(*r.0.lock().expect("lock"), vec![Change::Identities]);
     }
 }

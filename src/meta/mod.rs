@@ -347,7 +347,10 @@ fn repository_from_row(row: RepositoryRow) -> Result<Repository> {
         name,
         created_at,
         settings: RepositorySettings {
-            tag_mutability: TagMutability::from_stored(&tag_mutability, mutability_exclusions.as_deref()),
+            tag_mutability: TagMutability::from_stored(
+                &tag_mutability,
+                mutability_exclusions.as_deref(),
+            ),
             scan_on_push: scan_on_push != 0,
             encryption_type,
             kms_key,

@@ -63,7 +63,17 @@ pub struct Event {
     pub created_at: i64,
 }
 
-type EventRow = (i64, String, String, String, i64, String, String, Option<String>, i64);
+type EventRow = (
+    i64,
+    String,
+    String,
+    String,
+    i64,
+    String,
+    String,
+    Option<String>,
+    i64,
+);
 
 /// Append an event inside the open transaction `$tx`; the last write before the commit
 /// (it locks the sequence counter until then).
@@ -108,18 +118,20 @@ impl MetaStore {
         .await?);
         Ok(rows
             .into_iter()
-            .filter_map(|(seq, kind, account_id, region, repository_id, name, digest, tag, at)| {
-                Some(Event {
-                    seq,
-                    kind: EventKind::parse(&kind)?,
-                    registry: RegistryKey { account_id, region },
-                    repository_id,
-                    repository_name: name,
-                    digest,
-                    tag,
-                    created_at: at,
-                })
-            })
+            .filter_map(
+                |(seq, kind, account_id, region, repository_id, name, digest, tag, at)| {
+                    Some(Event {
+                        seq,
+                        kind: EventKind::parse(&kind)?,
+                        registry: RegistryKey { account_id, region },
+                        repository_id,
+                        repository_name: name,
+                        digest,
+                        tag,
+                        created_at: at,
+                    })
+                },
+            )
             .collect())
     }
 

@@ -77,7 +77,12 @@ impl MetaStore {
 
     /// Complete a scan in progress at `now_ms`; false if none was (already complete,
     /// or the image is gone): completing twice is harmless.
-    pub async fn complete_scan(&self, repository_id: i64, digest: &str, now_ms: i64) -> Result<bool> {
+    pub async fn complete_scan(
+        &self,
+        repository_id: i64,
+        digest: &str,
+        now_ms: i64,
+    ) -> Result<bool> {
         let _announce = self.changes.announce(Change::Content { repository_id });
         let n = on_write!(self, pool => sqlx::query(
             "UPDATE manifests SET scan_status = 'COMPLETE', scan_completed_at = $3

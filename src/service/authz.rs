@@ -112,8 +112,16 @@ impl PolicyCache {
 /// of a user that still exists.
 #[async_trait::async_trait]
 impl KeyStore for Service {
-    async fn find_key(&self, access_key_id: &str) -> std::result::Result<Option<StoredKey>, String> {
-        let Some(key) = self.meta.access_key(access_key_id).await.map_err(|e| e.to_string())? else {
+    async fn find_key(
+        &self,
+        access_key_id: &str,
+    ) -> std::result::Result<Option<StoredKey>, String> {
+        let Some(key) = self
+            .meta
+            .access_key(access_key_id)
+            .await
+            .map_err(|e| e.to_string())?
+        else {
             return Ok(None);
         };
         let owner = if key.principal_arn.ends_with(":root") {
@@ -456,7 +464,6 @@ impl Service {
             ))),
         }
     }
-
 }
 
 #[cfg(test)]

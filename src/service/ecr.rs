@@ -9,10 +9,10 @@ use bytes::Bytes;
 use super::{Action, Context, Error, Result, Service};
 use crate::blobs::{ByteStream, UploadId};
 use crate::clock;
-use crate::mutability::TagMutability;
 use crate::meta::{
     ImageDetail, ImageRow, Referrer, Repository, RepositorySettings, StatusFilter, StoredManifest,
 };
+use crate::mutability::TagMutability;
 use crate::oci::{Digest, Reference, RepositoryName, Tag};
 
 /// Maximum resource tags per repository.

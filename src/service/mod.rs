@@ -11,6 +11,7 @@ mod error;
 mod gc;
 mod iam;
 mod lifecycle;
+mod provisioning;
 mod scanning;
 mod settings;
 mod signals;
@@ -23,6 +24,7 @@ use bytes::Bytes;
 pub use ecr::{ImageFailure, ImageFilter, ImageId, LayerCheck, PART_SIZE};
 pub use error::{EcrErrorKind, Error, IamErrorKind, Result};
 pub use iam::{IamCaller, NewIdentity};
+pub use provisioning::KeyImport;
 pub use scanning::{RegistryScanning, RepositoryScanning, ScanningFilter, ScanningRule};
 pub use templates::{normalize_prefix, CreationTemplate, TemplateInput};
 
@@ -31,8 +33,8 @@ use cache::ReadCache;
 use crate::blobs::{self, BlobReader, BlobStore, ByteStream, UploadId, UploadKey};
 use crate::clock;
 use crate::meta::{
-    DeleteOutcome, EventSource, MetaStore, NewManifest, PutManifestOutcome, Referrer, RegistryKey, Repository,
-    StoredManifest,
+    DeleteOutcome, EventSource, MetaStore, NewManifest, PutManifestOutcome, Referrer, RegistryKey,
+    Repository, StoredManifest,
 };
 use crate::oci::convert;
 use crate::oci::manifest::{self, MAX_MANIFEST_BYTES};

@@ -25,7 +25,9 @@ impl Service {
         let now = self.meta.signal(EXTERNAL_WRITES).await?;
         if *seen != Some(now) {
             if seen.is_some() {
-                self.meta.changes().publish(&crate::meta::Change::Everything);
+                self.meta
+                    .changes()
+                    .publish(&crate::meta::Change::Everything);
             }
             self.meta.set_signal(EXTERNAL_WRITES_SEEN, now).await?;
             *seen = Some(now);

@@ -7,9 +7,9 @@ use serde::{Deserialize, Serialize};
 use super::error::EcrErrorKind as K;
 use super::{Action, Context, Error, Result, Service};
 use crate::clock;
-use crate::mutability::TagMutability;
 use crate::lifecycle::LifecyclePolicy;
 use crate::meta::{Repository, RepositorySettings};
+use crate::mutability::TagMutability;
 use crate::oci::RepositoryName;
 
 /// The scenarios a template may apply to.

@@ -8,9 +8,9 @@ use serde_json::{json, Map, Value};
 
 use super::ApiError;
 use crate::auth::Authenticator;
-use crate::mutability::{self, TagMutability};
 use crate::aws::Arn;
 use crate::meta::{ImageDetail, Repository, RepositorySettings, StatusFilter};
+use crate::mutability::{self, TagMutability};
 use crate::oci::{Digest, RepositoryName, Tag};
 use crate::service::{
     Context, CreationTemplate, ImageFilter, ImageId, LayerCheck, Service, TemplateInput, PART_SIZE,
@@ -159,7 +159,11 @@ pub fn operations_markdown() -> String {
     let mut out = String::from("| operation | authorized as | in Berth |\n|---|---|---|\n");
     for op in OPERATIONS {
         let actions = op.actions.join(", ");
-        let state = if op.implemented { "implemented" } else { "not yet" };
+        let state = if op.implemented {
+            "implemented"
+        } else {
+            "not yet"
+        };
         out.push_str(&format!("| {} | {actions} | {state} |\n", op.name));
     }
     out
@@ -520,7 +524,10 @@ fn mutability(i: &Input) -> Result<Option<TagMutability>, ApiError> {
     let filters = match i.array_opt(key)? {
         None => Vec::new(),
         Some(_) if mode.is_none_or(|m| !m.with_exclusion()) => {
-            return Err(invalid(key, mutability::Invalid::FiltersWithoutExclusionMode))
+            return Err(invalid(
+                key,
+                mutability::Invalid::FiltersWithoutExclusionMode,
+            ))
         }
         Some(list) => {
             check_len(key, list.len(), mutability::MAX_FILTERS)?;
@@ -541,7 +548,8 @@ fn mutability(i: &Input) -> Result<Option<TagMutability>, ApiError> {
 
 /// The exclusion filters as ECR shows them, if there are any.
 fn exclusions_json(m: &TagMutability) -> Option<Value> {
-    m.exclusions_json().and_then(|j| serde_json::from_str(&j).ok())
+    m.exclusions_json()
+        .and_then(|j| serde_json::from_str(&j).ok())
 }
 
 /// `[{Key, Value}]` tags, validated.
@@ -1470,7 +1478,8 @@ mod tests {
     #[test]
     fn the_documented_operation_list_is_the_operation_table() {
         let doc = include_str!("../../../docs/compatibility.md");
-        let begin = "<!-- operations:begin (generated from src/api/ecr/ops.rs; a test checks it) -->\n";
+        let begin =
+            "<!-- operations:begin (generated from src/api/ecr/ops.rs; a test checks it) -->\n";
         let end = "<!-- operations:end -->";
         let start = doc.find(begin).expect("begin marker") + begin.len();
         let stop = doc[start..].find(end).expect("end marker") + start;
