@@ -25,6 +25,7 @@ pub mod lifecycle;
 pub mod meta;
 pub mod mutability;
 pub mod oci;
+pub mod peer;
 pub mod public_url;
 pub mod registry;
 pub mod secrets;

@@ -351,7 +351,7 @@ async fn run(
     let action = params.req("Action")?.to_owned();
     let c = IamCaller {
         principal: caller.principal,
-        source_ip: crate::http::peer_ip(&parts.extensions),
+        source_ip: crate::peer::peer_ip(&parts.extensions),
     };
     let result = if sts {
         sts_op(service, auth, &c, &action, &params).await?

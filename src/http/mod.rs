@@ -19,12 +19,11 @@ use tokio::net::TcpListener;
 pub use host::HostRouting;
 
 use crate::api;
-use crate::auth::{Authenticator, Principal, RegistryAuth};
-use crate::clock;
-use crate::meta::RegistryKey;
+use crate::auth::Authenticator;
+use crate::peer::PeerAddr;
 use crate::public_url::Scheme;
 use crate::registry;
-use crate::service::{Context, Service};
+use crate::service::Service;
 use body::{BodyState, CountedBody, TrackedBody};
 use conn::{Activity, Timeouts, WatchedIo};
 
@@ -164,17 +163,12 @@ async fn route(state: &AppState, req: Request<Body>, request_id: &str) -> Respon
         Response::new(Body::from("ok\n"))
     } else if path == "/v2" || path.starts_with("/v2/") {
         let registry = state.hosts.registry_for(req.headers());
-        match registry_principal(state, &registry, &req) {
-            Ok(principal) => {
-                let ctx = Context {
-                    registry,
-                    principal,
-                    source_ip: peer_ip(req.extensions()),
-                };
-                registry::handle(&state.service, &ctx, req, request_id).await
-            }
-            Err(resp) => registry::finish(*resp, req.method()),
-        }
+        let front = registry::Front {
+            service: &state.service,
+            auth: &state.auth,
+            scheme: state.scheme,
+        };
+        front.handle(registry, req, request_id).await
     } else if api::iam::is_query_request(&req) {
         api::iam::handle(&state.service, &state.auth, req, request_id).await
     } else if path == "/" || api::ecr::is_ecr_request(&req) {
@@ -187,96 +181,6 @@ async fn route(state: &AppState, req: Request<Body>, request_id: &str) -> Respon
             "The requested resource does not exist",
         )
     }
-}
-
-/// Who a registry request is from: a presigned download URL, or ECR's Basic login.
-/// Anything else is answered here: 401 with ECR's challenge, or 403 for an expired token.
-fn registry_principal(
-    state: &AppState,
-    registry: &RegistryKey,
-    req: &Request<Body>,
-) -> Result<Principal, Box<Response<Body>>> {
-    let now = clock::now_ms() / 1000;
-    if let Some(principal) = presigned(state, registry, req, now) {
-        return Ok(principal);
-    }
-    let authorization = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    match state
-        .auth
-        .registry_caller(authorization, &registry.region, now)
-    {
-        RegistryAuth::Allowed(p) => Ok(p),
-        RegistryAuth::Expired => Err(Box::new(registry::oci_error(
-            StatusCode::FORBIDDEN,
-            "DENIED",
-            "Your authorization token has expired. Reauthenticate and try again.",
-        ))),
-        RegistryAuth::Challenge => {
-            let host = req
-                .headers()
-                .get(header::HOST)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("localhost");
-            let mut resp = Response::new(Body::from("Not Authorized\n"));
-            *resp.status_mut() = StatusCode::UNAUTHORIZED;
-            let challenge = format!(
-                "Basic realm=\"{}://{host}/\",service=\"ecr.amazonaws.com\"",
-                state.scheme.as_str()
-            );
-            if let Ok(v) = HeaderValue::from_str(&challenge) {
-                resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
-            }
-            resp.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; charset=utf-8"),
-            );
-            Err(Box::new(resp))
-        }
-    }
-}
-
-/// A GET of a blob through a URL GetDownloadUrlForLayer signed: it grants exactly that.
-fn presigned(
-    state: &AppState,
-    registry: &RegistryKey,
-    req: &Request<Body>,
-    now: i64,
-) -> Option<Principal> {
-    if !matches!(
-        *req.method(),
-        axum::http::Method::GET | axum::http::Method::HEAD
-    ) {
-        return None;
-    }
-    let params: Vec<(String, String)> = serde_urlencoded::from_str(req.uri().query()?).ok()?;
-    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-    let expires: i64 = get("X-Berth-Expires")?.parse().ok()?;
-    let signature = get("X-Berth-Signature")?;
-    let path = req.uri().path();
-    if !path.contains("/blobs/sha") {
-        return None;
-    }
-    state.auth.presigned_caller(
-        &registry.account_id,
-        &registry.region,
-        path,
-        expires,
-        signature,
-        now,
-    )
-}
-
-/// The connection's remote address, put in every request's extensions at accept.
-#[derive(Debug, Clone, Copy)]
-pub struct PeerAddr(pub SocketAddr);
-
-/// The client's IP address (`aws:SourceIp`).
-pub fn peer_ip(ext: &axum::http::Extensions) -> Option<String> {
-    ext.get::<PeerAddr>()
-        .map(|p| p.0.ip().to_canonical().to_string())
 }
 
 /// Serve until `shutdown` resolves, then let in-flight requests finish (bounded).

@@ -3,6 +3,7 @@
 //! Each handler parses the request into typed values, calls one [`Service`] function and
 //! renders the result; errors are rendered by [`error::error_response`].
 
+mod auth;
 mod error;
 mod route;
 
@@ -32,6 +33,8 @@ pub fn range_header(size: u64) -> String {
 }
 
 /// Handle one authenticated `/v2/...` request.
+pub use auth::Front;
+
 pub async fn handle(
     service: &Service,
     ctx: &Context,

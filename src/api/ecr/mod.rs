@@ -112,7 +112,7 @@ async fn run(
             region: caller.region.clone(),
         },
         principal: caller.principal,
-        source_ip: crate::http::peer_ip(&parts.extensions),
+        source_ip: crate::peer::peer_ip(&parts.extensions),
     };
     ops::dispatch(service, auth, &ctx, operation, input).await
 }
