@@ -83,7 +83,46 @@ impl From<Error> for QueryError {
                     "An internal error occurred.",
                 );
             }
-            _ => ("InvalidInput", StatusCode::BAD_REQUEST),
+            Error::InvalidParameter(_) | Error::InvalidPageSize(_) => {
+                ("InvalidInput", StatusCode::BAD_REQUEST)
+            }
+            // Conditions of the registry and ECR's API: no IAM or STS operation meets
+            // them, but should one, it is the caller's input, not a failure of ours.
+            Error::RepositoryNotFound { .. }
+            | Error::RepositoryAlreadyExists { .. }
+            | Error::InvalidRepositoryName(_)
+            | Error::InvalidTag(_)
+            | Error::InvalidDigest
+            | Error::BlobNotFound
+            | Error::BlobReferenced
+            | Error::ManifestReferenced
+            | Error::UploadNotFound
+            | Error::UploadOutOfOrder { .. }
+            | Error::UploadInterrupted
+            | Error::DigestMismatch
+            | Error::RangeNotSatisfiable { .. }
+            | Error::ManifestNotFound
+            | Error::ImageArchived
+            | Error::ManifestNotAcceptable(_)
+            | Error::ManifestInvalid(_)
+            | Error::ManifestTooLarge
+            | Error::ManifestBlobsMissing { .. }
+            | Error::ManifestChildrenMissing { .. }
+            | Error::TagImmutable { .. }
+            | Error::ImageAlreadyExists { .. }
+            | Error::ImageDigestMismatch { .. }
+            | Error::ImageNotFound { .. }
+            | Error::RepositoryNotEmpty { .. }
+            | Error::TooManyTags
+            | Error::InvalidLayerPart { .. }
+            | Error::EmptyUpload(_)
+            | Error::LayerPartTooSmall
+            | Error::LayerAlreadyExists(_)
+            | Error::InvalidLayer(_)
+            | Error::LayersNotFound(_)
+            | Error::RepositoryPolicyNotFound { .. }
+            | Error::RegistryPolicyNotFound(_)
+            | Error::Ecr(..) => ("InvalidInput", StatusCode::BAD_REQUEST),
         };
         QueryError::new(code, status, message)
     }
