@@ -129,9 +129,20 @@ fn top_level_modules_import_each_other_without_cycles() {
 #[test]
 fn the_storage_and_vocabulary_layers_import_nothing_above_them() {
     let g = graph();
-    let above = ["service", "api", "registry", "http", "cli", "jobs", "bootstrap"];
+    let above = [
+        "service",
+        "api",
+        "registry",
+        "http",
+        "cli",
+        "jobs",
+        "bootstrap",
+    ];
     for low in ["meta", "blobs", "oci", "aws", "iam", "auth"] {
-        let bad: Vec<&String> = g[low].iter().filter(|d| above.contains(&d.as_str())).collect();
+        let bad: Vec<&String> = g[low]
+            .iter()
+            .filter(|d| above.contains(&d.as_str()))
+            .collect();
         assert!(bad.is_empty(), "{low} imports {bad:?}");
     }
 }

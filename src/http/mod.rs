@@ -66,6 +66,13 @@ impl AppState {
         let n = self.next_request.fetch_add(1, Ordering::Relaxed);
         format!("{:08x}-{n:08x}", std::process::id())
     }
+
+    /// Answer one request in process, without a socket: routing, authentication, the
+    /// front end, the service (tests/in_process.rs uses this).
+    pub async fn respond(&self, req: Request<Body>) -> Response<Body> {
+        let request_id = self.request_id();
+        route(self, req, &request_id).await
+    }
 }
 
 /// One request as the connection hands it over: counted, with a stall timeout on its

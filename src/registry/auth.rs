@@ -22,7 +22,12 @@ pub struct Front<'a> {
 
 impl Front<'_> {
     /// Authenticate a request to `registry`, then serve it.
-    pub async fn handle(&self, registry: RegistryKey, req: Request<Body>, request_id: &str) -> Response<Body> {
+    pub async fn handle(
+        &self,
+        registry: RegistryKey,
+        req: Request<Body>,
+        request_id: &str,
+    ) -> Response<Body> {
         match principal(self, &registry, &req) {
             Ok(principal) => {
                 let ctx = Context {
@@ -116,4 +121,3 @@ fn presigned(
         now,
     )
 }
-
