@@ -7,7 +7,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::{Action, Context, Error, Result, Service};
-use crate::blobs::{ByteStream, UploadId};
 use crate::clock;
 use crate::meta::{
     ImageDetail, ImageRow, Referrer, Repository, RepositorySettings, StatusFilter, StoredManifest,
@@ -447,90 +446,6 @@ impl Service {
         Ok(out)
     }
 
-    pub async fn initiate_layer_upload(
-        &self,
-        ctx: &Context,
-        name: &RepositoryName,
-    ) -> Result<UploadId> {
-        let id = self.start_upload(ctx, name).await?;
-        self.parts.begin(id);
-        Ok(id)
-    }
-
-    /// UploadLayerPart: parts must be contiguous and their byte range must match the data.
-    pub async fn upload_layer_part(
-        &self,
-        ctx: &Context,
-        name: &RepositoryName,
-        id: &str,
-        first: u64,
-        last: u64,
-        data: Bytes,
-    ) -> Result<u64> {
-        self.authorize(ctx, Action::UploadLayerPart, name).await?;
-        let (key, staged) = self.staged(ctx, name, id).await?;
-        let last_valid = staged.checked_sub(1);
-        let bad = |reason: String| Error::InvalidLayerPart {
-            reason,
-            last_valid_byte: last_valid,
-        };
-        if first != staged {
-            return Err(bad(format!(
-                "The part starting at byte {first} does not follow the last byte received"
-            )));
-        }
-        if last < first || last - first + 1 != data.len() as u64 {
-            return Err(bad("The part's byte range does not match its length".into()));
-        }
-        let body: ByteStream = Box::pin(futures_util::stream::iter([Ok(data)]));
-        self.blobs
-            .append_upload(key, Some(first), body)
-            .await
-            .map_err(|e| match e {
-                crate::blobs::Error::OffsetMismatch { .. } => {
-                    bad("The part does not follow the last byte received".into())
-                }
-                other => Self::upload_store_error(other),
-            })?;
-        self.parts.record(key.id, last - first + 1);
-        Ok(last)
-    }
-
-    pub async fn complete_layer_upload(
-        &self,
-        ctx: &Context,
-        name: &RepositoryName,
-        id: &str,
-        digest: &Digest,
-    ) -> Result<()> {
-        self.authorize(ctx, Action::CompleteLayerUpload, name)
-            .await?;
-        let (key, staged) = self.staged(ctx, name, id).await?;
-        if staged == 0 {
-            return Err(Error::EmptyUpload(id.to_owned()));
-        }
-        if self.parts.too_small(key.id) {
-            return Err(Error::LayerPartTooSmall);
-        }
-        let repo = self.repository(ctx, name).await?;
-        if self.meta.linked_blob_size(repo.id, digest).await?.is_some() {
-            let _ = self.blobs.abort_upload(key).await;
-            self.parts.end(key.id);
-            return Err(Error::LayerAlreadyExists(digest.to_string()));
-        }
-        self.reserve_blob(digest).await?;
-        let size = self
-            .blobs
-            .finish_upload(key, digest, None, None)
-            .await
-            .map_err(|e| match e {
-                crate::blobs::Error::DigestMismatch => Error::InvalidLayer(digest.to_string()),
-                other => Self::upload_store_error(other),
-            });
-        self.parts.end(key.id);
-        self.link(key.owner, digest, size?).await
-    }
-
     /// A time-limited URL that serves the blob without other credentials.
     pub async fn download_url(
         &self,
@@ -930,41 +845,5 @@ impl Service {
 
     pub async fn describe_registry(&self, ctx: &Context) -> Result<()> {
         self.authorize_registry(ctx, Action::DescribeRegistry).await
-    }
-}
-
-/// Part sizes of API uploads in progress, for CompleteLayerUpload's minimum-part rule.
-#[derive(Default)]
-pub struct PartLedger(std::sync::Mutex<std::collections::HashMap<UploadId, Vec<u64>>>);
-
-impl PartLedger {
-    fn begin(&self, id: UploadId) {
-        if let Ok(mut m) = self.0.lock() {
-            m.insert(id, Vec::new());
-        }
-    }
-
-    fn record(&self, id: UploadId, size: u64) {
-        if let Ok(mut m) = self.0.lock() {
-            m.entry(id).or_default().push(size);
-        }
-    }
-
-    /// Whether a part other than the last was under the minimum.
-    fn too_small(&self, id: UploadId) -> bool {
-        self.0
-            .lock()
-            .ok()
-            .and_then(|m| {
-                m.get(&id)
-                    .map(|parts| parts.iter().rev().skip(1).any(|&p| p < MIN_PART_SIZE))
-            })
-            .unwrap_or(false)
-    }
-
-    fn end(&self, id: UploadId) {
-        if let Ok(mut m) = self.0.lock() {
-            m.remove(&id);
-        }
     }
 }

@@ -16,6 +16,7 @@ mod scanning;
 mod settings;
 mod signals;
 mod templates;
+mod uploads;
 
 use std::sync::Arc;
 
@@ -30,7 +31,7 @@ pub use templates::{normalize_prefix, CreationTemplate, TemplateInput};
 
 use cache::ReadCache;
 
-use crate::blobs::{self, BlobReader, BlobStore, ByteStream, UploadId, UploadKey};
+use crate::blobs::{self, BlobReader, BlobStore};
 use crate::clock;
 use crate::meta::{
     DeleteOutcome, EventSource, MetaStore, NewManifest, PutManifestOutcome, Referrer, RegistryKey,
@@ -238,7 +239,7 @@ pub struct Service {
     blobs: Arc<dyn BlobStore>,
     options: Options,
     cache: Arc<ReadCache>,
-    parts: ecr::PartLedger,
+    parts: uploads::PartLedger,
     pulls: Arc<PullRecorder>,
     policies: Arc<authz::PolicyCache>,
 }
@@ -257,7 +258,7 @@ impl Service {
             blobs,
             options,
             cache,
-            parts: ecr::PartLedger::default(),
+            parts: uploads::PartLedger::default(),
             pulls: Arc::new(PullRecorder::default()),
             policies,
         }
@@ -509,215 +510,6 @@ impl Service {
             DeleteOutcome::NotFound => Err(Error::BlobNotFound),
             DeleteOutcome::Referenced => Err(Error::BlobReferenced),
         }
-    }
-
-    // ---- uploads ----
-
-    pub async fn start_upload(&self, ctx: &Context, name: &RepositoryName) -> Result<UploadId> {
-        self.authorize(ctx, Action::InitiateLayerUpload, name)
-            .await?;
-        let repo = self.repository_for_push(ctx, name).await?;
-        let key = UploadKey {
-            owner: repo.id,
-            id: UploadId::new(),
-        };
-        self.blobs.create_upload(key).await?;
-        Ok(key.id)
-    }
-
-    /// Link a blob another repository of the same registry has (cross-repository mount).
-    /// `None` means no mount happened and the client should upload.
-    pub async fn mount_blob(
-        &self,
-        ctx: &Context,
-        name: &RepositoryName,
-        digest: &Digest,
-        from: Option<&RepositoryName>,
-    ) -> Result<Option<u64>> {
-        self.authorize(ctx, Action::InitiateLayerUpload, name)
-            .await?;
-        let target = self.repository_for_push(ctx, name).await?;
-        if !self.blob_mounting_enabled(&ctx.registry).await? {
-            // As on ECR: with BLOB_MOUNTING off, the POST starts a normal upload.
-            return Ok(None);
-        }
-        let source = match from {
-            Some(from) => self.meta.repository(&ctx.registry, from).await?,
-            None => self
-                .meta
-                .repositories_linking(&ctx.registry, digest, 1)
-                .await?
-                .into_iter()
-                .next(),
-        };
-        let Some(source) = source else {
-            return Ok(None);
-        };
-        self.authorize(ctx, Action::GetDownloadUrlForLayer, &source.name)
-            .await?;
-        let Some(size) = self.meta.linked_blob_size(source.id, digest).await? else {
-            return Ok(None);
-        };
-        // The blob may have been collected since: then the client uploads it.
-        if !self
-            .meta
-            .link_existing_blob(target.id, &digest.to_string(), clock::now_ms())
-            .await?
-        {
-            return Ok(None);
-        }
-        Ok(Some(u64::try_from(size).unwrap_or(0)))
-    }
-
-    /// A whole blob in one request (`POST ...?digest=`).
-    pub async fn upload_blob(
-        &self,
-        ctx: &Context,
-        name: &RepositoryName,
-        digest: &Digest,
-        body: ByteStream,
-    ) -> Result<u64> {
-        self.authorize(ctx, Action::InitiateLayerUpload, name)
-            .await?;
-        self.authorize(ctx, Action::UploadLayerPart, name).await?;
-        self.authorize(ctx, Action::CompleteLayerUpload, name)
-            .await?;
-        let repo = self.repository_for_push(ctx, name).await?;
-        // If the process dies mid-way only a staging file remains.
-        let key = UploadKey {
-            owner: repo.id,
-            id: UploadId::new(),
-        };
-        self.blobs.create_upload(key).await?;
-        self.reserve_blob(digest).await?;
-        let size = match self
-            .blobs
-            .finish_upload(key, digest, Some(0), Some(body))
-            .await
-        {
-            Ok(size) => size,
-            Err(e) => {
-                let _ = self.blobs.abort_upload(key).await;
-                return Err(e.into());
-            }
-        };
-        self.link(repo.id, digest, size).await?;
-        Ok(size)
-    }
-
-    async fn link(&self, repository_id: i64, digest: &Digest, size: u64) -> Result<()> {
-        let size = i64::try_from(size).map_err(|_| Error::Internal("blob too large".into()))?;
-        self.meta
-            .link_blob(repository_id, digest, size, clock::now_ms())
-            .await?;
-        Ok(())
-    }
-
-    /// The session addressed as `id` under `name`. Sessions are stored under the
-    /// repository that owns them, so an id used under another name finds nothing.
-    pub(crate) async fn session(
-        &self,
-        ctx: &Context,
-        name: &RepositoryName,
-        id: &str,
-    ) -> Result<UploadKey> {
-        let repo = self.repository(ctx, name).await?;
-        let id = UploadId::parse(id).ok_or(Error::UploadNotFound)?;
-        Ok(UploadKey { owner: repo.id, id })
-    }
-
-    fn upload_store_error(e: blobs::Error) -> Error {
-        match e {
-            blobs::Error::NotFound => Error::UploadNotFound,
-            other => other.into(),
-        }
-    }
-
-    /// Append a chunk; `offset` (from `Content-Range`) must equal the bytes staged so far.
-    pub async fn append_upload(
-        &self,
-        ctx: &Context,
-        name: &RepositoryName,
-        id: &str,
-        offset: Option<u64>,
-        body: ByteStream,
-    ) -> Result<u64> {
-        self.authorize(ctx, Action::UploadLayerPart, name).await?;
-        let key = self.session(ctx, name, id).await?;
-        self.blobs
-            .append_upload(key, offset, body)
-            .await
-            .map_err(Self::upload_store_error)
-    }
-
-    pub async fn upload_status(
-        &self,
-        ctx: &Context,
-        name: &RepositoryName,
-        id: &str,
-    ) -> Result<u64> {
-        self.authorize(ctx, Action::UploadLayerPart, name).await?;
-        Ok(self.staged(ctx, name, id).await?.1)
-    }
-
-    /// An upload session addressed through `name`, and the bytes staged in it so far.
-    pub(crate) async fn staged(
-        &self,
-        ctx: &Context,
-        name: &RepositoryName,
-        id: &str,
-    ) -> Result<(UploadKey, u64)> {
-        let key = self.session(ctx, name, id).await?;
-        let size = self
-            .blobs
-            .upload_size(key)
-            .await
-            .map_err(Self::upload_store_error)?;
-        Ok((key, size))
-    }
-
-    /// Finish an upload with an optional last chunk: verify, publish, link.
-    pub async fn complete_upload(
-        &self,
-        ctx: &Context,
-        name: &RepositoryName,
-        id: &str,
-        digest: &Digest,
-        offset: Option<u64>,
-        last_chunk: Option<ByteStream>,
-    ) -> Result<u64> {
-        self.authorize(ctx, Action::CompleteLayerUpload, name)
-            .await?;
-        if last_chunk.is_some() {
-            self.authorize(ctx, Action::UploadLayerPart, name).await?;
-        }
-        let key = self.session(ctx, name, id).await?;
-        self.reserve_blob(digest).await?;
-        // On a digest mismatch the store has discarded the staged bytes: the session is over.
-        let size = self
-            .blobs
-            .finish_upload(key, digest, offset, last_chunk)
-            .await
-            .map_err(Self::upload_store_error)?;
-        self.link(key.owner, digest, size).await?;
-        Ok(size)
-    }
-
-    pub async fn cancel_upload(
-        &self,
-        ctx: &Context,
-        name: &RepositoryName,
-        id: &str,
-    ) -> Result<()> {
-        self.authorize(ctx, Action::UploadLayerPart, name).await?;
-        let key = self.session(ctx, name, id).await?;
-        // Unknown sessions are an error for the client, not a silent success.
-        self.blobs
-            .upload_size(key)
-            .await
-            .map_err(Self::upload_store_error)?;
-        self.blobs.abort_upload(key).await?;
-        Ok(())
     }
 
     // ---- manifests and tags ----
