@@ -89,4 +89,5 @@ def test_the_scan_job_runs_on_one_node_and_moves_when_its_holder_is_killed(berth
     scanned(other, "scanned", "v2")
     found = other.ecr().describe_image_scan_findings(repositoryName="scanned", imageId={"imageTag": "v2"})
     assert found["imageScanStatus"]["status"] == "COMPLETE"
-    assert jobs(other, key)["outbox:scans"]["cursor"] >= 2
+    # The cursor is recorded within a second of the events it passed.
+    wait_until("the cursor to be recorded", lambda: jobs(other, key)["outbox:scans"]["cursor"] >= 2)

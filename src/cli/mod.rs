@@ -688,7 +688,7 @@ async fn admin_command(command: AdminCommand) -> anyhow::Result<()> {
                 for name in &page.items {
                     println!("{name}");
                 }
-                if !page.more {
+                if !page.more() {
                     break;
                 }
                 last = page.items.last().and_then(|n| n.parse().ok());

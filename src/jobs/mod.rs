@@ -29,6 +29,8 @@ use crate::service::{self, Service};
 const BATCH: i64 = 100;
 /// How often an idle consumer looks for events written by other processes.
 const IDLE_POLL: Duration = Duration::from_millis(500);
+/// How often a consumer records its cursor while it has moved.
+const CURSOR_SAVE_MS: i64 = 1000;
 /// How long a consumer waits after a failed batch before trying it again.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
@@ -189,22 +191,39 @@ impl Runner {
             return Ok(());
         };
         tracing::info!(job, fence = lease.fence, "holding job");
-        let mut renew_at = now + self.lease_ms() / 3;
+        let lease_ms = self.lease_ms();
+        let mut renew_at = now + lease_ms / 3;
+        // The cursor is kept here and recorded at most every CURSOR_SAVE (a write per
+        // event would queue behind pushes on SQLite's one writer); after a takeover the
+        // events since the last record are handled again, which handlers allow.
+        let mut cursor = meta.job_cursor(job).await?;
+        let mut saved = cursor;
+        let mut save_at = now + CURSOR_SAVE_MS;
         loop {
             let now = clock::now_ms();
             if now >= renew_at {
-                if !meta.renew_lease(&lease, now, now + self.lease_ms()).await? {
+                if !meta.renew_lease(&lease, now, now + lease_ms).await? {
                     tracing::warn!(job, "lost the job's lease");
                     return Ok(());
                 }
-                renew_at = now + self.lease_ms() / 3;
+                renew_at = now + lease_ms / 3;
             }
-            let cursor = meta.job_cursor(job).await?;
+            if saved < cursor && now >= save_at {
+                if !meta.advance_cursor(&lease, cursor, now).await? {
+                    tracing::warn!(job, "lost the job's lease");
+                    return Ok(());
+                }
+                saved = cursor;
+                save_at = now + CURSOR_SAVE_MS;
+            }
             let events = meta.events_after(cursor, BATCH).await?;
             let Some(last) = events.last().map(|e| e.seq) else {
-                let until_renewal =
-                    Duration::from_millis(u64::try_from(renew_at - now).unwrap_or(0));
-                let _ = tokio::time::timeout(until_renewal.min(IDLE_POLL), wake.changed()).await;
+                let mut until = renew_at - now;
+                if saved < cursor {
+                    until = until.min(save_at - now);
+                }
+                let wait = Duration::from_millis(u64::try_from(until).unwrap_or(0)).min(IDLE_POLL);
+                let _ = tokio::time::timeout(wait, wake.changed()).await;
                 continue;
             };
             for event in events {
@@ -213,11 +232,9 @@ impl Runner {
                     tokio::time::sleep(RETRY_AFTER).await;
                     return Ok(());
                 }
+                cursor = event.seq;
             }
-            if !meta.advance_cursor(&lease, last, clock::now_ms()).await? {
-                tracing::warn!(job, "lost the job's lease");
-                return Ok(());
-            }
+            debug_assert_eq!(cursor, last);
         }
     }
 }

@@ -779,10 +779,11 @@ impl MetaStore {
                 }
             }
             let new_image = inserted > 0 || restored > 0;
+            let mut scan_requested = false;
             if new_image {
                 if let Some(since) = m.scan_unless_since {
                     // Recorded with the push; the scan job completes it (jobs::scans).
-                    sqlx::query(
+                    scan_requested = sqlx::query(
                         "UPDATE manifests SET scan_status = 'IN_PROGRESS', scanned_at = $3,
                              scan_completed_at = NULL
                          WHERE repository_id = $1 AND digest = $2
@@ -793,7 +794,9 @@ impl MetaStore {
                     .bind(m.now_ms)
                     .bind(since)
                     .execute(&mut *tx)
-                    .await?;
+                    .await?
+                    .rows_affected()
+                        > 0;
                 }
             }
             let kind = if new_image {
@@ -803,6 +806,9 @@ impl MetaStore {
             };
             if let Some(kind) = kind {
                 record_event!(tx, kind, &m.source, &digest, m.tag.map(Tag::as_str), m.now_ms);
+            }
+            if scan_requested {
+                record_event!(tx, EventKind::ScanRequested, &m.source, &digest, None::<&str>, m.now_ms);
             }
             tx.commit().await?;
             Ok(PutManifestOutcome::Stored { new_image, tag_changed })

@@ -14,7 +14,7 @@ pub enum EventKind {
     TagMoved,
     TagDeleted,
     ImageDeleted,
-    /// StartImageScan recorded a scan IN_PROGRESS.
+    /// A scan was recorded IN_PROGRESS (by StartImageScan, or by a push scanned on push).
     ScanRequested,
 }
 

@@ -23,7 +23,7 @@ use route::Endpoint;
 use crate::blobs::ByteStream;
 use crate::oci::manifest::{self, MAX_MANIFEST_BYTES};
 use crate::oci::{Digest, Reference, RepositoryName, Tag};
-use crate::service::{ByteRange, Context, Error, Page, Service};
+use crate::service::{ByteRange, Context, Error, Listing, Service};
 
 const API_VERSION: &str = "registry/2.0";
 
@@ -315,12 +315,12 @@ fn blob_created(name: &RepositoryName, digest: &Digest) -> Response<Body> {
 /// A page of names as JSON, with a `Link` to the next page when there is one.
 fn page_response(
     body: serde_json::Value,
-    page: &Page,
+    page: &Listing<String>,
     base: &str,
     n: Option<u32>,
 ) -> Response<Body> {
     let mut r = json_response(StatusCode::OK, body.to_string());
-    if page.more {
+    if page.more() {
         if let Some(last) = page.items.last() {
             let q = serde_urlencoded::to_string([
                 ("n", n.unwrap_or(page.items.len() as u32).to_string()),

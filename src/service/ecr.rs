@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{Action, Context, Error, Result, Service};
+use super::{Action, Context, Error, Listing, Result, Service};
 use crate::clock;
 use crate::meta::{
     ImageDetail, ImageRow, Referrer, Repository, RepositorySettings, StatusFilter, StoredManifest,
@@ -26,25 +26,6 @@ pub struct AuthorizationData {
     pub token: String,
     pub expires_at: i64,
     pub proxy_endpoint: String,
-}
-
-/// One page of a listing and the key to continue after it.
-pub struct Listing<T> {
-    pub items: Vec<T>,
-    pub next: Option<String>,
-}
-
-impl<T> Listing<T> {
-    /// From a query that fetched `limit + 1` rows: the extra row only says more follow,
-    /// and the page's last item is where the next page starts.
-    pub fn from_overfetch(mut items: Vec<T>, limit: u32, key: impl Fn(&T) -> String) -> Listing<T> {
-        let limit = limit as usize;
-        let next = (items.len() > limit).then(|| {
-            items.truncate(limit);
-            items.last().map(&key).unwrap_or_default()
-        });
-        Listing { items, next }
-    }
 }
 
 /// A requested image: by digest, by tag, or both.

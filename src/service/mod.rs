@@ -11,6 +11,7 @@ mod error;
 mod gc;
 mod iam;
 mod lifecycle;
+mod paging;
 mod provisioning;
 mod scanning;
 mod settings;
@@ -25,6 +26,7 @@ use bytes::Bytes;
 pub use ecr::{ImageFailure, ImageFilter, ImageId, LayerCheck, PART_SIZE};
 pub use error::{EcrErrorKind, Error, IamErrorKind, Result};
 pub use iam::{IamCaller, NewIdentity};
+pub use paging::{page_after, Listing};
 pub use provisioning::KeyImport;
 pub use scanning::{RegistryScanning, RepositoryScanning, ScanningFilter, ScanningRule};
 pub use templates::{normalize_prefix, CreationTemplate, TemplateInput};
@@ -187,12 +189,6 @@ fn event_source<'a>(ctx: &'a Context, repo: &'a Repository) -> EventSource<'a> {
         repository_id: repo.id,
         repository_name: repo.name.as_str(),
     }
-}
-
-/// A page of names, and whether more follow.
-pub struct Page {
-    pub items: Vec<String>,
-    pub more: bool,
 }
 
 /// ECR refreshes `lastRecordedPullTime` at most once a day.
@@ -370,17 +366,14 @@ impl Service {
         ctx: &Context,
         last: Option<&RepositoryName>,
         n: Option<u32>,
-    ) -> Result<Page> {
+    ) -> Result<Listing<String>> {
         self.authorize_registry(ctx, Action::DescribeRepositories)
             .await?;
         let limit = n.unwrap_or(DEFAULT_PAGE).min(MAX_PAGE);
         if limit == 0 {
-            return Ok(Page {
-                items: Vec::new(),
-                more: false,
-            });
+            return Ok(Listing::empty());
         }
-        let mut items = self
+        let items = self
             .meta
             .repository_names(
                 &ctx.registry,
@@ -388,9 +381,7 @@ impl Service {
                 i64::from(limit) + 1,
             )
             .await?;
-        let more = items.len() > limit as usize;
-        items.truncate(limit as usize);
-        Ok(Page { items, more })
+        Ok(Listing::from_overfetch(items, limit, Clone::clone))
     }
 
     // ---- blobs ----
@@ -711,23 +702,18 @@ impl Service {
         name: &RepositoryName,
         last: Option<&Tag>,
         n: Option<u32>,
-    ) -> Result<Page> {
+    ) -> Result<Listing<String>> {
         self.authorize(ctx, Action::ListImages, name).await?;
         let repo = self.repository(ctx, name).await?;
         let limit = n.unwrap_or(DEFAULT_PAGE).min(MAX_PAGE);
         if limit == 0 {
-            return Ok(Page {
-                items: Vec::new(),
-                more: false,
-            });
+            return Ok(Listing::empty());
         }
-        let mut items = self
+        let items = self
             .meta
             .tag_names(repo.id, last.map_or("", Tag::as_str), i64::from(limit) + 1)
             .await?;
-        let more = items.len() > limit as usize;
-        items.truncate(limit as usize);
-        Ok(Page { items, more })
+        Ok(Listing::from_overfetch(items, limit, Clone::clone))
     }
 
     /// Manifests in the repository whose subject is `digest`, optionally of one artifact type.

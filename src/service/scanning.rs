@@ -240,10 +240,7 @@ impl Service {
     /// vulnerability database yet, so a scan completes with no findings. Idempotent
     /// (events are delivered at least once).
     pub async fn scan_for_event(&self, event: &Event) -> Result<()> {
-        if matches!(
-            event.kind,
-            EventKind::ImagePushed | EventKind::ScanRequested
-        ) {
+        if event.kind == EventKind::ScanRequested {
             self.meta
                 .complete_scan(event.repository_id, &event.digest, clock::now_ms())
                 .await?;

@@ -13,7 +13,8 @@ use crate::meta::{ImageDetail, Repository, RepositorySettings, StatusFilter};
 use crate::mutability::{self, TagMutability};
 use crate::oci::{Digest, RepositoryName, Tag};
 use crate::service::{
-    Context, CreationTemplate, ImageFilter, ImageId, LayerCheck, Service, TemplateInput, PART_SIZE,
+    page_after, Context, CreationTemplate, ImageFilter, ImageId, LayerCheck, Service,
+    TemplateInput, PART_SIZE,
 };
 
 mod fuzz;
@@ -399,31 +400,6 @@ fn parse_digest(member: &str, s: &str) -> Result<Digest, ApiError> {
             "must satisfy regular expression '[a-zA-Z0-9-_+.]+:[a-fA-F0-9]+'",
         )
     })
-}
-
-/// One page of a list held in memory: the items after the one whose key is `after`
-/// (or, if that one is gone, after the first greater key), and the cursor to continue
-/// from when more follow (for [`with_next`]).
-fn page_after<'a, T>(
-    items: &'a [T],
-    after: Option<&str>,
-    limit: usize,
-    key: impl Fn(&T) -> &str,
-) -> (&'a [T], Option<String>) {
-    let start = after.map_or(0, |a| {
-        items
-            .iter()
-            .position(|x| key(x) == a)
-            .map(|p| p + 1)
-            .or_else(|| items.iter().position(|x| key(x) > a))
-            .unwrap_or(items.len())
-    });
-    let end = items.len().min(start.saturating_add(limit));
-    let page = &items[start..end];
-    let next = (end < items.len())
-        .then(|| page.last().map(|x| key(x).to_owned()))
-        .flatten();
-    (page, next)
 }
 
 fn token(position: &str) -> String {
