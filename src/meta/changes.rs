@@ -28,7 +28,8 @@ pub enum Change {
     Registry(RegistryKey),
     /// IAM identities, their policies, groups and access keys.
     Identities,
-    /// New events in the outbox (jobs that consume it wake up).
+    /// New outbox events a job is waiting for (a requested scan): its consumer wakes
+    /// at once instead of at its next poll.
     Events,
     /// Anything at all: another process changed the metadata.
     Everything,

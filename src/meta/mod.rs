@@ -656,7 +656,11 @@ impl MetaStore {
         m: &NewManifest<'_>,
     ) -> Result<PutManifestOutcome> {
         let _announce = self.changes.announce(Change::Content { repository_id });
-        let _events = self.changes.announce(Change::Events);
+        // Only a requested scan has a job waiting for it; other events are picked up
+        // by the consumers' polling.
+        let _events = m
+            .scan_unless_since
+            .map(|_| self.changes.announce(Change::Events));
         let digest = m.digest.to_string();
         let blobs: Vec<String> = m.blobs.iter().map(ToString::to_string).collect();
         let children: Vec<String> = m.manifests.iter().map(ToString::to_string).collect();
@@ -866,7 +870,6 @@ impl MetaStore {
     ) -> Result<DeleteOutcome> {
         let repository_id = source.repository_id;
         let _announce = self.changes.announce(Change::Content { repository_id });
-        let _events = self.changes.announce(Change::Events);
         let digest = digest.to_string();
         let now = crate::clock::now_ms();
         let deleted = on_write!(self, pool => {
@@ -920,7 +923,6 @@ impl MetaStore {
     pub async fn delete_tag(&self, source: &EventSource<'_>, tag: &Tag) -> Result<bool> {
         let repository_id = source.repository_id;
         let _announce = self.changes.announce(Change::Content { repository_id });
-        let _events = self.changes.announce(Change::Events);
         let now = crate::clock::now_ms();
         let done = on_write!(self, pool => {
             let mut tx = pool.begin().await?;
