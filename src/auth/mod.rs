@@ -305,28 +305,15 @@ impl Authenticator {
         signature: &str,
         now: i64,
     ) -> Option<Principal> {
-        self.check_url(account_id, region, path, expires, signature, now)
-            .then(|| Principal::root(account_id))
-    }
-
-    /// Whether a presigned download URL is genuine and unexpired.
-    fn check_url(
-        &self,
-        account_id: &str,
-        region: &str,
-        path: &str,
-        expires: i64,
-        signature: &str,
-        now: i64,
-    ) -> bool {
         let Ok(sig) = hex::decode(signature) else {
-            return false;
+            return None;
         };
-        now < expires
+        let genuine = now < expires
             && self.token_key.check(
                 format!("{account_id}\n{region}\n{path}\n{expires}").as_bytes(),
                 &sig,
-            )
+            );
+        genuine.then(|| Principal::root(account_id))
     }
 
     /// Judge a registry request's `Authorization` header for a registry in `region`.

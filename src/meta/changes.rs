@@ -54,12 +54,10 @@ impl Feed {
     }
 
     pub fn publish(&self, change: &Change) {
-        // A poisoned lock means a listener panicked; the others still hear it.
-        let listeners = match self.listeners.read() {
-            Ok(l) => l.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        };
-        for l in listeners {
+        // Every write publishes: no copy of the list. A poisoned lock means a listener
+        // panicked; the others still hear it. (Listeners never subscribe from `changed`.)
+        let listeners = self.listeners.read().unwrap_or_else(|p| p.into_inner());
+        for l in listeners.iter() {
             l.changed(change);
         }
     }
