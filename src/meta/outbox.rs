@@ -75,32 +75,57 @@ type EventRow = (
     i64,
 );
 
+/// The statement that appends an event: one round trip on either backend, because it
+/// runs inside every push's transaction, on SQLite's only writer. Both bump the counter
+/// first, so the counter row stays locked until the commit.
+pub(super) trait EventStatement {
+    const RECORD_EVENT: &'static str;
+}
+
+impl EventStatement for sqlx::Postgres {
+    const RECORD_EVENT: &'static str = "WITH s AS (
+            UPDATE change_signals SET value = value + 1 WHERE name = 'outbox_seq' RETURNING value)
+        INSERT INTO outbox (seq, kind, account_id, region, repository_id, repository_name,
+             digest, tag, created_at)
+        SELECT s.value, $1, $2, $3, $4, $5, $6, $7, $8 FROM s";
+}
+
+// SQLite has no UPDATE in a WITH, but takes several statements in one call (sharing the
+// numbered parameters), and its single writer orders them.
+impl EventStatement for sqlx::Sqlite {
+    const RECORD_EVENT: &'static str = "UPDATE change_signals SET value = value + 1 WHERE name = 'outbox_seq';
+        INSERT INTO outbox (seq, kind, account_id, region, repository_id, repository_name,
+             digest, tag, created_at)
+        SELECT value, $1, $2, $3, $4, $5, $6, $7, $8 FROM change_signals WHERE name = 'outbox_seq'";
+}
+
+/// The event statement for the backend of `_tx`.
+pub(super) fn record_event_sql<DB: sqlx::Database + EventStatement>(
+    _tx: &sqlx::Transaction<'_, DB>,
+) -> &'static str {
+    DB::RECORD_EVENT
+}
+
 /// Append an event inside the open transaction `$tx`; the last write before the commit
 /// (it locks the sequence counter until then).
 macro_rules! record_event {
     ($tx:ident, $kind:expr, $src:expr, $digest:expr, $tag:expr, $now:expr) => {{
-        let (seq,): (i64,) = sqlx::query_as(
-            "UPDATE change_signals SET value = value + 1 WHERE name = 'outbox_seq' RETURNING value",
-        )
-        .fetch_one(&mut *$tx)
-        .await?;
         let src: &$crate::meta::EventSource<'_> = $src;
-        sqlx::query(
-            "INSERT INTO outbox (seq, kind, account_id, region, repository_id, repository_name,
-                 digest, tag, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(seq)
-        .bind($kind.as_str())
-        .bind(&src.registry.account_id)
-        .bind(&src.registry.region)
-        .bind(src.repository_id)
-        .bind(src.repository_name)
-        .bind($digest)
-        .bind($tag)
-        .bind($now)
-        .execute(&mut *$tx)
-        .await?;
+        let written = sqlx::query($crate::meta::outbox::record_event_sql(&$tx))
+            .bind($kind.as_str())
+            .bind(&src.registry.account_id)
+            .bind(&src.registry.region)
+            .bind(src.repository_id)
+            .bind(src.repository_name)
+            .bind($digest)
+            .bind($tag)
+            .bind($now)
+            .execute(&mut *$tx)
+            .await?
+            .rows_affected();
+        if written == 0 {
+            return Err($crate::meta::Error::Backend("the outbox counter row is missing".into()));
+        }
     }};
 }
 
