@@ -15,6 +15,103 @@ pub fn is_region(s: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
+/// A validated string value: built by `parse` where it enters, or by `from_store` from
+/// what this program validated before storing it; read as a `&str`.
+macro_rules! validated_string {
+    ($(#[$doc:meta])* $name:ident, $valid:path, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn parse(s: &str) -> Option<$name> {
+                $valid(s).then(|| $name(s.to_owned()))
+            }
+
+            /// A value read back from the metadata store, validated when it was written.
+            pub fn from_store(s: String) -> $name {
+                debug_assert!($valid(&s), "stored {} {s:?}", $what);
+                $name(s)
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+
+        impl PartialEq<String> for $name {
+            fn eq(&self, other: &String) -> bool {
+                &self.0 == other
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<$name, String> {
+                $name::parse(s).ok_or_else(|| format!("'{s}' is not {}", $what))
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<$name, D::Error> {
+                let s = String::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+validated_string!(
+    /// An account id, 12 digits.
+    AccountId,
+    is_account_id,
+    "an account id (12 digits)"
+);
+
+validated_string!(
+    /// A region name (`us-east-1`).
+    Region,
+    is_region,
+    "a region name (like us-east-1)"
+);
+
 /// An ARN: `arn:aws:<service>:<region>:<account>:<resource>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Arn {
@@ -135,5 +232,13 @@ mod tests {
     fn account_ids_and_regions() {
         assert!(is_account_id("123456789012") && !is_account_id("12345678901a"));
         assert!(is_region("eu-west-3") && !is_region("EU") && !is_region("a"));
+        let id: AccountId = "123456789012".parse().expect("valid");
+        assert_eq!(id, "123456789012");
+        assert!("1234".parse::<AccountId>().is_err());
+        assert!(serde_json::from_str::<Region>("\"EU\"").is_err());
+        assert_eq!(
+            serde_json::to_string(&Region::parse("eu-west-3").expect("valid")).expect("json"),
+            "\"eu-west-3\""
+        );
     }
 }

@@ -8,7 +8,7 @@ use anyhow::{bail, Context as _};
 use clap::Args;
 use serde::Deserialize;
 
-use crate::aws::{is_account_id, is_region};
+use crate::aws::{AccountId, Region};
 use crate::http::conn::Timeouts;
 use crate::public_url::PublicUrl;
 
@@ -136,8 +136,8 @@ pub struct Settings {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub metadata: Option<String>,
-    pub account_id: String,
-    pub region: String,
+    pub account_id: AccountId,
+    pub region: Region,
     pub domain: String,
     /// `--public-url`, when given; otherwise derived from the listener once bound.
     pub public_url: Option<PublicUrl>,
@@ -296,17 +296,17 @@ impl Settings {
             .clone()
             .or(file.account_id)
             .unwrap_or_else(|| DEFAULT_ACCOUNT_ID.to_owned());
-        if !is_account_id(&account_id) {
+        let Some(account_id) = AccountId::parse(&account_id) else {
             bail!("--account-id '{account_id}' must be 12 digits");
-        }
+        };
         let region = args
             .region
             .clone()
             .or(file.region)
             .unwrap_or_else(|| DEFAULT_REGION.to_owned());
-        if !is_region(&region) {
+        let Some(region) = Region::parse(&region) else {
             bail!("--region '{region}' is not a region name (like us-east-1)");
-        }
+        };
         let master_key_file = args
             .master_key_file
             .clone()

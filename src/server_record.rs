@@ -1,6 +1,7 @@
 //! `<data-dir>/server.json`: where the server that uses a data directory was last
 //! reached, so that `berth env` and `berth admin` find it without being told.
 
+use crate::aws::{AccountId, Region};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -14,8 +15,8 @@ pub struct ServerRecord {
     /// What the server advertises (`--public-url`, or derived from the listener).
     pub public_url: String,
     /// The server's default registry: what `berth env` points the CLI at.
-    pub account_id: String,
-    pub region: String,
+    pub account_id: AccountId,
+    pub region: Region,
     pub pid: u32,
 }
 
@@ -80,8 +81,8 @@ mod tests {
         let r = ServerRecord {
             endpoint: "http://127.0.0.1:5000".into(),
             public_url: "http://localhost:5000".into(),
-            account_id: "000000000000".into(),
-            region: "eu-west-1".into(),
+            account_id: "000000000000".parse().expect("an account id"),
+            region: "eu-west-1".parse().expect("a region"),
             pid: 7,
         };
         r.write(dir.path()).expect("write");

@@ -45,8 +45,8 @@ async fn server() -> Server {
     let hosts = HostRouting {
         domain: "localhost".into(),
         default: RegistryKey {
-            account_id: ACCOUNT.into(),
-            region: "us-east-1".into(),
+            account_id: ACCOUNT.parse().expect("an account id"),
+            region: "us-east-1".parse().expect("a region"),
         },
     };
     Server {

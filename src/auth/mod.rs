@@ -9,6 +9,7 @@ pub mod token;
 pub use keys::{KeyOwnerIdentity, KeySource, KeyStore, StoredKey};
 pub use principal::{Principal, RoleSession, Seal};
 
+use crate::aws::Region;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -110,6 +111,7 @@ pub enum Signer {
 /// A request whose headers passed [`Authenticator::api_precheck`].
 pub struct PendingCaller {
     presented: sigv4::Presented,
+    region: Region,
     signer: Signer,
 }
 
@@ -117,7 +119,7 @@ pub struct PendingCaller {
 #[derive(Debug, Clone)]
 pub struct ApiCaller {
     pub principal: Principal,
-    pub region: String,
+    pub region: Region,
 }
 
 const CACHE_LIMIT: usize = 10_000;
@@ -173,9 +175,7 @@ impl Authenticator {
     ) -> Result<PendingCaller, ApiAuthError> {
         let presented = sigv4::presented(headers, query)?;
         sigv4::check_scope(&presented, service, now)?;
-        if !crate::aws::is_region(&presented.region) {
-            return Err(sigv4::SigError::WrongRegion.into());
-        }
+        let region = Region::parse(&presented.region).ok_or(sigv4::SigError::WrongRegion)?;
         let signer = if self.dev {
             Signer::Dev(Principal::root(&self.default_account))
         } else if presented.access_key_id.starts_with("ASIA") {
@@ -190,7 +190,11 @@ impl Authenticator {
                 .ok_or(ApiAuthError::UnrecognizedClient)?;
             Signer::Key(key)
         };
-        Ok(PendingCaller { presented, signer })
+        Ok(PendingCaller {
+            presented,
+            region,
+            signer,
+        })
     }
 
     /// Finish [`api_precheck`](Self::api_precheck) once the body's hash is known.
@@ -200,7 +204,11 @@ impl Authenticator {
         req: &sigv4::RequestParts<'_>,
         now: i64,
     ) -> Result<ApiCaller, ApiAuthError> {
-        let PendingCaller { presented, signer } = pending;
+        let PendingCaller {
+            presented,
+            region,
+            signer,
+        } = pending;
         let principal = match signer {
             Signer::Dev(principal) => principal,
             Signer::Key(key) => {
@@ -215,10 +223,7 @@ impl Authenticator {
                 session.principal
             }
         };
-        Ok(ApiCaller {
-            principal,
-            region: presented.region,
-        })
+        Ok(ApiCaller { principal, region })
     }
 
     /// The session a request signed with STS temporary credentials claims: the session

@@ -15,7 +15,7 @@ use anyhow::{bail, Context as _};
 use serde::Deserialize;
 
 use crate::auth::Principal;
-use crate::aws::{is_account_id, is_region};
+use crate::aws::{AccountId, Region};
 use crate::meta::{AccessKey, IdentityKind, RegistryKey, RepositorySettings};
 use crate::mutability::{self, TagMutability};
 use crate::oci::RepositoryName;
@@ -33,7 +33,7 @@ pub struct BootstrapFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Account {
-    pub id: String,
+    pub id: AccountId,
     /// Access keys of the account's root.
     #[serde(default)]
     pub root_keys: Vec<Key>,
@@ -50,7 +50,7 @@ pub struct Account {
     pub repositories: Vec<Repository>,
     /// Registry policy per region.
     #[serde(default)]
-    pub registry_policy: BTreeMap<String, Document>,
+    pub registry_policy: BTreeMap<Region, Document>,
 }
 
 /// An access key with its secret given in the file (reproducible CI credentials).
@@ -122,7 +122,7 @@ pub struct Role {
 pub struct Repository {
     pub name: String,
     /// Defaults to the server's default region.
-    pub region: Option<String>,
+    pub region: Option<Region>,
     pub image_tag_mutability: Option<String>,
     /// Wildcard filters for the `*_WITH_EXCLUSION` mutabilities.
     #[serde(default)]
@@ -166,9 +166,6 @@ impl BootstrapFile {
     /// What can be checked without the database.
     fn check(&self) -> anyhow::Result<()> {
         for a in &self.accounts {
-            if !is_account_id(&a.id) {
-                bail!("account id '{}' must be 12 digits", a.id);
-            }
             let keys = a
                 .root_keys
                 .iter()
@@ -179,18 +176,6 @@ impl BootstrapFile {
             for u in &a.users {
                 if u.keys.len() > 2 {
                     bail!("user {}: at most 2 access keys (IAM's quota)", u.name);
-                }
-            }
-            for r in &a.repositories {
-                if let Some(region) = &r.region {
-                    if !is_region(region) {
-                        bail!("repository {}: '{region}' is not a region name", r.name);
-                    }
-                }
-            }
-            for region in a.registry_policy.keys() {
-                if !is_region(region) {
-                    bail!("registry_policy: '{region}' is not a region name");
                 }
             }
         }
@@ -243,7 +228,7 @@ pub struct Applied {
 pub async fn apply(
     service: &Service,
     file: &BootstrapFile,
-    default_region: &str,
+    default_region: &Region,
 ) -> anyhow::Result<Applied> {
     let mut applied = Applied::default();
     for a in &file.accounts {
@@ -263,7 +248,7 @@ pub async fn apply(
     for a in &file.accounts {
         let step = Step::new(service, &a.id);
         for r in &a.repositories {
-            let region = r.region.as_deref().unwrap_or(default_region);
+            let region = r.region.as_ref().unwrap_or(default_region);
             step.repository(r, region, &mut applied)
                 .await
                 .with_context(|| format!("bootstrap: account {}, repository {}", a.id, r.name))?;
@@ -283,7 +268,7 @@ pub async fn apply(
 /// Applying one account's part, as its root.
 struct Step<'a> {
     service: &'a Service,
-    account: &'a str,
+    account: &'a AccountId,
     /// The account's root, for what the IAM operations do.
     caller: IamCaller,
     /// Berth itself, for provisioning (accounts, keys with given secrets).
@@ -291,7 +276,7 @@ struct Step<'a> {
 }
 
 impl<'a> Step<'a> {
-    fn new(service: &'a Service, account: &'a str) -> Step<'a> {
+    fn new(service: &'a Service, account: &'a AccountId) -> Step<'a> {
         Step {
             service,
             account,
@@ -303,11 +288,11 @@ impl<'a> Step<'a> {
         }
     }
 
-    fn ctx(&self, region: &str) -> Context {
+    fn ctx(&self, region: &Region) -> Context {
         Context {
             registry: RegistryKey {
-                account_id: self.account.to_owned(),
-                region: region.to_owned(),
+                account_id: self.account.clone(),
+                region: region.clone(),
             },
             principal: self.caller.principal.clone(),
             source_ip: None,
@@ -526,7 +511,7 @@ impl<'a> Step<'a> {
         let key = AccessKey {
             access_key_id: k.id.clone(),
             secret_access_key: k.secret.clone(),
-            account_id: self.account.to_owned(),
+            account_id: self.account.to_string(),
             principal_arn: owner_arn.to_owned(),
             active: k.active,
         };
@@ -547,7 +532,7 @@ impl<'a> Step<'a> {
     async fn repository(
         &self,
         r: &Repository,
-        region: &str,
+        region: &Region,
         applied: &mut Applied,
     ) -> anyhow::Result<()> {
         let name: RepositoryName = r

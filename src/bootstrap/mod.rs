@@ -51,7 +51,7 @@ pub async fn identity(service: &Service, settings: &Settings) -> anyhow::Result<
             let key = AccessKey {
                 access_key_id: id,
                 secret_access_key: secret,
-                account_id: account.clone(),
+                account_id: account.to_string(),
                 principal_arn: root_arn,
                 active: true,
             };

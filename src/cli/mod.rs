@@ -57,7 +57,7 @@ enum AdminCommand {
     /// Create an account (if new) with a new root access key, and print the key.
     CreateAccount {
         /// The account id, 12 digits
-        account_id: String,
+        account_id: crate::aws::AccountId,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -290,8 +290,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         public_url = %public,
         data_dir = %settings.data_dir.display(),
         metadata = service.meta().backend_name(),
-        account_id = settings.account_id,
-        region = settings.region,
+        account_id = %settings.account_id,
+        region = %settings.region,
         dev = settings.dev,
         "berth started"
     );
@@ -443,7 +443,7 @@ fn start_jobs(service: &Arc<Service>, settings: &Settings) {
 async fn apply_bootstrap(
     service: &Service,
     path: &std::path::Path,
-    region: &str,
+    region: &crate::aws::Region,
 ) -> anyhow::Result<bootstrap::file::Applied> {
     let file = bootstrap::file::BootstrapFile::read(path)?;
     let applied = bootstrap::file::apply(service, &file, region)
@@ -529,9 +529,6 @@ async fn admin_command(command: AdminCommand) -> anyhow::Result<()> {
             );
         }
         AdminCommand::CreateAccount { account_id, store } => {
-            if !crate::aws::is_account_id(&account_id) {
-                anyhow::bail!("account id '{account_id}' must be 12 digits");
-            }
             let settings = Settings::from_store(&store)?;
             let service = open_service(&settings, admin_public_url(&settings)).await?;
             let key = bootstrap::root_key(&service, &account_id).await?;

@@ -3,7 +3,7 @@
 
 use axum::http::{header, HeaderMap};
 
-use crate::aws::{is_account_id, is_region};
+use crate::aws::{AccountId, Region};
 use crate::meta::RegistryKey;
 
 #[derive(Debug, Clone)]
@@ -27,14 +27,12 @@ impl HostRouting {
         let mut parts = rest.split('.');
         let (account, dkr, ecr, region) =
             (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-        let ok = parts.next().is_none()
-            && dkr == "dkr"
-            && ecr == "ecr"
-            && is_account_id(account)
-            && is_region(region);
-        ok.then(|| RegistryKey {
-            account_id: account.to_owned(),
-            region: region.to_owned(),
+        if parts.next().is_some() || dkr != "dkr" || ecr != "ecr" {
+            return None;
+        }
+        Some(RegistryKey {
+            account_id: AccountId::parse(account)?,
+            region: Region::parse(region)?,
         })
     }
 }
@@ -58,8 +56,8 @@ mod tests {
         HostRouting {
             domain: "localhost".into(),
             default: RegistryKey {
-                account_id: "000000000000".into(),
-                region: "us-east-1".into(),
+                account_id: AccountId::parse("000000000000").expect("an account id"),
+                region: Region::parse("us-east-1").expect("a region"),
             },
         }
     }

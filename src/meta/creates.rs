@@ -93,17 +93,14 @@ fn insert_sql(rows: usize) -> Arc<str> {
 /// Who gets which inserted row: the first request for each name. A later request in
 /// the same batch for the same name found it taken.
 fn assign(batch: &[NewRepository], inserted: Vec<InsertedRow>) -> Vec<Option<i64>> {
-    let mut by_name: HashMap<(String, String, String), i64> = inserted
-        .into_iter()
-        .map(|(id, account, region, name)| ((account, region, name), id))
-        .collect();
+    let mut by_name: HashMap<(&str, &str, &str), i64> = owners(&inserted);
     batch
         .iter()
         .map(|n| {
             by_name.remove(&(
-                n.registry.account_id.clone(),
-                n.registry.region.clone(),
-                n.name.clone(),
+                n.registry.account_id.as_str(),
+                n.registry.region.as_str(),
+                n.name.as_str(),
             ))
         })
         .collect()

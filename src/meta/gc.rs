@@ -176,7 +176,7 @@ impl MetaStore {
         Ok(rows
             .into_iter()
             .map(|(account_id, region, name, blobs, bytes)| RepositoryUsage {
-                registry: RegistryKey { account_id, region },
+                registry: RegistryKey::from_store(account_id, region),
                 name,
                 blobs,
                 bytes,

@@ -114,7 +114,7 @@ impl MetaStore {
             .into_iter()
             .map(|(id, account_id, region, name, policy)| LifecycleTarget {
                 repository_id: id,
-                registry: RegistryKey { account_id, region },
+                registry: RegistryKey::from_store(account_id, region),
                 name,
                 policy,
             })
@@ -221,7 +221,7 @@ impl MetaStore {
             .map(
                 |(account_id, region, repository, digest, tags, action, rule_priority, at)| {
                     LifecycleEvent {
-                        registry: RegistryKey { account_id, region },
+                        registry: RegistryKey::from_store(account_id, region),
                         repository,
                         digest,
                         tags: tags

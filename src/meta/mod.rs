@@ -18,6 +18,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+use crate::aws::{AccountId, Region};
 use crate::mutability::TagMutability;
 use crate::oci::{Digest, RepositoryName, Tag};
 
@@ -72,9 +73,49 @@ pub type Result<T> = std::result::Result<T, Error>;
 /// Which registry (account, region) a row belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RegistryKey {
-    pub account_id: String,
-    pub region: String,
+    pub account_id: AccountId,
+    pub region: Region,
 }
+
+impl RegistryKey {
+    /// The registry of a stored row.
+    fn from_store(account_id: String, region: String) -> RegistryKey {
+        RegistryKey {
+            account_id: AccountId::from_store(account_id),
+            region: Region::from_store(region),
+        }
+    }
+}
+
+/// Account ids and regions are bound as the strings they are.
+macro_rules! bind_as_string {
+    ($($t:ty),*) => {$(
+        impl<DB: sqlx::Database> sqlx::Type<DB> for $t
+        where
+            String: sqlx::Type<DB>,
+        {
+            fn type_info() -> DB::TypeInfo {
+                <String as sqlx::Type<DB>>::type_info()
+            }
+            fn compatible(ty: &DB::TypeInfo) -> bool {
+                <String as sqlx::Type<DB>>::compatible(ty)
+            }
+        }
+
+        impl<'q, DB: sqlx::Database> sqlx::Encode<'q, DB> for $t
+        where
+            String: sqlx::Encode<'q, DB>,
+        {
+            fn encode_by_ref(
+                &self,
+                buf: &mut <DB as sqlx::Database>::ArgumentBuffer<'q>,
+            ) -> std::result::Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+                <String as sqlx::Encode<'q, DB>>::encode(self.as_str().to_owned(), buf)
+            }
+        }
+    )*};
+}
+bind_as_string!(AccountId, Region);
 
 #[derive(Debug, Clone)]
 pub struct Repository {
@@ -1089,8 +1130,8 @@ mod contract_tests {
 
     fn reg(account: &str) -> RegistryKey {
         RegistryKey {
-            account_id: account.into(),
-            region: "us-east-1".into(),
+            account_id: account.parse().expect("an account id"),
+            region: "us-east-1".parse().expect("a region"),
         }
     }
 

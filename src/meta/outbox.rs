@@ -93,7 +93,8 @@ impl EventStatement for sqlx::Postgres {
 // SQLite has no UPDATE in a WITH, but takes several statements in one call (sharing the
 // numbered parameters), and its single writer orders them.
 impl EventStatement for sqlx::Sqlite {
-    const RECORD_EVENT: &'static str = "UPDATE change_signals SET value = value + 1 WHERE name = 'outbox_seq';
+    const RECORD_EVENT: &'static str =
+        "UPDATE change_signals SET value = value + 1 WHERE name = 'outbox_seq';
         INSERT INTO outbox (seq, kind, account_id, region, repository_id, repository_name,
              digest, tag, created_at)
         SELECT value, $1, $2, $3, $4, $5, $6, $7, $8 FROM change_signals WHERE name = 'outbox_seq'";
@@ -124,7 +125,9 @@ macro_rules! record_event {
             .await?
             .rows_affected();
         if written == 0 {
-            return Err($crate::meta::Error::Backend("the outbox counter row is missing".into()));
+            return Err($crate::meta::Error::Backend(
+                "the outbox counter row is missing".into(),
+            ));
         }
     }};
 }
@@ -148,7 +151,7 @@ impl MetaStore {
                     Some(Event {
                         seq,
                         kind: EventKind::parse(&kind)?,
-                        registry: RegistryKey { account_id, region },
+                        registry: RegistryKey::from_store(account_id, region),
                         repository_id,
                         repository_name: name,
                         digest,

@@ -259,7 +259,7 @@ impl Service {
         }
         // The fast path: a root in its own registry with no resource policy to deny it.
         if caller.kind == iam::CallerKind::Account
-            && caller.account_id == ctx.registry.account_id
+            && ctx.registry.account_id == caller.account_id
             && resource_policies.is_empty()
         {
             return Ok(());

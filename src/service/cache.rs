@@ -36,9 +36,9 @@ struct RepoEntries {
 struct Inner {
     /// Bumped when another process changed the metadata: every older read is suspect.
     epoch: u64,
-    repositories: HashMap<(String, String, String), Repository>,
+    repositories: HashMap<(RegistryKey, String), Repository>,
     /// The key of each cached repository row, by id (changes name repositories by id).
-    repository_keys: HashMap<i64, (String, String, String)>,
+    repository_keys: HashMap<i64, (RegistryKey, String)>,
     repos: HashMap<i64, RepoEntries>,
     scanning: HashMap<RegistryKey, RegistryScanning>,
     manifest_bytes: usize,
@@ -84,7 +84,7 @@ impl ReadCache {
         let inner = self.lock()?;
         inner
             .repositories
-            .get(&(reg.account_id.clone(), reg.region.clone(), name.to_owned()))
+            .get(&(reg.clone(), name.to_owned()))
             .cloned()
     }
 
@@ -92,11 +92,7 @@ impl ReadCache {
         if let Some(mut inner) = self.lock() {
             Self::make_room(&mut inner, 0);
             inner.entries += 1;
-            let key = (
-                reg.account_id.clone(),
-                reg.region.clone(),
-                repo.name.to_string(),
-            );
+            let key = (reg.clone(), repo.name.to_string());
             inner.repository_keys.insert(repo.id, key.clone());
             inner.repositories.insert(key, repo.clone());
         }

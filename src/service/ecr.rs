@@ -2,6 +2,7 @@
 //! these share repositories, images and uploads: a docker push and a PutImage obey the
 //! same rules because they run the same code.
 
+use crate::aws::AccountId;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -362,7 +363,7 @@ impl Service {
         &self,
         ctx: &Context,
         auth: &crate::auth::Authenticator,
-        registry_ids: &[String],
+        registry_ids: &[AccountId],
     ) -> Result<Vec<AuthorizationData>> {
         self.authorize_registry(ctx, Action::GetAuthorizationToken)
             .await?;

@@ -1,6 +1,7 @@
 //! The service layer's error: every condition a caller can meet, in ECR's terms.
 //! Each front end maps it to its wire format in exactly one place.
 
+use crate::aws::AccountId;
 use crate::oci::name::{InvalidName, InvalidTag};
 
 #[derive(Debug, thiserror::Error)]
@@ -8,11 +9,17 @@ pub enum Error {
     #[error(
         "The repository with name '{name}' does not exist in the registry with id '{registry_id}'"
     )]
-    RepositoryNotFound { name: String, registry_id: String },
+    RepositoryNotFound {
+        name: String,
+        registry_id: AccountId,
+    },
     #[error(
         "The repository with name '{name}' already exists in the registry with id '{registry_id}'"
     )]
-    RepositoryAlreadyExists { name: String, registry_id: String },
+    RepositoryAlreadyExists {
+        name: String,
+        registry_id: AccountId,
+    },
     #[error("Invalid parameter at 'repositoryName' failed to satisfy constraint: '{0}'")]
     InvalidRepositoryName(InvalidName),
     #[error("Invalid parameter at 'imageTag' failed to satisfy constraint: '{0}'")]
@@ -54,13 +61,13 @@ pub enum Error {
     ManifestBlobsMissing {
         digests: Vec<String>,
         name: String,
-        registry_id: String,
+        registry_id: AccountId,
     },
     #[error("Manifests with digests '[{}]' referenced by the index do not exist in the repository with name '{name}' in the registry with id '{registry_id}'", digests.join(", "))]
     ManifestChildrenMissing {
         digests: Vec<String>,
         name: String,
-        registry_id: String,
+        registry_id: AccountId,
     },
     #[error("{0}")]
     AccessDenied(String),
@@ -71,7 +78,7 @@ pub enum Error {
         digest: String,
         tag: Option<String>,
         name: String,
-        registry_id: String,
+        registry_id: AccountId,
     },
     #[error("Provided digest {given} does not match the digest {computed} of the image manifest")]
     ImageDigestMismatch { given: String, computed: String },
@@ -80,10 +87,13 @@ pub enum Error {
         digest: Option<String>,
         tag: Option<String>,
         name: String,
-        registry_id: String,
+        registry_id: AccountId,
     },
     #[error("The repository with name '{name}' in registry with id '{registry_id}' cannot be deleted because it still contains images")]
-    RepositoryNotEmpty { name: String, registry_id: String },
+    RepositoryNotEmpty {
+        name: String,
+        registry_id: AccountId,
+    },
     #[error("The repository can carry at most 50 tags")]
     TooManyTags,
     #[error("{reason}")]
@@ -104,9 +114,12 @@ pub enum Error {
     #[error("{0}")]
     InvalidParameter(String),
     #[error("Repository policy does not exist for the repository with name '{name}' in the registry with id '{registry_id}'")]
-    RepositoryPolicyNotFound { name: String, registry_id: String },
+    RepositoryPolicyNotFound {
+        name: String,
+        registry_id: AccountId,
+    },
     #[error("Registry policy does not exist in the registry with id '{0}'")]
-    RegistryPolicyNotFound(String),
+    RegistryPolicyNotFound(AccountId),
     /// IAM's own errors (the IAM/STS front end names them).
     #[error("{1}")]
     Iam(IamErrorKind, String),

@@ -294,8 +294,8 @@ impl Service {
             };
             tracing::info!(
                 target: "lifecycle",
-                account_id = event.registry.account_id,
-                region = event.registry.region,
+                account_id = %event.registry.account_id,
+                region = %event.registry.region,
                 repository = event.repository,
                 digest = event.digest,
                 tags = event.tags.join(","),

@@ -17,7 +17,8 @@ use serde_json::Value;
 pub use error::ApiError;
 pub use ops::{operations_markdown, Operation, OPERATIONS};
 
-use crate::auth::Authenticator;
+use crate::auth::{Authenticator, Principal};
+use crate::aws::AccountId;
 use crate::meta::RegistryKey;
 use crate::service::{Context, Service};
 
@@ -92,18 +93,11 @@ async fn run(
             "Start of structure or map found where not expected.",
         ));
     }
-    let account_id = caller.principal.account_id().unwrap_or_default().to_owned();
     let registry_id = match input.get("registryId") {
-        Some(Value::String(id)) => {
-            if !crate::aws::is_account_id(id) {
-                return Err(ApiError::invalid(
-                    "registryId",
-                    "must satisfy regular expression '[0-9]{12}'",
-                ));
-            }
-            id.clone()
-        }
-        Some(Value::Null) | None => account_id,
+        Some(Value::String(id)) => AccountId::parse(id).ok_or_else(|| {
+            ApiError::invalid("registryId", "must satisfy regular expression '[0-9]{12}'")
+        })?,
+        Some(Value::Null) | None => caller_registry(&caller.principal)?,
         Some(_) => return Err(ApiError::serialization("Expected a string for registryId")),
     };
     let ctx = Context {
@@ -130,4 +124,12 @@ fn operation(parts: &axum::http::request::Parts) -> Result<&str, ApiError> {
         .and_then(|t| t.strip_prefix(TARGET_PREFIX))
         .filter(|op| ops::is_operation(op))
         .ok_or_else(ApiError::unknown_operation)
+}
+
+/// The caller's own registry, the default of `registryId`. (Only Berth's system
+/// principal has no account, and it never signs a request.)
+fn caller_registry(p: &Principal) -> Result<AccountId, ApiError> {
+    p.account_id()
+        .and_then(AccountId::parse)
+        .ok_or_else(|| ApiError::new("ServerException", "the caller belongs to no account"))
 }

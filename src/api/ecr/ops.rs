@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 
 use super::ApiError;
 use crate::auth::Authenticator;
-use crate::aws::Arn;
+use crate::aws::{AccountId, Arn, Region};
 use crate::meta::{ImageDetail, Repository, RepositorySettings, StatusFilter};
 use crate::mutability::{self, TagMutability};
 use crate::oci::{Digest, RepositoryName, Tag};
@@ -575,8 +575,8 @@ fn repository_from_arn(ctx: &Context, arn: &str) -> Result<(Context, RepositoryN
     let (account, region, name) = arn.as_repository().ok_or_else(invalid)?;
     let name = name.parse().map_err(|_| invalid())?;
     let mut ctx = ctx.clone();
-    ctx.registry.account_id = (*account).to_owned();
-    ctx.registry.region = (*region).to_owned();
+    ctx.registry.account_id = AccountId::parse(account).ok_or_else(invalid)?;
+    ctx.registry.region = Region::parse(region).ok_or_else(invalid)?;
     Ok((ctx, name))
 }
 

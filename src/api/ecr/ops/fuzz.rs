@@ -10,6 +10,7 @@ use super::{
     parse_repository_name, parse_tag, policy_text, repository_from_arn, resource_tags,
     template_input, template_prefix, token, with_next, Input,
 };
+use crate::aws::{AccountId, Region};
 use crate::meta::RegistryKey;
 use crate::service::{Context, Principal};
 
@@ -23,8 +24,8 @@ pub(crate) fn exercise_input(v: Value) {
     }
     let ctx = Context {
         registry: RegistryKey {
-            account_id: "123456789012".into(),
-            region: "us-east-1".into(),
+            account_id: AccountId::parse("123456789012").expect("an account id"),
+            region: Region::parse("us-east-1").expect("a region"),
         },
         principal: Principal::system_as_root("123456789012", "fuzzing"),
         source_ip: None,

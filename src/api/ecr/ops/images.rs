@@ -9,15 +9,16 @@ pub(super) async fn get_authorization_token(
     ctx: &Context,
     i: &Input,
 ) -> OpResult {
-    let ids = i.strings("registryIds", 10)?.unwrap_or_default();
-    for id in &ids {
-        if !crate::aws::is_account_id(id) {
-            return Err(ApiError::invalid(
-                "registryIds",
-                "must satisfy regular expression '[0-9]{12}'",
-            ));
-        }
-    }
+    let ids = i
+        .strings("registryIds", 10)?
+        .unwrap_or_default()
+        .iter()
+        .map(|id| {
+            AccountId::parse(id).ok_or_else(|| {
+                ApiError::invalid("registryIds", "must satisfy regular expression '[0-9]{12}'")
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let data = service.authorization_tokens(ctx, auth, &ids).await?;
     let items: Vec<Value> = data
         .iter()
