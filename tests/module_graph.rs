@@ -138,7 +138,17 @@ fn the_storage_and_vocabulary_layers_import_nothing_above_them() {
         "jobs",
         "bootstrap",
     ];
-    for low in ["meta", "blobs", "oci", "aws", "iam", "auth"] {
+    let vocabulary = [
+        "aws",
+        "mutability",
+        "resource_tags",
+        "scan_rules",
+        "storage_class",
+    ];
+    for low in ["meta", "blobs", "oci", "iam", "auth"]
+        .into_iter()
+        .chain(vocabulary)
+    {
         let bad: Vec<&String> = g[low]
             .iter()
             .filter(|d| above.contains(&d.as_str()))

@@ -19,6 +19,7 @@ use crate::aws::{AccountId, Region};
 use crate::meta::{AccessKey, IdentityKind, RegistryKey, RepositorySettings};
 use crate::mutability::{self, TagMutability};
 use crate::oci::RepositoryName;
+use crate::resource_tags::ResourceTags;
 use crate::service::{Context, Error, IamCaller, KeyImport, NewIdentity, Service};
 
 /// The whole file.
@@ -129,8 +130,14 @@ pub struct Repository {
     pub image_tag_mutability_exclusion_filters: Vec<String>,
     pub scan_on_push: Option<bool>,
     pub policy: Option<Document>,
-    #[serde(default)]
-    pub tags: BTreeMap<String, String>,
+    /// A table of key = value.
+    #[serde(default, deserialize_with = "tags_table")]
+    pub tags: ResourceTags,
+}
+
+fn tags_table<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ResourceTags, D::Error> {
+    let table = BTreeMap::<String, String>::deserialize(d)?;
+    ResourceTags::parse(table.into_iter().collect()).map_err(serde::de::Error::custom)
 }
 
 /// A policy document: JSON text in a string, or written as a TOML/JSON table.
@@ -540,7 +547,6 @@ impl<'a> Step<'a> {
             .parse()
             .map_err(|e| anyhow::anyhow!("invalid repository name: {e}"))?;
         let ctx = self.ctx(region);
-        let tags: Vec<(String, String)> = r.tags.clone().into_iter().collect();
         let mutability = mutability(r)?;
         let mut settings = RepositorySettings::default();
         if let Some(m) = &mutability {
@@ -551,7 +557,7 @@ impl<'a> Step<'a> {
         }
         match self
             .service
-            .create_repository_with(&ctx, &name, &settings, &tags)
+            .create_repository_with(&ctx, &name, &settings, &r.tags)
             .await
         {
             Ok(_) => applied.created += 1,
@@ -568,9 +574,9 @@ impl<'a> Step<'a> {
                         .await
                         .map_err(described)?;
                 }
-                if !tags.is_empty() {
+                if !r.tags.is_empty() {
                     self.service
-                        .tag_resource(&ctx, &name, &tags)
+                        .tag_resource(&ctx, &name, &r.tags)
                         .await
                         .map_err(described)?;
                 }
@@ -664,7 +670,7 @@ mod tests {
             image_tag_mutability_exclusion_filters: filters.iter().map(|s| s.to_string()).collect(),
             scan_on_push: None,
             policy: None,
-            tags: BTreeMap::new(),
+            tags: ResourceTags::default(),
         };
         assert_eq!(
             mutability(&repo(Some("IMMUTABLE"), &[]))

@@ -521,7 +521,7 @@ async fn admin_command(command: AdminCommand) -> anyhow::Result<()> {
                 source_ip: None,
             };
             let repo = service
-                .create_repository_with(&ctx, &name, &Default::default(), &[])
+                .create_repository_with(&ctx, &name, &Default::default(), &Default::default())
                 .await?;
             println!(
                 "created repository {} in registry {} ({})",

@@ -39,11 +39,7 @@ pub enum TagSelection {
     Patterns(Vec<String>),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum StorageClass {
-    Standard,
-    Archive,
-}
+pub use crate::storage_class::StorageClass;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Count {

@@ -3,6 +3,7 @@
 
 use super::changes::Change;
 use super::{Db, MetaStore, RegistryKey, Result};
+use crate::storage_class::StorageClass;
 
 /// An image as lifecycle evaluation sees it (times in ms).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,8 +12,7 @@ pub struct LifecycleImageRow {
     pub tags: Vec<String>,
     pub pushed_at: i64,
     pub last_pulled_at: Option<i64>,
-    /// `STANDARD` or `ARCHIVE`.
-    pub storage_class: String,
+    pub storage_class: StorageClass,
     pub transitioned_at: Option<i64>,
 }
 
@@ -162,7 +162,8 @@ impl MetaStore {
                         digest,
                         pushed_at,
                         last_pulled_at,
-                        storage_class,
+                        // Only this module writes the column, with these names.
+                        storage_class: StorageClass::parse(&storage_class).unwrap_or_default(),
                         transitioned_at,
                     }
                 },

@@ -3,6 +3,8 @@
 //! same rules because they run the same code.
 
 use crate::aws::AccountId;
+use crate::resource_tags::ResourceTags;
+use crate::storage_class::StorageClass;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -108,8 +110,9 @@ impl Service {
         ctx: &Context,
         name: &RepositoryName,
         settings: &RepositorySettings,
-        tags: &[(String, String)],
+        tags: &ResourceTags,
     ) -> Result<Repository> {
+        let tags = tags.as_pairs();
         self.authorize_creation(ctx, name, tags).await?;
         if tags.len() as i64 > MAX_RESOURCE_TAGS {
             return Err(Error::TooManyTags);
@@ -328,8 +331,9 @@ impl Service {
         &self,
         ctx: &Context,
         name: &RepositoryName,
-        tags: &[(String, String)],
+        tags: &ResourceTags,
     ) -> Result<()> {
+        let tags = tags.as_pairs();
         self.authorize_tagged(ctx, Action::TagResource, name, tags)
             .await?;
         let repo = self.repository(ctx, name).await?;
@@ -710,14 +714,14 @@ impl Service {
         ctx: &Context,
         name: &RepositoryName,
         id: &ImageId,
-        archive: bool,
+        target: StorageClass,
     ) -> Result<(String, &'static str)> {
         self.authorize(ctx, Action::UpdateImageStorageClass, name)
             .await?;
         let repo = self.repository(ctx, name).await?;
         let m = self.resolve_one(ctx, name, &repo, id).await?;
         let now = clock::now_ms();
-        let status = match (archive, m.archived) {
+        let status = match (target == StorageClass::Archive, m.archived) {
             (true, true) => "ARCHIVED",
             (false, false) => "ACTIVE",
             (true, false) => {

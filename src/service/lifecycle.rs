@@ -29,8 +29,8 @@ pub struct PreviewResult {
     /// `EXPIRE` or `TRANSITION`.
     pub action: String,
     pub rule_priority: u32,
-    /// `STANDARD` or `ARCHIVE`: where the image is now.
-    pub storage_class: String,
+    /// Where the image is now.
+    pub storage_class: StorageClass,
 }
 
 /// The latest preview of a repository.
@@ -56,14 +56,6 @@ fn invalid_policy(e: lifecycle::policy::Invalid) -> Error {
     ))
 }
 
-fn storage_class(name: &str) -> StorageClass {
-    if name == "ARCHIVE" {
-        StorageClass::Archive
-    } else {
-        StorageClass::Standard
-    }
-}
-
 fn to_images(rows: &[LifecycleImageRow]) -> Vec<lifecycle::Image> {
     rows.iter()
         .map(|r| lifecycle::Image {
@@ -71,7 +63,7 @@ fn to_images(rows: &[LifecycleImageRow]) -> Vec<lifecycle::Image> {
             tags: r.tags.clone(),
             pushed_at_ms: r.pushed_at,
             last_pulled_at_ms: r.last_pulled_at,
-            storage_class: storage_class(&r.storage_class),
+            storage_class: r.storage_class,
             transitioned_at_ms: r.transitioned_at,
         })
         .collect()
@@ -178,7 +170,7 @@ impl Service {
                 pushed_at: row.pushed_at,
                 action: v.action.api_name().to_owned(),
                 rule_priority: v.rule_priority,
-                storage_class: row.storage_class.clone(),
+                storage_class: row.storage_class,
             })
             .collect();
         let evaluated = started.elapsed();

@@ -28,8 +28,10 @@ pub use error::{EcrErrorKind, Error, IamErrorKind, Result};
 pub use iam::{IamCaller, NewIdentity};
 pub use paging::{page_after, Listing};
 pub use provisioning::KeyImport;
-pub use scanning::{RegistryScanning, RepositoryScanning, ScanningFilter, ScanningRule};
-pub use templates::{normalize_prefix, CreationTemplate, TemplateInput};
+pub use scanning::{RegistryScanning, RepositoryScanning};
+pub use templates::{
+    normalize_prefix, AppliedFor, CreationTemplate, TemplateInput, INVALID_APPLIED_FOR,
+};
 
 use cache::ReadCache;
 

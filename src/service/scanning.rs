@@ -8,43 +8,27 @@
 //! image-scan-complete`, `describe-image-scan-findings`, scan on push, the
 //! one-scan-per-image-per-day quota, and the scan status DescribeImages reports.
 
-use serde::{Deserialize, Serialize};
-
 use super::{Action, Context, EcrErrorKind, Error, ImageId, Result, Service};
 use crate::clock;
 use crate::meta::{Event, EventKind, RegistryKey, Repository, ScanState};
 use crate::oci::manifest::ManifestKind;
 use crate::oci::RepositoryName;
+use crate::scan_rules::{ScanFrequency, ScanType, ScanningFilter, ScanningRule};
 
 /// One basic scan per image per 24 hours (ECR's quota), scan on push included.
 const SCAN_QUOTA_MS: i64 = 24 * 3600 * 1000;
 
-/// `{filter, filterType}`; the only filter type is `WILDCARD`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ScanningFilter {
-    pub filter: String,
-    pub filter_type: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ScanningRule {
-    pub scan_frequency: String,
-    pub repository_filters: Vec<ScanningFilter>,
-}
-
 /// A registry's scanning configuration; ECR's default is BASIC with no rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistryScanning {
-    pub scan_type: String,
+    pub scan_type: ScanType,
     pub rules: Vec<ScanningRule>,
 }
 
 impl Default for RegistryScanning {
     fn default() -> Self {
         RegistryScanning {
-            scan_type: "BASIC".into(),
+            scan_type: ScanType::Basic,
             rules: Vec::new(),
         }
     }
@@ -56,29 +40,25 @@ impl Default for RegistryScanning {
 pub struct RepositoryScanning {
     pub name: RepositoryName,
     pub scan_on_push: bool,
-    /// `SCAN_ON_PUSH`, `CONTINUOUS_SCAN` or `MANUAL`.
-    pub frequency: String,
+    pub frequency: ScanFrequency,
     /// The registry filter that chose the frequency, if one did.
     pub applied: Vec<ScanningFilter>,
 }
 
 impl RegistryScanning {
     /// The first rule with a filter matching `name`: (frequency, that filter).
-    fn rule_for(&self, name: &str) -> Option<(&str, &ScanningFilter)> {
-        self.rules.iter().find_map(|r| {
-            r.repository_filters
-                .iter()
-                .find(|f| crate::iam::wildcard::matches(&f.filter, name, false))
-                .map(|f| (r.scan_frequency.as_str(), f))
-        })
+    fn rule_for(&self, name: &str) -> Option<(ScanFrequency, &ScanningFilter)> {
+        self.rules
+            .iter()
+            .find_map(|r| r.filter_for(name).map(|f| (r.frequency(), f)))
     }
 
     /// A repository's scanning as reported: the frequency of the first matching
     /// registry rule (else MANUAL), and the repository's own scan-on-push setting.
     fn for_repository(&self, repo: &Repository) -> RepositoryScanning {
         let (frequency, applied) = match self.rule_for(repo.name.as_str()) {
-            Some((f, filter)) => (f.to_owned(), vec![filter.clone()]),
-            None => ("MANUAL".to_owned(), Vec::new()),
+            Some((f, filter)) => (f, vec![filter.clone()]),
+            None => (ScanFrequency::Manual, Vec::new()),
         };
         RepositoryScanning {
             name: repo.name.clone(),
@@ -94,7 +74,7 @@ impl RegistryScanning {
         repo.settings.scan_on_push
             || self
                 .rule_for(repo.name.as_str())
-                .is_some_and(|(f, _)| f != "MANUAL")
+                .is_some_and(|(f, _)| f.scans_on_push())
     }
 }
 
@@ -109,7 +89,7 @@ impl Service {
         let rules = serde_json::to_string(&config.rules)
             .map_err(|e| Error::Internal(format!("scanning rules: {e}")))?;
         self.meta
-            .put_registry_scanning(&ctx.registry, &config.scan_type, &rules)
+            .put_registry_scanning(&ctx.registry, config.scan_type.as_str(), &rules)
             .await?;
         Ok(())
     }
@@ -130,7 +110,8 @@ impl Service {
         let config = match self.meta.registry_scanning(reg).await? {
             None => RegistryScanning::default(),
             Some((scan_type, rules)) => RegistryScanning {
-                scan_type,
+                scan_type: ScanType::parse(&scan_type)
+                    .map_err(|_| Error::Internal(format!("stored scan type {scan_type}")))?,
                 rules: serde_json::from_str(&rules)
                     .map_err(|e| Error::Internal(format!("stored scanning rules: {e}")))?,
             },

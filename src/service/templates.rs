@@ -11,9 +11,40 @@ use crate::lifecycle::LifecyclePolicy;
 use crate::meta::{Repository, RepositorySettings};
 use crate::mutability::TagMutability;
 use crate::oci::RepositoryName;
+use crate::resource_tags::ResourceTags;
 
-/// The scenarios a template may apply to.
-pub const APPLIED_FOR: [&str; 3] = ["REPLICATION", "PULL_THROUGH_CACHE", "CREATE_ON_PUSH"];
+/// The scenarios a template may apply to (`appliedFor`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AppliedFor {
+    Replication,
+    PullThroughCache,
+    CreateOnPush,
+}
+
+impl AppliedFor {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppliedFor::Replication => "REPLICATION",
+            AppliedFor::PullThroughCache => "PULL_THROUGH_CACHE",
+            AppliedFor::CreateOnPush => "CREATE_ON_PUSH",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AppliedFor> {
+        [
+            AppliedFor::Replication,
+            AppliedFor::PullThroughCache,
+            AppliedFor::CreateOnPush,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == s)
+    }
+}
+
+/// ECR's message for an empty or unknown `appliedFor`.
+pub const INVALID_APPLIED_FOR: &str =
+    "appliedFor must list one or more of REPLICATION, PULL_THROUGH_CACHE, CREATE_ON_PUSH";
 
 /// A template as stored and returned.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,13 +54,13 @@ pub struct CreationTemplate {
     pub description: Option<String>,
     pub encryption_type: String,
     pub kms_key: Option<String>,
-    pub resource_tags: Vec<(String, String)>,
+    pub resource_tags: ResourceTags,
     pub image_tag_mutability: String,
     /// Exclusion filters as JSON, like the repository setting.
     pub mutability_exclusions: Option<String>,
     pub repository_policy: Option<String>,
     pub lifecycle_policy: Option<String>,
-    pub applied_for: Vec<String>,
+    pub applied_for: Vec<AppliedFor>,
     pub custom_role_arn: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
@@ -40,11 +71,11 @@ pub struct CreationTemplate {
 pub struct TemplateInput {
     pub description: Option<String>,
     pub encryption: Option<(String, Option<String>)>,
-    pub resource_tags: Option<Vec<(String, String)>>,
+    pub resource_tags: Option<ResourceTags>,
     pub mutability: Option<TagMutability>,
     pub repository_policy: Option<String>,
     pub lifecycle_policy: Option<String>,
-    pub applied_for: Option<Vec<String>>,
+    pub applied_for: Option<Vec<AppliedFor>>,
     pub custom_role_arn: Option<String>,
 }
 
@@ -92,11 +123,8 @@ impl Service {
             })?;
         }
         if let Some(list) = &input.applied_for {
-            if list.is_empty() || !list.iter().all(|a| APPLIED_FOR.contains(&a.as_str())) {
-                return Err(Error::ecr(
-                    K::Validation,
-                    "appliedFor must list one or more of REPLICATION, PULL_THROUGH_CACHE, CREATE_ON_PUSH",
-                ));
+            if list.is_empty() {
+                return Err(Error::ecr(K::Validation, INVALID_APPLIED_FOR));
             }
         }
         Ok(())
@@ -120,7 +148,7 @@ impl Service {
             description: None,
             encryption_type: "AES256".into(),
             kms_key: None,
-            resource_tags: Vec::new(),
+            resource_tags: ResourceTags::default(),
             image_tag_mutability: "MUTABLE".into(),
             mutability_exclusions: None,
             repository_policy: None,
@@ -231,7 +259,7 @@ impl Service {
                 best = Some(t);
             }
         }
-        Ok(best.filter(|t| t.applied_for.iter().any(|a| a == "CREATE_ON_PUSH")))
+        Ok(best.filter(|t| t.applied_for.contains(&AppliedFor::CreateOnPush)))
     }
 
     /// Create a repository a push names, from its CREATE_ON_PUSH template; `None` if no
@@ -245,8 +273,13 @@ impl Service {
         let Some(t) = self.push_template(ctx, name.as_str()).await? else {
             return Ok(None);
         };
-        self.authorize_tagged(ctx, Action::CreateRepository, name, &t.resource_tags)
-            .await?;
+        self.authorize_tagged(
+            ctx,
+            Action::CreateRepository,
+            name,
+            t.resource_tags.as_pairs(),
+        )
+        .await?;
         let settings = RepositorySettings {
             tag_mutability: TagMutability::from_stored(
                 &t.image_tag_mutability,
@@ -262,7 +295,7 @@ impl Service {
                 &ctx.registry,
                 name,
                 &settings,
-                &t.resource_tags,
+                t.resource_tags.as_pairs(),
                 clock::now_ms(),
             )
             .await?;

@@ -12,6 +12,7 @@ use crate::aws::{AccountId, Arn, Region};
 use crate::meta::{ImageDetail, Repository, RepositorySettings, StatusFilter};
 use crate::mutability::{self, TagMutability};
 use crate::oci::{Digest, RepositoryName, Tag};
+use crate::resource_tags::{self, ResourceTags};
 use crate::service::{
     page_after, Context, CreationTemplate, ImageFilter, ImageId, LayerCheck, Service,
     TemplateInput, PART_SIZE,
@@ -538,34 +539,24 @@ fn exclusions_json(m: &TagMutability) -> Option<Value> {
 }
 
 /// `[{Key, Value}]` tags, validated.
-fn resource_tags(i: &Input, key: &str) -> Result<Vec<(String, String)>, ApiError> {
+fn resource_tags(i: &Input, key: &str) -> Result<ResourceTags, ApiError> {
+    let invalid =
+        |e: resource_tags::Invalid| ApiError::new("InvalidTagParameterException", e.to_string());
     let Some(items) = i.array_opt(key)? else {
-        return Ok(Vec::new());
+        return Ok(ResourceTags::default());
     };
-    let tags: Vec<(String, String)> = items
+    let pairs = items
         .iter()
         .map(|t| {
             let k = t.get("Key").and_then(Value::as_str);
             let v = t.get("Value").and_then(Value::as_str);
             match (k, v) {
-                (Some(k), Some(v)) if !k.is_empty() && k.len() <= 128 && v.len() <= 256 && !k.starts_with("aws:") => {
-                    Ok((k.to_owned(), v.to_owned()))
-                }
-                _ => Err(ApiError::new(
-                    "InvalidTagParameterException",
-                    "Tag keys must be 1-128 characters and not start with 'aws:'; values at most 256 characters",
-                )),
+                (Some(k), Some(v)) => Ok((k.to_owned(), v.to_owned())),
+                _ => Err(invalid(resource_tags::Invalid::BadTag)),
             }
         })
-        .collect::<Result<_, _>>()?;
-    let mut seen = std::collections::HashSet::new();
-    if let Some((k, _)) = tags.iter().find(|(k, _)| !seen.insert(k.as_str())) {
-        return Err(ApiError::new(
-            "InvalidTagParameterException",
-            format!("Duplicate tag keys are not allowed: '{k}'"),
-        ));
-    }
-    Ok(tags)
+        .collect::<Result<Vec<_>, _>>()?;
+    ResourceTags::parse(pairs).map_err(invalid)
 }
 
 /// The repository a resource ARN names, in the caller's registry.

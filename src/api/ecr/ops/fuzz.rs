@@ -139,8 +139,8 @@ pub(crate) fn exercise_input(v: Value) {
 
     // Registry scanning configuration.
     let scan_type = match i.str_opt("scanType") {
-        Ok(Some("ENHANCED")) => "ENHANCED",
-        _ => "BASIC",
+        Ok(Some("ENHANCED")) => crate::scan_rules::ScanType::Enhanced,
+        _ => crate::scan_rules::ScanType::Basic,
     };
     if let Ok(Some(rules)) = i.array_opt("rules") {
         for r in rules {

@@ -2,6 +2,8 @@
 //! update exclusions.
 
 use super::*;
+use crate::service::{AppliedFor, INVALID_APPLIED_FOR};
+use crate::storage_class::StorageClass;
 
 /// `lifecyclePolicyText`: 100 to 30,720 characters.
 pub(super) fn lifecycle_text(i: &Input, required: bool) -> Result<Option<&str>, ApiError> {
@@ -114,7 +116,7 @@ pub(super) async fn get_lifecycle_policy_preview(
         .map(|r| {
             let mut action = json!({ "type": r.action });
             if r.action == "TRANSITION" {
-                action["targetStorageClass"] = json!("ARCHIVE");
+                action["targetStorageClass"] = json!(StorageClass::Archive.as_str());
             }
             let mut o = json!({
                 "imageDigest": r.digest,
@@ -131,8 +133,7 @@ pub(super) async fn get_lifecycle_policy_preview(
         .collect();
     let mut summary = json!({ "expiringImageTotalCount": expiring });
     if transitioning > 0 {
-        summary["transitioningImageTotalCounts"] =
-            json!([{ "targetStorageClass": "ARCHIVE", "imageTotalCount": transitioning }]);
+        summary["transitioningImageTotalCounts"] = json!([{ "targetStorageClass": StorageClass::Archive.as_str(), "imageTotalCount": transitioning }]);
     }
     let out = json!({
         "registryId": ctx.registry.account_id,
@@ -161,7 +162,15 @@ pub(super) fn template_input(i: &Input, ctx: &Context) -> Result<TemplateInput, 
         .array_opt("resourceTags")?
         .map(|_| resource_tags(i, "resourceTags"))
         .transpose()?;
-    let applied_for = i.strings("appliedFor", 3)?;
+    let applied_for = i
+        .strings("appliedFor", 3)?
+        .map(|list| {
+            list.iter()
+                .map(|a| AppliedFor::parse(a))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| ApiError::new("ValidationException", INVALID_APPLIED_FOR))
+        })
+        .transpose()?;
     if let Some(d) = i.str_opt("description")? {
         check_len("description", d.chars().count().max(1), 256)?;
     }
@@ -183,9 +192,9 @@ pub(super) fn template_json(t: &CreationTemplate) -> Value {
     let mut o = json!({
         "prefix": t.prefix,
         "encryptionConfiguration": { "encryptionType": t.encryption_type },
-        "resourceTags": t.resource_tags.iter().map(|(k, v)| json!({"Key": k, "Value": v})).collect::<Vec<_>>(),
+        "resourceTags": t.resource_tags.as_pairs().iter().map(|(k, v)| json!({"Key": k, "Value": v})).collect::<Vec<_>>(),
         "imageTagMutability": t.image_tag_mutability,
-        "appliedFor": t.applied_for,
+        "appliedFor": t.applied_for.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
         "createdAt": seconds(t.created_at),
         "updatedAt": seconds(t.updated_at),
     });

@@ -2,6 +2,7 @@
 //! listings, deletes, referrers and storage classes.
 
 use super::*;
+use crate::storage_class::{self, StorageClass};
 
 pub(super) async fn get_authorization_token(
     service: &Service,
@@ -339,18 +340,10 @@ pub(super) async fn update_image_storage_class(
 ) -> OpResult {
     let name = i.repository_name()?;
     let id = i.image_id()?;
-    let archive = match i.str_req("targetStorageClass")? {
-        "ARCHIVE" => true,
-        "STANDARD" => false,
-        _ => {
-            return Err(ApiError::invalid(
-                "targetStorageClass",
-                "Member must satisfy enum value set: [STANDARD, ARCHIVE]",
-            ))
-        }
-    };
+    let target = StorageClass::parse(i.str_req("targetStorageClass")?)
+        .ok_or_else(|| ApiError::invalid("targetStorageClass", storage_class::INVALID))?;
     let (digest, status) = service
-        .update_image_storage_class(ctx, &name, &id, archive)
+        .update_image_storage_class(ctx, &name, &id, target)
         .await?;
     Ok(json!({
         "registryId": ctx.registry.account_id,

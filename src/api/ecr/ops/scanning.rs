@@ -6,9 +6,8 @@ use serde_json::{json, Map, Value};
 use super::{check_len, image_id_json, parse_repository_name, seconds, Input, OpResult};
 use crate::api::ecr::ApiError;
 use crate::meta::ScanState;
-use crate::service::{
-    Context, ImageId, RegistryScanning, RepositoryScanning, ScanningFilter, ScanningRule, Service,
-};
+use crate::scan_rules::{self, ScanFrequency, ScanType, ScanningFilter, ScanningRule};
+use crate::service::{Context, ImageId, RegistryScanning, RepositoryScanning, Service};
 
 /// The status a finished scan reports.
 const COMPLETE: &str = "The scan was completed successfully.";
@@ -19,14 +18,8 @@ pub(super) async fn put_registry_scanning_configuration(
     i: &Input,
 ) -> OpResult {
     let scan_type = match i.str_opt("scanType")? {
-        None | Some("BASIC") => "BASIC",
-        Some("ENHANCED") => "ENHANCED",
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "scanType",
-                "Member must satisfy enum value set: [BASIC, ENHANCED]",
-            ))
-        }
+        None => ScanType::Basic,
+        Some(t) => ScanType::parse(t).map_err(|e| ApiError::invalid(e.member(), e))?,
     };
     let rules = match i.array_opt("rules")? {
         Some(r) => r
@@ -35,16 +28,8 @@ pub(super) async fn put_registry_scanning_configuration(
             .collect::<Result<Vec<_>, _>>()?,
         None => Vec::new(),
     };
-    if rules.len() > 2 {
-        return Err(ApiError::invalid(
-            "rules",
-            "Member must have length less than or equal to 2",
-        ));
-    }
-    let config = RegistryScanning {
-        scan_type: scan_type.to_owned(),
-        rules,
-    };
+    scan_rules::check_rules(&rules).map_err(|e| ApiError::invalid(e.member(), e))?;
+    let config = RegistryScanning { scan_type, rules };
     service.put_registry_scanning(ctx, &config).await?;
     Ok(json!({ "registryScanningConfiguration": config_json(&config) }))
 }
@@ -166,7 +151,7 @@ fn scanned_id(asked: &ImageId, digest: String) -> Value {
 }
 
 fn config_json(c: &RegistryScanning) -> Value {
-    json!({ "scanType": c.scan_type, "rules": c.rules })
+    json!({ "scanType": c.scan_type.as_str(), "rules": c.rules })
 }
 
 fn repository_scanning_json(ctx: &Context, r: &RepositoryScanning) -> Value {
@@ -174,98 +159,39 @@ fn repository_scanning_json(ctx: &Context, r: &RepositoryScanning) -> Value {
         "repositoryArn": Service::repository_arn(ctx, &r.name),
         "repositoryName": r.name.as_str(),
         "scanOnPush": r.scan_on_push,
-        "scanFrequency": r.frequency,
+        "scanFrequency": r.frequency.as_str(),
         "appliedScanFilters": r.applied,
     })
 }
 
-pub(super) fn scanning_rule(v: &Value, scan_type: &str) -> Result<ScanningRule, ApiError> {
-    let invalid = |m: &str| ApiError::invalid("rules", m);
-    let frequency = match v.get("scanFrequency").and_then(Value::as_str) {
-        Some(f @ ("SCAN_ON_PUSH" | "CONTINUOUS_SCAN" | "MANUAL")) => f,
-        Some(_) => {
-            return Err(invalid(
-                "Member must satisfy enum value set: [SCAN_ON_PUSH, CONTINUOUS_SCAN, MANUAL]",
-            ))
-        }
-        None => return Err(invalid("Member must not be null")),
-    };
-    let allowed: &[&str] = if scan_type == "BASIC" {
-        &["SCAN_ON_PUSH"]
-    } else {
-        &["SCAN_ON_PUSH", "CONTINUOUS_SCAN"]
-    };
-    if !allowed.contains(&frequency) {
-        return Err(invalid(&format!(
-            "Scan frequency {frequency} is not supported for scan type {scan_type}"
-        )));
-    }
-    let Some(filters) = v.get("repositoryFilters").and_then(Value::as_array) else {
-        return Err(invalid("Member must not be null"));
-    };
-    if filters.len() > 100 {
-        return Err(invalid("Member must have length less than or equal to 100"));
-    }
+/// A rule of a PutRegistryScanningConfiguration, under `scan_type`, checked in the
+/// order ECR reports: frequency, filter count, then each filter.
+pub(super) fn scanning_rule(v: &Value, scan_type: ScanType) -> Result<ScanningRule, ApiError> {
+    let invalid = |e: scan_rules::Invalid| ApiError::invalid(e.member(), e);
+    let null = |member| ApiError::invalid(member, "Member must not be null");
+    let frequency = v
+        .get("scanFrequency")
+        .and_then(Value::as_str)
+        .ok_or_else(|| null("rules"))?;
+    let frequency = ScanFrequency::parse(frequency).map_err(invalid)?;
+    scan_type.check(frequency).map_err(invalid)?;
+    let filters = v
+        .get("repositoryFilters")
+        .and_then(Value::as_array)
+        .ok_or_else(|| null("rules"))?;
+    scan_rules::check_filter_count(filters.len()).map_err(invalid)?;
     let filters = filters
         .iter()
-        .map(scanning_filter)
+        .map(|f| {
+            let filter = f.get("filter").and_then(Value::as_str);
+            let filter = filter.ok_or_else(|| null("repositoryFilters"))?;
+            let filter_type = f.get("filterType").and_then(Value::as_str);
+            match ScanningFilter::parse(filter, filter_type.unwrap_or("WILDCARD")) {
+                Err(e) => Err(invalid(e)),
+                Ok(_) if filter_type.is_none() => Err(null("repositoryFilters")),
+                Ok(f) => Ok(f),
+            }
+        })
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(ScanningRule {
-        scan_frequency: frequency.to_owned(),
-        repository_filters: filters,
-    })
-}
-
-fn scanning_filter(v: &Value) -> Result<ScanningFilter, ApiError> {
-    let invalid = |m: &str| ApiError::invalid("repositoryFilters", m);
-    let filter = v
-        .get("filter")
-        .and_then(Value::as_str)
-        .ok_or_else(|| invalid("Member must not be null"))?;
-    if !(1..=255).contains(&filter.len()) || !is_filter(filter) {
-        return Err(invalid(
-            "Member must satisfy regular expression '^[a-z0-9*](?:[._\\-/a-z0-9*]?[a-z0-9*]+)*$'",
-        ));
-    }
-    match v.get("filterType").and_then(Value::as_str) {
-        Some("WILDCARD") => Ok(ScanningFilter {
-            filter: filter.to_owned(),
-            filter_type: "WILDCARD".to_owned(),
-        }),
-        Some(_) => Err(invalid("Member must satisfy enum value set: [WILDCARD]")),
-        None => Err(invalid("Member must not be null")),
-    }
-}
-
-/// `^[a-z0-9*](?:[._\-/a-z0-9*]?[a-z0-9*]+)*$`: runs of lower-case letters, digits and
-/// `*`, separated by single `.`, `_`, `-` or `/`.
-fn is_filter(s: &str) -> bool {
-    let word = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '*';
-    let sep = |c: char| matches!(c, '.' | '_' | '-' | '/');
-    let mut prev_sep = true; // the first character must be a word character
-    for c in s.chars() {
-        if word(c) {
-            prev_sep = false;
-        } else if sep(c) && !prev_sep {
-            prev_sep = true;
-        } else {
-            return false;
-        }
-    }
-    !prev_sep
-}
-
-#[cfg(test)]
-mod tests {
-    use super::is_filter;
-
-    #[test]
-    fn filters_follow_ecr_pattern() {
-        for ok in ["*", "prod", "team/*", "a.b-c_d/e*", "*-dev"] {
-            assert!(is_filter(ok), "{ok}");
-        }
-        for bad in ["", "Prod", "a//b", "/a", "a/", "a b", "a?"] {
-            assert!(!is_filter(bad), "{bad}");
-        }
-    }
+    ScanningRule::new(scan_type, frequency, filters).map_err(invalid)
 }
