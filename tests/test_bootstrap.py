@@ -283,8 +283,17 @@ def run_serve(berth_bin, tmp_path, bootstrap: Path) -> subprocess.CompletedProce
             '[[account.repository]]\nname = "Bad_Name"\n',
             ["repository Bad_Name", "invalid repository name"],
         ),
+        (
+            '[[account.repository]]\nname = "app"\ntags = { "aws:owner" = "me" }\n',
+            ["Tag keys must be 1-128 characters and not start with 'aws:'"],
+        ),
+        (
+            '[[account.repository]]\nname = "app"\nregion = "EU-WEST"\n',
+            ["'EU-WEST' is not a region name"],
+        ),
     ],
-    ids=["malformed-policy", "unknown-managed-policy", "trust-names-ghost", "unknown-field", "session-key-id", "bad-repo-name"],
+    ids=["malformed-policy", "unknown-managed-policy", "trust-names-ghost", "unknown-field", "session-key-id",
+         "bad-repo-name", "aws-tag-key", "bad-region"],
 )
 def test_bad_bootstrap_file_stops_the_start_with_a_reason(berth_bin, tmp_path, body, expected):
     bad = tmp_path / "bad.toml"
