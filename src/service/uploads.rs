@@ -6,11 +6,15 @@
 
 use bytes::Bytes;
 
-use super::ecr::MIN_PART_SIZE;
 use super::{Action, Context, Error, Result, Service};
 use crate::blobs::{self, ByteStream, UploadId, UploadKey};
 use crate::clock;
 use crate::oci::{Digest, RepositoryName};
+
+/// `partSize` InitiateLayerUpload reports.
+pub const PART_SIZE: u64 = 10 * 1024 * 1024;
+/// Smallest non-final part CompleteLayerUpload accepts.
+pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 
 impl Service {
     pub async fn start_upload(&self, ctx: &Context, name: &RepositoryName) -> Result<UploadId> {
