@@ -17,6 +17,7 @@
 //!   idempotent.
 
 pub mod fs;
+pub mod sha256_state;
 mod staging;
 
 use std::io;
