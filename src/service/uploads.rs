@@ -21,12 +21,17 @@ impl Service {
         self.authorize(ctx, Action::InitiateLayerUpload, name)
             .await?;
         let repo = self.repository_for_push(ctx, name).await?;
+        Ok(self.open_session(&repo).await?.id)
+    }
+
+    /// A new, empty upload session in `repo`.
+    async fn open_session(&self, repo: &crate::meta::Repository) -> Result<UploadKey> {
         let key = UploadKey {
             owner: repo.id,
             id: UploadId::new(),
         };
         self.blobs.create_upload(key).await?;
-        Ok(key.id)
+        Ok(key)
     }
 
     /// Link a blob another repository of the same registry has (cross-repository mount).
@@ -88,11 +93,7 @@ impl Service {
             .await?;
         let repo = self.repository_for_push(ctx, name).await?;
         // If the process dies mid-way only a staging file remains.
-        let key = UploadKey {
-            owner: repo.id,
-            id: UploadId::new(),
-        };
-        self.blobs.create_upload(key).await?;
+        let key = self.open_session(&repo).await?;
         self.reserve_blob(digest).await?;
         let size = match self
             .blobs
