@@ -606,173 +606,43 @@ fn tokio_stream_from<T: Send + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures_util::stream;
+    use crate::blobs::contract;
 
-    fn body(parts: &[&'static [u8]]) -> ByteStream {
-        let items: Vec<io::Result<Bytes>> =
-            parts.iter().map(|p| Ok(Bytes::from_static(p))).collect();
-        Box::pin(stream::iter(items))
-    }
-
-    async fn collect(r: BlobReader) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut s = r.stream;
-        while let Some(c) = s.next().await {
-            out.extend_from_slice(&c.expect("chunk"));
-        }
-        out
+    fn store() -> (tempfile::TempDir, FsBlobStore) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FsBlobStore::open(dir.path()).expect("open");
+        (dir, store)
     }
 
     #[tokio::test]
     async fn stage_commit_read() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = FsBlobStore::open(dir.path()).expect("open");
-        let id = UploadKey {
-            owner: 7,
-            id: crate::blobs::UploadId::new(),
-        };
-        store.create_upload(id).await.expect("create");
-        assert_eq!(
-            store
-                .append_upload(id, Some(0), body(&[b"hello ", b"wor"]))
-                .await
-                .expect("a"),
-            9
-        );
-        assert!(matches!(
-            store.append_upload(id, Some(3), body(&[b"x"])).await,
-            Err(Error::OffsetMismatch { size: 9 })
-        ));
-        assert_eq!(
-            store
-                .append_upload(id, None, body(&[b"ld"]))
-                .await
-                .expect("b"),
-            11
-        );
-        let d = Digest::sha256_of(b"hello world");
-        assert!(matches!(store.stat(&d).await, Err(Error::NotFound)));
-        assert_eq!(
-            store
-                .finish_upload(id, &d, None, None)
-                .await
-                .expect("commit"),
-            11
-        );
-        assert_eq!(store.stat(&d).await.expect("stat"), 11);
-        assert_eq!(
-            collect(store.read(&d, None).await.expect("read")).await,
-            b"hello world"
-        );
-        assert_eq!(
-            collect(store.read(&d, Some((6, 10))).await.expect("range")).await,
-            b"world"
-        );
-        assert!(matches!(store.upload_size(id).await, Err(Error::NotFound)));
+        let (_dir, s) = store();
+        contract::stage_commit_read(&s).await;
     }
 
     #[tokio::test]
     async fn mismatch_publishes_nothing() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = FsBlobStore::open(dir.path()).expect("open");
-        let id = UploadKey {
-            owner: 7,
-            id: crate::blobs::UploadId::new(),
-        };
-        store.create_upload(id).await.expect("create");
-        store
-            .append_upload(id, None, body(&[b"abc"]))
-            .await
-            .expect("append");
-        let wrong = Digest::sha256_of(b"abd");
-        assert!(matches!(
-            store.finish_upload(id, &wrong, None, None).await,
-            Err(Error::DigestMismatch)
-        ));
-        assert!(matches!(store.stat(&wrong).await, Err(Error::NotFound)));
-        assert!(matches!(store.upload_size(id).await, Err(Error::NotFound)));
+        let (_dir, s) = store();
+        contract::mismatch_publishes_nothing(&s).await;
     }
 
     #[tokio::test]
-    async fn sha512_and_restart_rehash() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let id = UploadKey {
-            owner: 7,
-            id: crate::blobs::UploadId::new(),
-        };
-        {
-            let store = FsBlobStore::open(dir.path()).expect("open");
-            store.create_upload(id).await.expect("create");
-            store
-                .append_upload(id, None, body(&[b"abc"]))
-                .await
-                .expect("append");
-        }
-        // A new process knows only the staging file.
-        let store = FsBlobStore::open(dir.path()).expect("reopen");
-        assert_eq!(store.upload_size(id).await.expect("size"), 3);
-        store
-            .append_upload(id, Some(3), body(&[b"def"]))
-            .await
-            .expect("append");
-        let d = Algorithm::Sha512.digest(b"abcdef");
-        assert_eq!(
-            store
-                .finish_upload(id, &d, None, None)
-                .await
-                .expect("commit"),
-            6
-        );
-        assert_eq!(store.stat(&d).await.expect("stat"), 6);
+    async fn resumes_after_a_restart() {
+        // A new process knows only the staging file, and hashes it again.
+        let (dir, first) = store();
+        let second = FsBlobStore::open(dir.path()).expect("reopen");
+        contract::resumes_in_another_instance(&first, &second).await;
     }
 
     #[tokio::test]
-    async fn finish_with_small_and_large_last_chunks() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = FsBlobStore::open(dir.path()).expect("open");
-        for size in [10usize, 3 * WRITE_BATCH + 7] {
-            let data: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
-            let id = UploadKey {
-                owner: 1,
-                id: crate::blobs::UploadId::new(),
-            };
-            store.create_upload(id).await.expect("create");
-            store
-                .append_upload(
-                    id,
-                    Some(0),
-                    Box::pin(stream::iter(vec![Ok(Bytes::copy_from_slice(&data[..3]))])),
-                )
-                .await
-                .expect("first part");
-            let rest: Vec<io::Result<Bytes>> = data[3..]
-                .chunks(64 * 1024)
-                .map(|c| Ok(Bytes::copy_from_slice(c)))
-                .collect();
-            // A last chunk at the wrong offset changes nothing.
-            let wrong: ByteStream = Box::pin(stream::iter(vec![Ok(Bytes::from_static(b"x"))]));
-            let d = Digest::sha256_of(&data);
-            assert!(matches!(
-                store.finish_upload(id, &d, Some(0), Some(wrong)).await,
-                Err(Error::OffsetMismatch { size: 3 })
-            ));
-            let n = store
-                .finish_upload(id, &d, Some(3), Some(Box::pin(stream::iter(rest))))
-                .await
-                .expect("finish");
-            assert_eq!(n, size as u64);
-            assert_eq!(
-                collect(store.read(&d, None).await.expect("read")).await,
-                data
-            );
-            let tail = collect(
-                store
-                    .read(&d, Some((5, size as u64 - 1)))
-                    .await
-                    .expect("range"),
-            )
-            .await;
-            assert_eq!(tail, &data[5..]);
-        }
+    async fn chunk_sizes_and_last_chunks() {
+        let (_dir, s) = store();
+        contract::chunk_sizes_and_last_chunks(&s).await;
+    }
+
+    #[tokio::test]
+    async fn missing_things_and_idempotent_removal() {
+        let (_dir, s) = store();
+        contract::missing_things_and_idempotent_removal(&s).await;
     }
 }

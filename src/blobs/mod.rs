@@ -16,6 +16,8 @@
 //! - Missing blobs and unknown uploads give `NotFound`; `delete` and `abort_upload` are
 //!   idempotent.
 
+#[cfg(test)]
+mod contract;
 pub mod fs;
 pub mod sha256_state;
 mod staging;
