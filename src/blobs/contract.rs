@@ -120,7 +120,9 @@ pub async fn chunk_sizes_and_last_chunks(store: &dyn BlobStore) {
             wrong.await,
             Err(Error::OffsetMismatch { size }) if size == offset
         ));
-        let last = body(&[&data[2 * chunk..]]);
+        // The last chunk arrives as a stream of 64 KiB pieces, as from a socket.
+        let pieces: Vec<&[u8]> = data[2 * chunk..].chunks(64 * 1024).collect();
+        let last = body(&pieces);
         let n = store.finish_upload(id, &d, Some(offset), Some(last)).await;
         assert_eq!(n.expect("finish"), data.len() as u64);
         let whole = store.read(&d, None).await.expect("read");
@@ -129,6 +131,20 @@ pub async fn chunk_sizes_and_last_chunks(store: &dyn BlobStore) {
         let tail = store.read(&d, Some((5, end))).await.expect("range");
         assert_eq!(collect(tail).await, &data[5..]);
     }
+}
+
+/// A few bytes appended, the rest given with the finish.
+pub async fn small_upload_finished_by_its_last_chunk(store: &dyn BlobStore) {
+    let data = pattern(10);
+    let id = new_key(1);
+    store.create_upload(id).await.expect("create");
+    let staged = store.append_upload(id, Some(0), body(&[&data[..3]]));
+    assert_eq!(staged.await.expect("append"), 3);
+    let d = Digest::sha256_of(&data);
+    let n = store.finish_upload(id, &d, Some(3), Some(body(&[&data[3..]])));
+    assert_eq!(n.await.expect("finish"), 10);
+    let whole = store.read(&d, None).await.expect("read");
+    assert_eq!(collect(whole).await, data);
 }
 
 /// Unknown uploads and blobs are NotFound; delete and abort are idempotent.

@@ -628,7 +628,7 @@ mod tests {
 
     #[tokio::test]
     async fn resumes_after_a_restart() {
-        // A new process knows only the staging file, and hashes it again.
+        // The second instance knows only the staging file, and hashes it again.
         let (dir, first) = store();
         let second = FsBlobStore::open(dir.path()).expect("reopen");
         contract::resumes_in_another_instance(&first, &second).await;
@@ -638,6 +638,12 @@ mod tests {
     async fn chunk_sizes_and_last_chunks() {
         let (_dir, s) = store();
         contract::chunk_sizes_and_last_chunks(&s).await;
+    }
+
+    #[tokio::test]
+    async fn small_upload_finished_by_its_last_chunk() {
+        let (_dir, s) = store();
+        contract::small_upload_finished_by_its_last_chunk(&s).await;
     }
 
     #[tokio::test]

@@ -57,7 +57,7 @@ enum AdminCommand {
     /// Create an account (if new) with a new root access key, and print the key.
     CreateAccount {
         /// The account id, 12 digits
-        account_id: crate::aws::AccountId,
+        account_id: String,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -529,6 +529,9 @@ async fn admin_command(command: AdminCommand) -> anyhow::Result<()> {
             );
         }
         AdminCommand::CreateAccount { account_id, store } => {
+            let Some(account_id) = crate::aws::AccountId::parse(&account_id) else {
+                anyhow::bail!("account id '{account_id}' must be 12 digits");
+            };
             let settings = Settings::from_store(&store)?;
             let service = open_service(&settings, admin_public_url(&settings)).await?;
             let key = bootstrap::root_key(&service, &account_id).await?;

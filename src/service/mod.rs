@@ -42,9 +42,7 @@ pub use paging::{page_after, Listing};
 pub use provisioning::KeyImport;
 pub use repositories::MAX_RESOURCE_TAGS;
 pub use scanning::{RegistryScanning, RepositoryScanning};
-pub use templates::{
-    normalize_prefix, AppliedFor, CreationTemplate, TemplateInput, INVALID_APPLIED_FOR,
-};
+pub use templates::{normalize_prefix, AppliedFor, CreationTemplate, TemplateInput};
 pub use uploads::PART_SIZE;
 
 use cache::ReadCache;

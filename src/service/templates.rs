@@ -43,7 +43,7 @@ impl AppliedFor {
 }
 
 /// ECR's message for an empty or unknown `appliedFor`.
-pub const INVALID_APPLIED_FOR: &str =
+const INVALID_APPLIED_FOR: &str =
     "appliedFor must list one or more of REPLICATION, PULL_THROUGH_CACHE, CREATE_ON_PUSH";
 
 /// A template as stored and returned.
@@ -75,7 +75,8 @@ pub struct TemplateInput {
     pub mutability: Option<TagMutability>,
     pub repository_policy: Option<String>,
     pub lifecycle_policy: Option<String>,
-    pub applied_for: Option<Vec<AppliedFor>>,
+    /// As given; checked (and parsed) in ECR's order, after the policies.
+    pub applied_for: Option<Vec<String>>,
     pub custom_role_arn: Option<String>,
 }
 
@@ -108,8 +109,9 @@ impl Service {
         )
     }
 
-    /// The parts of an input that need the store to check: policies and applied-for.
-    async fn check_template_input(&self, input: &TemplateInput) -> Result<()> {
+    /// The parts of an input that need the store to check: policies, then applied-for
+    /// (returned parsed).
+    async fn check_template_input(&self, input: &TemplateInput) -> Result<Option<Vec<AppliedFor>>> {
         if let Some(p) = &input.repository_policy {
             self.check_resource_policy(p, "Invalid repository policy provided")
                 .await?;
@@ -122,12 +124,11 @@ impl Service {
                 ))
             })?;
         }
-        if let Some(list) = &input.applied_for {
-            if list.is_empty() {
-                return Err(Error::ecr(K::Validation, INVALID_APPLIED_FOR));
-            }
-        }
-        Ok(())
+        input
+            .applied_for
+            .as_deref()
+            .map(parse_applied_for)
+            .transpose()
     }
 
     pub async fn create_creation_template(
@@ -141,7 +142,7 @@ impl Service {
         if input.applied_for.is_none() {
             return Err(Error::ecr(K::Validation, "appliedFor is required"));
         }
-        self.check_template_input(&input).await?;
+        let applied_for = self.check_template_input(&input).await?;
         let now = clock::now_ms();
         let mut t = CreationTemplate {
             prefix: prefix.to_owned(),
@@ -158,7 +159,7 @@ impl Service {
             created_at: now,
             updated_at: now,
         };
-        apply(&mut t, input);
+        apply(&mut t, input, applied_for);
         if !self
             .meta
             .insert_template(&ctx.registry, prefix, &encode(&t)?, now)
@@ -180,14 +181,14 @@ impl Service {
     ) -> Result<CreationTemplate> {
         self.authorize_registry(ctx, Action::UpdateRepositoryCreationTemplate)
             .await?;
-        self.check_template_input(&input).await?;
+        let applied_for = self.check_template_input(&input).await?;
         let body = self
             .meta
             .template(&ctx.registry, prefix)
             .await?
             .ok_or_else(|| Self::template_not_found(prefix))?;
         let mut t = decode(&body)?;
-        apply(&mut t, input);
+        apply(&mut t, input, applied_for);
         t.updated_at = clock::now_ms();
         self.meta
             .update_template(&ctx.registry, prefix, &encode(&t)?, t.updated_at)
@@ -315,7 +316,19 @@ impl Service {
     }
 }
 
-fn apply(t: &mut CreationTemplate, input: TemplateInput) {
+/// One or more known scenarios.
+fn parse_applied_for(list: &[String]) -> Result<Vec<AppliedFor>> {
+    match list
+        .iter()
+        .map(|a| AppliedFor::parse(a))
+        .collect::<Option<Vec<_>>>()
+    {
+        Some(parsed) if !parsed.is_empty() => Ok(parsed),
+        _ => Err(Error::ecr(K::Validation, INVALID_APPLIED_FOR)),
+    }
+}
+
+fn apply(t: &mut CreationTemplate, input: TemplateInput, applied_for: Option<Vec<AppliedFor>>) {
     if let Some(d) = input.description {
         t.description = Some(d);
     }
@@ -336,7 +349,7 @@ fn apply(t: &mut CreationTemplate, input: TemplateInput) {
     if let Some(l) = input.lifecycle_policy {
         t.lifecycle_policy = Some(l);
     }
-    if let Some(a) = input.applied_for {
+    if let Some(a) = applied_for {
         t.applied_for = a;
     }
     if let Some(r) = input.custom_role_arn {

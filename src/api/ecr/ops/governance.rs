@@ -2,7 +2,6 @@
 //! update exclusions.
 
 use super::*;
-use crate::service::{AppliedFor, INVALID_APPLIED_FOR};
 use crate::storage_class::StorageClass;
 
 /// `lifecyclePolicyText`: 100 to 30,720 characters.
@@ -162,15 +161,7 @@ pub(super) fn template_input(i: &Input, ctx: &Context) -> Result<TemplateInput, 
         .array_opt("resourceTags")?
         .map(|_| resource_tags(i, "resourceTags"))
         .transpose()?;
-    let applied_for = i
-        .strings("appliedFor", 3)?
-        .map(|list| {
-            list.iter()
-                .map(|a| AppliedFor::parse(a))
-                .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| ApiError::new("ValidationException", INVALID_APPLIED_FOR))
-        })
-        .transpose()?;
+    let applied_for = i.strings("appliedFor", 3)?;
     if let Some(d) = i.str_opt("description")? {
         check_len("description", d.chars().count().max(1), 256)?;
     }
