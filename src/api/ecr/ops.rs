@@ -371,10 +371,15 @@ impl Input {
 }
 
 fn check_len(key: &str, n: usize, max: usize) -> Result<(), ApiError> {
-    if n < 1 {
+    check_len_between(key, n, 1, max)
+}
+
+/// ECR's length constraint on `key`: `min..=max`.
+fn check_len_between(key: &str, n: usize, min: usize, max: usize) -> Result<(), ApiError> {
+    if n < min {
         return Err(ApiError::invalid(
             key,
-            "Member must have length greater than or equal to 1",
+            format!("Member must have length greater than or equal to {min}"),
         ));
     }
     if n > max {

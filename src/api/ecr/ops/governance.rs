@@ -12,19 +12,7 @@ pub(super) fn lifecycle_text(i: &Input, required: bool) -> Result<Option<&str>, 
         i.str_opt("lifecyclePolicyText")?
     };
     if let Some(t) = text {
-        let n = t.chars().count();
-        if n < 100 {
-            return Err(ApiError::invalid(
-                "lifecyclePolicyText",
-                "Member must have length greater than or equal to 100",
-            ));
-        }
-        if n > 30_720 {
-            return Err(ApiError::invalid(
-                "lifecyclePolicyText",
-                "Member must have length less than or equal to 30720",
-            ));
-        }
+        check_len_between("lifecyclePolicyText", t.chars().count(), 100, 30_720)?;
     }
     Ok(text)
 }
