@@ -9,6 +9,7 @@ use clap::Args;
 use serde::Deserialize;
 
 use crate::aws::{AccountId, Region};
+use crate::blobs::s3::{S3Credentials, S3Settings};
 use crate::http::conn::Timeouts;
 use crate::public_url::PublicUrl;
 
@@ -37,6 +38,12 @@ pub struct StoreArgs {
     /// omit for SQLite in the data directory
     #[arg(long, env = "BERTH_METADATA", value_name = "URL")]
     pub metadata: Option<String>,
+    /// Blob storage: `s3://BUCKET[/PREFIX]?endpoint=URL&region=R[&public_endpoint=URL]`
+    /// for an S3-compatible bucket (credentials from BERTH_S3_ACCESS_KEY_ID and
+    /// BERTH_S3_SECRET_ACCESS_KEY, else AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY);
+    /// omit for the data directory
+    #[arg(long, env = "BERTH_BLOBS", value_name = "URL")]
+    pub blobs: Option<String>,
     /// Default account id (12 digits), used for hosts that do not name one [default: 000000000000]
     #[arg(long, env = "BERTH_ACCOUNT_ID", value_name = "12DIGITS")]
     pub account_id: Option<String>,
@@ -104,6 +111,10 @@ pub struct ServeArgs {
     /// another takes its jobs over within this time [default: 30]
     #[arg(long, env = "BERTH_JOB_LEASE", value_name = "SECONDS")]
     pub job_lease: Option<u64>,
+    /// Answer blob downloads with a redirect to a presigned object-storage URL (as ECR
+    /// does) instead of sending the bytes; needs S3 blob storage
+    #[arg(long, env = "BERTH_BLOB_REDIRECT")]
+    pub blob_redirect: bool,
 }
 
 /// The optional config file: the same settings as the flags.
@@ -113,6 +124,8 @@ struct FileSettings {
     listen: Option<String>,
     data_dir: Option<PathBuf>,
     metadata: Option<String>,
+    blobs: Option<String>,
+    blob_redirect: Option<bool>,
     account_id: Option<String>,
     region: Option<String>,
     domain: Option<String>,
@@ -136,6 +149,9 @@ pub struct Settings {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub metadata: Option<String>,
+    pub blobs: BlobStorage,
+    /// Redirect blob downloads to presigned URLs.
+    pub blob_redirect: bool,
     pub account_id: AccountId,
     pub region: Region,
     pub domain: String,
@@ -155,6 +171,14 @@ pub struct Settings {
     pub gc_grace: u64,
     /// How long a job lease lasts without renewal.
     pub job_lease: std::time::Duration,
+}
+
+/// Where blobs are stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlobStorage {
+    /// The data directory.
+    Local,
+    S3(S3Settings),
 }
 
 /// The connection timeouts when none are given.
@@ -247,7 +271,12 @@ impl Settings {
             DEFAULT_JOB_LEASE,
             "job-lease",
         )?;
+        let blob_redirect = args.blob_redirect || file.blob_redirect.unwrap_or(false);
         let mut s = Self::build(&args.store, file, listen, domain, create_on_push)?;
+        if blob_redirect && s.blobs == BlobStorage::Local {
+            bail!("--blob-redirect needs S3 blob storage (--blobs s3://...): the data directory has no URLs to redirect to");
+        }
+        s.blob_redirect = blob_redirect;
         s.public_url = public_url;
         s.timeouts = timeouts;
         s.dev = dev;
@@ -312,10 +341,22 @@ impl Settings {
             .clone()
             .or(file.master_key_file)
             .unwrap_or_else(|| data_dir.join("master.key"));
+        let blobs = match args.blobs.clone().or(file.blobs) {
+            None => BlobStorage::Local,
+            Some(url) => {
+                let credentials =
+                    || S3Credentials::from_env(|k| std::env::var(k).ok().filter(|v| !v.is_empty()));
+                let settings = S3Settings::parse(&url, credentials)
+                    .map_err(|e| anyhow::anyhow!("--blobs {e}"))?;
+                BlobStorage::S3(settings)
+            }
+        };
         Ok(Settings {
             listen,
             data_dir,
             metadata: args.metadata.clone().or(file.metadata),
+            blobs,
+            blob_redirect: false,
             account_id,
             region,
             domain,

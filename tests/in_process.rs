@@ -35,6 +35,7 @@ async fn server() -> Server {
         create_on_push: false,
         public: PublicUrl::parse("http://localhost:5000").expect("url"),
         gc_grace_ms: 3_600_000,
+        blob_redirect: false,
     };
     let service = Arc::new(Service::new(meta, Arc::new(blobs), options));
     let keys = KeySource {

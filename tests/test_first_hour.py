@@ -60,7 +60,11 @@ def test_public_url_decides_every_advertised_address(berth_factory):
     reg = Registry(b.url, auth=b.registry_auth())
     digest = upload_blob(reg, "app", b"layer")
     url = ecr.get_download_url_for_layer(repositoryName="app", layerDigest=digest)["downloadUrl"]
-    assert url.startswith(f"https://{host}/v2/app/blobs/{digest}?")
+    if b.blobs_url:
+        # Object storage presigns its own URLs (their address: tests/test_object_storage.py).
+        assert "X-Amz-Signature=" in url
+    else:
+        assert url.startswith(f"https://{host}/v2/app/blobs/{digest}?")
 
 
 def test_the_default_port_of_a_scheme_is_not_advertised(berth_factory):

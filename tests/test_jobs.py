@@ -52,7 +52,7 @@ def two_nodes(berth_factory, tmp_path):
     args = ["--master-key-file", str(key), "--job-lease", LEASE_SECONDS]
     shared = None if os.environ.get("BERTH_TEST_POSTGRES") else f"sqlite:{tmp_path / 'shared.db'}"
     a = berth_factory(extra_args=args, metadata_url=shared)
-    b = berth_factory(extra_args=args, metadata_url=a.metadata_url)
+    b = berth_factory(extra_args=args, metadata_url=a.metadata_url, blobs_url=a.blobs_url)
     # One account, one root key: the second node's first start found them created.
     shutil.copy(a.data_dir / "credentials", b.data_dir / "credentials")
     return a, b, key

@@ -2,26 +2,35 @@
 //!
 //! Layout under the data directory (this module is the only place that builds these paths):
 //! ```text
-//! blobs/v1/<algorithm>/<hex[0..2]>/<hex>   published blobs, immutable, named by digest
+//! blobs/v2/<uuid[0..2]>/<uuid>             a published blob, immutable, named by the
+//!                                          upload that published it
+//! blobs/v1/<algorithm>/<hex[0..2]>/<hex>   one published before locations existed
 //! uploads/<owner>/<uuid>                   staging file of one upload session, under the
 //!                                          id of the repository that owns it
-//! quarantine/<algorithm>-<hex>             a blob the garbage collector is removing
+//! quarantine/<algorithm>-<hex>             left by an earlier version's collector
 //! ```
 //! Publishing is: hash while streaming → compare with the digest → fdatasync the staging
 //! file → rename it into `blobs/` → fsync the directory. A crash at any point leaves at
-//! worst a staging file (garbage), never a partial file under `blobs/`.
+//! worst a staging file or an unrecorded blob file, both of which the upload's metadata
+//! row names, so the collector removes them; never a partial file under `blobs/`.
+//!
+//! The upload state this store hands out is empty: the staging file is the state.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use sha2::{Digest as _, Sha256, Sha512};
 
-use super::{staging, BlobReader, BlobStore, ByteStream, Error, Result, UploadKey};
+use super::{
+    staging, BlobLocation, BlobReader, BlobStore, ByteStream, Error, Published, Result, UploadKey,
+    UploadState,
+};
 use crate::oci::{Algorithm, Digest};
 
 /// Read size for downloads: large enough that per-read overhead is negligible.
@@ -51,15 +60,35 @@ pub struct FsBlobStore {
 
 impl FsBlobStore {
     pub fn open(root: &Path) -> io::Result<FsBlobStore> {
-        std::fs::create_dir_all(root.join("blobs/v1"))?;
+        std::fs::create_dir_all(root.join("blobs/v2"))?;
         std::fs::create_dir_all(root.join("uploads"))?;
-        std::fs::create_dir_all(root.join("quarantine"))?;
         Ok(FsBlobStore {
             root: root.to_owned(),
             sessions: Mutex::new(HashMap::new()),
         })
     }
 
+    /// Where an upload publishes: a name of its own (see the module comment), which
+    /// `abort_upload` finds without knowing the digest.
+    fn publish_location(key: UploadKey) -> BlobLocation {
+        let id = key.id.to_string();
+        BlobLocation(format!("blobs/v2/{}/{id}", &id[..2]))
+    }
+
+    /// The file of a location; a location this store did not make is refused.
+    fn location_path(&self, location: &BlobLocation) -> Result<PathBuf> {
+        let s = location.as_str();
+        let plain = s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'/' || b == b'.' || b == b'-');
+        let ours = s.starts_with("blobs/v1/") || s.starts_with("blobs/v2/");
+        if !ours || !plain || s.contains("..") {
+            return Err(Error::Backend(format!("not a blob location: {s}")));
+        }
+        Ok(self.root.join(s))
+    }
+
+    /// Where blobs published before locations existed are.
     fn blob_path(&self, d: &Digest) -> PathBuf {
         self.root
             .join("blobs/v1")
@@ -97,6 +126,17 @@ impl FsBlobStore {
         let s = Arc::new(tokio::sync::Mutex::new(Staged { size, hasher: None }));
         sessions.insert(key, s.clone());
         Ok(s)
+    }
+
+    /// Bring a locked session up to date with its staging file, which another process
+    /// over the same directory may have appended to: then the hash is redone at the end.
+    fn refresh(&self, key: UploadKey, staged: &mut Staged) -> Result<()> {
+        let len = std::fs::metadata(self.upload_path(key))?.len();
+        if len != staged.size {
+            staged.size = len;
+            staged.hasher = None;
+        }
+        Ok(())
     }
 
     fn forget(&self, key: UploadKey) {
@@ -161,12 +201,6 @@ fn publish(staging: &Path, target: &Path, digest: &Digest, hasher: Option<Sha256
     }
     let file = File::open(staging)?;
     let size = file.metadata()?.len();
-    if target.exists() {
-        // Same digest, same bytes: already published.
-        drop(file);
-        std::fs::remove_file(staging)?;
-        return Ok(size);
-    }
     file.sync_data()?;
     drop(file);
     let dir = target
@@ -329,7 +363,7 @@ impl FsBlobStore {
 
 #[async_trait::async_trait]
 impl BlobStore for FsBlobStore {
-    async fn create_upload(&self, key: UploadKey) -> Result<()> {
+    async fn create_upload(&self, key: UploadKey) -> Result<UploadState> {
         // Two metadata syscalls: done inline, cheaper than a hop to the blocking pool.
         let path = self.upload_path(key);
         if let Some(dir) = path.parent() {
@@ -347,17 +381,19 @@ impl BlobStore for FsBlobStore {
         };
         self.sessions()?
             .insert(key, Arc::new(tokio::sync::Mutex::new(staged)));
-        Ok(())
+        Ok(UploadState::default())
     }
 
     async fn append_upload(
         &self,
         key: UploadKey,
+        state: &UploadState,
         offset: Option<u64>,
         body: ByteStream,
-    ) -> Result<u64> {
+    ) -> Result<super::Staged> {
         let session = self.session(key)?;
         let mut staged = session.lock().await;
+        self.refresh(key, &mut staged)?;
         if offset.is_some_and(|o| o != staged.size) {
             return Err(Error::OffsetMismatch { size: staged.size });
         }
@@ -365,29 +401,46 @@ impl BlobStore for FsBlobStore {
         if matches!(appended, Err(Error::Full)) {
             self.discard_locked(key).await;
         }
-        appended
+        Ok(super::Staged {
+            size: appended?,
+            state: state.clone(),
+        })
     }
 
-    async fn upload_size(&self, key: UploadKey) -> Result<u64> {
+    async fn state_saved(&self, _old: &UploadState, _new: &UploadState) {}
+
+    async fn upload_size(&self, key: UploadKey, _state: &UploadState) -> Result<u64> {
         // The staging file's length, read without the session lock, so a status request
         // answers while a PATCH is still streaming into the session.
         Ok(tokio::fs::metadata(self.upload_path(key)).await?.len())
     }
 
+    async fn last_write(&self, key: UploadKey, _state: &UploadState) -> Result<SystemTime> {
+        match tokio::fs::metadata(self.upload_path(key)).await {
+            Ok(m) => Ok(m.modified()?),
+            // Gone (finished, or never created): nothing is being written.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(SystemTime::UNIX_EPOCH),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     async fn finish_upload(
         &self,
         key: UploadKey,
+        _state: &UploadState,
         digest: &Digest,
         offset: Option<u64>,
         body: Option<ByteStream>,
-    ) -> Result<u64> {
+    ) -> Result<Published> {
         let session = self.session(key)?;
         let mut staged = session.lock().await;
+        self.refresh(key, &mut staged)?;
         if body.is_some() && offset.is_some_and(|o| o != staged.size) {
             return Err(Error::OffsetMismatch { size: staged.size });
         }
         let staging = self.upload_path(key);
-        let target = self.blob_path(digest);
+        let location = Self::publish_location(key);
+        let target = self.location_path(&location)?;
         let digest = digest.clone();
         let mut body = body;
         let head = match body.as_mut() {
@@ -443,10 +496,13 @@ impl BlobStore for FsBlobStore {
         if !matches!(outcome, Err(Error::Backend(_))) {
             self.forget(key);
         }
-        outcome
+        Ok(Published {
+            size: outcome?,
+            location,
+        })
     }
 
-    async fn abort_upload(&self, key: UploadKey) -> Result<()> {
+    async fn abort_upload(&self, key: UploadKey, _state: &UploadState) -> Result<()> {
         // Under the session lock, so a concurrent append or commit finishes first and
         // cannot re-create the session after the file is gone.
         let session = match self.session(key) {
@@ -458,21 +514,20 @@ impl BlobStore for FsBlobStore {
             Some(s) => Some(s.lock().await),
             None => None,
         };
-        let removed = match tokio::fs::remove_file(self.upload_path(key)).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e.into()),
-        };
+        let removed = remove_if_present(&self.upload_path(key)).await;
         self.forget(key);
-        removed
+        removed?;
+        remove_if_present(&self.location_path(&Self::publish_location(key))?).await
     }
 
-    async fn stat(&self, digest: &Digest) -> Result<u64> {
-        Ok(tokio::fs::metadata(self.blob_path(digest)).await?.len())
+    async fn stat(&self, location: &BlobLocation) -> Result<u64> {
+        Ok(tokio::fs::metadata(self.location_path(location)?)
+            .await?
+            .len())
     }
 
-    async fn read(&self, digest: &Digest, range: Option<(u64, u64)>) -> Result<BlobReader> {
-        let file = tokio::fs::File::open(self.blob_path(digest)).await?;
+    async fn read(&self, location: &BlobLocation, range: Option<(u64, u64)>) -> Result<BlobReader> {
+        let file = tokio::fs::File::open(self.location_path(location)?).await?;
         let mut file = file.into_std().await;
         let size = file.metadata()?.len();
         let (start, len) = match range {
@@ -505,20 +560,43 @@ impl BlobStore for FsBlobStore {
         })
     }
 
-    async fn delete(&self, digest: &Digest) -> Result<()> {
-        match tokio::fs::remove_file(self.blob_path(digest)).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+    async fn download_url(
+        &self,
+        _location: &BlobLocation,
+        _expires_in: std::time::Duration,
+    ) -> Result<Option<String>> {
+        Ok(None)
     }
 
-    async fn quarantine(&self, digest: &Digest) -> Result<bool> {
-        match tokio::fs::rename(self.blob_path(digest), self.quarantine_path(digest)).await {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(e.into()),
+    async fn delete(&self, location: &BlobLocation) -> Result<()> {
+        remove_if_present(&self.location_path(location)?).await
+    }
+
+    fn digest_location(&self, digest: &Digest) -> BlobLocation {
+        BlobLocation(format!(
+            "blobs/v1/{}/{}/{}",
+            digest.algorithm().name(),
+            &digest.hex()[..2],
+            digest.hex()
+        ))
+    }
+
+    async fn quarantined(&self) -> Result<Vec<Digest>> {
+        let mut out = Vec::new();
+        let mut dir = match tokio::fs::read_dir(self.root.join("quarantine")).await {
+            Ok(dir) => dir,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(e.into()),
+        };
+        while let Some(entry) = dir.next_entry().await? {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some((alg, hex)) = name.split_once('-') {
+                if let Ok(d) = format!("{alg}:{hex}").parse::<Digest>() {
+                    out.push(d);
+                }
+            }
         }
+        Ok(out)
     }
 
     async fn restore(&self, digest: &Digest) -> Result<()> {
@@ -542,57 +620,15 @@ impl BlobStore for FsBlobStore {
     }
 
     async fn purge(&self, digest: &Digest) -> Result<()> {
-        match tokio::fs::remove_file(self.quarantine_path(digest)).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        remove_if_present(&self.quarantine_path(digest)).await
     }
+}
 
-    async fn quarantined(&self) -> Result<Vec<Digest>> {
-        let mut out = Vec::new();
-        let mut dir = tokio::fs::read_dir(self.root.join("quarantine")).await?;
-        while let Some(entry) = dir.next_entry().await? {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if let Some((alg, hex)) = name.split_once('-') {
-                if let Ok(d) = format!("{alg}:{hex}").parse::<Digest>() {
-                    out.push(d);
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    async fn stale_uploads(&self, before: std::time::SystemTime) -> Result<Vec<UploadKey>> {
-        let root = self.root.join("uploads");
-        tokio::task::spawn_blocking(move || -> Result<Vec<UploadKey>> {
-            let mut out = Vec::new();
-            for owner in std::fs::read_dir(&root)? {
-                let owner = owner?;
-                let Ok(owner_id) = owner.file_name().to_string_lossy().parse::<i64>() else {
-                    continue;
-                };
-                let Ok(sessions) = std::fs::read_dir(owner.path()) else {
-                    continue;
-                };
-                for session in sessions.flatten() {
-                    let Some(id) = super::UploadId::parse(&session.file_name().to_string_lossy())
-                    else {
-                        continue;
-                    };
-                    let modified = session.metadata().and_then(|m| m.modified());
-                    if modified.is_ok_and(|t| t < before) {
-                        out.push(UploadKey {
-                            owner: owner_id,
-                            id,
-                        });
-                    }
-                }
-            }
-            Ok(out)
-        })
-        .await
-        .map_err(join_err)?
+async fn remove_if_present(path: &Path) -> Result<()> {
+    match tokio::fs::remove_file(path).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -614,41 +650,37 @@ mod tests {
         (dir, store)
     }
 
+    /// The whole contract on this store, whatever store the run tests otherwise.
     #[tokio::test]
-    async fn stage_commit_read() {
-        let (_dir, s) = store();
-        contract::stage_commit_read(&s).await;
-    }
-
-    #[tokio::test]
-    async fn mismatch_publishes_nothing() {
-        let (_dir, s) = store();
-        contract::mismatch_publishes_nothing(&s).await;
-    }
-
-    #[tokio::test]
-    async fn resumes_after_a_restart() {
-        // The second instance knows only the staging file, and hashes it again.
-        let (dir, first) = store();
+    async fn keeps_the_contract() {
+        let (dir, s) = store();
+        // The second instance knows only the staging files, and hashes them again.
         let second = FsBlobStore::open(dir.path()).expect("reopen");
-        contract::resumes_in_another_instance(&first, &second).await;
-    }
-
-    #[tokio::test]
-    async fn chunk_sizes_and_last_chunks() {
-        let (_dir, s) = store();
-        contract::chunk_sizes_and_last_chunks(&s).await;
-    }
-
-    #[tokio::test]
-    async fn small_upload_finished_by_its_last_chunk() {
-        let (_dir, s) = store();
+        contract::stage_commit_read(&s).await;
+        contract::mismatch_publishes_nothing(&s).await;
+        contract::resumes_in_another_instance(&s, &second).await;
+        contract::chunk_sizes_and_last_chunks(&s, &second).await;
         contract::small_upload_finished_by_its_last_chunk(&s).await;
+        contract::each_upload_publishes_its_own_copy(&s).await;
+        contract::abort_removes_an_unrecorded_publication(&s).await;
+        contract::download_urls_serve_the_blob(&s).await;
+        contract::missing_things_and_idempotent_removal(&s).await;
     }
 
     #[tokio::test]
-    async fn missing_things_and_idempotent_removal() {
+    async fn refuses_locations_it_did_not_make() {
         let (_dir, s) = store();
-        contract::missing_things_and_idempotent_removal(&s).await;
+        for bad in [
+            "../etc/passwd",
+            "blobs/v2/../../x",
+            "uploads/1/x",
+            "/blobs/v2/ab",
+        ] {
+            let at = BlobLocation(bad.into());
+            assert!(
+                matches!(s.read(&at, None).await, Err(Error::Backend(_))),
+                "{bad}"
+            );
+        }
     }
 }

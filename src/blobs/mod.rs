@@ -1,29 +1,35 @@
 //! Blob store: content-addressed bytes and the staging area of upload sessions.
 //!
-//! Published blobs know nothing about repositories: visibility is a metadata link, made
-//! only after [`BlobStore::finish_upload`] returned. Upload sessions are keyed by their
-//! owner (the repository they were started in) and a UUID, so that the staging area itself
-//! says which repository a session belongs to and no database row is needed per session. [`fs::FsBlobStore`] is the embedded
-//! backend; an S3-compatible one implements the same trait.
+//! Published blobs know nothing about repositories: visibility is a metadata row, made
+//! only after [`BlobStore::finish_upload`] returned. Every upload publishes under a
+//! [`BlobLocation`] of its own, which the metadata records with the digest: a location is
+//! never reused, so removing one copy (a collected blob, the loser of two concurrent
+//! uploads of the same digest) can never remove another, on a local disk or in a bucket.
 //!
-//! Contract every backend keeps:
-//! - `finish_upload` verifies the staged bytes against the digest, makes them durable and
-//!   only then publishes them under the digest (atomically: readers see all or nothing).
-//!   On a digest mismatch the staged bytes are discarded and nothing is published.
-//! - A published blob is immutable; publishing the same digest again is a no-op.
+//! What a store must remember of an upload between requests is its [`UploadState`],
+//! kept in the metadata store by the service, so the next request of the upload may
+//! reach another process or node. [`fs::FsBlobStore`] is the embedded backend;
+//! [`s3::S3BlobStore`] keeps blobs in an S3-compatible bucket.
+//!
+//! Contract every backend keeps (`contract.rs` checks it on each):
+//! - `finish_upload` verifies the staged bytes against the digest and makes them durable
+//!   before it returns a location; on a mismatch nothing stays behind.
+//! - A published location is immutable until deleted.
 //! - `append_upload` with an `offset` other than the staged size fails with
 //!   `OffsetMismatch` and changes nothing.
-//! - Missing blobs and unknown uploads give `NotFound`; `delete` and `abort_upload` are
-//!   idempotent.
+//! - Missing blobs give `NotFound`; `delete` and `abort_upload` are idempotent, and
+//!   `abort_upload` also removes what an unrecorded `finish_upload` published.
 
 #[cfg(test)]
 mod contract;
 pub mod fs;
+pub mod s3;
 pub mod sha256_state;
 mod staging;
 
 use std::io;
 use std::pin::Pin;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures_util::Stream;
@@ -107,52 +113,117 @@ impl std::fmt::Display for UploadId {
     }
 }
 
+/// Where a published blob's bytes are, as its store named them (a path under the data
+/// directory, an object key under the bucket's prefix). Opaque outside the store.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BlobLocation(String);
+
+impl BlobLocation {
+    /// A location as the metadata store recorded it.
+    pub fn from_store(s: String) -> BlobLocation {
+        BlobLocation(s)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for BlobLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// What a store remembers of an upload session between requests (its own format).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UploadState(Vec<u8>);
+
+impl UploadState {
+    pub fn from_store(bytes: Vec<u8>) -> UploadState {
+        UploadState(bytes)
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// An upload session after an append: the bytes staged and the state to keep.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Staged {
+    pub size: u64,
+    pub state: UploadState,
+}
+
+/// A finished upload: its size and where the bytes are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub size: u64,
+    pub location: BlobLocation,
+}
+
 #[async_trait::async_trait]
 pub trait BlobStore: Send + Sync {
-    /// Start an empty staging area for an upload session.
-    async fn create_upload(&self, key: UploadKey) -> Result<()>;
-    /// Append a stream to the staged bytes; `offset`, when given, must equal the staged size.
-    /// Returns the new staged size.
+    /// Start an empty upload session; its state is to be kept for the calls below.
+    async fn create_upload(&self, key: UploadKey) -> Result<UploadState>;
+    /// Append a stream to the staged bytes; `offset`, when given, must equal the staged
+    /// size. Returns the new size and state; the caller saves the state, then calls
+    /// [`BlobStore::state_saved`].
     async fn append_upload(
         &self,
         key: UploadKey,
+        state: &UploadState,
         offset: Option<u64>,
         body: ByteStream,
-    ) -> Result<u64>;
+    ) -> Result<Staged>;
+    /// After the caller saved `new` in place of `old`: release what only `old` used.
+    async fn state_saved(&self, old: &UploadState, new: &UploadState);
     /// Bytes staged so far.
-    async fn upload_size(&self, key: UploadKey) -> Result<u64>;
+    async fn upload_size(&self, key: UploadKey, state: &UploadState) -> Result<u64>;
+    /// When the session's bytes were last written.
+    async fn last_write(&self, key: UploadKey, state: &UploadState) -> Result<SystemTime>;
     /// Append an optional last chunk (at `offset`, if given), then verify, make durable
-    /// and publish the staged bytes as `digest`. Returns the size. The session ends
-    /// unless the backend failed.
+    /// and publish the staged bytes. The session is over unless the backend failed.
     async fn finish_upload(
         &self,
         key: UploadKey,
+        state: &UploadState,
         digest: &Digest,
         offset: Option<u64>,
         last_chunk: Option<ByteStream>,
-    ) -> Result<u64>;
-    /// Discard the staged bytes.
-    async fn abort_upload(&self, key: UploadKey) -> Result<()>;
+    ) -> Result<Published>;
+    /// Discard the staged bytes, and whatever `finish_upload` published for the session.
+    async fn abort_upload(&self, key: UploadKey, state: &UploadState) -> Result<()>;
     /// Size of a published blob.
     #[allow(dead_code)] // part of the contract; tests and tools use it
-    async fn stat(&self, digest: &Digest) -> Result<u64>;
+    async fn stat(&self, location: &BlobLocation) -> Result<u64>;
     /// Read a published blob; `range` is an inclusive byte range within it.
-    async fn read(&self, digest: &Digest, range: Option<(u64, u64)>) -> Result<BlobReader>;
+    async fn read(&self, location: &BlobLocation, range: Option<(u64, u64)>) -> Result<BlobReader>;
+    /// A URL that serves the blob without other credentials until `expires_in` has
+    /// passed, if the store can make one (a presigned object-storage URL).
+    async fn download_url(
+        &self,
+        location: &BlobLocation,
+        expires_in: Duration,
+    ) -> Result<Option<String>>;
     /// Remove a published blob.
-    #[allow(dead_code)] // part of the contract; the collector uses quarantine + purge
-    async fn delete(&self, digest: &Digest) -> Result<()>;
+    async fn delete(&self, location: &BlobLocation) -> Result<()>;
+    /// Where blobs recorded before locations existed are: named by their digest.
+    fn digest_location(&self, digest: &Digest) -> BlobLocation;
 
-    // ---- garbage collection (service/gc.rs has the protocol) ----
+    // ---- recovery of what earlier versions left ----
 
-    /// Move a published blob aside, where readers no longer find it; false if it was
-    /// not there.
-    async fn quarantine(&self, digest: &Digest) -> Result<bool>;
-    /// Put a quarantined blob back (replacing an identical re-published copy, if any).
-    async fn restore(&self, digest: &Digest) -> Result<()>;
-    /// Delete a quarantined blob for good.
-    async fn purge(&self, digest: &Digest) -> Result<()>;
-    /// Blobs left in quarantine (by a collector that stopped half-way).
-    async fn quarantined(&self) -> Result<Vec<Digest>>;
-    /// Upload sessions whose staged bytes were last written before `before`.
-    async fn stale_uploads(&self, before: std::time::SystemTime) -> Result<Vec<UploadKey>>;
+    /// Blobs an earlier version's collector had moved aside when it stopped.
+    async fn quarantined(&self) -> Result<Vec<Digest>> {
+        Ok(Vec::new())
+    }
+    /// Put such a blob back at its digest location.
+    async fn restore(&self, _digest: &Digest) -> Result<()> {
+        Ok(())
+    }
+    /// Delete such a blob for good.
+    async fn purge(&self, _digest: &Digest) -> Result<()> {
+        Ok(())
+    }
 }

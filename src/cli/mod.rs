@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
-use crate::config::{self, ServeArgs, Settings, StoreArgs};
+use crate::config::{self, BlobStorage, ServeArgs, Settings, StoreArgs};
 use crate::meta::{MetaStore, RegistryKey};
 use crate::public_url::{PublicUrl, Scheme};
 use crate::server_record::ServerRecord;
@@ -208,14 +208,33 @@ async fn open_service(settings: &Settings, public: PublicUrl) -> anyhow::Result<
     let meta = MetaStore::open(settings.metadata.as_deref(), &settings.data_dir, sealer)
         .await
         .context("opening the metadata store")?;
-    let blobs = blobs::fs::FsBlobStore::open(&settings.data_dir)
-        .with_context(|| format!("opening the blob store in {}", settings.data_dir.display()))?;
+    let blobs = open_blobs(settings).await?;
     let options = service::Options {
         create_on_push: settings.create_on_push,
         public,
         gc_grace_ms: i64::try_from(settings.gc_grace.saturating_mul(1000)).unwrap_or(i64::MAX),
+        blob_redirect: settings.blob_redirect,
     };
-    Ok(Arc::new(Service::new(meta, Arc::new(blobs), options)))
+    Ok(Arc::new(Service::new(meta, blobs, options)))
+}
+
+async fn open_blobs(settings: &Settings) -> anyhow::Result<Arc<dyn blobs::BlobStore>> {
+    Ok(match &settings.blobs {
+        BlobStorage::Local => Arc::new(
+            blobs::fs::FsBlobStore::open(&settings.data_dir).with_context(|| {
+                format!("opening the blob store in {}", settings.data_dir.display())
+            })?,
+        ),
+        BlobStorage::S3(s3) => {
+            let store = blobs::s3::S3BlobStore::open(s3)
+                .with_context(|| format!("opening the bucket {}", s3.bucket))?;
+            store
+                .check()
+                .await
+                .with_context(|| format!("reaching the bucket {}", s3.bucket))?;
+            Arc::new(store)
+        }
+    })
 }
 
 /// For `berth admin`: what the server on this data directory advertises, as it recorded

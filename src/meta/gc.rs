@@ -7,13 +7,18 @@
 //!   row-locks) the links it uses; on SQLite the manifest's transaction holds the only
 //!   write lock. Either way a link cannot vanish under a manifest.
 //! - A blob is garbage when no repository links it and it was last (re)published before
-//!   the grace period. The collector marks it with a token, moves its file aside,
-//!   and deletes the row only if the mark is intact; otherwise it puts the file back.
-//!   Every publish or link clears the mark first ([`MetaStore::reserve_blob`],
-//!   `link_blob`), so a blob being uploaded again is never lost.
+//!   the grace period. The collector marks it with a token and deletes the row only if
+//!   the mark is intact, recording the row's location as garbage in the same
+//!   transaction; then it deletes the bytes, then the garbage row. Recording a blob
+//!   or linking it clears the mark (`record_blob`, `link_existing_blob`), so a blob
+//!   being uploaded again keeps its row. One uploaded again after its row went is
+//!   published at a location of its own (blobs/mod.rs), which the collector's pending
+//!   delete cannot touch.
 
 use super::changes::Change;
+use super::uploads::RECORD_GARBAGE;
 use super::{Db, MetaStore, RegistryKey, Result};
+use crate::blobs::BlobLocation;
 
 /// Storage one repository links (blobs shared by repositories count in each).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,23 +37,6 @@ pub struct StorageUsage {
 }
 
 impl MetaStore {
-    /// Before publishing a blob's bytes: cancel any collection of it in progress and
-    /// restart its grace period.
-    ///
-    /// A blob with no row has no file the collector could be removing, and a row
-    /// inserted concurrently starts its own grace period, so only an existing row needs
-    /// the write (most pushes bring new blobs: this keeps them off the writer).
-    pub async fn reserve_blob(&self, digest: &str, now_ms: i64) -> Result<()> {
-        if !self.blob_exists(digest).await? {
-            return Ok(());
-        }
-        on_write!(self, pool => sqlx::query(
-            "UPDATE blobs SET gc_mark = NULL, created_at = $2 WHERE digest = $1",
-        )
-        .bind(digest).bind(now_ms).execute(pool).await?.rows_affected());
-        Ok(())
-    }
-
     /// Link a blob that must already exist (a mount); false if it is gone.
     pub async fn link_existing_blob(
         &self,
@@ -143,14 +131,33 @@ impl MetaStore {
         Ok(n > 0)
     }
 
-    /// Delete a marked blob's row if the mark is intact (nothing linked or re-published it).
-    pub async fn gc_delete_blob(&self, digest: &str, token: &str) -> Result<bool> {
-        let n = on_write!(self, pool => sqlx::query(
-            "DELETE FROM blobs WHERE digest = $1 AND gc_mark = $2
-             AND NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = $1)",
-        )
-        .bind(digest).bind(token).execute(pool).await?.rows_affected());
-        Ok(n > 0)
+    /// Delete a marked blob's row if the mark is intact (nothing linked or re-published
+    /// it), recording its bytes as garbage in the same transaction; returns their
+    /// location. `legacy` is the location of a blob stored before locations existed.
+    pub async fn gc_delete_blob(
+        &self,
+        digest: &str,
+        token: &str,
+        legacy: &BlobLocation,
+        now_ms: i64,
+    ) -> Result<Option<BlobLocation>> {
+        on_write!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let deleted: Option<(Option<String>,)> = sqlx::query_as(
+                "DELETE FROM blobs WHERE digest = $1 AND gc_mark = $2
+                 AND NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = $1)
+                 RETURNING location",
+            )
+            .bind(digest).bind(token).fetch_optional(&mut *tx).await?;
+            let Some((location,)) = deleted else {
+                return Ok(None);
+            };
+            let location = location.map_or_else(|| legacy.clone(), BlobLocation::from_store);
+            sqlx::query(RECORD_GARBAGE).bind(location.as_str()).bind(now_ms)
+                .execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(Some(location))
+        })
     }
 
     pub async fn blob_exists(&self, digest: &str) -> Result<bool> {

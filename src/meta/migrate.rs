@@ -41,6 +41,11 @@ pub const SQLITE: &[Migration] = &[
         name: "jobs",
         sql: include_str!("../../migrations/sqlite/0006_jobs.sql"),
     },
+    Migration {
+        version: 7,
+        name: "blob_locations",
+        sql: include_str!("../../migrations/sqlite/0007_blob_locations.sql"),
+    },
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -73,6 +78,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 6,
         name: "jobs",
         sql: include_str!("../../migrations/postgres/0006_jobs.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "blob_locations",
+        sql: include_str!("../../migrations/postgres/0007_blob_locations.sql"),
     },
 ];
 

@@ -292,6 +292,7 @@ mod identity;
 mod jobs;
 mod links;
 mod scanning;
+mod uploads;
 
 pub use changes::{Change, Listener};
 pub use ecr::{ImageDetail, ImageRow, StatusFilter};
@@ -302,6 +303,7 @@ pub use identity::AccessKey;
 pub use jobs::{JobRow, Lease};
 pub use outbox::{Event, EventKind, EventSource};
 pub use scanning::ScanState;
+pub use uploads::StoredUpload;
 
 pub struct MetaStore {
     db: Db,
@@ -598,20 +600,39 @@ impl MetaStore {
     /// Record a blob (if new) and link it into a repository. The bytes must already be
     /// durable in the blob store: a link is the moment a blob becomes visible.
     /// Concurrent links are written together (see meta/links.rs).
-    pub async fn link_blob(
+    /// Record a published blob (unless its digest is recorded already) and link it to
+    /// the repository, forgetting the upload session that published it. True if this
+    /// copy is the one recorded; otherwise it is garbage now, which the caller may
+    /// delete at once (the collector does it otherwise).
+    pub async fn record_blob(
         &self,
         repository_id: i64,
         digest: &Digest,
         size: i64,
+        location: &crate::blobs::BlobLocation,
+        upload: Option<crate::blobs::UploadKey>,
         now_ms: i64,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let link = links::Link {
             repository_id,
             digest: digest.to_string(),
             size,
             now_ms,
+            location: location.as_str().to_owned(),
+            upload: upload.map(|k| (k.owner, k.id.to_string())),
         };
         self.links.write(link).await
+    }
+
+    /// Size and location of a blob as seen from a repository; `None` if the repository
+    /// has no link. A location of `None` is a blob stored before locations existed.
+    pub async fn linked_blob(
+        &self,
+        repository_id: i64,
+        digest: &Digest,
+    ) -> Result<Option<(i64, Option<String>)>> {
+        let state = self.link_state(repository_id, &digest.to_string()).await?;
+        Ok(state.map(|(size, _, location)| (size, location)))
     }
 
     /// Size of a blob as seen from a repository; `None` if the repository has no link.
@@ -620,15 +641,22 @@ impl MetaStore {
         repository_id: i64,
         digest: &Digest,
     ) -> Result<Option<i64>> {
-        let state = self.link_state(repository_id, &digest.to_string()).await?;
-        Ok(state.map(|(size, _)| size))
+        Ok(self
+            .linked_blob(repository_id, digest)
+            .await?
+            .map(|(size, _)| size))
     }
 
-    /// A link's blob size and when the link was last refreshed; `None` if the repository
-    /// has no link.
-    pub async fn link_state(&self, repository_id: i64, digest: &str) -> Result<Option<(i64, i64)>> {
+    /// A link's blob size, when the link was last refreshed, and the blob's location;
+    /// `None` if the repository has no link.
+    pub async fn link_state(
+        &self,
+        repository_id: i64,
+        digest: &str,
+    ) -> Result<Option<(i64, i64, Option<String>)>> {
         Ok(on_read!(self, pool => sqlx::query_as(
-            "SELECT b.size, rb.linked_at FROM repository_blobs rb JOIN blobs b ON b.digest = rb.digest
+            "SELECT b.size, rb.linked_at, b.location FROM repository_blobs rb
+             JOIN blobs b ON b.digest = rb.digest
              WHERE rb.repository_id = $1 AND rb.digest = $2",
         )
         .bind(repository_id)
@@ -1033,6 +1061,22 @@ impl MetaStore {
 mod contract_tests {
     use super::*;
 
+    impl MetaStore {
+        /// Record a blob at a fresh location and link it.
+        async fn link_blob(
+            &self,
+            repository_id: i64,
+            d: &Digest,
+            size: i64,
+            now: i64,
+        ) -> Result<bool> {
+            let at =
+                crate::blobs::BlobLocation::from_store(format!("blobs/{}", uuid::Uuid::new_v4()));
+            self.record_blob(repository_id, d, size, &at, None, now)
+                .await
+        }
+    }
+
     async fn open_store(dir: &Path) -> MetaStore {
         let url = match std::env::var("BERTH_TEST_POSTGRES") {
             Ok(admin) if !admin.is_empty() => {
@@ -1172,12 +1216,77 @@ mod contract_tests {
                 Some(1)
             );
         }
-        // The same digest linked twice in one batch is one row.
+        // The same digest linked twice in one batch is one row; both copies lost to the
+        // one recorded before, and are garbage now.
         let (x, y) = tokio::join!(
             store.link_blob(repo.id, &a, 1, 3),
             store.link_blob(repo.id, &a, 1, 3)
         );
-        x.and(y).expect("duplicate links in one batch");
+        let (x, y) = (x.expect("first duplicate"), y.expect("second duplicate"));
+        assert_eq!((x, y), (false, false));
+        assert_eq!(store.blob_garbage(10).await.expect("garbage").len(), 2);
+        // A new digest twice in one batch: exactly one copy is recorded.
+        let n = Digest::sha256_of(b"n");
+        let (x, y) = tokio::join!(
+            store.link_blob(repo.id, &n, 1, 4),
+            store.link_blob(repo.id, &n, 1, 4)
+        );
+        assert!(
+            x.expect("x") ^ y.expect("y"),
+            "one of two copies is recorded"
+        );
+        assert_eq!(store.blob_garbage(10).await.expect("garbage").len(), 3);
+    }
+
+    #[tokio::test]
+    async fn upload_sessions_are_saved_by_version_and_forgotten_with_their_blob() {
+        use crate::blobs::{BlobLocation, UploadId, UploadKey, UploadState};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open_store(dir.path()).await;
+        let repo = store
+            .create_repository(
+                &reg("123456789012"),
+                &"up".parse().expect("name"),
+                &RepositorySettings::default(),
+                &[],
+                1,
+            )
+            .await
+            .expect("create")
+            .expect("new");
+        let key = UploadKey {
+            owner: repo.id,
+            id: UploadId::new(),
+        };
+        let state = |b: &[u8]| UploadState::from_store(b.to_vec());
+        store
+            .insert_upload(key, &state(b"a"), 10)
+            .await
+            .expect("insert");
+        let stored = store.upload(key).await.expect("read").expect("there");
+        assert_eq!(stored.state, state(b"a"));
+        assert!(store
+            .save_upload(key, stored.version, &state(b"b"), 20)
+            .await
+            .expect("save"));
+        // A save from the same version again (a concurrent request) is refused.
+        assert!(!store
+            .save_upload(key, stored.version, &state(b"c"), 20)
+            .await
+            .expect("save"));
+        assert_eq!(store.idle_uploads(15, 10).await.expect("idle"), vec![]);
+        let idle = store.idle_uploads(21, 10).await.expect("idle");
+        assert_eq!(idle.len(), 1);
+        assert_eq!(idle[0].1.state, state(b"b"));
+        let d = Digest::sha256_of(b"u");
+        let at = BlobLocation::from_store("blobs/one".into());
+        let recorded = store.record_blob(repo.id, &d, 1, &at, Some(key), 30).await;
+        assert!(recorded.expect("record"));
+        assert_eq!(store.upload(key).await.expect("read"), None);
+        assert_eq!(
+            store.linked_blob(repo.id, &d).await.expect("linked"),
+            Some((1, Some("blobs/one".into())))
+        );
     }
 
     #[tokio::test]

@@ -23,7 +23,7 @@ use route::Endpoint;
 use crate::blobs::ByteStream;
 use crate::oci::manifest::{self, MAX_MANIFEST_BYTES};
 use crate::oci::{Digest, Reference, RepositoryName, Tag};
-use crate::service::{ByteRange, Context, Error, Listing, Service};
+use crate::service::{ByteRange, Context, DownloadBody, Error, Listing, Service};
 
 const API_VERSION: &str = "registry/2.0";
 
@@ -476,7 +476,22 @@ async fn get_blob(
     let dl = service
         .download_blob(ctx, name, digest, parse_range(headers))
         .await?;
-    let mut r = Response::new(Body::from_stream(dl.reader.stream));
+    let reader = match dl.body {
+        DownloadBody::Bytes(reader) => reader,
+        DownloadBody::Redirect(url) => {
+            // As Distribution and ECR do: the client fetches from object storage.
+            let mut r = Response::new(Body::empty());
+            *r.status_mut() = StatusCode::TEMPORARY_REDIRECT;
+            set(r.headers_mut(), header::LOCATION, &url);
+            set(
+                r.headers_mut(),
+                header::HeaderName::from_static("docker-content-digest"),
+                &digest.to_string(),
+            );
+            return Ok(r);
+        }
+    };
+    let mut r = Response::new(Body::from_stream(reader.stream));
     let h = r.headers_mut();
     blob_headers(h, digest, dl.size);
     if let Some((start, end)) = dl.range {

@@ -17,7 +17,16 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::RegistryScanning;
+use crate::blobs::BlobLocation;
 use crate::meta::{Change, Listener, RegistryKey, Repository, StoredManifest};
+
+/// A blob as a repository's link sees it: its size and where its bytes are (stable for
+/// as long as the link exists: a linked blob's row is never removed or moved).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkedBlob {
+    pub size: u64,
+    pub location: BlobLocation,
+}
 
 /// Cached manifest bytes are bounded; past this the cache starts over.
 const MAX_MANIFEST_BYTES: usize = 8 * 1024 * 1024;
@@ -28,8 +37,8 @@ struct RepoEntries {
     generation: u64,
     /// Keyed by tag or digest string (they cannot collide: tags contain no ':').
     manifests: HashMap<String, Arc<StoredManifest>>,
-    /// Size, and when this process last refreshed the link's `linked_at` (0: never).
-    links: HashMap<String, (u64, i64)>,
+    /// The blob, and when this process last refreshed the link's `linked_at` (0: never).
+    links: HashMap<String, (LinkedBlob, i64)>,
 }
 
 #[derive(Default)]
@@ -193,25 +202,30 @@ impl ReadCache {
             .insert(key, m);
     }
 
-    pub fn link(&self, repository_id: i64, digest: &str) -> Option<u64> {
+    pub fn link(&self, repository_id: i64, digest: &str) -> Option<LinkedBlob> {
         let inner = self.lock()?;
         inner
             .repos
             .get(&repository_id)?
             .links
             .get(digest)
-            .map(|(size, _)| *size)
+            .map(|(blob, _)| blob.clone())
     }
 
-    /// The size of a link refreshed at or after `since` (ms).
-    pub fn link_touched_since(&self, repository_id: i64, digest: &str, since: i64) -> Option<u64> {
+    /// The blob of a link refreshed at or after `since` (ms).
+    pub fn link_touched_since(
+        &self,
+        repository_id: i64,
+        digest: &str,
+        since: i64,
+    ) -> Option<LinkedBlob> {
         let inner = self.lock()?;
-        let (size, touched) = inner.repos.get(&repository_id)?.links.get(digest)?;
-        (*touched >= since).then_some(*size)
+        let (blob, touched) = inner.repos.get(&repository_id)?.links.get(digest)?;
+        (*touched >= since).then(|| blob.clone())
     }
 
-    pub fn put_link(&self, repository_id: i64, seen: Generation, digest: String, size: u64) {
-        self.put_link_touched(repository_id, seen, digest, size, 0);
+    pub fn put_link(&self, repository_id: i64, seen: Generation, digest: String, blob: LinkedBlob) {
+        self.put_link_touched(repository_id, seen, digest, blob, 0);
     }
 
     pub fn put_link_touched(
@@ -219,7 +233,7 @@ impl ReadCache {
         repository_id: i64,
         seen: Generation,
         digest: String,
-        size: u64,
+        blob: LinkedBlob,
         touched: i64,
     ) {
         let Some(mut inner) = self.lock() else { return };
@@ -233,7 +247,7 @@ impl ReadCache {
             .entry(repository_id)
             .or_default()
             .links
-            .insert(digest, (size, touched));
+            .insert(digest, (blob, touched));
     }
 
     /// A repository's contents changed: drop them, refuse reads that started before.

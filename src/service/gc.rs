@@ -3,8 +3,8 @@
 //! and pulls go on. No lock is held across the run and nothing becomes read-only;
 //! meta/gc.rs explains why every step is safe against a concurrent push.
 //!
-//! A crash at any point leaves only garbage or a quarantined file, which the next run
-//! puts back (if something links the blob again) or deletes.
+//! A crash at any point leaves only garbage the metadata names (a garbage record, an
+//! upload session's row), which the next run deletes.
 
 use std::time::{Duration, SystemTime};
 
@@ -34,18 +34,15 @@ impl Service {
     async fn collect(&self, cutoff: i64) -> Result<GcReport> {
         let mut report = GcReport::default();
         self.recover_quarantine().await?;
+        self.sweep_garbage().await?;
         self.collect_links(cutoff, &mut report).await?;
         self.collect_blobs(cutoff, &mut report).await?;
-        let before = SystemTime::UNIX_EPOCH
-            + Duration::from_millis(u64::try_from(cutoff.max(0)).unwrap_or(0));
-        for key in self.blobs.stale_uploads(before).await? {
-            self.blobs.abort_upload(key).await?;
-            report.uploads_removed += 1;
-        }
+        self.collect_uploads(cutoff, &mut report).await?;
         Ok(report)
     }
 
-    /// Finish what an interrupted run left: a blob still known goes back, else away.
+    /// Blobs an earlier version's collector left moved aside: one still recorded goes
+    /// back, any other away.
     async fn recover_quarantine(&self) -> Result<()> {
         for digest in self.blobs.quarantined().await? {
             if self.meta.blob_exists(&digest.to_string()).await? {
@@ -55,6 +52,46 @@ impl Service {
             }
         }
         Ok(())
+    }
+
+    /// Delete the bytes recorded as garbage (by a run or an upload that stopped before
+    /// deleting them itself).
+    async fn sweep_garbage(&self) -> Result<()> {
+        loop {
+            let batch = self.meta.blob_garbage(BATCH).await?;
+            for location in &batch {
+                self.blobs.delete(location).await?;
+                self.meta.forget_garbage(location).await?;
+            }
+            if (batch.len() as i64) < BATCH {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Abort upload sessions nobody wrote to since `cutoff`.
+    async fn collect_uploads(&self, cutoff: i64, report: &mut GcReport) -> Result<()> {
+        let before = SystemTime::UNIX_EPOCH
+            + Duration::from_millis(u64::try_from(cutoff.max(0)).unwrap_or(0));
+        loop {
+            let batch = self.meta.idle_uploads(cutoff, BATCH).await?;
+            let mut removed = 0;
+            for (key, stored) in &batch {
+                // The row's time is when the state last changed; the store knows when
+                // bytes last arrived (a local staging file grows without a new state).
+                if self.blobs.last_write(*key, &stored.state).await? >= before {
+                    continue;
+                }
+                self.blobs.abort_upload(*key, &stored.state).await?;
+                if self.meta.delete_upload(*key, stored.version).await? {
+                    removed += 1;
+                }
+            }
+            report.uploads_removed += removed;
+            if (batch.len() as i64) < BATCH || removed == 0 {
+                return Ok(());
+            }
+        }
     }
 
     async fn collect_links(&self, cutoff: i64, report: &mut GcReport) -> Result<()> {
@@ -96,7 +133,8 @@ impl Service {
         }
     }
 
-    /// Mark, move aside, delete the row if still marked; else put the file back.
+    /// Mark; delete the row if still marked, recording its bytes as garbage; delete
+    /// the bytes, then the garbage record.
     async fn collect_blob(&self, digest: &str, cutoff: i64) -> Result<bool> {
         let parsed: Digest = digest
             .parse()
@@ -105,23 +143,19 @@ impl Service {
         if !self.meta.gc_mark_blob(digest, &token, cutoff).await? {
             return Ok(false);
         }
-        self.blobs.quarantine(&parsed).await?;
-        if self.meta.gc_delete_blob(digest, &token).await? {
-            self.blobs.purge(&parsed).await?;
-            Ok(true)
-        } else {
-            // Linked or re-published meanwhile: it stays.
-            self.blobs.restore(&parsed).await?;
-            Ok(false)
-        }
-    }
-
-    /// Before publishing uploaded bytes: cancel a collection of the same digest.
-    pub(super) async fn reserve_blob(&self, digest: &Digest) -> Result<()> {
-        Ok(self
+        let legacy = self.blobs.digest_location(&parsed);
+        let now = crate::clock::now_ms();
+        let Some(location) = self
             .meta
-            .reserve_blob(&digest.to_string(), crate::clock::now_ms())
-            .await?)
+            .gc_delete_blob(digest, &token, &legacy, now)
+            .await?
+        else {
+            // Linked or re-published meanwhile: it stays.
+            return Ok(false);
+        };
+        self.blobs.delete(&location).await?;
+        self.meta.forget_garbage(&location).await?;
+        Ok(true)
     }
 
     pub async fn repository_usage(&self) -> Result<Vec<RepositoryUsage>> {

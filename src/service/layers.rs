@@ -1,14 +1,30 @@
 //! Layers (blobs) as the registry and ECR's API see them once stored: existence and
 //! size, download (bytes or a presigned URL), unlinking. Uploads are in uploads.rs.
 
+use super::cache::LinkedBlob;
 use super::*;
+use crate::blobs::BlobLocation;
 
 /// A blob opened for reading: total size, the range served (if partial), and the bytes.
 pub struct BlobDownload {
     pub size: u64,
     pub range: Option<(u64, u64)>,
-    pub reader: BlobReader,
+    pub body: DownloadBody,
 }
+
+/// How a download is served.
+pub enum DownloadBody {
+    /// The bytes, through this server.
+    Bytes(BlobReader),
+    /// A redirect to a presigned object-storage URL (`--blob-redirect`), as ECR
+    /// redirects to S3; the client sends its Range header there.
+    Redirect(String),
+}
+
+/// How long a presigned redirect stays valid.
+const REDIRECT_VALIDITY: std::time::Duration = std::time::Duration::from_secs(20 * 60);
+/// How long GetDownloadUrlForLayer's URL stays valid.
+const DOWNLOAD_URL_VALIDITY: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// BatchCheckLayerAvailability's answer for one digest.
 pub enum LayerCheck {
@@ -51,12 +67,12 @@ impl Service {
         let now = clock::now_ms();
         let fresh_since = now - self.options.gc_grace_ms / 4;
         let key = digest.to_string();
-        if let Some(size) = self.cache.link_touched_since(repo.id, &key, fresh_since) {
-            return Ok(size);
+        if let Some(blob) = self.cache.link_touched_since(repo.id, &key, fresh_since) {
+            return Ok(blob.size);
         }
         let seen = self.cache.generation(repo.id);
         // Read first: a missing or recently refreshed link needs no write.
-        let (size, linked_at) = self
+        let (size, linked_at, location) = self
             .meta
             .link_state(repo.id, &key)
             .await?
@@ -68,34 +84,49 @@ impl Service {
                 .touch_link(repo.id, &key, now, fresh_since)
                 .await?;
             // Read again: the collector may have removed the link before the refresh.
-            self.stored_link_size(repo, digest).await?;
+            self.stored_link(repo, digest).await?;
             now
         };
-        let size = u64::try_from(size).map_err(|_| Error::Internal("negative blob size".into()))?;
+        let blob = LinkedBlob {
+            size: u64::try_from(size).map_err(|_| Error::Internal("negative blob size".into()))?,
+            location: self.location(digest, location),
+        };
+        let size = blob.size;
         self.cache
-            .put_link_touched(repo.id, seen, key, size, touched);
+            .put_link_touched(repo.id, seen, key, blob, touched);
         Ok(size)
     }
 
-    async fn linked_size(&self, repo: &Repository, digest: &Digest) -> Result<u64> {
+    /// A recorded location, or for a blob stored before locations existed, its own.
+    fn location(&self, digest: &Digest, recorded: Option<String>) -> BlobLocation {
+        recorded.map_or_else(
+            || self.blobs.digest_location(digest),
+            BlobLocation::from_store,
+        )
+    }
+
+    async fn linked(&self, repo: &Repository, digest: &Digest) -> Result<LinkedBlob> {
         let key = digest.to_string();
-        if let Some(size) = self.cache.link(repo.id, &key) {
-            return Ok(size);
+        if let Some(blob) = self.cache.link(repo.id, &key) {
+            return Ok(blob);
         }
         let seen = self.cache.generation(repo.id);
-        let size = self.stored_link_size(repo, digest).await?;
-        self.cache.put_link(repo.id, seen, key, size);
-        Ok(size)
+        let blob = self.stored_link(repo, digest).await?;
+        self.cache.put_link(repo.id, seen, key, blob.clone());
+        Ok(blob)
     }
 
-    /// A link's blob size from the metadata store (no cache).
-    async fn stored_link_size(&self, repo: &Repository, digest: &Digest) -> Result<u64> {
-        let size = self
+    /// A link's blob from the metadata store (no cache).
+    async fn stored_link(&self, repo: &Repository, digest: &Digest) -> Result<LinkedBlob> {
+        let (size, location) = self
             .meta
-            .linked_blob_size(repo.id, digest)
+            .linked_blob(repo.id, digest)
             .await?
             .ok_or(Error::BlobNotFound)?;
-        u64::try_from(size).map_err(|_| Error::Internal("negative blob size".into()))
+        Ok(LinkedBlob {
+            size: u64::try_from(size).map_err(|_| Error::Internal("negative blob size".into()))?,
+            location: self.location(digest, location),
+        })
     }
 
     pub async fn download_blob(
@@ -108,22 +139,40 @@ impl Service {
         self.authorize(ctx, Action::GetDownloadUrlForLayer, name)
             .await?;
         let repo = self.repository(ctx, name).await?;
-        let size = self.linked_size(&repo, digest).await?;
+        let blob = self.linked(&repo, digest).await?;
+        let size = blob.size;
         let range = match range {
             Some(r) => Some(r.resolve(size).ok_or(Error::RangeNotSatisfiable { size })?),
             None => None,
         };
-        let reader = self.blobs.read(digest, range).await.map_err(|e| match e {
-            // A link without bytes is damage, not a client error.
-            blobs::Error::NotFound => {
-                Error::Internal(format!("blob {digest} is linked but missing"))
+        if self.options.blob_redirect {
+            let url = self
+                .blobs
+                .download_url(&blob.location, REDIRECT_VALIDITY)
+                .await?;
+            if let Some(url) = url {
+                return Ok(BlobDownload {
+                    size,
+                    range,
+                    body: DownloadBody::Redirect(url),
+                });
             }
-            other => other.into(),
-        })?;
+        }
+        let reader = self
+            .blobs
+            .read(&blob.location, range)
+            .await
+            .map_err(|e| match e {
+                // A link without bytes is damage, not a client error.
+                blobs::Error::NotFound => {
+                    Error::Internal(format!("blob {digest} is linked but missing"))
+                }
+                other => other.into(),
+            })?;
         Ok(BlobDownload {
             size,
             range,
-            reader,
+            body: DownloadBody::Bytes(reader),
         })
     }
 
@@ -193,14 +242,22 @@ impl Service {
         self.authorize(ctx, Action::GetDownloadUrlForLayer, name)
             .await?;
         let repo = self.repository(ctx, name).await?;
-        self.linked_size(&repo, digest).await.map_err(|e| match e {
+        let blob = self.linked(&repo, digest).await.map_err(|e| match e {
             Error::BlobNotFound => Error::LayersNotFound(format!(
                 "The layer with digest {digest} does not exist within the repository with name '{name}' in the registry with id '{}'",
                 ctx.registry.account_id
             )),
             other => other,
         })?;
-        let expires = clock::now_ms() / 1000 + 3600;
+        // Object storage presigns its own URL, as ECR hands out S3's.
+        let presigned = self
+            .blobs
+            .download_url(&blob.location, DOWNLOAD_URL_VALIDITY)
+            .await?;
+        if let Some(url) = presigned {
+            return Ok(url);
+        }
+        let expires = clock::now_ms() / 1000 + DOWNLOAD_URL_VALIDITY.as_secs() as i64;
         let path = format!("/v2/{name}/blobs/{digest}");
         let sig = auth.sign_url(
             &ctx.registry.account_id,

@@ -33,7 +33,7 @@ use bytes::Bytes;
 pub use error::{EcrErrorKind, Error, IamErrorKind, Result};
 pub use iam::{IamCaller, NewIdentity};
 pub use images::{ImageFailure, ImageFilter, ImageId};
-pub use layers::{BlobDownload, LayerCheck};
+pub use layers::{BlobDownload, DownloadBody, LayerCheck};
 pub use login::AuthorizationData;
 pub(crate) use manifests::PushPath;
 pub use manifests::PutManifest;
@@ -136,6 +136,9 @@ pub struct Options {
     /// The garbage collector's grace period (ms): a blob HEAD refreshes a link older
     /// than a quarter of it, so the manifest that follows finds the link still there.
     pub gc_grace_ms: i64,
+    /// Answer blob GETs with a redirect to the blob store's presigned URL, where it has
+    /// them (object storage), instead of sending the bytes.
+    pub blob_redirect: bool,
 }
 
 /// A byte range as a client asks for it, before the blob size is known.

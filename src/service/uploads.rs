@@ -3,12 +3,19 @@
 //! finish the same upload sessions in the blob store, so the checks (session ownership,
 //! offsets, the digest before publication, the link after it) are written once. An
 //! upload session belongs to the repository it was opened in.
+//!
+//! A session's blob-store state lives in the metadata store (meta/uploads.rs), saved
+//! after every append, so each request of an upload may reach another node. The row
+//! exists from the session's start until the transaction that records its blob, so a
+//! session abandoned at any point (a crash included) is found and cleaned up by the
+//! collector.
 
 use bytes::Bytes;
 
 use super::{Action, Context, Error, Result, Service};
 use crate::blobs::{self, ByteStream, UploadId, UploadKey};
 use crate::clock;
+use crate::meta::StoredUpload;
 use crate::oci::{Digest, RepositoryName};
 
 /// `partSize` InitiateLayerUpload reports.
@@ -30,8 +37,106 @@ impl Service {
             owner: repo.id,
             id: UploadId::new(),
         };
-        self.blobs.create_upload(key).await?;
+        let state = self.blobs.create_upload(key).await?;
+        if let Err(e) = self.meta.insert_upload(key, &state, clock::now_ms()).await {
+            let _ = self.blobs.abort_upload(key, &state).await;
+            return Err(e.into());
+        }
         Ok(key)
+    }
+
+    /// A session's stored state; `UploadNotFound` once it is over.
+    async fn stored_session(&self, key: UploadKey) -> Result<StoredUpload> {
+        self.meta.upload(key).await?.ok_or(Error::UploadNotFound)
+    }
+
+    /// Append to a session and save its new state.
+    async fn append_to_session(
+        &self,
+        key: UploadKey,
+        offset: Option<u64>,
+        body: ByteStream,
+    ) -> std::result::Result<u64, blobs::Error> {
+        let stored = self
+            .stored_session(key)
+            .await
+            .map_err(|_| blobs::Error::NotFound)?;
+        let staged = self
+            .blobs
+            .append_upload(key, &stored.state, offset, body)
+            .await?;
+        if staged.state != stored.state {
+            let saved = self
+                .meta
+                .save_upload(key, stored.version, &staged.state, clock::now_ms())
+                .await
+                .map_err(|e| blobs::Error::Backend(e.to_string()))?;
+            if !saved {
+                // Another request extended the session first: this append did not happen.
+                let now = self.meta.upload(key).await.ok().flatten();
+                let size = match now {
+                    Some(s) => self.blobs.upload_size(key, &s.state).await?,
+                    None => return Err(blobs::Error::NotFound),
+                };
+                return Err(blobs::Error::OffsetMismatch { size });
+            }
+            self.blobs.state_saved(&stored.state, &staged.state).await;
+        }
+        Ok(staged.size)
+    }
+
+    /// Finish a session: verify and publish its bytes, record and link the blob. The
+    /// session ends, except after an error that leaves its bytes usable (a wrong
+    /// offset, an interrupted body, a blob-store failure): then the client may go on.
+    async fn finish_session(
+        &self,
+        key: UploadKey,
+        digest: &Digest,
+        offset: Option<u64>,
+        last_chunk: Option<ByteStream>,
+    ) -> std::result::Result<u64, Error> {
+        let stored = self.stored_session(key).await?;
+        let finished = self
+            .blobs
+            .finish_upload(key, &stored.state, digest, offset, last_chunk)
+            .await;
+        let published = match finished {
+            Ok(p) => p,
+            Err(e) => {
+                let over = matches!(
+                    e,
+                    blobs::Error::DigestMismatch | blobs::Error::Full | blobs::Error::NotFound
+                );
+                if over {
+                    self.end_session(key, &stored).await;
+                }
+                return Err(Self::upload_store_error(e));
+            }
+        };
+        let size =
+            i64::try_from(published.size).map_err(|_| Error::Internal("blob too large".into()))?;
+        let at = &published.location;
+        let recorded = self
+            .meta
+            .record_blob(key.owner, digest, size, at, Some(key), clock::now_ms())
+            .await?;
+        if !recorded {
+            // Another upload recorded this digest first: this copy is garbage already.
+            if self.blobs.delete(at).await.is_ok() {
+                let _ = self.meta.forget_garbage(at).await;
+            }
+        }
+        Ok(published.size)
+    }
+
+    /// Discard a session's bytes and forget it.
+    async fn end_session(&self, key: UploadKey, stored: &StoredUpload) {
+        if let Err(e) = self.blobs.abort_upload(key, &stored.state).await {
+            // The row stays: the collector retries.
+            tracing::warn!(upload = %key.id, error = %e, "discarding an upload's bytes");
+            return;
+        }
+        let _ = self.meta.delete_upload(key, stored.version).await;
     }
 
     /// Link a blob another repository of the same registry has (cross-repository mount).
@@ -92,30 +197,17 @@ impl Service {
         self.authorize(ctx, Action::CompleteLayerUpload, name)
             .await?;
         let repo = self.repository_for_push(ctx, name).await?;
-        // If the process dies mid-way only a staging file remains.
         let key = self.open_session(&repo).await?;
-        self.reserve_blob(digest).await?;
-        let size = match self
-            .blobs
-            .finish_upload(key, digest, Some(0), Some(body))
-            .await
-        {
-            Ok(size) => size,
+        match self.finish_session(key, digest, Some(0), Some(body)).await {
+            Ok(size) => Ok(size),
             Err(e) => {
-                let _ = self.blobs.abort_upload(key).await;
-                return Err(e.into());
+                // A one-request upload is over whatever happened.
+                if let Ok(stored) = self.stored_session(key).await {
+                    self.end_session(key, &stored).await;
+                }
+                Err(e)
             }
-        };
-        self.link(repo.id, digest, size).await?;
-        Ok(size)
-    }
-
-    async fn link(&self, repository_id: i64, digest: &Digest, size: u64) -> Result<()> {
-        let size = i64::try_from(size).map_err(|_| Error::Internal("blob too large".into()))?;
-        self.meta
-            .link_blob(repository_id, digest, size, clock::now_ms())
-            .await?;
-        Ok(())
+        }
     }
 
     /// The session addressed as `id` under `name`. Sessions are stored under the
@@ -149,8 +241,7 @@ impl Service {
     ) -> Result<u64> {
         self.authorize(ctx, Action::UploadLayerPart, name).await?;
         let key = self.session(ctx, name, id).await?;
-        self.blobs
-            .append_upload(key, offset, body)
+        self.append_to_session(key, offset, body)
             .await
             .map_err(Self::upload_store_error)
     }
@@ -173,9 +264,10 @@ impl Service {
         id: &str,
     ) -> Result<(UploadKey, u64)> {
         let key = self.session(ctx, name, id).await?;
+        let stored = self.stored_session(key).await?;
         let size = self
             .blobs
-            .upload_size(key)
+            .upload_size(key, &stored.state)
             .await
             .map_err(Self::upload_store_error)?;
         Ok((key, size))
@@ -197,15 +289,7 @@ impl Service {
             self.authorize(ctx, Action::UploadLayerPart, name).await?;
         }
         let key = self.session(ctx, name, id).await?;
-        self.reserve_blob(digest).await?;
-        // On a digest mismatch the store has discarded the staged bytes: the session is over.
-        let size = self
-            .blobs
-            .finish_upload(key, digest, offset, last_chunk)
-            .await
-            .map_err(Self::upload_store_error)?;
-        self.link(key.owner, digest, size).await?;
-        Ok(size)
+        self.finish_session(key, digest, offset, last_chunk).await
     }
 
     pub async fn cancel_upload(
@@ -217,11 +301,9 @@ impl Service {
         self.authorize(ctx, Action::UploadLayerPart, name).await?;
         let key = self.session(ctx, name, id).await?;
         // Unknown sessions are an error for the client, not a silent success.
-        self.blobs
-            .upload_size(key)
-            .await
-            .map_err(Self::upload_store_error)?;
-        self.blobs.abort_upload(key).await?;
+        let stored = self.stored_session(key).await?;
+        self.blobs.abort_upload(key, &stored.state).await?;
+        self.meta.delete_upload(key, stored.version).await?;
         Ok(())
     }
 
@@ -261,8 +343,7 @@ impl Service {
             return Err(bad("The part's byte range does not match its length".into()));
         }
         let body: ByteStream = Box::pin(futures_util::stream::iter([Ok(data)]));
-        self.blobs
-            .append_upload(key, Some(first), body)
+        self.append_to_session(key, Some(first), body)
             .await
             .map_err(|e| match e {
                 crate::blobs::Error::OffsetMismatch { .. } => {
@@ -292,21 +373,21 @@ impl Service {
         }
         let repo = self.repository(ctx, name).await?;
         if self.meta.linked_blob_size(repo.id, digest).await?.is_some() {
-            let _ = self.blobs.abort_upload(key).await;
+            if let Ok(stored) = self.stored_session(key).await {
+                self.end_session(key, &stored).await;
+            }
             self.parts.end(key.id);
             return Err(Error::LayerAlreadyExists(digest.to_string()));
         }
-        self.reserve_blob(digest).await?;
         let size = self
-            .blobs
-            .finish_upload(key, digest, None, None)
+            .finish_session(key, digest, None, None)
             .await
             .map_err(|e| match e {
-                crate::blobs::Error::DigestMismatch => Error::InvalidLayer(digest.to_string()),
-                other => Self::upload_store_error(other),
+                Error::DigestMismatch => Error::InvalidLayer(digest.to_string()),
+                other => other,
             });
         self.parts.end(key.id);
-        self.link(key.owner, digest, size?).await
+        size.map(drop)
     }
 }
 

@@ -1,0 +1,125 @@
+//! Upload sessions and blob-store garbage: what the blob store needs remembered where
+//! every node finds it (see blobs/mod.rs).
+//!
+//! A session's row is created with the session and deleted in the transaction that
+//! records its blob (links.rs), so a row that remains names bytes nothing else does:
+//! the collector aborts sessions whose rows have not changed for a grace period.
+
+use super::{Db, MetaStore, Result};
+use crate::blobs::{BlobLocation, UploadId, UploadKey, UploadState};
+
+/// A session as stored: the blob store's state and the version a save must name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredUpload {
+    pub state: UploadState,
+    pub version: i64,
+}
+
+type UploadRow = (i64, String, Vec<u8>, i64);
+
+fn stored(row: UploadRow) -> Option<(UploadKey, StoredUpload)> {
+    let (owner, id, state, version) = row;
+    let key = UploadKey {
+        owner,
+        id: UploadId::parse(&id)?,
+    };
+    Some((
+        key,
+        StoredUpload {
+            state: UploadState::from_store(state),
+            version,
+        },
+    ))
+}
+
+impl MetaStore {
+    pub async fn insert_upload(
+        &self,
+        key: UploadKey,
+        state: &UploadState,
+        now_ms: i64,
+    ) -> Result<()> {
+        on_write!(self, pool => sqlx::query(
+            "INSERT INTO blob_uploads (repository_id, upload_id, state, version, updated_at)
+             VALUES ($1, $2, $3, 1, $4)",
+        )
+        .bind(key.owner).bind(key.id.to_string()).bind(state.as_bytes()).bind(now_ms)
+        .execute(pool).await?.rows_affected());
+        Ok(())
+    }
+
+    pub async fn upload(&self, key: UploadKey) -> Result<Option<StoredUpload>> {
+        let row: Option<UploadRow> = on_read!(self, pool => sqlx::query_as(
+            "SELECT repository_id, upload_id, state, version FROM blob_uploads
+             WHERE repository_id = $1 AND upload_id = $2",
+        )
+        .bind(key.owner).bind(key.id.to_string()).fetch_optional(pool).await?);
+        Ok(row.and_then(stored).map(|(_, s)| s))
+    }
+
+    /// Replace a session's state if it is still at `version`; false if another request
+    /// saved first (or the session is gone).
+    pub async fn save_upload(
+        &self,
+        key: UploadKey,
+        version: i64,
+        state: &UploadState,
+        now_ms: i64,
+    ) -> Result<bool> {
+        let n = on_write!(self, pool => sqlx::query(
+            "UPDATE blob_uploads SET state = $3, version = version + 1, updated_at = $4
+             WHERE repository_id = $1 AND upload_id = $2 AND version = $5",
+        )
+        .bind(key.owner).bind(key.id.to_string()).bind(state.as_bytes()).bind(now_ms)
+        .bind(version).execute(pool).await?.rows_affected());
+        Ok(n > 0)
+    }
+
+    /// Forget a session still at `version` (cancelled, failed, or collected).
+    pub async fn delete_upload(&self, key: UploadKey, version: i64) -> Result<bool> {
+        let n = on_write!(self, pool => sqlx::query(
+            "DELETE FROM blob_uploads WHERE repository_id = $1 AND upload_id = $2 AND version = $3",
+        )
+        .bind(key.owner).bind(key.id.to_string()).bind(version)
+        .execute(pool).await?.rows_affected());
+        Ok(n > 0)
+    }
+
+    /// Sessions last saved before `before_ms`, oldest first.
+    pub async fn idle_uploads(
+        &self,
+        before_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<(UploadKey, StoredUpload)>> {
+        let rows: Vec<UploadRow> = on_read!(self, pool => sqlx::query_as(
+            "SELECT repository_id, upload_id, state, version FROM blob_uploads
+             WHERE updated_at < $1 ORDER BY updated_at LIMIT $2",
+        )
+        .bind(before_ms).bind(limit).fetch_all(pool).await?);
+        Ok(rows.into_iter().filter_map(stored).collect())
+    }
+
+    /// Stored bytes waiting to be removed from the blob store.
+    pub async fn blob_garbage(&self, limit: i64) -> Result<Vec<BlobLocation>> {
+        let rows: Vec<(String,)> = on_read!(self, pool => sqlx::query_as(
+            "SELECT location FROM blob_garbage ORDER BY since, location LIMIT $1",
+        )
+        .bind(limit).fetch_all(pool).await?);
+        Ok(rows
+            .into_iter()
+            .map(|(l,)| BlobLocation::from_store(l))
+            .collect())
+    }
+
+    /// The bytes at `location` are gone.
+    pub async fn forget_garbage(&self, location: &BlobLocation) -> Result<()> {
+        on_write!(self, pool => sqlx::query("DELETE FROM blob_garbage WHERE location = $1")
+            .bind(location.as_str()).execute(pool).await?.rows_affected());
+        Ok(())
+    }
+}
+
+/// Record a location as garbage ($1 location, $2 now), inside the transaction that
+/// forgets it.
+pub(super) const RECORD_GARBAGE: &str =
+    "INSERT INTO blob_garbage (location, since) VALUES ($1, $2) ON CONFLICT (location) DO NOTHING";
