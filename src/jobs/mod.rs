@@ -80,7 +80,8 @@ impl Runner {
     }
 
     /// Run `work` every `period` (the first run one period after start), under the
-    /// job's lease; a run another process holds is skipped.
+    /// job's lease, once per period across all processes: a run another process holds,
+    /// or made less than (nine tenths of) a period ago, is skipped.
     pub fn spawn_periodic<F, Fut, T>(self: &Arc<Self>, job: &'static str, period: Duration, work: F)
     where
         F: Fn(Arc<Service>) -> Fut + Send + Sync + 'static,
@@ -94,7 +95,11 @@ impl Runner {
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticks.tick().await;
-                let outcome = runner.run_once(job, work(runner.service.clone())).await;
+                let period_ms = i64::try_from(period.as_millis()).unwrap_or(i64::MAX);
+                let ran_since = clock::now_ms().saturating_sub(period_ms / 10 * 9);
+                let outcome = runner
+                    .run_leased(job, Some(ran_since), work(runner.service.clone()))
+                    .await;
                 match outcome {
                     Ok(done) => tracing::info!(job, outcome = ?done, "job run"),
                     Err(service::Error::Busy) => {
@@ -113,10 +118,20 @@ impl Runner {
         job: &str,
         work: impl Future<Output = service::Result<T>>,
     ) -> service::Result<T> {
+        self.run_leased(job, None, work).await
+    }
+
+    /// [`Runner::run_once`], skipped (`Busy`) if the job ran after `ran_since`.
+    async fn run_leased<T>(
+        &self,
+        job: &str,
+        ran_since: Option<i64>,
+        work: impl Future<Output = service::Result<T>>,
+    ) -> service::Result<T> {
         let meta = self.service.meta();
         let now = clock::now_ms();
         let lease = meta
-            .take_lease(job, &self.holder, now, now + self.lease_ms())
+            .take_due_lease(job, &self.holder, now, now + self.lease_ms(), ran_since)
             .await?
             .ok_or(service::Error::Busy)?;
         let outcome = tokio::select! {

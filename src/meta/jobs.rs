@@ -37,6 +37,19 @@ impl MetaStore {
         now: i64,
         until: i64,
     ) -> Result<Option<Lease>> {
+        self.take_due_lease(job, holder, now, until, None).await
+    }
+
+    /// [`MetaStore::take_lease`], and only if the job has not run since `ran_since`
+    /// (when given): a periodic job then runs once per period across all nodes.
+    pub async fn take_due_lease(
+        &self,
+        job: &str,
+        holder: &str,
+        now: i64,
+        until: i64,
+        ran_since: Option<i64>,
+    ) -> Result<Option<Lease>> {
         let row: Option<(i64,)> = on_write!(self, pool => {
             sqlx::query("INSERT INTO jobs (name) VALUES ($1) ON CONFLICT (name) DO NOTHING")
                 .bind(job)
@@ -47,12 +60,14 @@ impl MetaStore {
                      fence = CASE WHEN holder = $2 AND lease_until >= $3 THEN fence ELSE fence + 1 END,
                      holder = $2, lease_until = $4
                  WHERE name = $1 AND (holder = $2 OR holder = '' OR lease_until < $3)
+                   AND last_run_at <= $5
                  RETURNING fence",
             )
             .bind(job)
             .bind(holder)
             .bind(now)
             .bind(until)
+            .bind(ran_since.unwrap_or(i64::MAX))
             .fetch_optional(pool)
             .await?
         });

@@ -8,6 +8,7 @@
 //! writes queue instead of failing with `SQLITE_BUSY`. No SQL lives outside this module.
 
 mod migrate;
+mod notify;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -312,7 +313,7 @@ pub struct MetaStore {
     links: batch::Batcher<links::Link>,
     creates: batch::Batcher<creates::NewRepository>,
     /// Who hears about changes (see changes.rs).
-    changes: changes::Feed,
+    changes: std::sync::Arc<changes::Feed>,
     /// See [`MetaStore::is_single_node`].
     exclusive: bool,
 }
@@ -440,11 +441,14 @@ impl MetaStore {
             creates: batch::Batcher::start(db.clone()),
             db,
             sealer,
-            changes: changes::Feed::default(),
+            changes: std::sync::Arc::default(),
             exclusive: url.is_none(),
         };
         store.migrate().await?;
         store.seal_plaintext_secrets().await?;
+        if let Db::Postgres(pool) = &store.db {
+            notify::start(pool.clone(), store.changes.clone());
+        }
         Ok(store)
     }
 
@@ -1166,7 +1170,7 @@ mod contract_tests {
             db: store.db.clone(),
             links: batch::Batcher::start(store.db.clone()),
             creates: batch::Batcher::start(store.db.clone()),
-            changes: changes::Feed::default(),
+            changes: std::sync::Arc::default(),
             exclusive: true,
         };
         assert!(other.access_key("AKIAOLD").await.is_err());
