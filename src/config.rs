@@ -115,6 +115,22 @@ pub struct ServeArgs {
     /// does) instead of sending the bytes; needs S3 blob storage
     #[arg(long, env = "BERTH_BLOB_REDIRECT")]
     pub blob_redirect: bool,
+    /// Serve HTTPS with this certificate chain (PEM; `berth admin tls init` makes one)
+    #[arg(
+        long,
+        env = "BERTH_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM)
+    #[arg(
+        long,
+        env = "BERTH_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// The optional config file: the same settings as the flags.
@@ -126,6 +142,8 @@ struct FileSettings {
     metadata: Option<String>,
     blobs: Option<String>,
     blob_redirect: Option<bool>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
     account_id: Option<String>,
     region: Option<String>,
     domain: Option<String>,
@@ -152,6 +170,8 @@ pub struct Settings {
     pub blobs: BlobStorage,
     /// Redirect blob downloads to presigned URLs.
     pub blob_redirect: bool,
+    /// Serve HTTPS with this certificate chain and key.
+    pub tls: Option<TlsFiles>,
     pub account_id: AccountId,
     pub region: Region,
     pub domain: String,
@@ -171,6 +191,13 @@ pub struct Settings {
     pub gc_grace: u64,
     /// How long a job lease lasts without renewal.
     pub job_lease: std::time::Duration,
+}
+
+/// The PEM files HTTPS is served with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// Where blobs are stored.
@@ -272,11 +299,20 @@ impl Settings {
             "job-lease",
         )?;
         let blob_redirect = args.blob_redirect || file.blob_redirect.unwrap_or(false);
+        let tls = match (
+            args.tls_cert.clone().or(file.tls_cert.clone()),
+            args.tls_key.clone().or(file.tls_key.clone()),
+        ) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            _ => bail!("--tls-cert and --tls-key go together"),
+        };
         let mut s = Self::build(&args.store, file, listen, domain, create_on_push)?;
         if blob_redirect && s.blobs == BlobStorage::Local {
             bail!("--blob-redirect needs S3 blob storage (--blobs s3://...): the data directory has no URLs to redirect to");
         }
         s.blob_redirect = blob_redirect;
+        s.tls = tls;
         s.public_url = public_url;
         s.timeouts = timeouts;
         s.dev = dev;
@@ -357,6 +393,7 @@ impl Settings {
             metadata: args.metadata.clone().or(file.metadata),
             blobs,
             blob_redirect: false,
+            tls: None,
             account_id,
             region,
             domain,

@@ -61,7 +61,7 @@ BERTH_STOP_TIMEOUT = 20
 DOCKERD_READY_TIMEOUT = 30
 DOCKERD_STOP_TIMEOUT = 30
 
-_LISTEN_RE = re.compile(r"^berth listening on http://127\.0\.0\.1:(\d+)$")
+_LISTEN_RE = re.compile(r"^berth listening on (https?)://127\.0\.0\.1:(\d+)$")
 
 README_HINT = "run the README test command (scripts/test), which installs the test dependencies"
 
@@ -229,6 +229,8 @@ class Berth:
     ):
         self.binary = Path(binary)
         self.blobs_url = blobs_url
+        # The CA certificate clients trust, when the server speaks HTTPS.
+        self.ca_bundle: Optional[str] = None
         self.data_dir = Path(data_dir)
         self.account_id = account_id
         self.region = region
@@ -304,6 +306,7 @@ class Berth:
             aws_access_key_id=key,
             aws_secret_access_key=secret,
             config=Config(retries={"max_attempts": 1}),
+            verify=self.ca_bundle,
         )
         return cache[(region, self.port)]
 
@@ -505,8 +508,8 @@ class Berth:
                 f"({'still running' if rc is None else f'exit code {rc}'})\n"
                 f"stderr tail:\n{_tail(self.stderr_path)}"
             )
-        self.port = int(m.group(1))
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.port = int(m.group(2))
+        self.url = f"{m.group(1)}://127.0.0.1:{self.port}"
         return self
 
     def stop(self, timeout: float = BERTH_STOP_TIMEOUT) -> None:

@@ -15,6 +15,7 @@ use crate::{auth, blobs, bootstrap, clock, fsutil, http, iam, jobs, oci, secrets
 
 mod env;
 mod hosts;
+mod tls;
 
 #[derive(Parser)]
 #[command(
@@ -82,6 +83,11 @@ enum AdminCommand {
         #[command(subcommand)]
         command: LifecycleCommand,
     },
+    /// HTTPS: a local certificate authority and server certificate.
+    Tls {
+        #[command(subcommand)]
+        command: TlsCommand,
+    },
     /// Collect garbage now: links no manifest uses, blobs no repository links, and
     /// abandoned uploads, older than the grace period; prints what was freed.
     Gc {
@@ -136,6 +142,27 @@ enum AdminCommand {
         /// Lifetime in seconds [default: 3600]
         #[arg(long, value_name = "SECONDS")]
         duration_seconds: Option<i64>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum TlsCommand {
+    /// Create a local certificate authority (or reuse the one in DIR) and a server
+    /// certificate it signs for the API and registry hosts of the domain, in every
+    /// region in use; print how to serve with it and how clients trust it.
+    Init {
+        /// Where the files go [default: <data-dir>/tls]
+        #[arg(long, value_name = "DIR")]
+        out: Option<std::path::PathBuf>,
+        /// The registry domain the server uses [default: the server's, else localhost]
+        #[arg(long, value_name = "DOMAIN")]
+        domain: Option<String>,
+        /// More regions to cover (the default region and every region with a
+        /// repository are covered anyway)
+        #[arg(long = "cover-region", value_name = "REGION")]
+        cover_regions: Vec<String>,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -237,6 +264,45 @@ async fn open_blobs(settings: &Settings) -> anyhow::Result<Arc<dyn blobs::BlobSt
     })
 }
 
+/// `berth admin tls init`.
+async fn tls_init(
+    out: Option<std::path::PathBuf>,
+    domain: Option<String>,
+    cover_regions: Vec<String>,
+    store: &StoreArgs,
+) -> anyhow::Result<()> {
+    let settings = Settings::from_store(store)?;
+    let public = admin_public_url(&settings);
+    let domain = domain.unwrap_or_else(|| public.domain.clone());
+    let mut regions = vec![settings.region.to_string()];
+    for r in cover_regions {
+        if crate::aws::Region::parse(&r).is_none() {
+            anyhow::bail!("--cover-region '{r}' is not a region name (like us-east-1)");
+        }
+        regions.push(r);
+    }
+    let service = open_service(&settings, public.clone()).await?;
+    let (_, in_use) = service.meta().registries_in_use().await?;
+    regions.extend(in_use.into_iter().map(|(_, region)| region));
+    regions.sort();
+    regions.dedup();
+    let names = tls::names(&domain, &public.domain, &regions);
+    let dir = out.unwrap_or_else(|| settings.data_dir.join("tls"));
+    // Printed as absolute paths: the instructions are copied into other shells.
+    let dir = std::path::absolute(&dir).unwrap_or(dir);
+    let files = tls::TlsFiles::under(&dir);
+    let fresh = tls::init(&files, &names)?;
+    let example = format!(
+        "{}.dkr.ecr.{}.{domain}:PORT",
+        settings.account_id, settings.region
+    );
+    if !fresh {
+        println!("(reused the existing certificate authority)");
+    }
+    print!("{}", tls::instructions(&files, &names, &example));
+    Ok(())
+}
+
 /// For `berth admin`: what the server on this data directory advertises, as it recorded
 /// it; without one, what a default start would.
 fn admin_public_url(settings: &Settings) -> PublicUrl {
@@ -283,10 +349,19 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
     let addr = listener.local_addr()?;
+    let tls = match &settings.tls {
+        Some(files) => Some(http::tls::acceptor(&files.cert, &files.key)?),
+        None => None,
+    };
+    let scheme = if tls.is_some() {
+        Scheme::Https
+    } else {
+        Scheme::Http
+    };
     let public = settings
         .public_url
         .clone()
-        .unwrap_or_else(|| PublicUrl::new(Scheme::Http, &settings.domain, addr.port()));
+        .unwrap_or_else(|| PublicUrl::new(scheme, &settings.domain, addr.port()));
     let service = open_service(&settings, public.clone()).await?;
     bootstrap::managed_policies(&service).await?;
     if let Some(path) = &settings.bootstrap {
@@ -333,13 +408,13 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let shutdown = shutdown_signal()?;
     // Tests and scripts wait for this exact first line.
     let mut out = std::io::stdout();
-    writeln!(out, "berth listening on http://{addr}")?;
+    writeln!(out, "berth listening on {}://{addr}", scheme.as_str())?;
     if let Some(created) = bootstrap {
         // Shown once, on the first start; the credentials file keeps them (mode 0600).
         writeln!(out, "{}", first_start_text(&settings, &public, &created))?;
     }
     out.flush()?;
-    http::serve(listener, state, settings.timeouts, shutdown).await?;
+    http::serve(listener, state, settings.timeouts, tls, shutdown).await?;
     tracing::info!("berth stopped");
     Ok(())
 }
@@ -504,6 +579,9 @@ impl AdminCommand {
             | AdminCommand::ListRepositories { store }
             | AdminCommand::Hosts { store, .. }
             | AdminCommand::AssumeRole { store, .. } => store,
+            AdminCommand::Tls {
+                command: TlsCommand::Init { store, .. },
+            } => store,
             AdminCommand::Lifecycle {
                 command:
                     LifecycleCommand::Run { store, .. } | LifecycleCommand::Events { store, .. },
@@ -644,6 +722,15 @@ async fn admin_command(command: AdminCommand) -> anyhow::Result<()> {
             let total = service.storage_usage().await?;
             println!("total\t{} blobs\t{} bytes", total.blobs, total.bytes);
         }
+        AdminCommand::Tls {
+            command:
+                TlsCommand::Init {
+                    out,
+                    domain,
+                    cover_regions,
+                    store,
+                },
+        } => tls_init(out, domain, cover_regions, &store).await?,
         AdminCommand::Hosts {
             install,
             hosts_file,

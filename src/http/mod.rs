@@ -4,6 +4,7 @@
 pub mod body;
 pub mod conn;
 pub mod host;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,6 +16,7 @@ use axum::http::{header, HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 pub use host::HostRouting;
 
@@ -195,6 +197,7 @@ pub async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
     timeouts: Timeouts,
+    tls: Option<TlsAcceptor>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -221,14 +224,14 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        connections.spawn(connection(
-            stream,
+        let conn = Connection {
             peer,
-            state.clone(),
-            http.clone(),
+            state: state.clone(),
+            http: http.clone(),
             timeouts,
-            stop_rx.clone(),
-        ));
+            stop: stop_rx.clone(),
+        };
+        connections.spawn(accept(stream, tls.clone(), conn));
     }
     // New clients are refused at once rather than left in the backlog.
     drop(listener);
@@ -244,16 +247,41 @@ pub async fn serve(
     Ok(())
 }
 
-/// Serve one connection until the client closes it, it idles out, or the server stops
-/// (then the request in flight, if any, finishes first).
-async fn connection(
-    stream: tokio::net::TcpStream,
+/// What serving one connection needs.
+struct Connection {
     peer: SocketAddr,
     state: Arc<AppState>,
     http: Arc<hyper::server::conn::http1::Builder>,
     timeouts: Timeouts,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
+    stop: tokio::sync::watch::Receiver<bool>,
+}
+
+/// Finish accepting a connection (the TLS handshake, within the header timeout), then
+/// serve it.
+async fn accept(stream: tokio::net::TcpStream, tls: Option<TlsAcceptor>, conn: Connection) {
+    let Some(tls) = tls else {
+        return connection(stream, conn).await;
+    };
+    match tokio::time::timeout(conn.timeouts.header, tls.accept(stream)).await {
+        Ok(Ok(stream)) => connection(stream, conn).await,
+        Ok(Err(e)) => tracing::debug!(peer = %conn.peer, error = %e, "TLS handshake failed"),
+        Err(_) => tracing::debug!(peer = %conn.peer, "TLS handshake timed out"),
+    }
+}
+
+/// Serve one connection until the client closes it, it idles out, or the server stops
+/// (then the request in flight, if any, finishes first).
+async fn connection<S>(stream: S, conn: Connection)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let Connection {
+        peer,
+        state,
+        http,
+        timeouts,
+        mut stop,
+    } = conn;
     let activity = Activity::new();
     let io = TokioIo::new(WatchedIo::new(stream, activity.clone()));
     let svc = {
