@@ -250,3 +250,24 @@ def test_the_root_key_file_is_not_where_bucket_keys_come_from(berth_bin, tmp_pat
     only_file = dict(base, AWS_SHARED_CREDENTIALS_FILE=str(creds))
     err = serve_fails(berth_bin, tmp_path, ["--blobs", fresh_s3_prefix(s3_bucket)], only_file)
     assert "BERTH_S3_ACCESS_KEY_ID" in err, err
+
+
+def test_the_api_upload_rules_hold_across_nodes(berth_factory, tmp_path, s3_bucket):
+    a, b = two_nodes(berth_factory, tmp_path, s3_bucket)
+    ecr_a, ecr_b = a.ecr(), b.ecr()
+    ecr_a.create_repository(repositoryName="parts")
+    data = os.urandom(MiB + 10)
+    up = ecr_a.initiate_layer_upload(repositoryName="parts")["uploadId"]
+    ecr_a.upload_layer_part(repositoryName="parts", uploadId=up, partFirstByte=0, partLastByte=MiB - 1,
+                            layerPartBlob=data[:MiB])
+    ecr_b.upload_layer_part(repositoryName="parts", uploadId=up, partFirstByte=MiB, partLastByte=len(data) - 1,
+                            layerPartBlob=data[MiB:])
+    # The first part, under 5 MiB and not the last, was seen by node A; B refuses.
+    with pytest.raises(ecr_b.exceptions.LayerPartTooSmallException):
+        ecr_b.complete_layer_upload(repositoryName="parts", uploadId=up, layerDigests=[sha256(data)])
+    # One part is fine whatever its size, finished on the other node.
+    up = ecr_b.initiate_layer_upload(repositoryName="parts")["uploadId"]
+    ecr_b.upload_layer_part(repositoryName="parts", uploadId=up, partFirstByte=0, partLastByte=len(data) - 1,
+                            layerPartBlob=data)
+    done = ecr_a.complete_layer_upload(repositoryName="parts", uploadId=up, layerDigests=[sha256(data)])
+    assert done["layerDigest"] == sha256(data)

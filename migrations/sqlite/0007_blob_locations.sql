@@ -13,6 +13,10 @@ CREATE TABLE blob_uploads (
     state          BLOB     NOT NULL,
     version        INTEGER  NOT NULL,
     updated_at     INTEGER  NOT NULL,
+    -- ECR's UploadLayerPart: whether the last part was under 5 MiB, and whether one
+    -- before it was (CompleteLayerUpload refuses that), 0 or 1.
+    last_part_short         INTEGER  NOT NULL DEFAULT 0,
+    short_part_before_last  INTEGER  NOT NULL DEFAULT 0,
     PRIMARY KEY (repository_id, upload_id)
 ) STRICT;
 CREATE INDEX blob_uploads_by_age ON blob_uploads (updated_at);

@@ -1282,6 +1282,25 @@ mod contract_tests {
         let idle = store.idle_uploads(21, 10).await.expect("idle");
         assert_eq!(idle.len(), 1);
         assert_eq!(idle[0].1.state, state(b"b"));
+        // API parts: a short one followed by another makes a short part before the last.
+        store.record_api_part(key, true).await.expect("part");
+        assert!(
+            !store
+                .upload(key)
+                .await
+                .expect("read")
+                .expect("there")
+                .short_part_before_last
+        );
+        store.record_api_part(key, false).await.expect("part");
+        assert!(
+            store
+                .upload(key)
+                .await
+                .expect("read")
+                .expect("there")
+                .short_part_before_last
+        );
         let d = Digest::sha256_of(b"u");
         let at = BlobLocation::from_store("blobs/one".into());
         let recorded = store.record_blob(repo.id, &d, 1, &at, Some(key), 30).await;

@@ -13,12 +13,16 @@ use crate::blobs::{BlobLocation, UploadId, UploadKey, UploadState};
 pub struct StoredUpload {
     pub state: UploadState,
     pub version: i64,
+    /// An ECR API part other than the last was under 5 MiB.
+    pub short_part_before_last: bool,
 }
 
-type UploadRow = (i64, String, Vec<u8>, i64);
+type UploadRow = (i64, String, Vec<u8>, i64, i64);
+
+const UPLOAD_COLUMNS: &str = "repository_id, upload_id, state, version, short_part_before_last";
 
 fn stored(row: UploadRow) -> Option<(UploadKey, StoredUpload)> {
-    let (owner, id, state, version) = row;
+    let (owner, id, state, version, short) = row;
     let key = UploadKey {
         owner,
         id: UploadId::parse(&id)?,
@@ -28,6 +32,7 @@ fn stored(row: UploadRow) -> Option<(UploadKey, StoredUpload)> {
         StoredUpload {
             state: UploadState::from_store(state),
             version,
+            short_part_before_last: short != 0,
         },
     ))
 }
@@ -49,11 +54,11 @@ impl MetaStore {
     }
 
     pub async fn upload(&self, key: UploadKey) -> Result<Option<StoredUpload>> {
-        let row: Option<UploadRow> = on_read!(self, pool => sqlx::query_as(
-            "SELECT repository_id, upload_id, state, version FROM blob_uploads
-             WHERE repository_id = $1 AND upload_id = $2",
-        )
-        .bind(key.owner).bind(key.id.to_string()).fetch_optional(pool).await?);
+        let sql = format!(
+            "SELECT {UPLOAD_COLUMNS} FROM blob_uploads WHERE repository_id = $1 AND upload_id = $2"
+        );
+        let row: Option<UploadRow> = on_read!(self, pool => sqlx::query_as(&sql)
+            .bind(key.owner).bind(key.id.to_string()).fetch_optional(pool).await?);
         Ok(row.and_then(stored).map(|(_, s)| s))
     }
 
@@ -75,6 +80,20 @@ impl MetaStore {
         Ok(n > 0)
     }
 
+    /// Note an ECR API part's size class (under 5 MiB or not) after it was appended.
+    pub async fn record_api_part(&self, key: UploadKey, short: bool) -> Result<()> {
+        on_write!(self, pool => sqlx::query(
+            "UPDATE blob_uploads SET
+                 short_part_before_last = CASE WHEN last_part_short = 1 THEN 1
+                                               ELSE short_part_before_last END,
+                 last_part_short = $3
+             WHERE repository_id = $1 AND upload_id = $2",
+        )
+        .bind(key.owner).bind(key.id.to_string()).bind(i64::from(short))
+        .execute(pool).await?.rows_affected());
+        Ok(())
+    }
+
     /// Forget a session still at `version` (cancelled, failed, or collected).
     pub async fn delete_upload(&self, key: UploadKey, version: i64) -> Result<bool> {
         let n = on_write!(self, pool => sqlx::query(
@@ -91,11 +110,12 @@ impl MetaStore {
         before_ms: i64,
         limit: i64,
     ) -> Result<Vec<(UploadKey, StoredUpload)>> {
-        let rows: Vec<UploadRow> = on_read!(self, pool => sqlx::query_as(
-            "SELECT repository_id, upload_id, state, version FROM blob_uploads
-             WHERE updated_at < $1 ORDER BY updated_at LIMIT $2",
-        )
-        .bind(before_ms).bind(limit).fetch_all(pool).await?);
+        let sql = format!(
+            "SELECT {UPLOAD_COLUMNS} FROM blob_uploads WHERE updated_at < $1
+             ORDER BY updated_at LIMIT $2"
+        );
+        let rows: Vec<UploadRow> = on_read!(self, pool => sqlx::query_as(&sql)
+            .bind(before_ms).bind(limit).fetch_all(pool).await?);
         Ok(rows.into_iter().filter_map(stored).collect())
     }
 

@@ -210,7 +210,6 @@ pub struct Service {
     blobs: Arc<dyn BlobStore>,
     options: Options,
     cache: Arc<ReadCache>,
-    parts: uploads::PartLedger,
     pulls: Arc<PullRecorder>,
     policies: Arc<authz::PolicyCache>,
 }
@@ -229,7 +228,6 @@ impl Service {
             blobs,
             options,
             cache,
-            parts: uploads::PartLedger::default(),
             pulls: Arc::new(PullRecorder::default()),
             policies,
         }

@@ -312,9 +312,7 @@ impl Service {
         ctx: &Context,
         name: &RepositoryName,
     ) -> Result<UploadId> {
-        let id = self.start_upload(ctx, name).await?;
-        self.parts.begin(id);
-        Ok(id)
+        self.start_upload(ctx, name).await
     }
 
     /// UploadLayerPart: parts must be contiguous and their byte range must match the data.
@@ -351,7 +349,9 @@ impl Service {
                 }
                 other => Self::upload_store_error(other),
             })?;
-        self.parts.record(key.id, last - first + 1);
+        // Kept with the session, so CompleteLayerUpload on any node can check it.
+        let short = last - first + 1 < MIN_PART_SIZE;
+        self.meta.record_api_part(key, short).await?;
         Ok(last)
     }
 
@@ -368,7 +368,7 @@ impl Service {
         if staged == 0 {
             return Err(Error::EmptyUpload(id.to_owned()));
         }
-        if self.parts.too_small(key.id) {
+        if self.stored_session(key).await?.short_part_before_last {
             return Err(Error::LayerPartTooSmall);
         }
         let repo = self.repository(ctx, name).await?;
@@ -376,7 +376,6 @@ impl Service {
             if let Ok(stored) = self.stored_session(key).await {
                 self.end_session(key, &stored).await;
             }
-            self.parts.end(key.id);
             return Err(Error::LayerAlreadyExists(digest.to_string()));
         }
         let size = self
@@ -386,43 +385,6 @@ impl Service {
                 Error::DigestMismatch => Error::InvalidLayer(digest.to_string()),
                 other => other,
             });
-        self.parts.end(key.id);
         size.map(drop)
-    }
-}
-
-/// Part sizes of API uploads in progress, for CompleteLayerUpload's minimum-part rule.
-#[derive(Default)]
-pub struct PartLedger(std::sync::Mutex<std::collections::HashMap<UploadId, Vec<u64>>>);
-
-impl PartLedger {
-    fn begin(&self, id: UploadId) {
-        if let Ok(mut m) = self.0.lock() {
-            m.insert(id, Vec::new());
-        }
-    }
-
-    fn record(&self, id: UploadId, size: u64) {
-        if let Ok(mut m) = self.0.lock() {
-            m.entry(id).or_default().push(size);
-        }
-    }
-
-    /// Whether a part other than the last was under the minimum.
-    fn too_small(&self, id: UploadId) -> bool {
-        self.0
-            .lock()
-            .ok()
-            .and_then(|m| {
-                m.get(&id)
-                    .map(|parts| parts.iter().rev().skip(1).any(|&p| p < MIN_PART_SIZE))
-            })
-            .unwrap_or(false)
-    }
-
-    fn end(&self, id: UploadId) {
-        if let Ok(mut m) = self.0.lock() {
-            m.remove(&id);
-        }
     }
 }
