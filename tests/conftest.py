@@ -23,6 +23,7 @@ Everything here talks to 127.0.0.1 only and stops only processes it started.
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 import os
 import queue
 import re
@@ -186,6 +187,23 @@ def stop_s3_server(env: dict) -> None:
     raise AssertionError(f"SeaweedFS {pid} did not exit")
 
 
+@contextmanager
+def s3_keys(env: dict):
+    """BERTH_S3_* of ``env`` (what start_s3_server returned) in this process's
+    environment, which the servers started meanwhile inherit; restored afterwards."""
+    names = ("BERTH_S3_ACCESS_KEY_ID", "BERTH_S3_SECRET_ACCESS_KEY")
+    saved = {k: os.environ.get(k) for k in names}
+    os.environ.update({k: env[k] for k in names})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 @pytest.fixture(scope="session")
 def s3_bucket(tmp_path_factory):
     """An S3 bucket URL (``s3://BUCKET?endpoint=...``) with its keys in this process's
@@ -194,16 +212,10 @@ def s3_bucket(tmp_path_factory):
         yield os.environ["BERTH_TEST_S3"]
         return
     env = start_s3_server(tmp_path_factory.mktemp("s3"))
-    saved = {k: os.environ.get(k) for k in ("BERTH_S3_ACCESS_KEY_ID", "BERTH_S3_SECRET_ACCESS_KEY")}
-    os.environ.update({k: env[k] for k in saved})
     try:
-        yield env["BERTH_TEST_S3"]
+        with s3_keys(env):
+            yield env["BERTH_TEST_S3"]
     finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
         stop_s3_server(env)
 
 

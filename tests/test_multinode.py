@@ -36,20 +36,10 @@ import pytest
 import requests
 
 from conftest import fresh_s3_prefix, s3_objects
+from test_jobs import wait_until
 from ocihelpers import OCI_MANIFEST, Registry, describe, path_of, push_image, sha256
 
 MiB = 1024 * 1024
-
-
-def wait_until(what: str, check, timeout: float = 60.0):
-    """Poll `check` until it returns something truthy (a condition, not a delay)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def free_port() -> int:
@@ -243,40 +233,50 @@ def test_a_chunked_upload_is_served_by_several_nodes(cluster):
     assert len(nodes) >= 2, f"the PATCHes all went to {nodes}"
 
 
+def power_user_on(iam_node, ecr_node, user: str):
+    """A user with the ECR power-user policy, created through `iam_node`; returns an
+    IAM client (root, on `iam_node`) and the user's ECR client on `ecr_node`."""
+    import boto3
+    from botocore.config import Config
+
+    key, secret = iam_node.credentials()
+    iam = boto3.client("iam", endpoint_url=iam_node.url, region_name="us-east-1", aws_access_key_id=key,
+                       aws_secret_access_key=secret)
+    iam.create_user(UserName=user)
+    iam.attach_user_policy(UserName=user, PolicyArn="arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryPowerUser")
+    ak = iam.create_access_key(UserName=user)["AccessKey"]
+    ecr = boto3.client("ecr", endpoint_url=ecr_node.url, region_name="us-east-1", aws_access_key_id=ak["AccessKeyId"],
+                       aws_secret_access_key=ak["SecretAccessKey"], config=Config(retries={"max_attempts": 1}))
+    return iam, ecr
+
+
+def denied(ecr, repository: str) -> bool:
+    from botocore.exceptions import ClientError
+
+    try:
+        ecr.describe_repositories(repositoryNames=[repository])
+        return False
+    except ClientError as e:
+        return e.response["Error"]["Code"] == "AccessDeniedException"
+
+
 def deny_push_policy() -> str:
     return json.dumps({"Version": "2012-10-17", "Statement": [
         {"Effect": "Deny", "Action": ["ecr:InitiateLayerUpload", "ecr:DescribeRepositories"], "Resource": "*"}]})
 
 
 def test_a_deny_added_on_one_node_blocks_pushes_through_another(cluster):
-    import boto3
-    from botocore.config import Config
     from botocore.exceptions import ClientError
 
     a, b = cluster.nodes[0], cluster.nodes[1]
-    key, secret = a.credentials()
-    iam = boto3.client("iam", endpoint_url=a.url, region_name="us-east-1", aws_access_key_id=key,
-                       aws_secret_access_key=secret)
-    iam.create_user(UserName="ci")
-    iam.attach_user_policy(UserName="ci", PolicyArn="arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryPowerUser")
-    ak = iam.create_access_key(UserName="ci")["AccessKey"]
-    ci_b = boto3.client("ecr", endpoint_url=b.url, region_name="us-east-1", aws_access_key_id=ak["AccessKeyId"],
-                        aws_secret_access_key=ak["SecretAccessKey"], config=Config(retries={"max_attempts": 1}))
+    iam, ci_b = power_user_on(a, b, "ci")
     cluster.ecr(a).create_repository(repositoryName="guarded")
     # B has the user's key and policies cached once it served a request.
     ci_b.describe_repositories(repositoryNames=["guarded"])
     ci_b.initiate_layer_upload(repositoryName="guarded")
 
     iam.put_user_policy(UserName="ci", PolicyName="no-push", PolicyDocument=deny_push_policy())
-
-    def denied_on_b() -> bool:
-        try:
-            ci_b.describe_repositories(repositoryNames=["guarded"])
-            return False
-        except ClientError as e:
-            return e.response["Error"]["Code"] == "AccessDeniedException"
-
-    wait_until("node B to hear of the new Deny", denied_on_b, timeout=30)
+    wait_until("node B to hear of the new Deny", lambda: denied(ci_b, "guarded"), timeout=30)
     with pytest.raises(ClientError) as e:
         ci_b.initiate_layer_upload(repositoryName="guarded")
     assert e.value.response["Error"]["Code"] == "AccessDeniedException"
@@ -435,10 +435,6 @@ def private_postgres(tmp_path):
 
 
 def test_nodes_reconnect_after_a_postgresql_restart(berth_factory, tmp_path, s3_bucket, private_postgres):
-    import boto3
-    from botocore.config import Config
-    from botocore.exceptions import ClientError
-
     url, start_pg, stop_pg = private_postgres
     key = tmp_path / "master.key"
     blobs = fresh_s3_prefix(s3_bucket)
@@ -465,22 +461,7 @@ def test_nodes_reconnect_after_a_postgresql_restart(berth_factory, tmp_path, s3_
     assert set(b.ecr().list_images(repositoryName="before")["imageIds"][0].keys()) >= {"imageDigest"}
 
     # B listens again: a Deny added through A reaches it.
-    key_id, secret = a.credentials()
-    iam = boto3.client("iam", endpoint_url=a.url, region_name="us-east-1", aws_access_key_id=key_id,
-                       aws_secret_access_key=secret)
-    iam.create_user(UserName="after")
-    iam.attach_user_policy(UserName="after", PolicyArn="arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryPowerUser")
-    ak = iam.create_access_key(UserName="after")["AccessKey"]
-    ecr_b = boto3.client("ecr", endpoint_url=b.url, region_name="us-east-1", aws_access_key_id=ak["AccessKeyId"],
-                         aws_secret_access_key=ak["SecretAccessKey"], config=Config(retries={"max_attempts": 1}))
+    iam, ecr_b = power_user_on(a, b, "after")
     ecr_b.describe_repositories(repositoryNames=["before"])
     iam.put_user_policy(UserName="after", PolicyName="deny", PolicyDocument=deny_push_policy())
-
-    def denied() -> bool:
-        try:
-            ecr_b.describe_repositories(repositoryNames=["before"])
-            return False
-        except ClientError as e:
-            return e.response["Error"]["Code"] == "AccessDeniedException"
-
-    wait_until("node B to hear of the Deny", denied, timeout=30)
+    wait_until("node B to hear of the Deny", lambda: denied(ecr_b, "before"), timeout=30)

@@ -25,7 +25,7 @@ import time
 import pytest
 import requests
 
-from conftest import fresh_s3_prefix, s3_objects, start_s3_server, stop_s3_server
+from conftest import fresh_s3_prefix, s3_keys, s3_objects, start_s3_server, stop_s3_server
 from ocihelpers import Registry, describe, path_of, push_image, sha256, upload_blob
 
 MiB = 1024 * 1024
@@ -159,47 +159,47 @@ def test_abandoned_uploads_and_collected_blobs_leave_no_object(berth_factory, s3
 
 def test_an_outage_of_object_storage_fails_cleanly_and_recovers(berth_factory, tmp_path):
     s3_dir = tmp_path / "s3"
-    env = start_s3_server(s3_dir)
-    saved = {k: os.environ.get(k) for k in ("BERTH_S3_ACCESS_KEY_ID", "BERTH_S3_SECRET_ACCESS_KEY")}
-    os.environ.update({k: env[k] for k in saved})
+    # The server of the moment (it is stopped and started again): the one to stop.
+    running = [start_s3_server(s3_dir)]
     try:
-        b = berth_factory(blobs_url=fresh_s3_prefix(env["BERTH_TEST_S3"]))
-        b.create_repository("app")
-        reg = Registry(b.url, auth=b.registry_auth())
-        kept = os.urandom(2 * MiB)
-        kept_digest = upload_blob(reg, "app", kept)
-        loc = path_of(reg.post("/v2/app/blobs/uploads/").headers["Location"])
-        first = os.urandom(6 * MiB)
-        assert reg.patch(loc, data=first, headers={"Content-Type": "application/octet-stream"}).status_code == 202
-
-        stop_s3_server(env)
-        started = time.monotonic()
-        r = reg.patch(loc, data=os.urandom(MiB), headers={"Content-Type": "application/octet-stream"})
-        assert 500 <= r.status_code < 600, describe(r)
-        r = reg.get(f"/v2/app/blobs/{kept_digest}")
-        assert 500 <= r.status_code < 600, describe(r)
-        r = reg.post(f"/v2/app/blobs/uploads/?digest={sha256(b'x')}", data=b"x")
-        assert 500 <= r.status_code < 600, describe(r)
-        assert time.monotonic() - started < 90, "the errors came promptly"
-        # Nothing half-written became visible.
-        assert reg.head(f"/v2/app/blobs/{sha256(b'x')}").status_code == 404
-
-        start_s3_server(s3_dir)
-        # The upload goes on from where it was; what was stored is whole.
-        status = reg.get(loc)
-        assert status.headers["Range"] == f"0-{len(first) - 1}", describe(status)
-        rest = os.urandom(MiB)
-        done = reg.put(loc, params={"digest": sha256(first + rest)}, data=rest)
-        assert done.status_code == 201, describe(done)
-        assert reg.get(f"/v2/app/blobs/{sha256(first + rest)}").content == first + rest
-        assert reg.get(f"/v2/app/blobs/{kept_digest}").content == kept
+        with s3_keys(running[0]):
+            outage(berth_factory, running, s3_dir)
     finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        stop_s3_server(env)
+        stop_s3_server(running[-1])
+
+
+def outage(berth_factory, running: list, s3_dir) -> None:
+    env = running[-1]
+    b = berth_factory(blobs_url=fresh_s3_prefix(env["BERTH_TEST_S3"]))
+    b.create_repository("app")
+    reg = Registry(b.url, auth=b.registry_auth())
+    kept = os.urandom(2 * MiB)
+    kept_digest = upload_blob(reg, "app", kept)
+    loc = path_of(reg.post("/v2/app/blobs/uploads/").headers["Location"])
+    first = os.urandom(6 * MiB)
+    assert reg.patch(loc, data=first, headers={"Content-Type": "application/octet-stream"}).status_code == 202
+
+    stop_s3_server(env)
+    started = time.monotonic()
+    r = reg.patch(loc, data=os.urandom(MiB), headers={"Content-Type": "application/octet-stream"})
+    assert 500 <= r.status_code < 600, describe(r)
+    r = reg.get(f"/v2/app/blobs/{kept_digest}")
+    assert 500 <= r.status_code < 600, describe(r)
+    r = reg.post(f"/v2/app/blobs/uploads/?digest={sha256(b'x')}", data=b"x")
+    assert 500 <= r.status_code < 600, describe(r)
+    assert time.monotonic() - started < 90, "the errors came promptly"
+    # Nothing half-written became visible.
+    assert reg.head(f"/v2/app/blobs/{sha256(b'x')}").status_code == 404
+
+    running.append(start_s3_server(s3_dir))
+    # The upload goes on from where it was; what was stored is whole.
+    status = reg.get(loc)
+    assert status.headers["Range"] == f"0-{len(first) - 1}", describe(status)
+    rest = os.urandom(MiB)
+    done = reg.put(loc, params={"digest": sha256(first + rest)}, data=rest)
+    assert done.status_code == 201, describe(done)
+    assert reg.get(f"/v2/app/blobs/{sha256(first + rest)}").content == first + rest
+    assert reg.get(f"/v2/app/blobs/{kept_digest}").content == kept
 
 
 def serve_fails(berth_bin, tmp_path, args, env) -> str:
