@@ -17,6 +17,9 @@ CREATE TABLE blob_uploads (
     -- before it was (CompleteLayerUpload refuses that), 0 or 1.
     last_part_short         BIGINT   NOT NULL DEFAULT 0,
     short_part_before_last  BIGINT   NOT NULL DEFAULT 0,
+    -- 1 once the session is being discarded (cancelled, failed, collected): it can no
+    -- longer be extended or recorded, and a crash mid-way leaves it to the collector.
+    aborting                BIGINT   NOT NULL DEFAULT 0,
     PRIMARY KEY (repository_id, upload_id)
 );
 CREATE INDEX blob_uploads_by_age ON blob_uploads (updated_at);

@@ -467,10 +467,13 @@ impl S3BlobStore {
     /// running state does not cover).
     async fn rehash(&self, key: &str, algorithm: Algorithm) -> Result<String> {
         let got = self.reader.get(&self.path(key)).await.map_err(backend)?;
-        let mut stream = got.into_stream();
+        let stream = got
+            .into_stream()
+            .map_err(|e| std::io::Error::other(e.to_string()));
+        let mut stream = stall_guard(Box::pin(stream));
         let mut sha256 = Sha256State::new();
         let mut sha512 = Sha512::new();
-        while let Some(chunk) = stream.try_next().await.map_err(backend)? {
+        while let Some(chunk) = stream.try_next().await? {
             match algorithm {
                 Algorithm::Sha256 => sha256.update(&chunk),
                 Algorithm::Sha512 => sha512.update(&chunk),

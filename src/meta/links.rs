@@ -4,7 +4,7 @@
 //! connection made it the bottleneck of concurrent pushes, so links go through a
 //! [`super::batch::Batcher`]: a few multi-row statements per batch, in one transaction.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::batch::{cached_sql, value_rows, BatchWrite};
 use super::uploads::RECORD_GARBAGE;
@@ -26,8 +26,17 @@ pub(super) struct Link {
     pub upload: Option<(i64, String)>,
 }
 
-/// Whether the link's own copy is the one the blob's row names.
-pub(super) type Recorded = bool;
+/// What became of a link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// Its copy is the one the blob's row names.
+    Recorded,
+    /// Another copy was recorded first: this one is garbage now.
+    Duplicate,
+    /// Its upload session was no longer there to record (being discarded, or already
+    /// recorded by another request): nothing was written.
+    SessionGone,
+}
 
 impl BatchWrite for Link {
     type Output = Recorded;
@@ -39,7 +48,7 @@ impl BatchWrite for Link {
     }
 }
 
-fn blob_rows(batch: &[Link]) -> BTreeMap<&str, (i64, i64, &str)> {
+fn blob_rows<'a>(batch: &[&'a Link]) -> BTreeMap<&'a str, (i64, i64, &'a str)> {
     // PostgreSQL refuses an upsert that touches one row twice: one row per digest, the
     // first upload's.
     let mut rows = BTreeMap::new();
@@ -50,33 +59,90 @@ fn blob_rows(batch: &[Link]) -> BTreeMap<&str, (i64, i64, &str)> {
     rows
 }
 
-async fn write_batch(db: &Db, batch: &[Link]) -> Result<Vec<Recorded>> {
-    let blobs = blob_rows(batch);
-    let links: BTreeMap<(i64, &str), i64> = batch
-        .iter()
-        .map(|p| ((p.repository_id, p.digest.as_str()), p.now_ms))
-        .collect();
-    let uploads: Vec<(i64, &str)> = batch
+async fn write_batch(db: &Db, all: &[Link]) -> Result<Vec<Recorded>> {
+    let uploads: Vec<(i64, &str)> = all
         .iter()
         .filter_map(|l| l.upload.as_ref().map(|(o, id)| (*o, id.as_str())))
         .collect();
-    let blobs_sql = cached_sql("upsert blobs", blobs.len(), || {
+    on_write!(db db, pool => {
+        let mut tx = pool.begin().await?;
+        // Sessions first: a link whose session is gone or being discarded records nothing.
+        let live: HashSet<(i64, String)> = if uploads.is_empty() {
+            HashSet::new()
+        } else {
+            let sql = forget_uploads_sql(uploads.len());
+            let mut q = sqlx::query_as::<_, (i64, String)>(&sql);
+            for (owner, id) in &uploads {
+                q = q.bind(*owner).bind(*id);
+            }
+            q.fetch_all(&mut *tx).await?.into_iter().collect()
+        };
+        let kept: Vec<&Link> = all
+            .iter()
+            .filter(|l| l.upload.as_ref().is_none_or(|u| live.contains(u)))
+            .collect();
+        let mut outcome = vec![Recorded::SessionGone; all.len()];
+        if !kept.is_empty() {
+            let blobs = blob_rows(&kept);
+            let links: BTreeMap<(i64, &str), i64> = kept
+                .iter()
+                .map(|p| ((p.repository_id, p.digest.as_str()), p.now_ms))
+                .collect();
+            let blobs_sql = upsert_blobs_sql(blobs.len());
+            let mut q = sqlx::query_as::<_, (String, Option<String>)>(&blobs_sql);
+            for (digest, (size, now_ms, location)) in &blobs {
+                q = q.bind(*digest).bind(*size).bind(*now_ms).bind(*location);
+            }
+            let recorded: HashMap<String, Option<String>> =
+                q.fetch_all(&mut *tx).await?.into_iter().collect();
+            for (i, l) in all.iter().enumerate() {
+                if l.upload.as_ref().is_some_and(|u| !live.contains(u)) {
+                    continue;
+                }
+                let won = recorded.get(&l.digest).cloned().flatten().as_deref()
+                    == Some(l.location.as_str());
+                if !won {
+                    sqlx::query(RECORD_GARBAGE).bind(&l.location).bind(l.now_ms)
+                        .execute(&mut *tx).await?;
+                }
+                outcome[i] = if won { Recorded::Recorded } else { Recorded::Duplicate };
+            }
+            let links_sql = insert_links_sql(links.len());
+            let mut q = sqlx::query(&links_sql);
+            for ((repository_id, digest), now_ms) in &links {
+                q = q.bind(*repository_id).bind(*digest).bind(*now_ms);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(outcome)
+    })
+}
+
+fn upsert_blobs_sql(rows: usize) -> std::sync::Arc<str> {
+    cached_sql("upsert blobs", rows, || {
         format!(
             "INSERT INTO blobs (digest, size, created_at, location) VALUES {}
              ON CONFLICT (digest) DO UPDATE SET gc_mark = NULL, created_at = excluded.created_at
              RETURNING digest, location",
-            value_rows(blobs.len(), 4)
+            value_rows(rows, 4)
         )
-    });
-    let links_sql = cached_sql("insert links", links.len(), || {
+    })
+}
+
+fn insert_links_sql(rows: usize) -> std::sync::Arc<str> {
+    cached_sql("insert links", rows, || {
         format!(
             "INSERT INTO repository_blobs (repository_id, digest, linked_at) VALUES {}
              ON CONFLICT (repository_id, digest) DO NOTHING",
-            value_rows(links.len(), 3)
+            value_rows(rows, 3)
         )
-    });
-    let uploads_sql = cached_sql("forget uploads", uploads.len(), || {
-        let rows: Vec<String> = (0..uploads.len())
+    })
+}
+
+fn forget_uploads_sql(rows: usize) -> std::sync::Arc<str> {
+    cached_sql("forget uploads", rows, || {
+        let keys: Vec<String> = (0..rows)
             .map(|i| {
                 format!(
                     "(repository_id = ${} AND upload_id = ${})",
@@ -85,36 +151,10 @@ async fn write_batch(db: &Db, batch: &[Link]) -> Result<Vec<Recorded>> {
                 )
             })
             .collect();
-        format!("DELETE FROM blob_uploads WHERE {}", rows.join(" OR "))
-    });
-    on_write!(db db, pool => {
-        let mut tx = pool.begin().await?;
-        let mut q = sqlx::query_as::<_, (String, Option<String>)>(&blobs_sql);
-        for (digest, (size, now_ms, location)) in &blobs {
-            q = q.bind(*digest).bind(*size).bind(*now_ms).bind(*location);
-        }
-        let recorded: HashMap<String, Option<String>> =
-            q.fetch_all(&mut *tx).await?.into_iter().collect();
-        let outcome: Vec<Recorded> = batch
-            .iter()
-            .map(|l| recorded.get(&l.digest).cloned().flatten().as_deref() == Some(l.location.as_str()))
-            .collect();
-        for (l, _) in batch.iter().zip(&outcome).filter(|(_, won)| !**won) {
-            sqlx::query(RECORD_GARBAGE).bind(&l.location).bind(l.now_ms).execute(&mut *tx).await?;
-        }
-        if !uploads.is_empty() {
-            let mut q = sqlx::query(&uploads_sql);
-            for (owner, id) in &uploads {
-                q = q.bind(*owner).bind(*id);
-            }
-            q.execute(&mut *tx).await?;
-        }
-        let mut q = sqlx::query(&links_sql);
-        for ((repository_id, digest), now_ms) in &links {
-            q = q.bind(*repository_id).bind(*digest).bind(*now_ms);
-        }
-        q.execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(outcome)
+        format!(
+            "DELETE FROM blob_uploads WHERE aborting = 0 AND ({})
+             RETURNING repository_id, upload_id",
+            keys.join(" OR ")
+        )
     })
 }

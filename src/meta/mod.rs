@@ -302,6 +302,7 @@ pub use governance::{LifecycleEvent, LifecycleImageRow, LifecycleTarget};
 pub use iam::{DeleteOutcome as IamDeleteOutcome, Identity, IdentityKind, ManagedPolicyRow};
 pub use identity::AccessKey;
 pub use jobs::{JobRow, Lease};
+pub use links::Recorded;
 pub use outbox::{Event, EventKind, EventSource};
 pub use scanning::ScanState;
 pub use uploads::StoredUpload;
@@ -605,9 +606,9 @@ impl MetaStore {
     /// durable in the blob store: a link is the moment a blob becomes visible.
     /// Concurrent links are written together (see meta/links.rs).
     /// Record a published blob (unless its digest is recorded already) and link it to
-    /// the repository, forgetting the upload session that published it. True if this
-    /// copy is the one recorded; otherwise it is garbage now, which the caller may
-    /// delete at once (the collector does it otherwise).
+    /// the repository, forgetting the upload session that published it: see
+    /// [`Recorded`] for the outcomes. A duplicate copy is garbage now, which the caller
+    /// may delete at once (the collector does it otherwise).
     pub async fn record_blob(
         &self,
         repository_id: i64,
@@ -616,7 +617,7 @@ impl MetaStore {
         location: &crate::blobs::BlobLocation,
         upload: Option<crate::blobs::UploadKey>,
         now_ms: i64,
-    ) -> Result<bool> {
+    ) -> Result<links::Recorded> {
         let link = links::Link {
             repository_id,
             digest: digest.to_string(),
@@ -1078,6 +1079,7 @@ mod contract_tests {
                 crate::blobs::BlobLocation::from_store(format!("blobs/{}", uuid::Uuid::new_v4()));
             self.record_blob(repository_id, d, size, &at, None, now)
                 .await
+                .map(|r| r == Recorded::Recorded)
         }
     }
 
@@ -1304,12 +1306,41 @@ mod contract_tests {
         let d = Digest::sha256_of(b"u");
         let at = BlobLocation::from_store("blobs/one".into());
         let recorded = store.record_blob(repo.id, &d, 1, &at, Some(key), 30).await;
-        assert!(recorded.expect("record"));
+        assert_eq!(recorded.expect("record"), Recorded::Recorded);
         assert_eq!(store.upload(key).await.expect("read"), None);
         assert_eq!(
             store.linked_blob(repo.id, &d).await.expect("linked"),
             Some((1, Some("blobs/one".into())))
         );
+        // A session being discarded can no longer be saved or recorded.
+        let other = UploadKey {
+            owner: repo.id,
+            id: UploadId::new(),
+        };
+        store
+            .insert_upload(other, &state(b"x"), 40)
+            .await
+            .expect("insert");
+        let v = store
+            .upload(other)
+            .await
+            .expect("read")
+            .expect("there")
+            .version;
+        assert!(store.begin_abort(other, v).await.expect("mark"));
+        assert!(!store
+            .save_upload(other, v + 1, &state(b"y"), 41)
+            .await
+            .expect("save"));
+        let elsewhere = BlobLocation::from_store("blobs/two".into());
+        let d2 = Digest::sha256_of(b"v");
+        let r = store
+            .record_blob(repo.id, &d2, 1, &elsewhere, Some(other), 42)
+            .await;
+        assert_eq!(r.expect("record"), Recorded::SessionGone);
+        assert_eq!(store.linked_blob(repo.id, &d2).await.expect("linked"), None);
+        store.forget_aborted_upload(other).await.expect("forget");
+        assert_eq!(store.upload(other).await.expect("read"), None);
     }
 
     #[tokio::test]

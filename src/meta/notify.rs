@@ -62,8 +62,13 @@ fn parse(node: &str, payload: &str) -> Option<Vec<Change>> {
 
 async fn send(pool: PgPool, node: String, mut rx: mpsc::UnboundedReceiver<Change>) {
     let mut batch = Vec::new();
+    let mut lost = false;
     // Everything that accumulated while the last NOTIFY was being sent goes in one.
     while rx.recv_many(&mut batch, 256).await > 0 {
+        if lost {
+            // Changes were dropped after a failed NOTIFY: the others drop everything.
+            batch.push(Change::Everything);
+        }
         let text = payload(&node, &batch);
         batch.clear();
         let sent = sqlx::query("SELECT pg_notify($1, $2)")
@@ -71,9 +76,10 @@ async fn send(pool: PgPool, node: String, mut rx: mpsc::UnboundedReceiver<Change
             .bind(&text)
             .execute(&pool)
             .await;
+        lost = sent.is_err();
         if let Err(e) = sent {
-            // The other nodes will expire what they hold, or hear "everything" when
-            // their own connection comes back after an outage.
+            // Until a NOTIFY gets through (then saying "everything"), the other nodes'
+            // entries expire on their own.
             tracing::warn!(error = %e, "notifying other nodes of a change");
         }
     }

@@ -4,6 +4,11 @@
 //! A session's row is created with the session and deleted in the transaction that
 //! records its blob (links.rs), so a row that remains names bytes nothing else does:
 //! the collector aborts sessions whose rows have not changed for a grace period.
+//!
+//! Discarding a session (cancelled, failed, collected) first marks its row `aborting`
+//! (naming the version it read), then removes the bytes, then the row. A marked session
+//! can no longer be extended or recorded, so a request finishing it concurrently cannot
+//! record bytes being removed; a crash after the mark leaves the row to the collector.
 
 use super::{Db, MetaStore, Result};
 use crate::blobs::{BlobLocation, UploadId, UploadKey, UploadState};
@@ -15,14 +20,17 @@ pub struct StoredUpload {
     pub version: i64,
     /// An ECR API part other than the last was under 5 MiB.
     pub short_part_before_last: bool,
+    /// Being discarded: the session is over.
+    pub aborting: bool,
 }
 
-type UploadRow = (i64, String, Vec<u8>, i64, i64);
+type UploadRow = (i64, String, Vec<u8>, i64, i64, i64);
 
-const UPLOAD_COLUMNS: &str = "repository_id, upload_id, state, version, short_part_before_last";
+const UPLOAD_COLUMNS: &str =
+    "repository_id, upload_id, state, version, short_part_before_last, aborting";
 
 fn stored(row: UploadRow) -> Option<(UploadKey, StoredUpload)> {
-    let (owner, id, state, version, short) = row;
+    let (owner, id, state, version, short, aborting) = row;
     let key = UploadKey {
         owner,
         id: UploadId::parse(&id)?,
@@ -33,6 +41,7 @@ fn stored(row: UploadRow) -> Option<(UploadKey, StoredUpload)> {
             state: UploadState::from_store(state),
             version,
             short_part_before_last: short != 0,
+            aborting: aborting != 0,
         },
     ))
 }
@@ -73,7 +82,7 @@ impl MetaStore {
     ) -> Result<bool> {
         let n = on_write!(self, pool => sqlx::query(
             "UPDATE blob_uploads SET state = $3, version = version + 1, updated_at = $4
-             WHERE repository_id = $1 AND upload_id = $2 AND version = $5",
+             WHERE repository_id = $1 AND upload_id = $2 AND version = $5 AND aborting = 0",
         )
         .bind(key.owner).bind(key.id.to_string()).bind(state.as_bytes()).bind(now_ms)
         .bind(version).execute(pool).await?.rows_affected());
@@ -94,14 +103,26 @@ impl MetaStore {
         Ok(())
     }
 
-    /// Forget a session still at `version` (cancelled, failed, or collected).
-    pub async fn delete_upload(&self, key: UploadKey, version: i64) -> Result<bool> {
+    /// Mark a session still at `version` as being discarded; false if it changed, was
+    /// recorded, or is gone (then its bytes are someone else's business).
+    pub async fn begin_abort(&self, key: UploadKey, version: i64) -> Result<bool> {
         let n = on_write!(self, pool => sqlx::query(
-            "DELETE FROM blob_uploads WHERE repository_id = $1 AND upload_id = $2 AND version = $3",
+            "UPDATE blob_uploads SET aborting = 1, version = version + 1
+             WHERE repository_id = $1 AND upload_id = $2 AND version = $3",
         )
         .bind(key.owner).bind(key.id.to_string()).bind(version)
         .execute(pool).await?.rows_affected());
         Ok(n > 0)
+    }
+
+    /// Forget a session marked by [`MetaStore::begin_abort`] once its bytes are gone.
+    pub async fn forget_aborted_upload(&self, key: UploadKey) -> Result<()> {
+        on_write!(self, pool => sqlx::query(
+            "DELETE FROM blob_uploads WHERE repository_id = $1 AND upload_id = $2 AND aborting = 1",
+        )
+        .bind(key.owner).bind(key.id.to_string())
+        .execute(pool).await?.rows_affected());
+        Ok(())
     }
 
     /// Sessions last saved before `before_ms`, oldest first.

@@ -79,13 +79,17 @@ impl Service {
             for (key, stored) in &batch {
                 // The row's time is when the state last changed; the store knows when
                 // bytes last arrived (a local staging file grows without a new state).
-                if self.blobs.last_write(*key, &stored.state).await? >= before {
+                // A session marked by a discard that stopped half-way is finished here.
+                let idle =
+                    stored.aborting || self.blobs.last_write(*key, &stored.state).await? < before;
+                if !idle
+                    || !(stored.aborting || self.meta.begin_abort(*key, stored.version).await?)
+                {
                     continue;
                 }
                 self.blobs.abort_upload(*key, &stored.state).await?;
-                if self.meta.delete_upload(*key, stored.version).await? {
-                    removed += 1;
-                }
+                self.meta.forget_aborted_upload(*key).await?;
+                removed += 1;
             }
             report.uploads_removed += removed;
             if (batch.len() as i64) < BATCH || removed == 0 {

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use super::{Action, Context, Error, Result, Service};
 use crate::blobs::{self, ByteStream, UploadId, UploadKey};
 use crate::clock;
-use crate::meta::StoredUpload;
+use crate::meta::{Recorded, StoredUpload};
 use crate::oci::{Digest, RepositoryName};
 
 /// `partSize` InitiateLayerUpload reports.
@@ -45,9 +45,13 @@ impl Service {
         Ok(key)
     }
 
-    /// A session's stored state; `UploadNotFound` once it is over.
+    /// A session's stored state; `UploadNotFound` once it is over (or being discarded).
     async fn stored_session(&self, key: UploadKey) -> Result<StoredUpload> {
-        self.meta.upload(key).await?.ok_or(Error::UploadNotFound)
+        self.meta
+            .upload(key)
+            .await?
+            .filter(|s| !s.aborting)
+            .ok_or(Error::UploadNotFound)
     }
 
     /// Append to a session and save its new state.
@@ -103,12 +107,11 @@ impl Service {
         let published = match finished {
             Ok(p) => p,
             Err(e) => {
-                let over = matches!(
-                    e,
-                    blobs::Error::DigestMismatch | blobs::Error::Full | blobs::Error::NotFound
-                );
+                // Not on NotFound: that may be another request's finish of this session
+                // (a retry), whose bytes must stay.
+                let over = matches!(e, blobs::Error::DigestMismatch | blobs::Error::Full);
                 if over {
-                    self.end_session(key, &stored).await;
+                    let _ = self.end_session(key, &stored).await;
                 }
                 return Err(Self::upload_store_error(e));
             }
@@ -120,23 +123,31 @@ impl Service {
             .meta
             .record_blob(key.owner, digest, size, at, Some(key), clock::now_ms())
             .await?;
-        if !recorded {
-            // Another upload recorded this digest first: this copy is garbage already.
-            if self.blobs.delete(at).await.is_ok() {
-                let _ = self.meta.forget_garbage(at).await;
+        match recorded {
+            Recorded::Recorded => Ok(published.size),
+            Recorded::Duplicate => {
+                // Another upload recorded this digest first: this copy is garbage already.
+                if self.blobs.delete(at).await.is_ok() {
+                    let _ = self.meta.forget_garbage(at).await;
+                }
+                Ok(published.size)
             }
+            // Discarded meanwhile (cancelled, collected) or finished by another request:
+            // what this request published belongs to that, and stays alone.
+            Recorded::SessionGone => Err(Error::UploadNotFound),
         }
-        Ok(published.size)
     }
 
-    /// Discard a session's bytes and forget it.
-    async fn end_session(&self, key: UploadKey, stored: &StoredUpload) {
-        if let Err(e) = self.blobs.abort_upload(key, &stored.state).await {
-            // The row stays: the collector retries.
-            tracing::warn!(upload = %key.id, error = %e, "discarding an upload's bytes");
-            return;
+    /// Discard a session's bytes and forget it, unless it changed since `stored` was
+    /// read (another request is acting on it). If the bytes cannot be removed now, the
+    /// session stays marked and the collector finishes the work.
+    async fn end_session(&self, key: UploadKey, stored: &StoredUpload) -> Result<()> {
+        if !self.meta.begin_abort(key, stored.version).await? {
+            return Ok(());
         }
-        let _ = self.meta.delete_upload(key, stored.version).await;
+        self.blobs.abort_upload(key, &stored.state).await?;
+        self.meta.forget_aborted_upload(key).await?;
+        Ok(())
     }
 
     /// Link a blob another repository of the same registry has (cross-repository mount).
@@ -203,7 +214,7 @@ impl Service {
             Err(e) => {
                 // A one-request upload is over whatever happened.
                 if let Ok(stored) = self.stored_session(key).await {
-                    self.end_session(key, &stored).await;
+                    let _ = self.end_session(key, &stored).await;
                 }
                 Err(e)
             }
@@ -302,9 +313,7 @@ impl Service {
         let key = self.session(ctx, name, id).await?;
         // Unknown sessions are an error for the client, not a silent success.
         let stored = self.stored_session(key).await?;
-        self.blobs.abort_upload(key, &stored.state).await?;
-        self.meta.delete_upload(key, stored.version).await?;
-        Ok(())
+        self.end_session(key, &stored).await
     }
 
     pub async fn initiate_layer_upload(
@@ -374,7 +383,7 @@ impl Service {
         let repo = self.repository(ctx, name).await?;
         if self.meta.linked_blob_size(repo.id, digest).await?.is_some() {
             if let Ok(stored) = self.stored_session(key).await {
-                self.end_session(key, &stored).await;
+                let _ = self.end_session(key, &stored).await;
             }
             return Err(Error::LayerAlreadyExists(digest.to_string()));
         }
