@@ -51,11 +51,11 @@ storage:
     secretkey: $BERTH_S3_SECRET_ACCESS_KEY
     secure: false
     v4auth: true
-    forcepathstyle: true
     rootdirectory: /distribution
 http: {addr: 127.0.0.1:$DIST_PORT}
 YML
-env -u REGISTRY_AUTH_FILE docker-registry serve "$WORK/dist/config.yml" >"$WORK/dist/log" 2>&1 &
+# The AWS SDK inside Distribution fails on an AWS_CA_BUNDLE it cannot load this way.
+env -u REGISTRY_AUTH_FILE -u AWS_CA_BUNDLE docker-registry serve "$WORK/dist/config.yml" >"$WORK/dist/log" 2>&1 &
 PIDS+=($!)
 DIST_PID=$!
 
@@ -71,6 +71,8 @@ BERTH_PID=$!
 for url in "http://127.0.0.1:$DIST_PORT/v2/" "http://127.0.0.1:$BERTH_PORT/v2/"; do
     for _ in $(seq 1 100); do curl -s -o /dev/null "$url" && break; sleep 0.1; done
 done
+kill -0 "$DIST_PID" 2>/dev/null || { echo "Distribution did not start:" >&2; cat "$WORK/dist/log" >&2; exit 1; }
+kill -0 "$BERTH_PID" 2>/dev/null || { echo "Berth did not start:" >&2; cat "$WORK/berth.err" >&2; exit 1; }
 
 python3 "$ROOT/scripts/bench/registry-bench.py" \
     --target "distribution-s3=http://127.0.0.1:$DIST_PORT,pid=$DIST_PID" \
