@@ -19,7 +19,8 @@ WORK=$(mktemp -d /tmp/berth-s3-bench-XXXXXX)
 PIDS=()
 cleanup() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    if [ -f "$WORK/s3/env" ]; then . "$WORK/s3/env"; kill "$S3_PID" 2>/dev/null || true; fi
+    # SeaweedFS may take long to honour SIGTERM: it is only a benchmark's scratch store.
+    if [ -f "$WORK/s3/env" ]; then . "$WORK/s3/env"; kill -KILL "$S3_PID" 2>/dev/null || true; fi
     rm -rf "$WORK"
 }
 trap cleanup EXIT
