@@ -313,6 +313,8 @@ pub struct MetaStore {
     sealer: crate::secrets::Sealer,
     links: batch::Batcher<links::Link>,
     creates: batch::Batcher<creates::NewRepository>,
+    session_inserts: batch::Batcher<uploads::NewSession>,
+    session_cache: uploads::SessionCache,
     /// Who hears about changes (see changes.rs).
     changes: std::sync::Arc<changes::Feed>,
     /// See [`MetaStore::is_single_node`].
@@ -440,6 +442,8 @@ impl MetaStore {
         let store = MetaStore {
             links: batch::Batcher::start(db.clone()),
             creates: batch::Batcher::start(db.clone()),
+            session_inserts: batch::Batcher::start(db.clone()),
+            session_cache: uploads::SessionCache::new(url.is_none()),
             db,
             sealer,
             changes: std::sync::Arc::default(),
@@ -626,7 +630,12 @@ impl MetaStore {
             location: location.as_str().to_owned(),
             upload: upload.map(|k| (k.owner, k.id.to_string())),
         };
-        self.links.write(link).await
+        let recorded = self.links.write(link).await;
+        if let Some(key) = upload {
+            // Recorded or not, the row is gone or being discarded.
+            self.session_cache.drop_key(key);
+        }
+        recorded
     }
 
     /// Size and location of a blob as seen from a repository; `None` if the repository
@@ -1172,6 +1181,8 @@ mod contract_tests {
             db: store.db.clone(),
             links: batch::Batcher::start(store.db.clone()),
             creates: batch::Batcher::start(store.db.clone()),
+            session_inserts: batch::Batcher::start(store.db.clone()),
+            session_cache: uploads::SessionCache::new(true),
             changes: std::sync::Arc::default(),
             exclusive: true,
         };

@@ -10,8 +10,82 @@
 //! can no longer be extended or recorded, so a request finishing it concurrently cannot
 //! record bytes being removed; a crash after the mark leaves the row to the collector.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use super::batch::{cached_sql, value_rows, BatchWrite};
 use super::{Db, MetaStore, Result};
 use crate::blobs::{BlobLocation, UploadId, UploadKey, UploadState};
+
+/// This process's copy of the session rows, kept only while it is the metadata's only
+/// writer (see [`MetaStore::is_single_node`]): every request of an upload reads its
+/// session, and on the embedded database that read cost as much as the rest of a small
+/// blob's upload. Every change to a row here updates or drops its copy; a key not held
+/// is read from the database (after a restart, say), never filled in from a read, which
+/// could race with a change.
+pub(super) struct SessionCache(Option<Mutex<HashMap<UploadKey, StoredUpload>>>);
+
+impl SessionCache {
+    pub(super) fn new(enabled: bool) -> SessionCache {
+        SessionCache(enabled.then(Mutex::default))
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut HashMap<UploadKey, StoredUpload>) -> T) -> Option<T> {
+        let mut map = self.0.as_ref()?.lock().unwrap_or_else(|p| p.into_inner());
+        Some(f(&mut map))
+    }
+
+    fn get(&self, key: UploadKey) -> Option<StoredUpload> {
+        self.with(|m| m.get(&key).cloned()).flatten()
+    }
+
+    fn put(&self, key: UploadKey, stored: StoredUpload) {
+        self.with(|m| m.insert(key, stored));
+    }
+
+    pub(super) fn drop_key(&self, key: UploadKey) {
+        self.with(|m| m.remove(&key));
+    }
+}
+
+/// The version of a new session's row.
+pub const FIRST_VERSION: i64 = 1;
+
+/// A session row to insert.
+pub(super) struct NewSession {
+    key: UploadKey,
+    state: UploadState,
+    now_ms: i64,
+}
+
+impl BatchWrite for NewSession {
+    type Output = ();
+    /// Five bind parameters each.
+    const MAX_BATCH: usize = 500;
+
+    async fn write(db: &Db, batch: &[NewSession]) -> Result<Vec<()>> {
+        let sql = cached_sql("insert_upload", batch.len(), || {
+            format!(
+                "INSERT INTO blob_uploads (repository_id, upload_id, state, updated_at, version)
+                 VALUES {}",
+                value_rows(batch.len(), 5)
+            )
+        });
+        on_write!(db db, pool => {
+            let mut q = sqlx::query(&sql);
+            for n in batch {
+                q = q
+                    .bind(n.key.owner)
+                    .bind(n.key.id.to_string())
+                    .bind(n.state.as_bytes())
+                    .bind(n.now_ms)
+                    .bind(FIRST_VERSION);
+            }
+            q.execute(pool).await?.rows_affected()
+        });
+        Ok(vec![(); batch.len()])
+    }
+}
 
 /// A session as stored: the blob store's state and the version a save must name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +96,18 @@ pub struct StoredUpload {
     pub short_part_before_last: bool,
     /// Being discarded: the session is over.
     pub aborting: bool,
+}
+
+impl StoredUpload {
+    /// A session just inserted with `state`.
+    pub fn new(state: UploadState) -> StoredUpload {
+        StoredUpload {
+            state,
+            version: FIRST_VERSION,
+            short_part_before_last: false,
+            aborting: false,
+        }
+    }
 }
 
 type UploadRow = (i64, String, Vec<u8>, i64, i64, i64);
@@ -47,22 +133,30 @@ fn stored(row: UploadRow) -> Option<(UploadKey, StoredUpload)> {
 }
 
 impl MetaStore {
+    /// Store a new session's row. Sessions start in bursts (a push starts one per layer),
+    /// so their inserts are batched like links (batch.rs).
     pub async fn insert_upload(
         &self,
         key: UploadKey,
         state: &UploadState,
         now_ms: i64,
     ) -> Result<()> {
-        on_write!(self, pool => sqlx::query(
-            "INSERT INTO blob_uploads (repository_id, upload_id, state, version, updated_at)
-             VALUES ($1, $2, $3, 1, $4)",
-        )
-        .bind(key.owner).bind(key.id.to_string()).bind(state.as_bytes()).bind(now_ms)
-        .execute(pool).await?.rows_affected());
+        self.session_inserts
+            .write(NewSession {
+                key,
+                state: state.clone(),
+                now_ms,
+            })
+            .await?;
+        self.session_cache
+            .put(key, StoredUpload::new(state.clone()));
         Ok(())
     }
 
     pub async fn upload(&self, key: UploadKey) -> Result<Option<StoredUpload>> {
+        if let Some(stored) = self.session_cache.get(key) {
+            return Ok(Some(stored));
+        }
         let sql = format!(
             "SELECT {UPLOAD_COLUMNS} FROM blob_uploads WHERE repository_id = $1 AND upload_id = $2"
         );
@@ -86,11 +180,23 @@ impl MetaStore {
         )
         .bind(key.owner).bind(key.id.to_string()).bind(state.as_bytes()).bind(now_ms)
         .bind(version).execute(pool).await?.rows_affected());
+        if n > 0 {
+            self.session_cache.with(|m| {
+                if let Some(s) = m.get_mut(&key) {
+                    s.state = state.clone();
+                    s.version = version + 1;
+                }
+            });
+        } else {
+            self.session_cache.drop_key(key);
+        }
         Ok(n > 0)
     }
 
     /// Note an ECR API part's size class (under 5 MiB or not) after it was appended.
     pub async fn record_api_part(&self, key: UploadKey, short: bool) -> Result<()> {
+        // The copy does not hold the last part's size class: the next read goes to the row.
+        self.session_cache.drop_key(key);
         on_write!(self, pool => sqlx::query(
             "UPDATE blob_uploads SET
                  short_part_before_last = CASE WHEN last_part_short = 1 THEN 1
@@ -106,6 +212,7 @@ impl MetaStore {
     /// Mark a session still at `version` as being discarded; false if it changed, was
     /// recorded, or is gone (then its bytes are someone else's business).
     pub async fn begin_abort(&self, key: UploadKey, version: i64) -> Result<bool> {
+        self.session_cache.drop_key(key);
         let n = on_write!(self, pool => sqlx::query(
             "UPDATE blob_uploads SET aborting = 1, version = version + 1
              WHERE repository_id = $1 AND upload_id = $2 AND version = $3",
@@ -117,6 +224,7 @@ impl MetaStore {
 
     /// Forget a session marked by [`MetaStore::begin_abort`] once its bytes are gone.
     pub async fn forget_aborted_upload(&self, key: UploadKey) -> Result<()> {
+        self.session_cache.drop_key(key);
         on_write!(self, pool => sqlx::query(
             "DELETE FROM blob_uploads WHERE repository_id = $1 AND upload_id = $2 AND aborting = 1",
         )

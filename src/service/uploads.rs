@@ -28,11 +28,14 @@ impl Service {
         self.authorize(ctx, Action::InitiateLayerUpload, name)
             .await?;
         let repo = self.repository_for_push(ctx, name).await?;
-        Ok(self.open_session(&repo).await?.id)
+        Ok(self.open_session(&repo).await?.0.id)
     }
 
-    /// A new, empty upload session in `repo`.
-    async fn open_session(&self, repo: &crate::meta::Repository) -> Result<UploadKey> {
+    /// A new, empty upload session in `repo`, and its state as stored.
+    async fn open_session(
+        &self,
+        repo: &crate::meta::Repository,
+    ) -> Result<(UploadKey, StoredUpload)> {
         let key = UploadKey {
             owner: repo.id,
             id: UploadId::new(),
@@ -42,7 +45,7 @@ impl Service {
             let _ = self.blobs.abort_upload(key, &state).await;
             return Err(e.into());
         }
-        Ok(key)
+        Ok((key, StoredUpload::new(state)))
     }
 
     /// A session's stored state; `UploadNotFound` once it is over (or being discarded).
@@ -58,13 +61,10 @@ impl Service {
     async fn append_to_session(
         &self,
         key: UploadKey,
+        stored: &StoredUpload,
         offset: Option<u64>,
         body: ByteStream,
     ) -> std::result::Result<u64, blobs::Error> {
-        let stored = self
-            .stored_session(key)
-            .await
-            .map_err(|_| blobs::Error::NotFound)?;
         let staged = self
             .blobs
             .append_upload(key, &stored.state, offset, body)
@@ -95,11 +95,11 @@ impl Service {
     async fn finish_session(
         &self,
         key: UploadKey,
+        stored: &StoredUpload,
         digest: &Digest,
         offset: Option<u64>,
         last_chunk: Option<ByteStream>,
     ) -> std::result::Result<u64, Error> {
-        let stored = self.stored_session(key).await?;
         let finished = self
             .blobs
             .finish_upload(key, &stored.state, digest, offset, last_chunk)
@@ -111,7 +111,7 @@ impl Service {
                 // (a retry), whose bytes must stay.
                 let over = matches!(e, blobs::Error::DigestMismatch | blobs::Error::Full);
                 if over {
-                    let _ = self.end_session(key, &stored).await;
+                    let _ = self.end_session(key, stored).await;
                 }
                 return Err(Self::upload_store_error(e));
             }
@@ -208,8 +208,11 @@ impl Service {
         self.authorize(ctx, Action::CompleteLayerUpload, name)
             .await?;
         let repo = self.repository_for_push(ctx, name).await?;
-        let key = self.open_session(&repo).await?;
-        match self.finish_session(key, digest, Some(0), Some(body)).await {
+        let (key, stored) = self.open_session(&repo).await?;
+        let finished = self
+            .finish_session(key, &stored, digest, Some(0), Some(body))
+            .await;
+        match finished {
             Ok(size) => Ok(size),
             Err(e) => {
                 // A one-request upload is over whatever happened.
@@ -252,7 +255,8 @@ impl Service {
     ) -> Result<u64> {
         self.authorize(ctx, Action::UploadLayerPart, name).await?;
         let key = self.session(ctx, name, id).await?;
-        self.append_to_session(key, offset, body)
+        let stored = self.stored_session(key).await?;
+        self.append_to_session(key, &stored, offset, body)
             .await
             .map_err(Self::upload_store_error)
     }
@@ -264,7 +268,7 @@ impl Service {
         id: &str,
     ) -> Result<u64> {
         self.authorize(ctx, Action::UploadLayerPart, name).await?;
-        Ok(self.staged(ctx, name, id).await?.1)
+        Ok(self.staged(ctx, name, id).await?.2)
     }
 
     /// An upload session addressed through `name`, and the bytes staged in it so far.
@@ -273,7 +277,7 @@ impl Service {
         ctx: &Context,
         name: &RepositoryName,
         id: &str,
-    ) -> Result<(UploadKey, u64)> {
+    ) -> Result<(UploadKey, StoredUpload, u64)> {
         let key = self.session(ctx, name, id).await?;
         let stored = self.stored_session(key).await?;
         let size = self
@@ -281,7 +285,7 @@ impl Service {
             .upload_size(key, &stored.state)
             .await
             .map_err(Self::upload_store_error)?;
-        Ok((key, size))
+        Ok((key, stored, size))
     }
 
     /// Finish an upload with an optional last chunk: verify, publish, link.
@@ -300,7 +304,9 @@ impl Service {
             self.authorize(ctx, Action::UploadLayerPart, name).await?;
         }
         let key = self.session(ctx, name, id).await?;
-        self.finish_session(key, digest, offset, last_chunk).await
+        let stored = self.stored_session(key).await?;
+        self.finish_session(key, &stored, digest, offset, last_chunk)
+            .await
     }
 
     pub async fn cancel_upload(
@@ -335,7 +341,7 @@ impl Service {
         data: Bytes,
     ) -> Result<u64> {
         self.authorize(ctx, Action::UploadLayerPart, name).await?;
-        let (key, staged) = self.staged(ctx, name, id).await?;
+        let (key, stored, staged) = self.staged(ctx, name, id).await?;
         let last_valid = staged.checked_sub(1);
         let bad = |reason: String| Error::InvalidLayerPart {
             reason,
@@ -350,7 +356,7 @@ impl Service {
             return Err(bad("The part's byte range does not match its length".into()));
         }
         let body: ByteStream = Box::pin(futures_util::stream::iter([Ok(data)]));
-        self.append_to_session(key, Some(first), body)
+        self.append_to_session(key, &stored, Some(first), body)
             .await
             .map_err(|e| match e {
                 crate::blobs::Error::OffsetMismatch { .. } => {
@@ -373,22 +379,24 @@ impl Service {
     ) -> Result<()> {
         self.authorize(ctx, Action::CompleteLayerUpload, name)
             .await?;
-        let (key, staged) = self.staged(ctx, name, id).await?;
+        let (key, stored, staged) = self.staged(ctx, name, id).await?;
         if staged == 0 {
             return Err(Error::EmptyUpload(id.to_owned()));
         }
-        if self.stored_session(key).await?.short_part_before_last {
+        if stored.short_part_before_last {
             return Err(Error::LayerPartTooSmall);
         }
-        let repo = self.repository(ctx, name).await?;
-        if self.meta.linked_blob_size(repo.id, digest).await?.is_some() {
-            if let Ok(stored) = self.stored_session(key).await {
-                let _ = self.end_session(key, &stored).await;
-            }
+        if self
+            .meta
+            .linked_blob_size(key.owner, digest)
+            .await?
+            .is_some()
+        {
+            let _ = self.end_session(key, &stored).await;
             return Err(Error::LayerAlreadyExists(digest.to_string()));
         }
         let size = self
-            .finish_session(key, digest, None, None)
+            .finish_session(key, &stored, digest, None, None)
             .await
             .map_err(|e| match e {
                 Error::DigestMismatch => Error::InvalidLayer(digest.to_string()),
