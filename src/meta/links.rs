@@ -1,14 +1,29 @@
-//! Recording published blobs and linking them to repositories, many per statement.
+//! The upload pipeline's writes: opening sessions, and recording published blobs and
+//! linking them to repositories, many per statement.
 //!
-//! Every blob upload ends here. Linking one blob per hand-over of SQLite's write
-//! connection made it the bottleneck of concurrent pushes, so links go through a
-//! [`super::batch::Batcher`]: a few multi-row statements per batch, in one transaction.
+//! Every blob upload starts and ends here. One write per hand-over of SQLite's write
+//! connection made it the bottleneck of concurrent pushes, so these go through one
+//! [`super::batch::Batcher`]: a few multi-row statements per batch, in one transaction,
+//! whatever mix of new sessions and records arrived together.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::batch::{cached_sql, value_rows, BatchWrite};
-use super::uploads::RECORD_GARBAGE;
+use super::uploads::{insert_sessions_sql, NewSession, FIRST_VERSION, RECORD_GARBAGE};
 use super::{Db, Result};
+
+/// One write of the upload pipeline.
+pub(super) enum UploadWrite {
+    /// A new session's row.
+    Open(NewSession),
+    Record(Link),
+}
+
+/// What became of an [`UploadWrite`].
+pub(super) enum UploadWritten {
+    Opened,
+    Recorded(Recorded),
+}
 
 /// A blob just published, to record and link to a repository. Recording creates the
 /// blob's row, or refreshes it if another upload recorded the digest first: a new link
@@ -38,13 +53,37 @@ pub enum Recorded {
     SessionGone,
 }
 
-impl BatchWrite for Link {
-    type Output = Recorded;
-    /// At most four bind parameters each: far below SQLite's and PostgreSQL's limits.
+impl BatchWrite for UploadWrite {
+    type Output = UploadWritten;
+    /// At most five bind parameters per item in any statement: far below SQLite's and
+    /// PostgreSQL's limits.
     const MAX_BATCH: usize = 1000;
 
-    async fn write(db: &Db, batch: &[Link]) -> Result<Vec<Recorded>> {
-        write_batch(db, batch).await
+    async fn write(db: &Db, batch: &[UploadWrite]) -> Result<Vec<UploadWritten>> {
+        let opens: Vec<&NewSession> = batch
+            .iter()
+            .filter_map(|w| match w {
+                UploadWrite::Open(o) => Some(o),
+                UploadWrite::Record(_) => None,
+            })
+            .collect();
+        let links: Vec<&Link> = batch
+            .iter()
+            .filter_map(|w| match w {
+                UploadWrite::Record(l) => Some(l),
+                UploadWrite::Open(_) => None,
+            })
+            .collect();
+        let mut recorded = write_batch(db, &opens, &links).await?.into_iter();
+        Ok(batch
+            .iter()
+            .map(|w| match w {
+                UploadWrite::Open(_) => UploadWritten::Opened,
+                UploadWrite::Record(_) => {
+                    UploadWritten::Recorded(recorded.next().unwrap_or(Recorded::SessionGone))
+                }
+            })
+            .collect())
     }
 }
 
@@ -59,13 +98,39 @@ fn blob_rows<'a>(batch: &[&'a Link]) -> BTreeMap<&'a str, (i64, i64, &'a str)> {
     rows
 }
 
-async fn write_batch(db: &Db, all: &[Link]) -> Result<Vec<Recorded>> {
+/// Insert `opens`, then record `all`, in one transaction; one outcome per link.
+async fn write_batch(db: &Db, opens: &[&NewSession], all: &[&Link]) -> Result<Vec<Recorded>> {
     let uploads: Vec<(i64, &str)> = all
         .iter()
         .filter_map(|l| l.upload.as_ref().map(|(o, id)| (*o, id.as_str())))
         .collect();
+    let insert = (!opens.is_empty()).then(|| insert_sessions_sql(opens.len()));
+    macro_rules! insert_sessions {
+        ($sql:expr, $executor:expr) => {{
+            let mut q = sqlx::query($sql);
+            for o in opens {
+                q = q
+                    .bind(o.key.owner)
+                    .bind(o.key.id.to_string())
+                    .bind(o.state.as_bytes())
+                    .bind(o.now_ms)
+                    .bind(FIRST_VERSION);
+            }
+            q.execute($executor).await?;
+        }};
+    }
     on_write!(db db, pool => {
+        if all.is_empty() {
+            // Only new sessions: one statement, no transaction around it.
+            if let Some(sql) = &insert {
+                insert_sessions!(sql, pool);
+            }
+            return Ok(Vec::new());
+        }
         let mut tx = pool.begin().await?;
+        if let Some(sql) = &insert {
+            insert_sessions!(sql, &mut *tx);
+        }
         // Sessions first: a link whose session is gone or being discarded records nothing.
         let live: HashSet<(i64, String)> = if uploads.is_empty() {
             HashSet::new()
@@ -79,6 +144,7 @@ async fn write_batch(db: &Db, all: &[Link]) -> Result<Vec<Recorded>> {
         };
         let kept: Vec<&Link> = all
             .iter()
+            .copied()
             .filter(|l| l.upload.as_ref().is_none_or(|u| live.contains(u)))
             .collect();
         let mut outcome = vec![Recorded::SessionGone; all.len()];

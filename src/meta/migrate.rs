@@ -46,6 +46,11 @@ pub const SQLITE: &[Migration] = &[
         name: "blob_locations",
         sql: include_str!("../../migrations/sqlite/0007_blob_locations.sql"),
     },
+    Migration {
+        version: 8,
+        name: "lean_upload_sessions",
+        sql: include_str!("../../migrations/sqlite/0008_lean_upload_sessions.sql"),
+    },
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -83,6 +88,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 7,
         name: "blob_locations",
         sql: include_str!("../../migrations/postgres/0007_blob_locations.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "lean_upload_sessions",
+        sql: include_str!("../../migrations/postgres/0008_lean_upload_sessions.sql"),
     },
 ];
 

@@ -311,9 +311,8 @@ pub struct MetaStore {
     db: Db,
     /// Seals the secrets this store keeps (see `secrets`).
     sealer: crate::secrets::Sealer,
-    links: batch::Batcher<links::Link>,
+    upload_writes: batch::Batcher<links::UploadWrite>,
     creates: batch::Batcher<creates::NewRepository>,
-    session_inserts: batch::Batcher<uploads::NewSession>,
     session_cache: uploads::SessionCache,
     /// Who hears about changes (see changes.rs).
     changes: std::sync::Arc<changes::Feed>,
@@ -440,9 +439,8 @@ impl MetaStore {
             }
         };
         let store = MetaStore {
-            links: batch::Batcher::start(db.clone()),
+            upload_writes: batch::Batcher::start(db.clone()),
             creates: batch::Batcher::start(db.clone()),
-            session_inserts: batch::Batcher::start(db.clone()),
             session_cache: uploads::SessionCache::new(url.is_none()),
             db,
             sealer,
@@ -630,7 +628,17 @@ impl MetaStore {
             location: location.as_str().to_owned(),
             upload: upload.map(|k| (k.owner, k.id.to_string())),
         };
-        let recorded = self.links.write(link).await;
+        let recorded = match self
+            .upload_writes
+            .write(links::UploadWrite::Record(link))
+            .await
+        {
+            Ok(links::UploadWritten::Recorded(r)) => Ok(r),
+            Ok(links::UploadWritten::Opened) => Err(Error::Backend(
+                "a record was written as a new session".into(),
+            )),
+            Err(e) => Err(e),
+        };
         if let Some(key) = upload {
             // Recorded or not, the row is gone or being discarded.
             self.session_cache.drop_key(key);
@@ -1179,9 +1187,8 @@ mod contract_tests {
         let other = MetaStore {
             sealer: crate::secrets::Sealer::from_key(&[2; 32]),
             db: store.db.clone(),
-            links: batch::Batcher::start(store.db.clone()),
+            upload_writes: batch::Batcher::start(store.db.clone()),
             creates: batch::Batcher::start(store.db.clone()),
-            session_inserts: batch::Batcher::start(store.db.clone()),
             session_cache: uploads::SessionCache::new(true),
             changes: std::sync::Arc::default(),
             exclusive: true,

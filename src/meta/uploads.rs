@@ -13,7 +13,8 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::batch::{cached_sql, value_rows, BatchWrite};
+use super::batch::{cached_sql, value_rows};
+use super::links::UploadWrite;
 use super::{Db, MetaStore, Result};
 use crate::blobs::{BlobLocation, UploadId, UploadKey, UploadState};
 
@@ -51,40 +52,23 @@ impl SessionCache {
 /// The version of a new session's row.
 pub const FIRST_VERSION: i64 = 1;
 
-/// A session row to insert.
+/// A session row to insert (with the records, through links.rs's batcher).
 pub(super) struct NewSession {
-    key: UploadKey,
-    state: UploadState,
-    now_ms: i64,
+    pub key: UploadKey,
+    pub state: UploadState,
+    pub now_ms: i64,
 }
 
-impl BatchWrite for NewSession {
-    type Output = ();
-    /// Five bind parameters each.
-    const MAX_BATCH: usize = 500;
-
-    async fn write(db: &Db, batch: &[NewSession]) -> Result<Vec<()>> {
-        let sql = cached_sql("insert_upload", batch.len(), || {
-            format!(
-                "INSERT INTO blob_uploads (repository_id, upload_id, state, updated_at, version)
-                 VALUES {}",
-                value_rows(batch.len(), 5)
-            )
-        });
-        on_write!(db db, pool => {
-            let mut q = sqlx::query(&sql);
-            for n in batch {
-                q = q
-                    .bind(n.key.owner)
-                    .bind(n.key.id.to_string())
-                    .bind(n.state.as_bytes())
-                    .bind(n.now_ms)
-                    .bind(FIRST_VERSION);
-            }
-            q.execute(pool).await?.rows_affected()
-        });
-        Ok(vec![(); batch.len()])
-    }
+/// `INSERT` of `rows` session rows: five bind parameters each (repository id, upload
+/// id, state, now, [`FIRST_VERSION`]).
+pub(super) fn insert_sessions_sql(rows: usize) -> std::sync::Arc<str> {
+    cached_sql("insert sessions", rows, || {
+        format!(
+            "INSERT INTO blob_uploads (repository_id, upload_id, state, updated_at, version)
+             VALUES {}",
+            value_rows(rows, 5)
+        )
+    })
 }
 
 /// A session as stored: the blob store's state and the version a save must name.
@@ -141,12 +125,12 @@ impl MetaStore {
         state: &UploadState,
         now_ms: i64,
     ) -> Result<()> {
-        self.session_inserts
-            .write(NewSession {
+        self.upload_writes
+            .write(UploadWrite::Open(NewSession {
                 key,
                 state: state.clone(),
                 now_ms,
-            })
+            }))
             .await?;
         self.session_cache
             .put(key, StoredUpload::new(state.clone()));
