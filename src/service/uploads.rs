@@ -65,10 +65,20 @@ impl Service {
         offset: Option<u64>,
         body: ByteStream,
     ) -> std::result::Result<u64, blobs::Error> {
-        let staged = self
+        let staged = match self
             .blobs
             .append_upload(key, &stored.state, offset, body)
-            .await?;
+            .await
+        {
+            Ok(staged) => staged,
+            Err(blobs::Error::Conflict) => {
+                // Two requests extended the session at once: it is over, unless the
+                // other one saved first (then this does nothing).
+                let _ = self.end_session(key, stored).await;
+                return Err(blobs::Error::Conflict);
+            }
+            Err(e) => return Err(e),
+        };
         if staged.state != stored.state {
             let saved = self
                 .meta
@@ -109,7 +119,10 @@ impl Service {
             Err(e) => {
                 // Not on NotFound: that may be another request's finish of this session
                 // (a retry), whose bytes must stay.
-                let over = matches!(e, blobs::Error::DigestMismatch | blobs::Error::Full);
+                let over = matches!(
+                    e,
+                    blobs::Error::DigestMismatch | blobs::Error::Full | blobs::Error::Conflict
+                );
                 if over {
                     let _ = self.end_session(key, stored).await;
                 }
@@ -239,7 +252,7 @@ impl Service {
 
     fn upload_store_error(e: blobs::Error) -> Error {
         match e {
-            blobs::Error::NotFound => Error::UploadNotFound,
+            blobs::Error::NotFound | blobs::Error::Conflict => Error::UploadNotFound,
             other => other.into(),
         }
     }
