@@ -660,7 +660,6 @@ mod tests {
         contract::mismatch_publishes_nothing(&s).await;
         contract::resumes_in_another_instance(&s, &second).await;
         contract::chunk_sizes_and_last_chunks(&s, &second).await;
-        contract::racing_requests_keep_the_first(&s, &second).await;
         contract::small_upload_finished_by_its_last_chunk(&s).await;
         contract::each_upload_publishes_its_own_copy(&s).await;
         contract::abort_removes_an_unrecorded_publication(&s).await;

@@ -53,10 +53,6 @@ pub enum Error {
     /// No space left where the bytes go (the upload that met it is discarded whole).
     #[error("no space left on the blob store's disk")]
     Full,
-    /// Another request wrote what this one was about to (two requests acting on one
-    /// session at once): this request's bytes were not kept.
-    #[error("another request changed the upload first")]
-    Conflict,
     #[error("blob store failure: {0}")]
     Backend(String),
 }

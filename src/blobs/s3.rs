@@ -14,12 +14,6 @@
 //! after a crash between the write and the save.
 //!
 //! A blob smaller than a part is never copied: its tail object becomes the blob.
-//!
-//! Two requests acting on one session at once (a client's race, a retry) read the same
-//! state and so the same pre-chosen name. Those objects are therefore written only if
-//! absent (`If-None-Match: *`): the second writer gets [`Error::Conflict`] instead of
-//! replacing bytes whose hash the first one recorded. Parts need no such guard: their
-//! ETags are checked when the multipart upload completes.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -31,9 +25,7 @@ use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path as ObjectPath;
 use object_store::signer::Signer;
-use object_store::{
-    ClientOptions, GetOptions, GetRange, ObjectStore, PutMode, PutOptions, PutPayload, RetryConfig,
-};
+use object_store::{ClientOptions, GetOptions, GetRange, ObjectStore, PutPayload, RetryConfig};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha512};
 
@@ -197,11 +189,6 @@ fn client(
                 None => options.with_timeout_disabled(),
             }
         });
-    // As the AWS SDKs do: over TLS the payload is not hashed into the signature (TLS
-    // protects it, and that second SHA-256 pass cost about a third of Berth's CPU per
-    // GB uploaded); over plain HTTP it is signed.
-    let plain_http = endpoint.is_some_and(|e| e.starts_with("http://"));
-    builder = builder.with_unsigned_payload(!plain_http);
     if let Some(token) = &c.session_token {
         builder = builder.with_token(token);
     }
@@ -321,18 +308,13 @@ impl S3BlobStore {
         Ok(self.path(key))
     }
 
-    /// Write a new object under a pre-chosen name, unless one is there already.
-    async fn put_new(&self, key: &str, bytes: Vec<Bytes>) -> Result<()> {
+    async fn put(&self, key: &str, bytes: Vec<Bytes>) -> Result<()> {
         let payload: PutPayload = bytes.into_iter().collect();
-        let create = PutOptions {
-            mode: PutMode::Create,
-            ..PutOptions::default()
-        };
-        match self.client.put_opts(&self.path(key), payload, create).await {
-            Ok(_) => Ok(()),
-            Err(object_store::Error::AlreadyExists { .. }) => Err(Error::Conflict),
-            Err(e) => Err(backend(e)),
-        }
+        self.client
+            .put(&self.path(key), payload)
+            .await
+            .map(drop)
+            .map_err(backend)
     }
 
     async fn get_all(&self, key: &str) -> Result<Bytes> {
@@ -452,7 +434,7 @@ impl S3BlobStore {
             }
             pending.absorb_tail(self, up).await?;
             let key = up.next_tail.clone();
-            self.put_new(&key, pending.chunks).await?;
+            self.put(&key, pending.chunks).await?;
             return Ok(key);
         };
         pending.absorb_tail(self, up).await?;
@@ -685,7 +667,7 @@ impl BlobStore for S3BlobStore {
             } else {
                 let key = std::mem::replace(&mut up.next_tail, fresh_key());
                 let len = pending.len as u64;
-                self.put_new(&key, pending.chunks).await?;
+                self.put(&key, pending.chunks).await?;
                 up.tail = Some(Tail { key, len });
             }
         }

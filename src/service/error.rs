@@ -157,7 +157,6 @@ impl From<crate::blobs::Error> for Error {
             B::DigestMismatch => Error::DigestMismatch,
             B::BodyInterrupted(_) => Error::UploadInterrupted,
             B::Full => Error::StorageFull,
-            B::Conflict => Error::UploadNotFound,
             B::Backend(m) => Error::Internal(m),
         }
     }

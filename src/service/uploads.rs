@@ -65,20 +65,10 @@ impl Service {
         offset: Option<u64>,
         body: ByteStream,
     ) -> std::result::Result<u64, blobs::Error> {
-        let staged = match self
+        let staged = self
             .blobs
             .append_upload(key, &stored.state, offset, body)
-            .await
-        {
-            Ok(staged) => staged,
-            Err(blobs::Error::Conflict) => {
-                // Two requests extended the session at once: it is over, unless the
-                // other one saved first (then this does nothing).
-                let _ = self.end_session(key, stored).await;
-                return Err(blobs::Error::Conflict);
-            }
-            Err(e) => return Err(e),
-        };
+            .await?;
         if staged.state != stored.state {
             let saved = self
                 .meta
@@ -119,10 +109,7 @@ impl Service {
             Err(e) => {
                 // Not on NotFound: that may be another request's finish of this session
                 // (a retry), whose bytes must stay.
-                let over = matches!(
-                    e,
-                    blobs::Error::DigestMismatch | blobs::Error::Full | blobs::Error::Conflict
-                );
+                let over = matches!(e, blobs::Error::DigestMismatch | blobs::Error::Full);
                 if over {
                     let _ = self.end_session(key, stored).await;
                 }
@@ -252,7 +239,7 @@ impl Service {
 
     fn upload_store_error(e: blobs::Error) -> Error {
         match e {
-            blobs::Error::NotFound | blobs::Error::Conflict => Error::UploadNotFound,
+            blobs::Error::NotFound => Error::UploadNotFound,
             other => other.into(),
         }
     }
