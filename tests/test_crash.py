@@ -474,4 +474,11 @@ def test_sigkill_during_uploads_leaves_consistent_state(berth):
 
     assert ledger.acked_blobs, "no upload ever completed: the test did not exercise anything"
     assert ledger.acked_manifests, "no manifest was ever stored"
+
+    # Nothing the crashes cut short is left behind: once the collector has discarded
+    # the abandoned uploads, every stored object is a recorded blob.
+    berth.admin("gc", "--grace", "0")
+    total = [l for l in berth.admin("storage").stdout.splitlines() if l.startswith("total")][0]
+    recorded = int(total.split("\t")[1].split()[0])
+    assert berth.stored_blobs()[0] == recorded, (berth.stored_blobs(), total)
     berth.stop()

@@ -70,7 +70,9 @@ impl<'a> Session<'a> {
             .store
             .append_upload(self.key, &self.state, offset, body(data))
             .await?;
-        self.store.state_saved(&self.state, &staged.state).await;
+        for old in self.store.superseded(&self.state, &staged.state) {
+            self.store.delete(&old).await?;
+        }
         self.state = staged.state;
         Ok(staged.size)
     }
@@ -151,6 +153,80 @@ pub async fn resumes_in_another_instance(first: &dyn BlobStore, second: &dyn Blo
     let published = other.finish(&d, None, None).await.expect("commit");
     assert_eq!(published.size, 6);
     assert_eq!(first.stat(&published.location).await.expect("stat"), 6);
+}
+
+/// Two requests acting on one session from the same saved state (two nodes, a client's
+/// race), the second before the first's state is saved: whatever the second one
+/// stages or publishes never replaces the bytes the first one staged or published.
+/// The same bytes again, or other chunks from the saved offset (a client resuming
+/// after a crash between a write and its save), continue the session.
+pub async fn racing_requests_keep_the_first(first: &dyn BlobStore, second: &dyn BlobStore) {
+    let s = Session::start(first).await;
+    let racer = s.through(second);
+    let won = first
+        .append_upload(s.key, &s.state, Some(0), body(&[b"def"]))
+        .await
+        .expect("first append");
+    // Its state is never saved (the first one's is), or it fails.
+    let raced = second
+        .append_upload(racer.key, &racer.state, Some(0), body(&[b"xyz"]))
+        .await;
+    assert!(raced.is_ok() || lost(&raced), "{:?}", raced.map(|s| s.size));
+    let retried = second
+        .append_upload(racer.key, &racer.state, Some(0), body(&[b"de", b"f"]))
+        .await;
+    assert!(
+        matches!(&retried, Ok(r) if r.size == 3)
+            || matches!(retried, Err(Error::OffsetMismatch { size: 3 })),
+        "{:?}",
+        retried.map(|r| r.size)
+    );
+    for old in first.superseded(&s.state, &won.state) {
+        first.delete(&old).await.expect("delete");
+    }
+    let d = Digest::sha256_of(b"def");
+    let published = first
+        .finish_upload(s.key, &won.state, &d, None, None)
+        .await
+        .expect("finish");
+    assert_eq!(read_all(first, &published.location, None).await, b"def");
+
+    let s = Session::start(first).await;
+    first
+        .append_upload(s.key, &s.state, Some(0), body(&[b"abc"]))
+        .await
+        .expect("append whose state is lost");
+    let mut resumed = s.through(second);
+    match resumed.append(Some(0), &[b"abcd"]).await {
+        Ok(4) => {}
+        Err(Error::OffsetMismatch { size: 3 }) => {
+            assert_eq!(resumed.append(Some(3), &[b"d"]).await.expect("resume"), 4);
+        }
+        other => panic!("resuming: {other:?}"),
+    }
+    assert_eq!(resumed.append(Some(4), &[b"ef"]).await.expect("more"), 6);
+    let d = Digest::sha256_of(b"abcdef");
+    let published = resumed.finish(&d, None, None).await.expect("finish");
+    assert_eq!(read_all(first, &published.location, None).await, b"abcdef");
+
+    let s = Session::start(first).await;
+    let racer = s.through(second);
+    let won = s
+        .finish(&Digest::sha256_of(b"ghi"), Some(0), Some(body(&[b"ghi"])))
+        .await
+        .expect("first finish");
+    let raced = racer
+        .finish(&Digest::sha256_of(b"jkl"), Some(0), Some(body(&[b"jkl"])))
+        .await;
+    if let Ok(p) = &raced {
+        assert_ne!(p.location, won.location);
+    }
+    assert_eq!(read_all(first, &won.location, None).await, b"ghi");
+}
+
+/// How a request that lost a race on a session may fail.
+fn lost<T>(r: &Result<T>) -> bool {
+    matches!(r, Err(Error::OffsetMismatch { .. } | Error::NotFound))
 }
 
 /// Uploads in chunks of 1 B, 1 MiB and 5 MiB − 1 (object stores refuse parts under
@@ -316,6 +392,12 @@ mod tests {
                 (Box::new(dir), Box::new(a), Box::new(b))
             }
         }
+    }
+
+    #[tokio::test]
+    async fn racing_requests_keep_the_first() {
+        let (_keep, a, b) = stores().await;
+        super::racing_requests_keep_the_first(a.as_ref(), b.as_ref()).await;
     }
 
     #[tokio::test]

@@ -407,7 +407,10 @@ impl BlobStore for FsBlobStore {
         })
     }
 
-    async fn state_saved(&self, _old: &UploadState, _new: &UploadState) {}
+    fn superseded(&self, _old: &UploadState, _new: &UploadState) -> Vec<BlobLocation> {
+        // The staging file is the session's only object, whatever the state.
+        Vec::new()
+    }
 
     async fn upload_size(&self, key: UploadKey, _state: &UploadState) -> Result<u64> {
         // The staging file's length, read without the session lock, so a status request
@@ -499,6 +502,7 @@ impl BlobStore for FsBlobStore {
         Ok(Published {
             size: outcome?,
             location,
+            superseded: Vec::new(),
         })
     }
 
@@ -660,6 +664,7 @@ mod tests {
         contract::mismatch_publishes_nothing(&s).await;
         contract::resumes_in_another_instance(&s, &second).await;
         contract::chunk_sizes_and_last_chunks(&s, &second).await;
+        contract::racing_requests_keep_the_first(&s, &second).await;
         contract::small_upload_finished_by_its_last_chunk(&s).await;
         contract::each_upload_publishes_its_own_copy(&s).await;
         contract::abort_removes_an_unrecorded_publication(&s).await;

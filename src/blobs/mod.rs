@@ -13,7 +13,10 @@
 //!
 //! Contract every backend keeps (`contract.rs` checks it on each):
 //! - `finish_upload` verifies the staged bytes against the digest and makes them durable
-//!   before it returns a location; on a mismatch nothing stays behind.
+//!   before it returns a location; on a mismatch nothing is published, and what the
+//!   session staged goes with `abort_upload`. It removes nothing another request from
+//!   the same state may still record: what its session no longer needs once its blob is
+//!   recorded is returned as `superseded`, for the caller to delete then.
 //! - A published location is immutable until deleted.
 //! - `append_upload` with an `offset` other than the staged size fails with
 //!   `OffsetMismatch` and changes nothing.
@@ -161,6 +164,8 @@ pub struct Staged {
 pub struct Published {
     pub size: u64,
     pub location: BlobLocation,
+    /// Objects of the session nothing names once this blob is recorded.
+    pub superseded: Vec<BlobLocation>,
 }
 
 #[async_trait::async_trait]
@@ -168,8 +173,9 @@ pub trait BlobStore: Send + Sync {
     /// Start an empty upload session; its state is to be kept for the calls below.
     async fn create_upload(&self, key: UploadKey) -> Result<UploadState>;
     /// Append a stream to the staged bytes; `offset`, when given, must equal the staged
-    /// size. Returns the new size and state; the caller saves the state, then calls
-    /// [`BlobStore::state_saved`].
+    /// size. Returns the new size and state; the caller saves the state, with what
+    /// [`BlobStore::superseded`] names recorded as garbage in the same transaction,
+    /// then deletes that.
     async fn append_upload(
         &self,
         key: UploadKey,
@@ -177,8 +183,9 @@ pub trait BlobStore: Send + Sync {
         offset: Option<u64>,
         body: ByteStream,
     ) -> Result<Staged>;
-    /// After the caller saved `new` in place of `old`: release what only `old` used.
-    async fn state_saved(&self, old: &UploadState, new: &UploadState);
+    /// What `old` names that `new` does not: garbage once `new` is saved in its place
+    /// (no request from `old` can save or record any more).
+    fn superseded(&self, old: &UploadState, new: &UploadState) -> Vec<BlobLocation>;
     /// Bytes staged so far.
     async fn upload_size(&self, key: UploadKey, state: &UploadState) -> Result<u64>;
     /// When the session's bytes were last written.

@@ -14,6 +14,19 @@
 //! after a crash between the write and the save.
 //!
 //! A blob smaller than a part is never copied: its tail object becomes the blob.
+//!
+//! Two requests acting on one session from the same state (a client's race, a retry
+//! after a crash between a write and its save) pick the same pre-chosen name, and only
+//! one of them will have its state saved or its blob recorded (both name the version
+//! they read). So a tail is written only if its name is free (`If-None-Match: *`); if
+//! it is taken by other bytes, this request writes under the name plus its bytes' hash,
+//! a name only these bytes can have, and lists the taken name as a *stray* in its state:
+//! whichever request wins, no object another state names is ever replaced, and the
+//! winner names every object its session may have left. What a saved state or a
+//! recorded blob no longer needs (an old tail, strays) is recorded as garbage in the
+//! same transaction ([`BlobStore::superseded`], [`Published::superseded`]), so a crash
+//! before its deletion leaves it to the collector. Parts need no guard: their ETags are
+//! checked when the multipart upload completes.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -25,7 +38,9 @@ use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path as ObjectPath;
 use object_store::signer::Signer;
-use object_store::{ClientOptions, GetOptions, GetRange, ObjectStore, PutPayload, RetryConfig};
+use object_store::{
+    ClientOptions, GetOptions, GetRange, ObjectStore, PutMode, PutOptions, PutPayload, RetryConfig,
+};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha512};
 
@@ -189,6 +204,11 @@ fn client(
                 None => options.with_timeout_disabled(),
             }
         });
+    // As the AWS SDKs do: over TLS the payload is not hashed into the signature (TLS
+    // protects it, and that second SHA-256 pass cost about 40% of Berth's CPU per GB
+    // uploaded); over plain HTTP it is signed.
+    let plain_http = endpoint.is_some_and(|e| e.starts_with("http://"));
+    builder = builder.with_unsigned_payload(!plain_http);
     if let Some(token) = &c.session_token {
         builder = builder.with_token(token);
     }
@@ -199,6 +219,18 @@ fn client(
             .with_virtual_hosted_style_request(false);
     }
     builder.build().map_err(backend)
+}
+
+/// Whether `whole` is the concatenation of `chunks`.
+fn same_bytes(whole: &[u8], chunks: &[Bytes]) -> bool {
+    let mut rest = whole;
+    for chunk in chunks {
+        match rest.strip_prefix(chunk.as_ref()) {
+            Some(after) => rest = after,
+            None => return false,
+        }
+    }
+    rest.is_empty()
 }
 
 fn backend(e: object_store::Error) -> Error {
@@ -218,6 +250,10 @@ struct Upload {
     tail: Option<Tail>,
     /// Name of the next tail object.
     next_tail: String,
+    /// Objects that racing or crashed requests wrote under the names this request
+    /// meant to use (see the module comment); garbage once this state is saved.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    strays: Vec<String>,
     /// Name the multipart upload completes to.
     target: String,
     written_ms: i64,
@@ -308,13 +344,42 @@ impl S3BlobStore {
         Ok(self.path(key))
     }
 
-    async fn put(&self, key: &str, bytes: Vec<Bytes>) -> Result<()> {
+    /// Write `bytes` as the session's next tail object and return its name: the
+    /// pre-chosen one, unless other bytes took it (see the module comment).
+    async fn put_tail(&self, up: &mut Upload, bytes: Vec<Bytes>) -> Result<String> {
+        let key = up.next_tail.clone();
+        let payload: PutPayload = bytes.iter().cloned().collect();
+        let create = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        match self
+            .client
+            .put_opts(&self.path(&key), payload, create)
+            .await
+        {
+            Ok(_) => return Ok(key),
+            Err(object_store::Error::AlreadyExists { .. }) => {}
+            Err(e) => return Err(backend(e)),
+        }
+        if same_bytes(&self.get_all(&key).await?, &bytes) {
+            // A retry of a request whose state was never saved.
+            return Ok(key);
+        }
+        let mut hash = sha2::Sha256::new();
+        for chunk in &bytes {
+            hash.update(chunk);
+        }
+        let own = format!("{key}-{}", hex::encode(&hash.finalize()[..16]));
         let payload: PutPayload = bytes.into_iter().collect();
         self.client
-            .put(&self.path(key), payload)
+            .put(&self.path(&own), payload)
             .await
-            .map(drop)
-            .map_err(backend)
+            .map_err(backend)?;
+        if !up.strays.contains(&key) {
+            up.strays.push(key);
+        }
+        Ok(own)
     }
 
     async fn get_all(&self, key: &str) -> Result<Bytes> {
@@ -362,6 +427,8 @@ impl S3BlobStore {
         body: Option<ByteStream>,
     ) -> Result<(Upload, Sha256State, Pending)> {
         let mut up = Upload::decode(state)?;
+        // The saved state's strays were recorded as garbage when it was saved.
+        up.strays.clear();
         let mut hash = up.hasher()?;
         let mut pending = Pending::default();
         let had_multipart = up.multipart.is_some();
@@ -389,15 +456,6 @@ impl S3BlobStore {
         Ok((up, hash, pending))
     }
 
-    /// After publishing: remove the superseded tail, unless it became the blob.
-    async fn tidy_after_publish(&self, old_tail: Option<&Tail>, location: &str) {
-        if let Some(tail) = old_tail.filter(|t| t.key != location) {
-            if let Err(e) = self.delete_key(&tail.key).await {
-                tracing::warn!(key = %tail.key, error = %e, "removing a published upload's tail");
-            }
-        }
-    }
-
     /// Remove every object a session may have written, published or not, and its
     /// multipart upload.
     async fn discard(&self, up: &Upload) -> Result<()> {
@@ -412,11 +470,10 @@ impl S3BlobStore {
                 Err(e) => return Err(backend(e)),
             }
         }
-        let tail = up.tail.as_ref().map(|t| t.key.as_str());
-        for key in [tail, Some(up.next_tail.as_str()), Some(up.target.as_str())]
-            .into_iter()
-            .flatten()
-        {
+        let tail = up.tail.as_ref().map(|t| &t.key);
+        let named = [Some(&up.next_tail), Some(&up.target), tail];
+        let keys: Vec<&String> = named.into_iter().flatten().chain(&up.strays).collect();
+        for key in keys {
             self.delete_key(key).await?;
         }
         Ok(())
@@ -433,9 +490,7 @@ impl S3BlobStore {
                 }
             }
             pending.absorb_tail(self, up).await?;
-            let key = up.next_tail.clone();
-            self.put(&key, pending.chunks).await?;
-            return Ok(key);
+            return self.put_tail(up, pending.chunks).await;
         };
         pending.absorb_tail(self, up).await?;
         if pending.len > 0 || multipart.parts.is_empty() {
@@ -644,6 +699,7 @@ impl BlobStore for S3BlobStore {
             multipart: None,
             tail: None,
             next_tail: fresh_key(),
+            strays: Vec::new(),
             target: fresh_key(),
             written_ms: now_ms(),
         }
@@ -665,9 +721,9 @@ impl BlobStore for S3BlobStore {
             if pending.len == 0 {
                 up.tail = None;
             } else {
-                let key = std::mem::replace(&mut up.next_tail, fresh_key());
                 let len = pending.len as u64;
-                self.put(&key, pending.chunks).await?;
+                let key = self.put_tail(&mut up, pending.chunks).await?;
+                up.next_tail = fresh_key();
                 up.tail = Some(Tail { key, len });
             }
         }
@@ -677,17 +733,19 @@ impl BlobStore for S3BlobStore {
         })
     }
 
-    async fn state_saved(&self, old: &UploadState, new: &UploadState) {
+    fn superseded(&self, old: &UploadState, new: &UploadState) -> Vec<BlobLocation> {
         let (Ok(old), Ok(new)) = (Upload::decode(old), Upload::decode(new)) else {
-            return;
+            return Vec::new();
         };
-        if let Some(tail) = old.tail.filter(|t| Some(t) != new.tail.as_ref()) {
-            // Left for the collector's abort if this fails: the old state is gone, but
-            // the object is not reachable by anyone, so only space is lost.
-            if let Err(e) = self.delete_key(&tail.key).await {
-                tracing::warn!(key = %tail.key, error = %e, "removing a superseded upload tail");
-            }
-        }
+        // `new.strays` are those its request met: the state after it starts afresh.
+        let new_tail = new.tail.map(|t| t.key);
+        old.tail
+            .map(|t| t.key)
+            .into_iter()
+            .chain(new.strays)
+            .filter(|k| Some(k) != new_tail.as_ref())
+            .map(BlobLocation)
+            .collect()
     }
 
     async fn upload_size(&self, _key: UploadKey, state: &UploadState) -> Result<u64> {
@@ -707,24 +765,30 @@ impl BlobStore for S3BlobStore {
         offset: Option<u64>,
         last_chunk: Option<ByteStream>,
     ) -> Result<Published> {
+        // Nothing is removed here, on a mismatch either: another request from the same
+        // state may yet record what this one would remove. The caller's abort (or
+        // delete of `superseded`, after recording) names the version it read.
         let (mut up, hash, pending) = self.stage(state, offset, last_chunk).await?;
         if digest.algorithm() == Algorithm::Sha256 && hex::encode(hash.finalize()) != digest.hex() {
-            self.discard(&up).await?;
             return Err(Error::DigestMismatch);
         }
         let location = self.publish(&mut up, pending).await?;
         if digest.algorithm() != Algorithm::Sha256
             && self.rehash(&location, digest.algorithm()).await? != digest.hex()
         {
-            self.discard(&up).await?;
             return Err(Error::DigestMismatch);
         }
-        // A superseded tail goes now: once the blob is recorded, the session's state
-        // (which names it) is gone.
-        self.tidy_after_publish(up.tail.as_ref(), &location).await;
+        let tail = up.tail.map(|t| t.key);
+        let superseded = tail
+            .into_iter()
+            .chain(up.strays)
+            .filter(|k| *k != location)
+            .map(BlobLocation)
+            .collect();
         Ok(Published {
             size: up.size,
             location: BlobLocation(location),
+            superseded,
         })
     }
 

@@ -37,8 +37,18 @@ pub(super) struct Link {
     pub now_ms: i64,
     /// Where the upload put the bytes.
     pub location: String,
-    /// The upload session: (repository id, upload id).
-    pub upload: Option<(i64, String)>,
+    /// The upload session that published it, as the finishing request read it.
+    pub upload: Option<SessionAt>,
+    /// Objects of that session nothing names once the blob is recorded: garbage then.
+    pub garbage: Vec<String>,
+}
+
+/// An upload session at the version a request read: a record names it so that only a
+/// request that acted on the session's latest state records (and ends) it.
+pub(super) struct SessionAt {
+    pub owner: i64,
+    pub id: String,
+    pub version: i64,
 }
 
 /// What became of a link.
@@ -100,10 +110,7 @@ fn blob_rows<'a>(batch: &[&'a Link]) -> BTreeMap<&'a str, (i64, i64, &'a str)> {
 
 /// Insert `opens`, then record `all`, in one transaction; one outcome per link.
 async fn write_batch(db: &Db, opens: &[&NewSession], all: &[&Link]) -> Result<Vec<Recorded>> {
-    let uploads: Vec<(i64, &str)> = all
-        .iter()
-        .filter_map(|l| l.upload.as_ref().map(|(o, id)| (*o, id.as_str())))
-        .collect();
+    let uploads: Vec<&SessionAt> = all.iter().filter_map(|l| l.upload.as_ref()).collect();
     let insert = (!opens.is_empty()).then(|| insert_sessions_sql(opens.len()));
     macro_rules! insert_sessions {
         ($sql:expr, $executor:expr) => {{
@@ -131,21 +138,29 @@ async fn write_batch(db: &Db, opens: &[&NewSession], all: &[&Link]) -> Result<Ve
         if let Some(sql) = &insert {
             insert_sessions!(sql, &mut *tx);
         }
-        // Sessions first: a link whose session is gone or being discarded records nothing.
-        let live: HashSet<(i64, String)> = if uploads.is_empty() {
+        // Sessions first: a link whose session is gone, being discarded or changed since
+        // its request read it records nothing; nor does a second link of one session.
+        let mut live: HashSet<(i64, String)> = if uploads.is_empty() {
             HashSet::new()
         } else {
             let sql = forget_uploads_sql(uploads.len());
             let mut q = sqlx::query_as::<_, (i64, String)>(&sql);
-            for (owner, id) in &uploads {
-                q = q.bind(*owner).bind(*id);
+            for u in &uploads {
+                q = q.bind(u.owner).bind(u.id.as_str()).bind(u.version);
             }
             q.fetch_all(&mut *tx).await?.into_iter().collect()
         };
+        let claimed: Vec<bool> = all
+            .iter()
+            .map(|l| match &l.upload {
+                None => true,
+                Some(u) => live.remove(&(u.owner, u.id.clone())),
+            })
+            .collect();
         let kept: Vec<&Link> = all
             .iter()
-            .copied()
-            .filter(|l| l.upload.as_ref().is_none_or(|u| live.contains(u)))
+            .zip(&claimed)
+            .filter_map(|(l, c)| c.then_some(*l))
             .collect();
         let mut outcome = vec![Recorded::SessionGone; all.len()];
         if !kept.is_empty() {
@@ -162,8 +177,12 @@ async fn write_batch(db: &Db, opens: &[&NewSession], all: &[&Link]) -> Result<Ve
             let recorded: HashMap<String, Option<String>> =
                 q.fetch_all(&mut *tx).await?.into_iter().collect();
             for (i, l) in all.iter().enumerate() {
-                if l.upload.as_ref().is_some_and(|u| !live.contains(u)) {
+                if !claimed[i] {
                     continue;
+                }
+                for location in &l.garbage {
+                    sqlx::query(RECORD_GARBAGE).bind(location).bind(l.now_ms)
+                        .execute(&mut *tx).await?;
                 }
                 let won = recorded.get(&l.digest).cloned().flatten().as_deref()
                     == Some(l.location.as_str());
@@ -211,9 +230,10 @@ fn forget_uploads_sql(rows: usize) -> std::sync::Arc<str> {
         let keys: Vec<String> = (0..rows)
             .map(|i| {
                 format!(
-                    "(repository_id = ${} AND upload_id = ${})",
-                    2 * i + 1,
-                    2 * i + 2
+                    "(repository_id = ${} AND upload_id = ${} AND version = ${})",
+                    3 * i + 1,
+                    3 * i + 2,
+                    3 * i + 3
                 )
             })
             .collect();

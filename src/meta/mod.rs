@@ -218,6 +218,15 @@ pub enum DeleteOutcome {
 }
 
 #[derive(Debug, Clone)]
+/// The upload session a recorded blob comes from, as its finishing request read it.
+pub struct FinishedUpload<'a> {
+    pub key: crate::blobs::UploadKey,
+    /// The session's version then: a session changed since records nothing.
+    pub version: i64,
+    /// Objects of the session nothing names once the blob is recorded (garbage then).
+    pub garbage: &'a [crate::blobs::BlobLocation],
+}
+
 pub struct Referrer {
     pub digest: String,
     pub media_type: String,
@@ -604,20 +613,20 @@ impl MetaStore {
 
     // ---- blobs and links ----
 
-    /// Record a blob (if new) and link it into a repository. The bytes must already be
-    /// durable in the blob store: a link is the moment a blob becomes visible.
-    /// Concurrent links are written together (see meta/links.rs).
     /// Record a published blob (unless its digest is recorded already) and link it to
-    /// the repository, forgetting the upload session that published it: see
-    /// [`Recorded`] for the outcomes. A duplicate copy is garbage now, which the caller
-    /// may delete at once (the collector does it otherwise).
+    /// the repository, forgetting the upload session that published it — only if that
+    /// session is still at the version the caller read: see [`Recorded`] for the
+    /// outcomes. The bytes must already be durable in the blob store: a link is the
+    /// moment a blob becomes visible. A duplicate copy is garbage now, which the caller
+    /// may delete at once (the collector does it otherwise). Concurrent links are
+    /// written together (see meta/links.rs).
     pub async fn record_blob(
         &self,
         repository_id: i64,
         digest: &Digest,
         size: i64,
         location: &crate::blobs::BlobLocation,
-        upload: Option<crate::blobs::UploadKey>,
+        upload: Option<FinishedUpload<'_>>,
         now_ms: i64,
     ) -> Result<links::Recorded> {
         let link = links::Link {
@@ -626,7 +635,15 @@ impl MetaStore {
             size,
             now_ms,
             location: location.as_str().to_owned(),
-            upload: upload.map(|k| (k.owner, k.id.to_string())),
+            upload: upload.as_ref().map(|u| links::SessionAt {
+                owner: u.key.owner,
+                id: u.key.id.to_string(),
+                version: u.version,
+            }),
+            garbage: upload
+                .as_ref()
+                .map(|u| u.garbage.iter().map(|l| l.as_str().to_owned()).collect())
+                .unwrap_or_default(),
         };
         let recorded = match self
             .upload_writes
@@ -639,8 +656,8 @@ impl MetaStore {
             )),
             Err(e) => Err(e),
         };
-        if let Some(key) = upload {
-            // Recorded or not, the row is gone or being discarded.
+        if let Some(FinishedUpload { key, .. }) = upload {
+            // Recorded or not, the row is gone, being discarded or changed.
             self.session_cache.drop_key(key);
         }
         recorded
@@ -1083,6 +1100,14 @@ impl MetaStore {
 mod contract_tests {
     use super::*;
 
+    fn finished(key: crate::blobs::UploadKey, version: i64) -> FinishedUpload<'static> {
+        FinishedUpload {
+            key,
+            version,
+            garbage: &[],
+        }
+    }
+
     impl MetaStore {
         /// Record a blob at a fresh location and link it.
         async fn link_blob(
@@ -1289,15 +1314,20 @@ mod contract_tests {
             .expect("insert");
         let stored = store.upload(key).await.expect("read").expect("there");
         assert_eq!(stored.state, state(b"a"));
+        // What the old state named becomes garbage with a save, and only with one.
+        let old_tail = [BlobLocation::from_store("blobs/old-tail".into())];
+        let raced_tail = [BlobLocation::from_store("blobs/raced-tail".into())];
         assert!(store
-            .save_upload(key, stored.version, &state(b"b"), 20)
+            .save_upload(key, stored.version, &state(b"b"), &old_tail, 20)
             .await
             .expect("save"));
         // A save from the same version again (a concurrent request) is refused.
         assert!(!store
-            .save_upload(key, stored.version, &state(b"c"), 20)
+            .save_upload(key, stored.version, &state(b"c"), &raced_tail, 20)
             .await
             .expect("save"));
+        assert_eq!(store.blob_garbage(10).await.expect("garbage"), old_tail);
+        store.forget_garbage(&old_tail[0]).await.expect("forget");
         assert_eq!(store.idle_uploads(15, 10).await.expect("idle"), vec![]);
         let idle = store.idle_uploads(21, 10).await.expect("idle");
         assert_eq!(idle.len(), 1);
@@ -1323,8 +1353,32 @@ mod contract_tests {
         );
         let d = Digest::sha256_of(b"u");
         let at = BlobLocation::from_store("blobs/one".into());
-        let recorded = store.record_blob(repo.id, &d, 1, &at, Some(key), 30).await;
+        let now = store.upload(key).await.expect("read").expect("there");
+        // A record from a state another request has replaced since records nothing.
+        let stale = store
+            .record_blob(
+                repo.id,
+                &d,
+                1,
+                &at,
+                Some(finished(key, now.version - 1)),
+                30,
+            )
+            .await;
+        assert_eq!(stale.expect("record"), Recorded::SessionGone);
+        assert_eq!(store.linked_blob(repo.id, &d).await.expect("linked"), None);
+        // The objects the finished session no longer needs become garbage with it.
+        let tail = [BlobLocation::from_store("blobs/last-tail".into())];
+        let session = FinishedUpload {
+            garbage: &tail,
+            ..finished(key, now.version)
+        };
+        let recorded = store
+            .record_blob(repo.id, &d, 1, &at, Some(session), 30)
+            .await;
         assert_eq!(recorded.expect("record"), Recorded::Recorded);
+        assert_eq!(store.blob_garbage(10).await.expect("garbage"), tail);
+        store.forget_garbage(&tail[0]).await.expect("forget");
         assert_eq!(store.upload(key).await.expect("read"), None);
         assert_eq!(
             store.linked_blob(repo.id, &d).await.expect("linked"),
@@ -1347,13 +1401,20 @@ mod contract_tests {
             .version;
         assert!(store.begin_abort(other, v).await.expect("mark"));
         assert!(!store
-            .save_upload(other, v + 1, &state(b"y"), 41)
+            .save_upload(other, v + 1, &state(b"y"), &[], 41)
             .await
             .expect("save"));
         let elsewhere = BlobLocation::from_store("blobs/two".into());
         let d2 = Digest::sha256_of(b"v");
         let r = store
-            .record_blob(repo.id, &d2, 1, &elsewhere, Some(other), 42)
+            .record_blob(
+                repo.id,
+                &d2,
+                1,
+                &elsewhere,
+                Some(finished(other, v + 1)),
+                42,
+            )
             .await;
         assert_eq!(r.expect("record"), Recorded::SessionGone);
         assert_eq!(store.linked_blob(repo.id, &d2).await.expect("linked"), None);

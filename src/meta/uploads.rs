@@ -156,14 +156,43 @@ impl MetaStore {
         key: UploadKey,
         version: i64,
         state: &UploadState,
+        garbage: &[BlobLocation],
         now_ms: i64,
     ) -> Result<bool> {
-        let n = on_write!(self, pool => sqlx::query(
+        const SAVE: &str =
             "UPDATE blob_uploads SET state = $3, version = version + 1, updated_at = $4
-             WHERE repository_id = $1 AND upload_id = $2 AND version = $5 AND aborting = 0",
-        )
-        .bind(key.owner).bind(key.id.to_string()).bind(state.as_bytes()).bind(now_ms)
-        .bind(version).execute(pool).await?.rows_affected());
+             WHERE repository_id = $1 AND upload_id = $2 AND version = $5 AND aborting = 0";
+        macro_rules! save {
+            ($executor:expr) => {
+                sqlx::query(SAVE)
+                    .bind(key.owner)
+                    .bind(key.id.to_string())
+                    .bind(state.as_bytes())
+                    .bind(now_ms)
+                    .bind(version)
+                    .execute($executor)
+                    .await?
+                    .rows_affected()
+            };
+        }
+        let n = on_write!(self, pool => {
+            if garbage.is_empty() {
+                save!(pool)
+            } else {
+                // What the old state named becomes garbage with the save, so a crash
+                // before its deletion leaves it to the collector.
+                let mut tx = pool.begin().await?;
+                let n = save!(&mut *tx);
+                if n > 0 {
+                    for location in garbage {
+                        sqlx::query(RECORD_GARBAGE).bind(location.as_str()).bind(now_ms)
+                            .execute(&mut *tx).await?;
+                    }
+                }
+                tx.commit().await?;
+                n
+            }
+        });
         if n > 0 {
             self.session_cache.with(|m| {
                 if let Some(s) = m.get_mut(&key) {

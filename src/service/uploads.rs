@@ -15,7 +15,7 @@ use bytes::Bytes;
 use super::{Action, Context, Error, Result, Service};
 use crate::blobs::{self, ByteStream, UploadId, UploadKey};
 use crate::clock;
-use crate::meta::{Recorded, StoredUpload};
+use crate::meta::{FinishedUpload, Recorded, StoredUpload};
 use crate::oci::{Digest, RepositoryName};
 
 /// `partSize` InitiateLayerUpload reports.
@@ -70,23 +70,47 @@ impl Service {
             .append_upload(key, &stored.state, offset, body)
             .await?;
         if staged.state != stored.state {
+            let garbage = self.blobs.superseded(&stored.state, &staged.state);
             let saved = self
                 .meta
-                .save_upload(key, stored.version, &staged.state, clock::now_ms())
+                .save_upload(
+                    key,
+                    stored.version,
+                    &staged.state,
+                    &garbage,
+                    clock::now_ms(),
+                )
                 .await
                 .map_err(|e| blobs::Error::Backend(e.to_string()))?;
             if !saved {
-                // Another request extended the session first: this append did not happen.
-                let now = self.meta.upload(key).await.ok().flatten();
-                let size = match now {
-                    Some(s) => self.blobs.upload_size(key, &s.state).await?,
-                    None => return Err(blobs::Error::NotFound),
-                };
-                return Err(blobs::Error::OffsetMismatch { size });
+                return Err(self.lost_race(key).await);
             }
-            self.blobs.state_saved(&stored.state, &staged.state).await;
+            self.delete_garbage(&garbage).await;
         }
         Ok(staged.size)
+    }
+
+    /// Delete bytes recorded as garbage, and their garbage rows; what fails here is
+    /// left to the collector.
+    async fn delete_garbage(&self, garbage: &[blobs::BlobLocation]) {
+        for location in garbage {
+            if self.blobs.delete(location).await.is_ok() {
+                let _ = self.meta.forget_garbage(location).await;
+            }
+        }
+    }
+
+    /// Another request acted on the session first, so this one did nothing: the
+    /// session's size as that request left it, or `NotFound` if it ended it.
+    async fn lost_race(&self, key: UploadKey) -> blobs::Error {
+        match self.meta.upload(key).await {
+            Ok(Some(now)) => match self.blobs.upload_size(key, &now.state).await {
+                Ok(size) => blobs::Error::OffsetMismatch { size },
+                Err(e) => e,
+            },
+            Ok(None) => blobs::Error::NotFound,
+            Err(e) => blobs::Error::Backend(e.to_string()),
+        }
     }
 
     /// Finish a session: verify and publish its bytes, record and link the blob. The
@@ -119,22 +143,45 @@ impl Service {
         let size =
             i64::try_from(published.size).map_err(|_| Error::Internal("blob too large".into()))?;
         let at = &published.location;
+        let garbage = &published.superseded;
+        let session = FinishedUpload {
+            key,
+            version: stored.version,
+            garbage,
+        };
         let recorded = self
             .meta
-            .record_blob(key.owner, digest, size, at, Some(key), clock::now_ms())
+            .record_blob(key.owner, digest, size, at, Some(session), clock::now_ms())
             .await?;
+        if recorded != Recorded::SessionGone {
+            self.delete_garbage(garbage).await;
+        }
         match recorded {
             Recorded::Recorded => Ok(published.size),
             Recorded::Duplicate => {
                 // Another upload recorded this digest first: this copy is garbage already.
-                if self.blobs.delete(at).await.is_ok() {
-                    let _ = self.meta.forget_garbage(at).await;
-                }
+                self.delete_garbage(std::slice::from_ref(at)).await;
                 Ok(published.size)
             }
-            // Discarded meanwhile (cancelled, collected) or finished by another request:
-            // what this request published belongs to that, and stays alone.
-            Recorded::SessionGone => Err(Error::UploadNotFound),
+            Recorded::SessionGone => {
+                self.drop_unrecorded(key, digest, at).await;
+                Err(Error::UploadNotFound)
+            }
+        }
+    }
+
+    /// A finish that lost to another request on its session (a finish, an append, a
+    /// discard): remove what it published, unless that is the copy the other request
+    /// recorded (the same bytes, so the same location), or the session's discard will.
+    async fn drop_unrecorded(&self, key: UploadKey, digest: &Digest, at: &blobs::BlobLocation) {
+        let recorded = self.meta.linked_blob(key.owner, digest).await;
+        let theirs = match &recorded {
+            Ok(Some((_, Some(location)))) => location == at.as_str(),
+            Ok(_) => false,
+            Err(_) => true,
+        };
+        if !theirs {
+            let _ = self.blobs.delete(at).await;
         }
     }
 
