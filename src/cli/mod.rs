@@ -320,7 +320,8 @@ fn default_registry(settings: &Settings) -> RegistryKey {
 
 /// Hold an exclusive lock on the data directory for as long as the server runs: two
 /// servers on one directory would each cache metadata and track uploads the other
-/// cannot see. (`berth admin` does not take it: it only adds rows, which is safe.)
+/// cannot see. (`berth admin` does not take it: the server hears of its writes through
+/// a signal row and then drops every cached copy; see service/signals.rs.)
 fn lock_data_dir(settings: &Settings) -> anyhow::Result<std::fs::File> {
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("creating data directory {}", settings.data_dir.display()))?;

@@ -322,7 +322,7 @@ pub struct MetaStore {
     sealer: crate::secrets::Sealer,
     upload_writes: batch::Batcher<links::UploadWrite>,
     creates: batch::Batcher<creates::NewRepository>,
-    session_cache: uploads::SessionCache,
+    session_cache: std::sync::Arc<uploads::SessionCache>,
     /// Who hears about changes (see changes.rs).
     changes: std::sync::Arc<changes::Feed>,
     /// See [`MetaStore::is_single_node`].
@@ -450,12 +450,13 @@ impl MetaStore {
         let store = MetaStore {
             upload_writes: batch::Batcher::start(db.clone()),
             creates: batch::Batcher::start(db.clone()),
-            session_cache: uploads::SessionCache::new(url.is_none()),
+            session_cache: std::sync::Arc::new(uploads::SessionCache::new(url.is_none())),
             db,
             sealer,
             changes: std::sync::Arc::default(),
             exclusive: url.is_none(),
         };
+        store.changes.subscribe(store.session_cache.clone());
         store.migrate().await?;
         store.seal_plaintext_secrets().await?;
         if let Db::Postgres(pool) = &store.db {
@@ -645,6 +646,10 @@ impl MetaStore {
                 .map(|u| u.garbage.iter().map(|l| l.as_str().to_owned()).collect())
                 .unwrap_or_default(),
         };
+        if let Some(u) = &upload {
+            // Before too: this request may be cancelled while the record is written.
+            self.session_cache.drop_key(u.key);
+        }
         let recorded = match self
             .upload_writes
             .write(links::UploadWrite::Record(link))
@@ -1214,7 +1219,7 @@ mod contract_tests {
             db: store.db.clone(),
             upload_writes: batch::Batcher::start(store.db.clone()),
             creates: batch::Batcher::start(store.db.clone()),
-            session_cache: uploads::SessionCache::new(true),
+            session_cache: std::sync::Arc::new(uploads::SessionCache::new(true)),
             changes: std::sync::Arc::default(),
             exclusive: true,
         };

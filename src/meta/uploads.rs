@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use super::batch::{cached_sql, value_rows};
+use super::changes::{Change, Listener};
 use super::links::UploadWrite;
 use super::{Db, MetaStore, Result};
 use crate::blobs::{BlobLocation, UploadId, UploadKey, UploadState};
@@ -23,8 +24,18 @@ use crate::blobs::{BlobLocation, UploadId, UploadKey, UploadState};
 /// session, and on the embedded database that read cost as much as the rest of a small
 /// blob's upload. Every change to a row here updates or drops its copy; a key not held
 /// is read from the database (after a restart, say), never filled in from a read, which
-/// could race with a change.
+/// could race with a change. A copy is taken out before its row is written, so a request
+/// cancelled during the write leaves none behind. A change made by another process
+/// (`berth admin gc`) arrives as [`Change::Everything`], which empties it.
 pub(super) struct SessionCache(Option<Mutex<HashMap<UploadKey, StoredUpload>>>);
+
+impl Listener for SessionCache {
+    fn changed(&self, change: &Change) {
+        if matches!(change, Change::Everything) {
+            self.with(HashMap::clear);
+        }
+    }
+}
 
 impl SessionCache {
     pub(super) fn new(enabled: bool) -> SessionCache {
@@ -45,7 +56,22 @@ impl SessionCache {
     }
 
     pub(super) fn drop_key(&self, key: UploadKey) {
-        self.with(|m| m.remove(&key));
+        self.take(key);
+    }
+
+    fn take(&self, key: UploadKey) -> Option<StoredUpload> {
+        self.with(|m| m.remove(&key)).flatten()
+    }
+
+    /// Put back a copy taken out before a write that succeeded, unless a later write's
+    /// copy is there already.
+    fn put_back(&self, key: UploadKey, stored: StoredUpload) {
+        self.with(|m| match m.get(&key) {
+            Some(there) if there.version >= stored.version => {}
+            _ => {
+                m.insert(key, stored);
+            }
+        });
     }
 }
 
@@ -175,6 +201,8 @@ impl MetaStore {
                     .rows_affected()
             };
         }
+        // Out first: a request cancelled during the write must not leave a stale copy.
+        let held = self.session_cache.take(key);
         let n = on_write!(self, pool => {
             if garbage.is_empty() {
                 save!(pool)
@@ -193,15 +221,10 @@ impl MetaStore {
                 n
             }
         });
-        if n > 0 {
-            self.session_cache.with(|m| {
-                if let Some(s) = m.get_mut(&key) {
-                    s.state = state.clone();
-                    s.version = version + 1;
-                }
-            });
-        } else {
-            self.session_cache.drop_key(key);
+        if let Some(mut copy) = held.filter(|_| n > 0) {
+            copy.state = state.clone();
+            copy.version = version + 1;
+            self.session_cache.put_back(key, copy);
         }
         Ok(n > 0)
     }
@@ -285,3 +308,47 @@ impl MetaStore {
 /// forgets it.
 pub(super) const RECORD_GARBAGE: &str =
     "INSERT INTO blob_garbage (location, since) VALUES ($1, $2) ON CONFLICT (location) DO NOTHING";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(version: i64) -> StoredUpload {
+        StoredUpload {
+            version,
+            ..StoredUpload::new(UploadState::from_store(vec![version as u8]))
+        }
+    }
+
+    #[test]
+    fn a_copy_put_back_never_replaces_a_later_one() {
+        let cache = SessionCache::new(true);
+        let key = UploadKey {
+            owner: 1,
+            id: UploadId::new(),
+        };
+        cache.put(key, at(1));
+        let taken = cache.take(key).expect("held");
+        assert_eq!(cache.get(key), None);
+        // Another write's copy arrived while this one's row was written.
+        cache.put(key, at(3));
+        cache.put_back(
+            key,
+            StoredUpload {
+                version: 2,
+                ..taken
+            },
+        );
+        assert_eq!(cache.get(key).map(|s| s.version), Some(3));
+        cache.drop_key(key);
+        cache.put_back(key, at(2));
+        assert_eq!(cache.get(key).map(|s| s.version), Some(2));
+        // Another process's changes empty it.
+        cache.changed(&Change::Everything);
+        assert_eq!(cache.get(key), None);
+        // Off (several nodes): nothing is kept.
+        let off = SessionCache::new(false);
+        off.put(key, at(1));
+        assert_eq!(off.get(key), None);
+    }
+}
