@@ -70,20 +70,13 @@ impl BatchWrite for UploadWrite {
     const MAX_BATCH: usize = 1000;
 
     async fn write(db: &Db, batch: &[UploadWrite]) -> Result<Vec<UploadWritten>> {
-        let opens: Vec<&NewSession> = batch
-            .iter()
-            .filter_map(|w| match w {
-                UploadWrite::Open(o) => Some(o),
-                UploadWrite::Record(_) => None,
-            })
-            .collect();
-        let links: Vec<&Link> = batch
-            .iter()
-            .filter_map(|w| match w {
-                UploadWrite::Record(l) => Some(l),
-                UploadWrite::Open(_) => None,
-            })
-            .collect();
+        let (mut opens, mut links): (Vec<&NewSession>, Vec<&Link>) = (Vec::new(), Vec::new());
+        for w in batch {
+            match w {
+                UploadWrite::Open(o) => opens.push(o),
+                UploadWrite::Record(l) => links.push(l),
+            }
+        }
         let mut recorded = write_batch(db, &opens, &links).await?.into_iter();
         Ok(batch
             .iter()
