@@ -497,6 +497,17 @@ class Client:
 CLK = os.sysconf("SC_CLK_TCK")
 
 
+def _summed(one):
+    """`one` over a pid or a tuple of pids (several nodes of one server), summed."""
+    def over(pid, *args):
+        if not isinstance(pid, tuple):
+            return one(pid, *args)
+        values = [one(p, *args) for p in pid]
+        return None if None in values else sum(values)
+    return over
+
+
+@_summed
 def proc_cpu_s(pid, user_only=False):
     """utime+stime (or utime only) of a process, seconds."""
     try:
@@ -508,6 +519,7 @@ def proc_cpu_s(pid, user_only=False):
         return None
 
 
+@_summed
 def proc_status(pid, field):
     try:
         with open("/proc/%d/status" % pid) as f:
@@ -1265,7 +1277,9 @@ def parse_target(spec):
     for p in parts[1:]:
         k, _, v = p.partition("=")
         if k == "pid":
-            t["pid"] = int(v) if v and v != "0" else None
+            # pid=A+B+C: the nodes of one server (CPU and memory summed over them).
+            pids = tuple(int(x) for x in v.split("+")) if v and v != "0" else ()
+            t["pid"] = (pids[0] if len(pids) == 1 else pids) or None
         elif k in ("user", "password"):
             t[k] = v
         else:
@@ -1328,8 +1342,10 @@ def main():
             t["user"], t["password"] = args.user, args.password
         if not _is_loopback(urlsplit(t["url"]).hostname or ""):
             ap.error("target %s is not a loopback address" % t["url"])
-        if t.get("pid") and not os.path.exists("/proc/%d" % t["pid"]):
-            ap.error("no process %d" % t["pid"])
+        pids = t.get("pid") or ()
+        for p in pids if isinstance(pids, tuple) else (pids,):
+            if not os.path.exists("/proc/%d" % p):
+                ap.error("no process %d" % p)
     if args.rounds < 1 or args.rounds > 10:
         ap.error("--rounds must be 1..10")
 
