@@ -407,6 +407,8 @@ impl BlobStore for FsBlobStore {
         })
     }
 
+    async fn unsaved(&self, _old: &UploadState, _staged: &UploadState) {}
+
     fn superseded(&self, _old: &UploadState, _new: &UploadState) -> Vec<BlobLocation> {
         // The staging file is the session's only object, whatever the state.
         Vec::new()

@@ -186,6 +186,9 @@ pub trait BlobStore: Send + Sync {
     /// What `old` names that `new` does not: garbage once `new` is saved in its place
     /// (no request from `old` can save or record any more).
     fn superseded(&self, old: &UploadState, new: &UploadState) -> Vec<BlobLocation>;
+    /// `staged` (from `old`) could not be saved: another request saved first. Release
+    /// what only this request's append started (best effort).
+    async fn unsaved(&self, old: &UploadState, staged: &UploadState);
     /// Bytes staged so far.
     async fn upload_size(&self, key: UploadKey, state: &UploadState) -> Result<u64>;
     /// When the session's bytes were last written.

@@ -252,7 +252,16 @@ fn same_bytes(whole: &[u8], chunks: &[Bytes]) -> bool {
 fn backend(e: object_store::Error) -> Error {
     match e {
         object_store::Error::NotFound { .. } => Error::NotFound,
-        other => Error::Backend(format!("object storage: {other}")),
+        other => Error::Backend(format!("object storage: {}", clipped(&other.to_string()))),
+    }
+}
+
+/// An engine's error, short enough for a log line (some quote whole XML bodies).
+fn clipped(message: &str) -> String {
+    const MAX: usize = 400;
+    match message.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}…", &message[..cut]),
+        None => message.to_owned(),
     }
 }
 
@@ -749,6 +758,20 @@ impl BlobStore for S3BlobStore {
         })
     }
 
+    async fn unsaved(&self, old: &UploadState, staged: &UploadState) {
+        let (Ok(old), Ok(staged)) = (Upload::decode(old), Upload::decode(staged)) else {
+            return;
+        };
+        // A multipart upload this append started is known to nobody else. (Its tail
+        // is left: a request with the same bytes may have saved the same name.)
+        if let (None, Some(m)) = (&old.multipart, &staged.multipart) {
+            let _ = self
+                .client
+                .abort_multipart(&self.path(&staged.target), &m.id)
+                .await;
+        }
+    }
+
     fn superseded(&self, old: &UploadState, new: &UploadState) -> Vec<BlobLocation> {
         let (Ok(old), Ok(new)) = (Upload::decode(old), Upload::decode(new)) else {
             return Vec::new();
@@ -929,6 +952,15 @@ mod tests {
         .expect("creds");
         assert_eq!(c.access_key_id, "aws");
         assert!(S3Credentials::from_env(env(&[("AWS_ACCESS_KEY_ID", "aws")])).is_err());
+    }
+
+    #[test]
+    fn engine_errors_are_clipped_for_the_log() {
+        assert_eq!(clipped("short"), "short");
+        let long = "é".repeat(1000);
+        let c = clipped(&long);
+        assert_eq!(c.chars().count(), 401);
+        assert!(c.ends_with('…'));
     }
 
     #[test]

@@ -531,6 +531,12 @@ impl MetaStore {
         self.exclusive
     }
 
+    /// Whether the other writers' changes reach this process as they happen (their
+    /// notifications on PostgreSQL; see notify.rs). A shared `sqlite:` file has none.
+    pub fn hears_other_writers(&self) -> bool {
+        matches!(self.db, Db::Postgres(_))
+    }
+
     /// Subscribe here to hear about every change this store makes.
     pub fn changes(&self) -> &changes::Feed {
         &self.changes

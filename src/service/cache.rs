@@ -2,10 +2,13 @@
 //! by tag or digest, blob links, and each registry's scanning configuration (read by
 //! every push).
 //!
-//! Used only when this process is the sole writer of the metadata (embedded SQLite);
-//! with PostgreSQL several nodes write and the cache is off. Only positive answers are
-//! cached, so rows added by another process (e.g. `berth admin create-repository`)
-//! are seen at once.
+//! Only positive answers are cached, so rows added by another process (e.g. `berth
+//! admin create-repository`) are seen at once. When several nodes share the metadata
+//! on PostgreSQL, their changes arrive by notification (meta/notify.rs), within
+//! milliseconds; and since a node that dies between a commit and its notification
+//! leaves the others uninformed, the whole cache is also dropped every
+//! [`SHARED_TTL`], which bounds how long such a change can go unseen. A `sqlite:` file
+//! several processes share brings no notifications: there the cache is off.
 //!
 //! Consistency: the metadata store announces every change (meta/changes.rs); a change to
 //! a repository bumps its generation and drops its entries. A reader notes the
@@ -15,6 +18,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use super::RegistryScanning;
 use crate::blobs::BlobLocation;
@@ -27,6 +31,9 @@ pub struct LinkedBlob {
     pub size: u64,
     pub location: BlobLocation,
 }
+
+/// With several nodes, how long anything stays cached (see the module comment).
+pub const SHARED_TTL: Duration = Duration::from_secs(5);
 
 /// Cached manifest bytes are bounded; past this the cache starts over.
 const MAX_MANIFEST_BYTES: usize = 8 * 1024 * 1024;
@@ -52,11 +59,24 @@ struct Inner {
     scanning: HashMap<RegistryKey, RegistryScanning>,
     manifest_bytes: usize,
     entries: usize,
+    /// When the cache last started empty (for [`SHARED_TTL`]).
+    since: Option<Instant>,
 }
 
 pub struct ReadCache {
-    enabled: bool,
+    sharing: Sharing,
     inner: Mutex<Inner>,
+}
+
+/// Who else writes the metadata, as far as the cache is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sharing {
+    /// Nobody: entries stay until a change drops them.
+    Alone,
+    /// Other nodes, whose changes this process hears: entries also expire.
+    Notified,
+    /// Other processes it does not hear from: nothing is cached.
+    Unheard,
 }
 
 /// A repository's generation (and the cache's epoch), noted before a database read.
@@ -64,16 +84,36 @@ pub struct ReadCache {
 pub struct Generation(u64, u64);
 
 impl ReadCache {
-    pub fn new(enabled: bool) -> ReadCache {
+    pub fn new(sharing: Sharing) -> ReadCache {
         ReadCache {
-            enabled,
+            sharing,
             inner: Mutex::new(Inner::default()),
         }
     }
 
     fn lock(&self) -> Option<MutexGuard<'_, Inner>> {
+        if self.sharing == Sharing::Unheard {
+            return None;
+        }
         // A poisoned lock only means a panic elsewhere; the cache is then bypassed.
-        self.enabled.then(|| self.inner.lock().ok()).flatten()
+        let mut inner = self.inner.lock().ok()?;
+        if self.sharing == Sharing::Notified {
+            match inner.since {
+                Some(t) if t.elapsed() < SHARED_TTL => {}
+                Some(_) => Self::start_over(&mut inner),
+                None => inner.since = Some(Instant::now()),
+            }
+        }
+        Some(inner)
+    }
+
+    /// Empty the cache; reads begun before cannot install their answers.
+    fn start_over(inner: &mut Inner) {
+        *inner = Inner {
+            epoch: inner.epoch + 1,
+            since: Some(Instant::now()),
+            ..Inner::default()
+        };
     }
 
     fn make_room(inner: &mut Inner, bytes: usize) {
@@ -163,11 +203,7 @@ impl ReadCache {
     /// Forget everything: another process (`berth admin ...`) changed the metadata.
     fn clear_all(&self) {
         if let Some(mut inner) = self.lock() {
-            let epoch = inner.epoch + 1;
-            *inner = Inner {
-                epoch,
-                ..Inner::default()
-            };
+            Self::start_over(&mut inner);
         }
     }
 
@@ -295,7 +331,7 @@ mod tests {
 
     #[test]
     fn a_read_that_raced_a_write_is_not_cached() {
-        let c = ReadCache::new(true);
+        let c = ReadCache::new(Sharing::Alone);
         let seen = c.generation(1);
         c.invalidate(1); // a write lands while the reader queried the database
         c.put_manifest(1, seen, "latest".into(), m());
@@ -308,10 +344,30 @@ mod tests {
     }
 
     #[test]
-    fn disabled_cache_holds_nothing() {
-        let c = ReadCache::new(false);
+    fn unheard_writers_turn_it_off() {
+        let c = ReadCache::new(Sharing::Unheard);
         let seen = c.generation(1);
         c.put_manifest(1, seen, "latest".into(), m());
         assert!(c.manifest(1, "latest").is_none());
+    }
+
+    #[test]
+    fn with_several_nodes_everything_expires() {
+        let c = ReadCache::new(Sharing::Notified);
+        let seen = c.generation(1);
+        c.put_manifest(1, seen, "latest".into(), m());
+        assert!(c.manifest(1, "latest").is_some());
+        // A read begun before the expiry cannot install its answer after it.
+        let before = c.generation(1);
+        c.inner.lock().expect("lock").since = Some(Instant::now() - SHARED_TTL);
+        assert!(c.manifest(1, "latest").is_none());
+        c.put_manifest(1, before, "latest".into(), m());
+        assert!(c.manifest(1, "latest").is_none());
+        // Alone, nothing expires.
+        let alone = ReadCache::new(Sharing::Alone);
+        let seen = alone.generation(1);
+        alone.put_manifest(1, seen, "latest".into(), m());
+        alone.inner.lock().expect("lock").since = Some(Instant::now() - 10 * SHARED_TTL);
+        assert!(alone.manifest(1, "latest").is_some());
     }
 }

@@ -216,9 +216,15 @@ pub struct Service {
 
 impl Service {
     pub fn new(meta: MetaStore, blobs: Arc<dyn BlobStore>, options: Options) -> Service {
-        // Caching is safe only while this process is the metadata's only writer.
+        // Alone, caches keep entries until a change drops them; beside other nodes,
+        // which notify their changes, only for seconds (see cache.rs).
         let meta_single_node = meta.is_single_node();
-        let cache = Arc::new(ReadCache::new(meta_single_node));
+        let sharing = match (meta_single_node, meta.hears_other_writers()) {
+            (true, _) => cache::Sharing::Alone,
+            (false, true) => cache::Sharing::Notified,
+            (false, false) => cache::Sharing::Unheard,
+        };
+        let cache = Arc::new(ReadCache::new(sharing));
         let policies = Arc::new(authz::PolicyCache::new(meta_single_node));
         // The caches hear of every change from the store itself (meta/changes.rs).
         meta.changes().subscribe(cache.clone());

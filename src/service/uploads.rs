@@ -83,6 +83,7 @@ impl Service {
                 .await
                 .map_err(|e| blobs::Error::Backend(e.to_string()))?;
             if !saved {
+                self.blobs.unsaved(&stored.state, &staged.state).await;
                 return Err(self.lost_race(key).await);
             }
             self.delete_garbage(&garbage).await;
