@@ -282,6 +282,32 @@ def test_a_deny_added_on_one_node_blocks_pushes_through_another(cluster):
     assert e.value.response["Error"]["Code"] == "AccessDeniedException"
 
 
+def test_a_tag_moved_or_deleted_on_one_node_is_seen_by_another(cluster):
+    """Node B caches what it served (on PostgreSQL its read cache stays on); a tag moved
+    and then deleted through node A reaches B's answers once B has heard of it."""
+    a, b = cluster.nodes[0], cluster.nodes[1]
+    cluster.ecr(a).create_repository(repositoryName="moving")
+    via_a = Registry(a.url, auth=cluster.first.registry_auth(), host=cluster.host)
+    via_b = Registry(b.url, auth=cluster.first.registry_auth(), host=cluster.host)
+
+    def digest_on_b():
+        r = via_b.get("/v2/moving/manifests/live", headers={"Accept": OCI_MANIFEST})
+        return sha256(r.content) if r.status_code == 200 else r.status_code
+
+    first = push_image(via_a, "moving", "live").digest
+    assert digest_on_b() == first  # and now in B's cache
+    assert digest_on_b() == first
+    second = push_image(via_a, "moving", "live").digest
+    wait_until("node B to serve the moved tag", lambda: digest_on_b() == second, timeout=30)
+    # Once seen, never the old answer again (no stale read re-installed in the cache).
+    assert all(digest_on_b() == second for _ in range(20))
+
+    cluster.ecr(a).batch_delete_image(repositoryName="moving", imageIds=[{"imageTag": "live"}])
+    wait_until("node B to forget the deleted tag", lambda: digest_on_b() == 404, timeout=30)
+    r = via_b.get(f"/v2/moving/manifests/{second}", headers={"Accept": OCI_MANIFEST})
+    assert r.status_code == 404, describe(r)
+
+
 def rss_peak_kib(pid: int) -> int:
     status = Path(f"/proc/{pid}/status").read_text()
     return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1))
