@@ -145,7 +145,7 @@ fn the_storage_and_vocabulary_layers_import_nothing_above_them() {
         "scan_rules",
         "storage_class",
     ];
-    for low in ["meta", "blobs", "oci", "iam", "auth"]
+    for low in ["meta", "blobs", "oci", "iam", "auth", "scan", "vulndb"]
         .into_iter()
         .chain(vocabulary)
     {

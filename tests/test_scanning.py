@@ -8,11 +8,15 @@ What this file covers:
   matches (and the filter that matched), else MANUAL; a repository's own scanOnPush
   beside it; REPOSITORY_NOT_FOUND failures.
 * StartImageScan → `aws ecr wait image-scan-complete` → DescribeImageScanFindings,
-  as in ECR's scanning tutorial: Berth has no vulnerability database, so a scan
-  completes at once with no findings. The per-image daily quota, ScanNotFoundException
-  for an image never scanned, ImageNotFoundException, and indexes (not scannable).
+  as in ECR's scanning tutorial, on a minimal real Debian 12 image against an OSV
+  database with nothing for it: COMPLETE with no findings. The per-image daily quota,
+  ScanNotFoundException for an image never scanned, ImageNotFoundException, and indexes
+  (not scannable).
 * Scan on push (repository setting or registry rule), and the scan status that
   DescribeImages reports.
+
+Scans that find something, and images Berth cannot or will not scan, are in
+test_vulnerability_scanning.py.
 """
 
 from __future__ import annotations
@@ -24,9 +28,37 @@ import botocore
 import pytest
 
 from ocihelpers import Registry, build_index, push_image, push_manifest
-from test_ecr_api import error_of, push_image_via_api
+from test_ecr_api import error_of
+from vulnimages import (
+    DEBIAN_12_OS_RELEASE,
+    Deb,
+    affected,
+    dpkg_status,
+    import_vulndb,
+    layer,
+    osv,
+    push_layers,
+    put_layers_via_api,
+    tree,
+    write_all_zip,
+)
 
 SCAN_DONE = "The scan was completed successfully."
+
+
+def minimal_debian_image():
+    """The layers of a minimal real Debian 12 image: os-release and a dpkg status with one
+    package. (Random bytes are no image layer: their scan would be FAILED.)"""
+    status = dpkg_status([Deb("base-files", "12.4+deb12u5", section="admin", multi_arch="foreign", depends=None)])
+    return [layer(tree({"etc/os-release": DEBIAN_12_OS_RELEASE, "var/lib/dpkg/status": status}))]
+
+
+def load_unrelated_debian_data(berth, tmp_path) -> None:
+    """Debian 12 data with an advisory for a package the minimal image does not have, so
+    that its scan is COMPLETE (not UNSUPPORTED_IMAGE for lack of data) and clean."""
+    record = osv("CVE-2024-0001", affected("Debian:12", "nginx", fixed="1.22.1-9+deb12u1"),
+                 modified="2024-01-01T00:00:00Z", summary="nginx: an advisory for a package not installed")
+    import_vulndb(berth, write_all_zip(tmp_path / "all.zip", [record]))
 
 
 @pytest.fixture
@@ -90,9 +122,10 @@ def test_repository_scanning_follows_registry_rules_then_the_repository(ecr):
     assert error_of(e)[0] == "InvalidParameterException"
 
 
-def test_the_scanning_tutorial_with_the_aws_cli(berth, ecr):
+def test_the_scanning_tutorial_with_the_aws_cli(berth, ecr, tmp_path):
+    load_unrelated_debian_data(berth, tmp_path)
     ecr.create_repository(repositoryName="scanme")
-    digest, _ = push_image_via_api(ecr, "scanme", "v1")
+    digest = put_layers_via_api(ecr, "scanme", minimal_debian_image(), tag="v1")
     env = berth.aws_env()
 
     def aws(*args: str) -> dict:
@@ -116,7 +149,7 @@ def test_the_scanning_tutorial_with_the_aws_cli(berth, ecr):
 
 def test_scan_errors_quota_and_unscannable_images(berth, ecr):
     ecr.create_repository(repositoryName="errs")
-    digest, _ = push_image_via_api(ecr, "errs", "v1")
+    digest = put_layers_via_api(ecr, "errs", minimal_debian_image(), tag="v1")
     registry_id = ecr.describe_registry()["registryId"]
     with pytest.raises(botocore.exceptions.ClientError) as e:
         ecr.describe_image_scan_findings(repositoryName="errs", imageId={"imageTag": "v1"})
@@ -146,14 +179,15 @@ def test_scan_errors_quota_and_unscannable_images(berth, ecr):
     assert error_of(e)[0] == "UnsupportedImageTypeException"
 
 
-def test_images_are_scanned_on_push_where_configured(berth, ecr):
+def test_images_are_scanned_on_push_where_configured(berth, ecr, tmp_path):
+    load_unrelated_debian_data(berth, tmp_path)
     ecr.create_repository(repositoryName="manual")
     ecr.create_repository(repositoryName="onpush", imageScanningConfiguration={"scanOnPush": True})
     ecr.create_repository(repositoryName="prod-by-rule")
     ecr.put_registry_scanning_configuration(scanType="BASIC", rules=[rule("SCAN_ON_PUSH", "prod-*")])
     reg = Registry(berth.url, auth=berth.registry_auth())
     for repo in ("manual", "onpush", "prod-by-rule"):
-        push_image(reg, repo, "v1")  # docker's path: the registry API
+        push_layers(reg, repo, minimal_debian_image(), tag="v1")  # docker's path: the registry API
     scanned = {
         repo: "imageScanStatus" in ecr.describe_images(repositoryName=repo)["imageDetails"][0]
         for repo in ("manual", "onpush", "prod-by-rule")
@@ -165,7 +199,8 @@ def test_images_are_scanned_on_push_where_configured(berth, ecr):
         repositoryName="onpush", imageId={"imageTag": "v1"}, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
     )
     found = ecr.describe_image_scan_findings(repositoryName="onpush", imageId={"imageTag": "v1"})
-    assert found["imageScanStatus"]["status"] == "COMPLETE"
+    assert found["imageScanStatus"] == {"status": "COMPLETE", "description": SCAN_DONE}
+    assert found["imageScanFindings"]["findings"] == []
     # A scan on push uses the image's daily quota, as on ECR.
     with pytest.raises(botocore.exceptions.ClientError) as e:
         ecr.start_image_scan(repositoryName="onpush", imageId={"imageTag": "v1"})

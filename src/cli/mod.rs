@@ -83,6 +83,11 @@ enum AdminCommand {
         #[command(subcommand)]
         command: LifecycleCommand,
     },
+    /// Vulnerability data for image scans: load OSV data offline, show what is loaded.
+    Vulndb {
+        #[command(subcommand)]
+        command: VulndbCommand,
+    },
     /// HTTPS: a local certificate authority and server certificate.
     Tls {
         #[command(subcommand)]
@@ -184,6 +189,25 @@ enum LifecycleCommand {
         /// How many [default: 100]
         #[arg(long, value_name = "N")]
         limit: Option<i64>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum VulndbCommand {
+    /// Load (or refresh) OSV data: the per-ecosystem `all.zip` dumps OSV publishes
+    /// (https://osv-vulnerabilities.storage.googleapis.com/<ecosystem>/all.zip), a
+    /// directory of OSV `.json` records, or one record file. Each source (Debian,
+    /// Ubuntu, Alpine, Red Hat, ...) found replaces that source's earlier data at once.
+    Import {
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<std::path::PathBuf>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Print the loaded sources, one JSON object per line.
+    Status {
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -587,6 +611,9 @@ impl AdminCommand {
                 command:
                     LifecycleCommand::Run { store, .. } | LifecycleCommand::Events { store, .. },
             } => store,
+            AdminCommand::Vulndb {
+                command: VulndbCommand::Import { store, .. } | VulndbCommand::Status { store },
+            } => store,
         }
     }
 }
@@ -667,6 +694,7 @@ async fn admin_command(command: AdminCommand) -> anyhow::Result<()> {
             );
         }
         AdminCommand::Lifecycle { command } => lifecycle_admin(command).await?,
+        AdminCommand::Vulndb { command } => vulndb_admin(command).await?,
         AdminCommand::Gc { grace, store } => {
             let settings = Settings::from_store(&store)?;
             let service = open_service(&settings, admin_public_url(&settings)).await?;
@@ -799,6 +827,66 @@ async fn admin_command(command: AdminCommand) -> anyhow::Result<()> {
                     break;
                 }
                 last = page.items.last().and_then(|n| n.parse().ok());
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn vulndb_admin(command: VulndbCommand) -> anyhow::Result<()> {
+    let rfc3339 = |ms: i64| {
+        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_default()
+    };
+    match command {
+        VulndbCommand::Import { paths, store } => {
+            let settings = Settings::from_store(&store)?;
+            let service = open_service(&settings, admin_public_url(&settings)).await?;
+            let runner = jobs::Runner::new(
+                service.clone(),
+                jobs::holder_id("admin"),
+                settings.job_lease,
+            );
+            let sources = match runner
+                .run_once("vulndb-import", service.import_vulndb(paths))
+                .await
+            {
+                Err(service::Error::Busy) => {
+                    anyhow::bail!("another vulnerability data import is running; try again later")
+                }
+                other => other?,
+            };
+            if sources.is_empty() {
+                anyhow::bail!("no OSV records of a supported ecosystem were found");
+            }
+            for s in sources {
+                let ecosystems: Vec<&str> = s.ecosystems.iter().map(|(e, _)| e.as_str()).collect();
+                println!(
+                    "{}: {} records, updated {} ({})",
+                    s.source,
+                    s.records,
+                    rfc3339(s.updated_at),
+                    ecosystems.join(", ")
+                );
+            }
+        }
+        VulndbCommand::Status { store } => {
+            let settings = Settings::from_store(&store)?;
+            let service = open_service(&settings, admin_public_url(&settings)).await?;
+            for s in service.meta().vulndb_sources().await? {
+                let line = serde_json::json!({
+                    "source": s.source,
+                    "records": s.records,
+                    "updatedAt": rfc3339(s.updated_at),
+                    "importedAt": rfc3339(s.imported_at),
+                    "ecosystems": s.ecosystems,
+                });
+                println!("{line}");
             }
         }
     }

@@ -63,7 +63,8 @@ impl StatusFilter {
 const DETAIL_COLUMNS: &str =
     "m.digest, m.image_size, m.pushed_at, m.media_type, m.config_media_type, \
      m.artifact_type, m.subject, m.last_pulled_at, m.storage_class, m.transitioned_at, \
-     m.activated_at, m.scan_status, m.scan_completed_at";
+     m.activated_at, m.scan_status, m.scan_completed_at, m.scan_description, m.scan_counts, \
+     m.scan_source_updated_at";
 type DetailRow = (
     String,
     i64,
@@ -76,6 +77,9 @@ type DetailRow = (
     String,
     Option<i64>,
     Option<i64>,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
     Option<String>,
     Option<i64>,
 );
@@ -327,6 +331,9 @@ impl MetaStore {
             last_activated_at,
             scan_status,
             scan_completed_at,
+            scan_description,
+            scan_counts,
+            scan_source_updated_at,
         ) in rows
         {
             let tags = self.tags_of(repository_id, &digest).await?;
@@ -343,7 +350,13 @@ impl MetaStore {
                 archived: storage_class == "ARCHIVE",
                 last_archived_at,
                 last_activated_at,
-                scan: ScanState::from_row(scan_status.as_deref(), scan_completed_at),
+                scan: ScanState::from_row((
+                    scan_status,
+                    scan_completed_at,
+                    scan_description,
+                    scan_counts,
+                    scan_source_updated_at,
+                )),
             });
         }
         Ok(out)

@@ -51,6 +51,11 @@ pub const SQLITE: &[Migration] = &[
         name: "lean_upload_sessions",
         sql: include_str!("../../migrations/sqlite/0008_lean_upload_sessions.sql"),
     },
+    Migration {
+        version: 9,
+        name: "vulnerabilities",
+        sql: include_str!("../../migrations/sqlite/0009_vulnerabilities.sql"),
+    },
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -93,6 +98,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 8,
         name: "lean_upload_sessions",
         sql: include_str!("../../migrations/postgres/0008_lean_upload_sessions.sql"),
+    },
+    Migration {
+        version: 9,
+        name: "vulnerabilities",
+        sql: include_str!("../../migrations/postgres/0009_vulnerabilities.sql"),
     },
 ];
 

@@ -303,6 +303,7 @@ mod jobs;
 mod links;
 mod scanning;
 mod uploads;
+mod vulndb;
 
 pub use changes::{Change, Listener};
 pub use ecr::{ImageDetail, ImageRow, StatusFilter};
@@ -313,8 +314,9 @@ pub use identity::AccessKey;
 pub use jobs::{JobRow, Lease};
 pub use links::Recorded;
 pub use outbox::{Event, EventKind, EventSource};
-pub use scanning::ScanState;
+pub use scanning::{ScanOutcome, ScanResult, ScanState, ScanStatus};
 pub use uploads::StoredUpload;
+pub use vulndb::{Coverage, SourceImport, VulnSource};
 
 pub struct MetaStore {
     db: Db,

@@ -2,7 +2,10 @@
 
 use super::changes::Change;
 use super::outbox::{EventKind, EventSource};
-use super::{Db, MetaStore, RegistryKey, Result};
+use std::collections::BTreeMap;
+
+use super::{Db, Error, MetaStore, RegistryKey, Result};
+use crate::vulndb::{Finding, Severity};
 
 impl MetaStore {
     /// A registry's scanning configuration as stored: (scan type, rules as JSON); `None`
@@ -75,54 +78,167 @@ impl MetaStore {
         Ok(requested)
     }
 
-    /// Complete a scan in progress at `now_ms`; false if none was (already complete,
-    /// or the image is gone): completing twice is harmless.
-    pub async fn complete_scan(
+    /// Record a scan's outcome (and findings) at `now_ms`, if the scan is still in
+    /// progress; false otherwise (already recorded, or the image is gone): events are
+    /// delivered at least once, so recording twice must be harmless.
+    pub async fn finish_scan(
         &self,
         repository_id: i64,
         digest: &str,
+        outcome: &ScanOutcome,
         now_ms: i64,
     ) -> Result<bool> {
         let _announce = self.changes.announce(Change::Content { repository_id });
-        let n = on_write!(self, pool => sqlx::query(
-            "UPDATE manifests SET scan_status = 'COMPLETE', scan_completed_at = $3
-             WHERE repository_id = $1 AND digest = $2 AND scan_status = 'IN_PROGRESS'",
-        )
-        .bind(repository_id)
-        .bind(digest)
-        .bind(now_ms)
-        .execute(pool)
-        .await?
-        .rows_affected());
-        Ok(n > 0)
+        let counts = serde_json::to_string(&outcome.counts)
+            .map_err(|e| Error::Backend(format!("severity counts: {e}")))?;
+        let findings = serde_json::to_string(&outcome.findings)
+            .map_err(|e| Error::Backend(format!("findings: {e}")))?;
+        let done = on_write!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let n = sqlx::query(
+                "UPDATE manifests SET scan_status = $3, scan_completed_at = $4, scan_description = $5,
+                     scan_counts = $6, scan_source_updated_at = $7
+                 WHERE repository_id = $1 AND digest = $2 AND scan_status = 'IN_PROGRESS'",
+            )
+            .bind(repository_id)
+            .bind(digest)
+            .bind(outcome.status.as_str())
+            .bind(now_ms)
+            .bind(outcome.description.as_deref())
+            .bind(&counts)
+            .bind(outcome.source_updated_at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n > 0 {
+                sqlx::query(
+                    "INSERT INTO scan_findings (repository_id, digest, findings) VALUES ($1, $2, $3)
+                     ON CONFLICT (repository_id, digest) DO UPDATE SET findings = excluded.findings",
+                )
+                .bind(repository_id)
+                .bind(digest)
+                .bind(&findings)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            n > 0
+        });
+        Ok(done)
     }
 
     /// An image's latest scan, if it was ever scanned.
     pub async fn scan_state(&self, repository_id: i64, digest: &str) -> Result<Option<ScanState>> {
-        let row: Option<(Option<String>, Option<i64>)> = on_read!(self, pool => sqlx::query_as(
-            "SELECT scan_status, scan_completed_at FROM manifests
-             WHERE repository_id = $1 AND digest = $2",
+        let row: Option<ScanRow> = on_read!(self, pool => sqlx::query_as(
+            "SELECT scan_status, scan_completed_at, scan_description, scan_counts, scan_source_updated_at
+             FROM manifests WHERE repository_id = $1 AND digest = $2",
         )
         .bind(repository_id)
         .bind(digest)
         .fetch_optional(pool)
         .await?);
-        Ok(row.and_then(|(status, at)| ScanState::from_row(status.as_deref(), at)))
+        Ok(row.and_then(ScanState::from_row))
+    }
+
+    /// The findings of an image's latest completed scan.
+    pub async fn scan_findings(&self, repository_id: i64, digest: &str) -> Result<Vec<Finding>> {
+        let row: Option<(String,)> = on_read!(self, pool => sqlx::query_as(
+            "SELECT findings FROM scan_findings WHERE repository_id = $1 AND digest = $2",
+        )
+        .bind(repository_id)
+        .bind(digest)
+        .fetch_optional(pool)
+        .await?);
+        match row {
+            None => Ok(Vec::new()),
+            Some((json,)) => serde_json::from_str(&json)
+                .map_err(|e| Error::Backend(format!("stored findings of {digest}: {e}"))),
+        }
     }
 }
 
-/// Where an image's latest scan stands.
+/// The scan columns of a manifest row, as [`ScanState::from_row`] reads them.
+pub(super) type ScanRow = (
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+);
+
+/// How a scan ended, in ECR's status names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanStatus {
+    Complete,
+    Failed,
+    UnsupportedImage,
+}
+
+impl ScanStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScanStatus::Complete => "COMPLETE",
+            ScanStatus::Failed => "FAILED",
+            ScanStatus::UnsupportedImage => "UNSUPPORTED_IMAGE",
+        }
+    }
+
+    fn parse(s: &str) -> Option<ScanStatus> {
+        [
+            ScanStatus::Complete,
+            ScanStatus::Failed,
+            ScanStatus::UnsupportedImage,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+}
+
+/// What a finished scan records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanOutcome {
+    pub status: ScanStatus,
+    /// Why, for a scan that did not complete.
+    pub description: Option<String>,
+    pub counts: BTreeMap<Severity, u32>,
+    pub findings: Vec<Finding>,
+    /// When the vulnerability data the scan used was updated.
+    pub source_updated_at: Option<i64>,
+}
+
+/// Where an image's latest scan stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ScanState {
     InProgress,
-    Complete { at: i64 },
+    Done(ScanResult),
+}
+
+/// A finished scan, without its findings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanResult {
+    pub status: ScanStatus,
+    pub at: i64,
+    pub description: Option<String>,
+    pub counts: BTreeMap<Severity, u32>,
+    pub source_updated_at: Option<i64>,
 }
 
 impl ScanState {
-    pub(super) fn from_row(status: Option<&str>, completed_at: Option<i64>) -> Option<ScanState> {
-        match (status?, completed_at) {
-            ("COMPLETE", Some(at)) => Some(ScanState::Complete { at }),
-            _ => Some(ScanState::InProgress),
-        }
+    pub(super) fn from_row(row: ScanRow) -> Option<ScanState> {
+        let (status, at, description, counts, source_updated_at) = row;
+        let status = status?;
+        let (Some(status), Some(at)) = (ScanStatus::parse(&status), at) else {
+            return Some(ScanState::InProgress);
+        };
+        let counts = counts
+            .and_then(|c| serde_json::from_str(&c).ok())
+            .unwrap_or_default();
+        Some(ScanState::Done(ScanResult {
+            status,
+            at,
+            description,
+            counts,
+            source_updated_at,
+        }))
     }
 }

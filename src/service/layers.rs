@@ -98,7 +98,7 @@ impl Service {
     }
 
     /// A recorded location, or for a blob stored before locations existed, its own.
-    fn location(&self, digest: &Digest, recorded: Option<String>) -> BlobLocation {
+    pub(super) fn location(&self, digest: &Digest, recorded: Option<String>) -> BlobLocation {
         recorded.map_or_else(
             || self.blobs.digest_location(digest),
             BlobLocation::from_store,

@@ -20,11 +20,13 @@ mod paging;
 mod policies;
 mod provisioning;
 mod repositories;
+mod scanner;
 mod scanning;
 mod settings;
 mod signals;
 mod templates;
 mod uploads;
+mod vulndb;
 
 use std::sync::Arc;
 

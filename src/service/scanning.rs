@@ -2,18 +2,20 @@
 //! push, and their findings.
 //!
 //! A scan is requested by StartImageScan or by the push itself (in the push's
-//! transaction), and run by the scan job (jobs/), which consumes the outbox. Berth has
-//! no vulnerability database yet: a scan completes with no findings, so what people
-//! script around ECR's basic scanning works: `start-image-scan`, `aws ecr wait
-//! image-scan-complete`, `describe-image-scan-findings`, scan on push, the
-//! one-scan-per-image-per-day quota, and the scan status DescribeImages reports.
+//! transaction), and run by the scan job (jobs/), which consumes the outbox and calls
+//! scanner.rs. What people script around ECR's basic scanning works:
+//! `start-image-scan`, `aws ecr wait image-scan-complete`,
+//! `describe-image-scan-findings`, scan on push, the one-scan-per-image-per-day quota,
+//! and the scan status DescribeImages reports.
 
+use super::paging::Listing;
 use super::{Action, Context, EcrErrorKind, Error, ImageId, Result, Service};
 use crate::clock;
-use crate::meta::{Event, EventKind, RegistryKey, Repository, ScanState};
+use crate::meta::{RegistryKey, Repository, ScanState, ScanStatus};
 use crate::oci::manifest::ManifestKind;
 use crate::oci::RepositoryName;
 use crate::scan_rules::{ScanFrequency, ScanType, ScanningFilter, ScanningRule};
+use crate::vulndb::Finding;
 
 /// One basic scan per image per 24 hours (ECR's quota), scan on push included.
 const SCAN_QUOTA_MS: i64 = 24 * 3600 * 1000;
@@ -174,19 +176,31 @@ impl Service {
         Ok(m.digest.clone())
     }
 
-    /// DescribeImageScanFindings: the image's digest and where its latest scan stands.
+    /// DescribeImageScanFindings: the image's digest, where its latest scan stands, and
+    /// a page of its findings (`after`: the previous page's key).
     pub async fn image_scan(
         &self,
         ctx: &Context,
         name: &RepositoryName,
         id: &ImageId,
-    ) -> Result<(String, ScanState)> {
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<(String, ScanState, Listing<Finding>)> {
         self.authorize(ctx, Action::DescribeImageScanFindings, name)
             .await?;
         let repo = self.repository(ctx, name).await?;
         let m = self.resolve_one(ctx, name, &repo, id).await?;
         match self.meta.scan_state(repo.id, &m.digest).await? {
-            Some(state) => Ok((m.digest.clone(), state)),
+            Some(state) => {
+                let complete = matches!(&state, ScanState::Done(r) if r.status == ScanStatus::Complete);
+                let findings = if complete {
+                    let all = self.meta.scan_findings(repo.id, &m.digest).await?;
+                    findings_page(all, after, limit)?
+                } else {
+                    Listing::empty()
+                };
+                Ok((m.digest.clone(), state, findings))
+            }
             None => Err(Error::ecr(
                 EcrErrorKind::ScanNotFound,
                 format!(
@@ -216,21 +230,31 @@ impl Service {
             .scans_on_push(repo)
             .then(|| clock::now_ms() - SCAN_QUOTA_MS))
     }
+}
 
-    /// The scan job's work for one outbox event: a requested scan is run. Berth has no
-    /// vulnerability database yet, so a scan completes with no findings. Idempotent
-    /// (events are delivered at least once).
-    pub async fn scan_for_event(&self, event: &Event) -> Result<()> {
-        if event.kind == EventKind::ScanRequested {
-            self.meta
-                .complete_scan(event.repository_id, &event.digest, clock::now_ms())
-                .await?;
-        }
-        Ok(())
-    }
+/// The findings after offset `after` (a previous page's key), at most `limit`.
+fn findings_page(
+    mut all: Vec<Finding>,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Listing<Finding>> {
+    let start = match after {
+        None => 0,
+        Some(key) => key
+            .parse::<usize>()
+            .map_err(|_| Error::InvalidParameter("Invalid NextToken".into()))?,
+    };
+    let end = start.saturating_add(limit as usize).min(all.len());
+    let next = (end < all.len()).then(|| end.to_string());
+    let items = if start < all.len() {
+        all.drain(start..end).collect()
+    } else {
+        Vec::new()
+    };
+    Ok(Listing { items, next })
 }
 
 /// Images are scanned; an index (multi-platform list) has no layers of its own.
-fn is_scannable(media_type: &str) -> bool {
+pub(super) fn is_scannable(media_type: &str) -> bool {
     ManifestKind::from_media_type(media_type).is_some_and(|k| !k.is_index())
 }

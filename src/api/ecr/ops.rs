@@ -497,7 +497,7 @@ fn image_detail_json(ctx: &Context, name: &RepositoryName, d: &ImageDetail) -> V
     );
     put_opt(&mut o, "lastArchivedAt", d.last_archived_at.map(seconds));
     put_opt(&mut o, "lastActivatedAt", d.last_activated_at.map(seconds));
-    if let Some(state) = d.scan {
+    if let Some(state) = &d.scan {
         scanning::scan_summary(&mut o, state);
     }
     Value::Object(o)

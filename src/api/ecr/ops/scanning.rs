@@ -5,9 +5,10 @@ use serde_json::{json, Map, Value};
 
 use super::{check_len, image_id_json, parse_repository_name, seconds, Input, OpResult};
 use crate::api::ecr::ApiError;
-use crate::meta::ScanState;
+use crate::meta::{ScanResult, ScanState, ScanStatus};
 use crate::scan_rules::{self, ScanFrequency, ScanType, ScanningFilter, ScanningRule};
 use crate::service::{Context, ImageId, RegistryScanning, RepositoryScanning, Service};
+use crate::vulndb::Finding;
 
 /// The status a finished scan reports.
 const COMPLETE: &str = "The scan was completed successfully.";
@@ -99,46 +100,88 @@ pub(super) async fn describe_image_scan_findings(
 ) -> OpResult {
     let name = i.repository_name()?;
     let id = i.image_id()?;
-    // Validated although a scan here never finds anything to page through.
-    i.max_results(1000, 100)?;
-    i.next_token()?;
-    let (digest, state) = service.image_scan(ctx, &name, &id).await?;
+    let limit = i.max_results(1000, 100)?;
+    let after = i.next_token()?;
+    let (digest, state, page) = service
+        .image_scan(ctx, &name, &id, after.as_deref(), limit)
+        .await?;
     let mut out = json!({
         "registryId": ctx.registry.account_id,
         "repositoryName": name.as_str(),
         "imageId": scanned_id(&id, digest),
-        "imageScanStatus": scan_status(state),
+        "imageScanStatus": scan_status(&state),
     });
-    if let ScanState::Complete { at } = state {
-        out["imageScanFindings"] = json!({
-            "imageScanCompletedAt": seconds(at),
-            "vulnerabilitySourceUpdatedAt": seconds(at),
-            "findingSeverityCounts": {},
-            "findings": [],
-        });
+    if let Some(result) = completed(&state) {
+        let mut findings = summary(result);
+        findings["findings"] = page.items.iter().map(finding_json).collect();
+        out["imageScanFindings"] = findings;
+    }
+    if let Some(next) = &page.next {
+        out["nextToken"] = json!(super::token(next));
     }
     Ok(out)
 }
 
-fn scan_status(state: ScanState) -> Value {
+fn scan_status(state: &ScanState) -> Value {
     match state {
         ScanState::InProgress => json!({ "status": "IN_PROGRESS" }),
-        ScanState::Complete { .. } => json!({ "status": "COMPLETE", "description": COMPLETE }),
+        ScanState::Done(r) => json!({
+            "status": r.status.as_str(),
+            "description": r.description.as_deref().unwrap_or(COMPLETE),
+        }),
     }
 }
 
-/// DescribeImages' scan members for an image's latest scan.
-pub(super) fn scan_summary(o: &mut Map<String, Value>, state: ScanState) {
-    o.insert("imageScanStatus".into(), scan_status(state));
-    if let ScanState::Complete { at } = state {
-        o.insert(
-            "imageScanFindingsSummary".into(),
-            json!({
-                "imageScanCompletedAt": seconds(at),
-                "vulnerabilitySourceUpdatedAt": seconds(at),
-                "findingSeverityCounts": {},
-            }),
+fn completed(state: &ScanState) -> Option<&ScanResult> {
+    match state {
+        ScanState::Done(r) if r.status == ScanStatus::Complete => Some(r),
+        _ => None,
+    }
+}
+
+/// The summary members of a completed scan (DescribeImages shows these alone).
+fn summary(r: &ScanResult) -> Value {
+    let counts: Map<String, Value> = r
+        .counts
+        .iter()
+        .map(|(severity, n)| (severity.as_str().to_owned(), json!(n)))
+        .collect();
+    json!({
+        "imageScanCompletedAt": seconds(r.at),
+        "vulnerabilitySourceUpdatedAt": seconds(r.source_updated_at.unwrap_or(r.at)),
+        "findingSeverityCounts": counts,
+    })
+}
+
+/// A finding in ECR's basic-scan shape: attributes as key/value pairs.
+fn finding_json(f: &Finding) -> Value {
+    let mut attributes = vec![
+        json!({ "key": "package_version", "value": f.package_version }),
+        json!({ "key": "package_name", "value": f.package_name }),
+    ];
+    if let (Some(vector), Some(score)) = (&f.cvss3_vector, f.cvss3_score) {
+        attributes.push(json!({ "key": "CVSS3_VECTOR", "value": vector }));
+        attributes.push(
+            json!({ "key": "CVSS3_SCORE", "value": format!("{}.{}", score / 10, score % 10) }),
         );
+    }
+    if let Some(fixed) = &f.fixed_in {
+        attributes.push(json!({ "key": "fixed_in_version", "value": fixed }));
+    }
+    json!({
+        "name": f.name,
+        "description": f.description,
+        "uri": f.uri,
+        "severity": f.severity.as_str(),
+        "attributes": attributes,
+    })
+}
+
+/// DescribeImages' scan members for an image's latest scan.
+pub(super) fn scan_summary(o: &mut Map<String, Value>, state: &ScanState) {
+    o.insert("imageScanStatus".into(), scan_status(state));
+    if let Some(result) = completed(state) {
+        o.insert("imageScanFindingsSummary".into(), summary(result));
     }
 }
 

@@ -1,0 +1,524 @@
+//! An image's file system as the scanner sees it: its layers applied in order, keeping
+//! only the files the package readers ask for (and the symbolic links on the way to
+//! them), so memory stays bounded whatever the image's size.
+//!
+//! Layers are gzip, zstd or plain tar, told apart by their first bytes (media types
+//! lie: Docker's says gzip for uncompressed layers in some tools). OCI whiteouts apply
+//! to the layers below: `.wh.NAME` hides NAME, `.wh..wh..opq` empties its directory.
+//!
+//! Hostile layers fail the scan with a reason: an entry whose path climbs out of the
+//! root, a link whose target does, a layer that expands without bound (a decompression
+//! bomb), a truncated archive, or a header or file beyond the limits.
+
+use std::collections::BTreeMap;
+use std::io::{self, BufRead, BufReader, Read};
+use std::sync::Arc;
+
+use super::tar::{EntryKind, TarError, TarReader};
+
+/// Bounds on what one scan may read.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// A layer may expand up to this many times its compressed size...
+    pub max_expansion: u64,
+    /// ...once it has expanded beyond this many bytes (small layers of zeros are fine).
+    pub expansion_floor: u64,
+    /// All layers together, uncompressed.
+    pub max_image_bytes: u64,
+    /// One kept file (a package database).
+    pub max_file_bytes: u64,
+    /// All kept files together.
+    pub max_kept_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_expansion: 250,
+            expansion_floor: 1 << 30,
+            max_image_bytes: 32 << 30,
+            max_file_bytes: 128 << 20,
+            max_kept_bytes: 192 << 20,
+        }
+    }
+}
+
+/// Why a layer could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum LayerError {
+    #[error("entry '{0}' climbs outside the image root")]
+    Traversal(String),
+    #[error("link '{path}' points outside the image root ('{target}')")]
+    LinkEscape { path: String, target: String },
+    #[error("the layer expands to more than {expanded} bytes from {compressed} compressed bytes (a decompression bomb)")]
+    Bomb { expanded: u64, compressed: u64 },
+    #[error("the image expands to more than {0} bytes, beyond the scanner's limit")]
+    TooLarge(u64),
+    #[error("the package databases kept from the image exceed {0} bytes")]
+    KeptTooLarge(u64),
+    #[error("not a tar archive: {0}")]
+    NotTar(String),
+    #[error("{0}")]
+    Tar(#[from] TarError),
+}
+
+impl LayerError {
+    /// Whether the image is merely too large (ECR reports that apart from failures).
+    pub fn is_too_large(&self) -> bool {
+        matches!(self, LayerError::TooLarge(_))
+    }
+}
+
+/// What the readers want of a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Want {
+    Nothing,
+    /// Its content.
+    Content,
+    /// Only that it exists (kept empty): a database format Berth does not read.
+    Presence,
+}
+
+/// Which paths the readers want.
+pub trait Wanted {
+    fn wants(&self, path: &str) -> Want;
+    /// Whether a symbolic link at `path` may be on the way to a wanted file.
+    fn wants_link(&self, path: &str) -> bool;
+}
+
+/// What the scanner kept of a file system node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Node {
+    File(Arc<Vec<u8>>),
+    Symlink(String),
+}
+
+/// The kept part of an image's file system, after all its layers.
+#[derive(Debug, Default)]
+pub struct ImageFiles {
+    nodes: BTreeMap<String, Node>,
+    kept_bytes: u64,
+}
+
+/// Hop limit for symbolic links, as Linux's.
+const MAX_LINK_HOPS: usize = 40;
+
+impl ImageFiles {
+    /// A file's content, following symbolic links inside the image.
+    pub fn read(&self, path: &str) -> Option<Arc<Vec<u8>>> {
+        match self.nodes.get(&self.resolve(path)?)? {
+            Node::File(data) => Some(data.clone()),
+            Node::Symlink(_) => None,
+        }
+    }
+
+    /// Kept files under `dir` (resolved), as (name relative to dir, content).
+    pub fn files_under(&self, dir: &str) -> Vec<(String, Arc<Vec<u8>>)> {
+        let Some(dir) = self.resolve(dir) else {
+            return Vec::new();
+        };
+        let prefix = format!("{dir}/");
+        self.nodes
+            .range(prefix.clone()..)
+            .take_while(|(p, _)| p.starts_with(&prefix))
+            .filter_map(|(p, n)| match n {
+                Node::File(d) => Some((p[prefix.len()..].to_owned(), d.clone())),
+                Node::Symlink(_) => None,
+            })
+            .collect()
+    }
+
+    /// Whether a path (resolved) exists among the kept nodes.
+    pub fn exists(&self, path: &str) -> bool {
+        self.resolve(path)
+            .is_some_and(|p| self.nodes.contains_key(&p))
+    }
+
+    /// `path` with every symbolic link on the way replaced by its target, as the
+    /// kernel does inside a chroot (`..` at the root stays at the root).
+    fn resolve(&self, path: &str) -> Option<String> {
+        let mut pending: Vec<String> = components(path).rev().map(str::to_owned).collect();
+        let mut done: Vec<String> = Vec::new();
+        let mut hops = 0;
+        while let Some(part) = pending.pop() {
+            if part == ".." {
+                done.pop();
+                continue;
+            }
+            done.push(part);
+            let here = done.join("/");
+            if let Some(Node::Symlink(target)) = self.nodes.get(&here) {
+                hops += 1;
+                if hops > MAX_LINK_HOPS {
+                    return None;
+                }
+                done.pop();
+                if target.starts_with('/') {
+                    done.clear();
+                }
+                pending.extend(components(target).rev().map(str::to_owned));
+            }
+        }
+        Some(done.join("/"))
+    }
+
+    /// Apply one layer on top of the ones before.
+    pub fn apply(&mut self, layer: LayerChanges, limits: &Limits) -> Result<(), LayerError> {
+        for dir in &layer.opaque {
+            self.remove_under(dir);
+        }
+        for path in &layer.whiteouts {
+            self.remove(path);
+            self.remove_under(path);
+        }
+        for dir in &layer.dirs {
+            // A directory replaces a file or link of a layer below.
+            self.remove(dir);
+        }
+        for (path, node) in layer.nodes {
+            self.remove_under(&path);
+            let size = match &node {
+                Node::File(d) => d.len() as u64,
+                Node::Symlink(_) => 0,
+            };
+            self.remove(&path);
+            self.kept_bytes += size;
+            if self.kept_bytes > limits.max_kept_bytes {
+                return Err(LayerError::KeptTooLarge(limits.max_kept_bytes));
+            }
+            self.nodes.insert(path, node);
+        }
+        Ok(())
+    }
+
+    fn remove(&mut self, path: &str) {
+        if let Some(Node::File(d)) = self.nodes.remove(path) {
+            self.kept_bytes -= d.len() as u64;
+        }
+    }
+
+    fn remove_under(&mut self, dir: &str) {
+        let prefix = if dir.is_empty() {
+            String::new()
+        } else {
+            format!("{dir}/")
+        };
+        let doomed: Vec<String> = self
+            .nodes
+            .range(prefix.clone()..)
+            .take_while(|(p, _)| p.starts_with(&prefix))
+            .map(|(p, _)| p.clone())
+            .collect();
+        for p in doomed {
+            self.remove(&p);
+        }
+    }
+}
+
+/// What one layer changes, read from its archive.
+#[derive(Debug, Default)]
+pub struct LayerChanges {
+    nodes: Vec<(String, Node)>,
+    whiteouts: Vec<String>,
+    opaque: Vec<String>,
+    dirs: Vec<String>,
+}
+
+/// Read one layer: decompress it (as its first bytes say) and keep what `wanted` asks
+/// for. `compressed` is the blob's size, for the expansion bound; `budget` is what the
+/// image may still expand to, reduced by this layer's size.
+pub fn read_layer(
+    blob: impl Read,
+    compressed: u64,
+    budget: &mut u64,
+    wanted: &dyn Wanted,
+    limits: &Limits,
+) -> Result<LayerChanges, LayerError> {
+    let mut input = BufReader::with_capacity(256 * 1024, blob);
+    let magic = input.fill_buf().map_err(TarError::from)?.to_vec();
+    let decoded: Box<dyn Read> = if magic.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::bufread::MultiGzDecoder::new(input))
+    } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        let zstd = ruzstd::decoding::StreamingDecoder::new(input)
+            .map_err(|e| LayerError::NotTar(format!("invalid zstd stream: {e}")))?;
+        Box::new(zstd)
+    } else {
+        Box::new(input)
+    };
+    let counted = Counted {
+        inner: decoded,
+        read: 0,
+        compressed: compressed.max(1),
+        budget: *budget,
+        limits: *limits,
+        tripped: None,
+    };
+    let mut tar = TarReader::new(counted);
+    let changes = walk(&mut tar, wanted, limits);
+    let counted = tar.into_inner();
+    if let Some(e) = counted.tripped {
+        return Err(e);
+    }
+    *budget = budget.saturating_sub(counted.read);
+    match changes {
+        Err(LayerError::Tar(TarError::Io(e))) => Err(LayerError::NotTar(e.to_string())),
+        other => other,
+    }
+}
+
+fn walk<R: Read>(
+    tar: &mut TarReader<R>,
+    wanted: &dyn Wanted,
+    limits: &Limits,
+) -> Result<LayerChanges, LayerError> {
+    let mut changes = LayerChanges::default();
+    while let Some(entry) = tar.next_entry()? {
+        let path = normalise(&entry.path)?;
+        let (dir, base) = match path.rsplit_once('/') {
+            Some((d, b)) => (d.to_owned(), b),
+            None => (String::new(), path.as_str()),
+        };
+        if base == ".wh..wh..opq" {
+            changes.opaque.push(dir);
+            continue;
+        }
+        if let Some(hidden) = base.strip_prefix(".wh.") {
+            changes.whiteouts.push(join(&dir, hidden));
+            continue;
+        }
+        match entry.kind {
+            EntryKind::Dir => changes.dirs.push(path),
+            EntryKind::Symlink(target) => {
+                if escapes(&dir, &target) {
+                    return Err(LayerError::LinkEscape { path, target });
+                }
+                if wanted.wants_link(&path) {
+                    changes.nodes.push((path, Node::Symlink(target)));
+                }
+            }
+            EntryKind::Hardlink(target) => {
+                // Hard link targets are archive paths, never relative to the link.
+                let target = normalise(&target).map_err(|_| LayerError::LinkEscape {
+                    path: path.clone(),
+                    target: target.clone(),
+                })?;
+                if wanted.wants(&path) != Want::Nothing {
+                    let linked = changes.nodes.iter().rev().find(|(p, _)| *p == target);
+                    if let Some((_, node)) = linked.cloned() {
+                        changes.nodes.push((path, node));
+                    }
+                }
+            }
+            EntryKind::File => match wanted.wants(&path) {
+                Want::Content => {
+                    let data = tar.read_data(&path, limits.max_file_bytes)?;
+                    changes.nodes.push((path, Node::File(Arc::new(data))));
+                }
+                Want::Presence => changes.nodes.push((path, Node::File(Arc::default()))),
+                Want::Nothing => {}
+            },
+            EntryKind::Other => {}
+        }
+    }
+    Ok(changes)
+}
+
+/// An archive path as a root-relative path without `.`, `..` or empty parts.
+fn normalise(raw: &str) -> Result<String, LayerError> {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in components(raw) {
+        if c == ".." {
+            if parts.pop().is_none() {
+                return Err(LayerError::Traversal(raw.to_owned()));
+            }
+        } else {
+            parts.push(c);
+        }
+    }
+    Ok(parts.join("/"))
+}
+
+fn components(path: &str) -> impl DoubleEndedIterator<Item = &str> {
+    path.split('/').filter(|c| !c.is_empty() && *c != ".")
+}
+
+fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+/// Whether a relative link target in `dir` climbs above the root. Absolute targets
+/// are resolved from the image's root, so they never leave it.
+fn escapes(dir: &str, target: &str) -> bool {
+    if target.starts_with('/') {
+        return false;
+    }
+    let mut depth = components(dir).count();
+    for c in components(target) {
+        if c == ".." {
+            if depth == 0 {
+                return true;
+            }
+            depth -= 1;
+        } else {
+            depth += 1;
+        }
+    }
+    false
+}
+
+/// Counts decompressed bytes and stops a layer that expands beyond the limits.
+struct Counted<R> {
+    inner: R,
+    read: u64,
+    compressed: u64,
+    budget: u64,
+    limits: Limits,
+    tripped: Option<LayerError>,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        if self.read > self.budget {
+            self.tripped = Some(LayerError::TooLarge(self.limits.max_image_bytes));
+        } else if self.read > self.limits.expansion_floor
+            && self.read / self.compressed > self.limits.max_expansion
+        {
+            self.tripped = Some(LayerError::Bomb {
+                expanded: self.read,
+                compressed: self.compressed,
+            });
+        }
+        if self.tripped.is_some() {
+            return Err(io::Error::other("layer limit reached"));
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tar::tests::archive;
+    use super::*;
+    use std::io::Write;
+
+    struct All;
+    impl Wanted for All {
+        fn wants(&self, _: &str) -> Want {
+            Want::Content
+        }
+        fn wants_link(&self, _: &str) -> bool {
+            true
+        }
+    }
+
+    fn apply(layers: &[Vec<u8>]) -> Result<ImageFiles, LayerError> {
+        let limits = Limits::default();
+        let mut budget = limits.max_image_bytes;
+        let mut fs = ImageFiles::default();
+        for l in layers {
+            let changes = read_layer(&l[..], l.len() as u64, &mut budget, &All, &limits)?;
+            fs.apply(changes, &limits)?;
+        }
+        Ok(fs)
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(data).expect("in memory");
+        e.finish().expect("in memory")
+    }
+
+    #[test]
+    fn whiteouts_and_opaque_directories_hide_lower_layers() {
+        let base = archive(&[
+            ("etc/os-release", b'0', b"ID=debian", ""),
+            (
+                "var/lib/dpkg/status.d/openssl",
+                b'0',
+                b"Package: openssl",
+                "",
+            ),
+            ("var/lib/dpkg/status.d/zlib", b'0', b"Package: zlib", ""),
+            ("opt/x/a", b'0', b"a", ""),
+        ]);
+        let upper = archive(&[
+            ("var/lib/dpkg/status.d/.wh.openssl", b'0', b"", ""),
+            ("opt/x/.wh..wh..opq", b'0', b"", ""),
+            ("opt/x/b", b'0', b"b", ""),
+        ]);
+        let fs = apply(&[gzip(&base), upper]).expect("valid");
+        let names: Vec<String> = fs
+            .files_under("var/lib/dpkg/status.d")
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(names, ["zlib"]);
+        assert!(fs.read("opt/x/a").is_none());
+        assert_eq!(
+            fs.read("opt/x/b").as_deref().map(Vec::as_slice),
+            Some(&b"b"[..])
+        );
+    }
+
+    #[test]
+    fn symlinks_resolve_inside_the_image() {
+        let layer = archive(&[
+            ("usr/lib/os-release", b'0', b"ID=fedora", ""),
+            ("etc/os-release", b'2', b"", "../usr/lib/os-release"),
+            ("var/lib/rpm", b'2', b"", "/usr/lib/sysimage/rpm"),
+            ("usr/lib/sysimage/rpm/rpmdb.sqlite", b'0', b"db", ""),
+        ]);
+        let fs = apply(&[layer]).expect("valid");
+        assert_eq!(
+            fs.read("etc/os-release").as_deref().map(Vec::as_slice),
+            Some(&b"ID=fedora"[..])
+        );
+        assert!(fs.read("var/lib/rpm/rpmdb.sqlite").is_some());
+    }
+
+    #[test]
+    fn hostile_layers_fail_with_a_reason() {
+        let traversal = archive(&[("../../etc/passwd", b'0', b"x", "")]);
+        assert!(matches!(apply(&[traversal]), Err(LayerError::Traversal(_))));
+        let escape = archive(&[("a/b", b'2', b"", "../../../etc/shadow")]);
+        assert!(matches!(
+            apply(&[escape]),
+            Err(LayerError::LinkEscape { .. })
+        ));
+        let hard = archive(&[("a", b'1', b"", "../outside")]);
+        assert!(matches!(apply(&[hard]), Err(LayerError::LinkEscape { .. })));
+        let truncated = gzip(&archive(&[("a", b'0', &[1u8; 4000], "")])[..2000]);
+        assert!(matches!(
+            apply(&[truncated]),
+            Err(LayerError::Tar(TarError::Truncated))
+        ));
+        assert!(matches!(
+            apply(&[b"random bytes, not a tar".repeat(40)]),
+            Err(LayerError::Tar(TarError::NotTar))
+        ));
+    }
+
+    #[test]
+    fn a_decompression_bomb_stops_at_the_limit() {
+        let limits = Limits {
+            expansion_floor: 1 << 20,
+            ..Limits::default()
+        };
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        let tar_header = super::super::tar::tests::header("zeros", b'0', 64 << 20, "");
+        e.write_all(&tar_header).expect("in memory");
+        for _ in 0..64 {
+            e.write_all(&[0u8; 1 << 20]).expect("in memory");
+        }
+        let bomb = e.finish().expect("in memory");
+        let mut budget = limits.max_image_bytes;
+        let got = read_layer(&bomb[..], bomb.len() as u64, &mut budget, &All, &limits);
+        assert!(matches!(got, Err(LayerError::Bomb { .. })), "{got:?}");
+    }
+}

@@ -1,0 +1,50 @@
+//! Version ordering for each package ecosystem a scanner matches: a package is
+//! vulnerable when its installed version sorts before the advisory's fixed version
+//! under that ecosystem's own rules, so each module follows its package manager's
+//! comparison exactly rather than a generic "semver-ish" one.
+
+pub mod apk;
+pub mod dpkg;
+pub mod rpm;
+
+use std::cmp::Ordering;
+
+use crate::scan::PackageKind;
+
+/// Which package manager's ordering applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scheme {
+    Dpkg,
+    Apk,
+    Rpm,
+}
+
+impl Scheme {
+    /// The ordering of the package manager that installed a package.
+    pub fn of(kind: PackageKind) -> Scheme {
+        match kind {
+            PackageKind::Dpkg => Scheme::Dpkg,
+            PackageKind::Apk => Scheme::Apk,
+            PackageKind::Rpm => Scheme::Rpm,
+        }
+    }
+
+    /// Orders two versions; rpm versions are whole `[epoch:]version[-release]` strings.
+    pub fn compare(self, a: &str, b: &str) -> Ordering {
+        match self {
+            Scheme::Dpkg => dpkg::compare(a, b),
+            Scheme::Apk => apk::compare(a, b),
+            Scheme::Rpm => rpm::compare(a, b),
+        }
+    }
+
+    /// Whether the package manager would accept `v` as a version at all.
+    pub fn is_valid(self, v: &str) -> bool {
+        match self {
+            Scheme::Dpkg => dpkg::is_valid(v),
+            Scheme::Apk => apk::is_valid(v),
+            // rpm refuses only the empty string.
+            Scheme::Rpm => !v.is_empty(),
+        }
+    }
+}
