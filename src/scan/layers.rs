@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, BufReader, Read};
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::Arc;
 
 use super::tar::{EntryKind, TarError, TarReader};
@@ -225,12 +226,12 @@ pub struct LayerChanges {
 }
 
 /// Read one layer: decompress it (as its first bytes say) and keep what `wanted` asks
-/// for. `compressed` is the blob's size, for the expansion bound; `budget` is what the
-/// image may still expand to, reduced by this layer's size.
+/// for. `compressed` is the blob's size, for the expansion bound; `expanded` counts
+/// what all the image's layers expanded to so far (layers are read in parallel).
 pub fn read_layer(
     blob: impl Read,
     compressed: u64,
-    budget: &mut u64,
+    expanded: &AtomicU64,
     wanted: &dyn Wanted,
     limits: &Limits,
 ) -> Result<LayerChanges, LayerError> {
@@ -249,17 +250,15 @@ pub fn read_layer(
         inner: decoded,
         read: 0,
         compressed: compressed.max(1),
-        budget: *budget,
+        image: expanded,
         limits: *limits,
         tripped: None,
     };
     let mut tar = TarReader::new(counted);
     let changes = walk(&mut tar, wanted, limits);
-    let counted = tar.into_inner();
-    if let Some(e) = counted.tripped {
+    if let Some(e) = tar.into_inner().tripped {
         return Err(e);
     }
-    *budget = budget.saturating_sub(counted.read);
     match changes {
         Err(LayerError::Tar(TarError::Io(e))) => Err(LayerError::NotTar(e.to_string())),
         other => other,
@@ -371,20 +370,21 @@ fn escapes(dir: &str, target: &str) -> bool {
 }
 
 /// Counts decompressed bytes and stops a layer that expands beyond the limits.
-struct Counted<R> {
+struct Counted<'a, R> {
     inner: R,
     read: u64,
     compressed: u64,
-    budget: u64,
+    image: &'a AtomicU64,
     limits: Limits,
     tripped: Option<LayerError>,
 }
 
-impl<R: Read> Read for Counted<R> {
+impl<R: Read> Read for Counted<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.read += n as u64;
-        if self.read > self.budget {
+        let image = self.image.fetch_add(n as u64, AtomicOrdering::Relaxed) + n as u64;
+        if image > self.limits.max_image_bytes {
             self.tripped = Some(LayerError::TooLarge(self.limits.max_image_bytes));
         } else if self.read > self.limits.expansion_floor
             && self.read / self.compressed > self.limits.max_expansion
@@ -419,10 +419,10 @@ mod tests {
 
     fn apply(layers: &[Vec<u8>]) -> Result<ImageFiles, LayerError> {
         let limits = Limits::default();
-        let mut budget = limits.max_image_bytes;
+        let expanded = AtomicU64::new(0);
         let mut fs = ImageFiles::default();
         for l in layers {
-            let changes = read_layer(&l[..], l.len() as u64, &mut budget, &All, &limits)?;
+            let changes = read_layer(&l[..], l.len() as u64, &expanded, &All, &limits)?;
             fs.apply(changes, &limits)?;
         }
         Ok(fs)
@@ -517,8 +517,13 @@ mod tests {
             e.write_all(&[0u8; 1 << 20]).expect("in memory");
         }
         let bomb = e.finish().expect("in memory");
-        let mut budget = limits.max_image_bytes;
-        let got = read_layer(&bomb[..], bomb.len() as u64, &mut budget, &All, &limits);
+        let got = read_layer(
+            &bomb[..],
+            bomb.len() as u64,
+            &AtomicU64::new(0),
+            &All,
+            &limits,
+        );
         assert!(matches!(got, Err(LayerError::Bomb { .. })), "{got:?}");
     }
 }

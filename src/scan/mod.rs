@@ -11,6 +11,10 @@ pub mod rpm;
 pub mod tar;
 
 use std::io::Read;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+/// Layers decompressed at once by one scan.
+const MAX_WORKERS: usize = 4;
 
 pub use layers::{ImageFiles, LayerError, Limits};
 use layers::{Want, Wanted};
@@ -104,25 +108,65 @@ pub struct UnpackError {
     pub error: LayerError,
 }
 
-/// Unpack an image's layers in order. `open(i)` gives layer i's bytes and compressed
-/// size. Blocking: run it off the async threads.
+/// Unpack an image's layers. `open(i)` gives layer i's bytes and compressed size.
+/// Layers are read in parallel (decompression is the cost), then applied in order.
+/// Blocking: run it off the async threads.
 pub fn unpack(
     count: usize,
-    mut open: impl FnMut(usize) -> std::io::Result<(Box<dyn Read + Send>, u64)>,
+    open: impl Fn(usize) -> std::io::Result<(Box<dyn Read + Send>, u64)> + Sync,
     limits: &Limits,
 ) -> Result<ImageFiles, UnpackError> {
+    let expanded = AtomicU64::new(0);
+    let next = AtomicUsize::new(0);
+    let read_one = |index: usize| -> Result<layers::LayerChanges, LayerError> {
+        let (blob, size) =
+            open(index).map_err(|e| LayerError::NotTar(format!("unreadable: {e}")))?;
+        layers::read_layer(blob, size, &expanded, &PackageFiles, limits)
+    };
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, MAX_WORKERS)
+        .min(count.max(1));
+    let mut results: Vec<Option<Result<layers::LayerChanges, LayerError>>> =
+        (0..count).map(|_| None).collect();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= count {
+                            return done;
+                        }
+                        let r = read_one(i);
+                        let failed = r.is_err();
+                        done.push((i, r));
+                        if failed {
+                            // Later layers cannot change the outcome.
+                            next.store(count, Ordering::Relaxed);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            for (i, r) in h.join().unwrap_or_default() {
+                results[i] = Some(r);
+            }
+        }
+    });
     let mut files = ImageFiles::default();
-    let mut budget = limits.max_image_bytes;
-    for index in 0..count {
+    for (index, r) in results.into_iter().enumerate() {
         let failed = |error| UnpackError {
             index,
             count,
             error,
         };
-        let (blob, size) =
-            open(index).map_err(|e| failed(LayerError::NotTar(format!("unreadable: {e}"))))?;
-        let changes =
-            layers::read_layer(blob, size, &mut budget, &PackageFiles, limits).map_err(failed)?;
+        let changes = match r {
+            Some(r) => r.map_err(failed)?,
+            None => return Err(failed(LayerError::NotTar("not read".into()))),
+        };
         files.apply(changes, limits).map_err(failed)?;
     }
     Ok(files)

@@ -8,6 +8,8 @@
 use std::io::{self, Read};
 
 const BLOCK: usize = 512;
+/// Read size when skipping data nobody reads.
+const SKIP_BUFFER: usize = 256 * 1024;
 /// GNU long names and PAX extended headers larger than this are refused.
 pub const MAX_EXTENDED_HEADER: u64 = 1024 * 1024;
 
@@ -65,6 +67,8 @@ pub struct TarReader<R> {
     data_left: u64,
     offset: u64,
     started: bool,
+    /// Buffer for skipped data, allocated on first use.
+    scratch: Vec<u8>,
 }
 
 impl<R: Read> TarReader<R> {
@@ -75,6 +79,7 @@ impl<R: Read> TarReader<R> {
             data_left: 0,
             offset: 0,
             started: false,
+            scratch: Vec::new(),
         }
     }
 
@@ -155,16 +160,27 @@ impl<R: Read> TarReader<R> {
         self.read_data("(extended header)", MAX_EXTENDED_HEADER)
     }
 
+    /// Skip the rest of the current entry: the bulk of a layer, read in large reads
+    /// (the decompressor underneath works best on big buffers).
     fn skip_rest(&mut self) -> Result<(), TarError> {
-        if self.skip > 0 {
-            let copied = io::copy(&mut (&mut self.inner).take(self.skip), &mut io::sink())?;
-            self.offset += copied;
-            if copied < self.skip {
-                return Err(TarError::Truncated);
-            }
-            self.skip = 0;
-            self.data_left = 0;
+        if self.skip == 0 {
+            return Ok(());
         }
+        if self.scratch.is_empty() {
+            self.scratch = vec![0u8; SKIP_BUFFER];
+        }
+        while self.skip > 0 {
+            let want = SKIP_BUFFER.min(usize::try_from(self.skip).unwrap_or(SKIP_BUFFER));
+            let n = match self.inner.read(&mut self.scratch[..want]) {
+                Ok(0) => return Err(TarError::Truncated),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            };
+            self.skip -= n as u64;
+            self.offset += n as u64;
+        }
+        self.data_left = 0;
         Ok(())
     }
 
