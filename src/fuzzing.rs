@@ -344,6 +344,102 @@ pub fn manifest(data: &[u8]) {
     }
 }
 
+/// An image layer (`scan/tar.rs`, `scan/layers.rs`): the bytes as one layer, gzip, zstd
+/// or plain tar as their first bytes say, under small limits so that a bomb trips
+/// quickly; then the kept files read back through symbolic links.
+///
+/// Invariant: a layer either fails with a reason or yields files whose total stays
+/// within the kept-bytes limit.
+pub fn layer(data: &[u8]) {
+    use crate::scan::layers::{read_layer, ImageFiles, Limits, Usage, Want, Wanted};
+
+    struct Everything;
+    impl Wanted for Everything {
+        fn wants(&self, path: &str) -> Want {
+            if path.ends_with(".db") {
+                Want::Presence
+            } else {
+                Want::Content
+            }
+        }
+        fn wants_link(&self, _: &str) -> bool {
+            true
+        }
+    }
+    let limits = Limits {
+        max_expansion: 50,
+        expansion_floor: 1 << 20,
+        max_image_bytes: 8 << 20,
+        max_file_bytes: 1 << 20,
+        max_kept_bytes: 2 << 20,
+    };
+    let Ok(changes) = read_layer(
+        data,
+        data.len() as u64,
+        &Usage::default(),
+        &Everything,
+        &limits,
+    ) else {
+        return;
+    };
+    let mut files = ImageFiles::default();
+    if files.apply(changes, &limits).is_err() {
+        return;
+    }
+    for path in ["etc/os-release", "a", "a/b", "var/lib/dpkg/status", "x/y/z"] {
+        if let Some(data) = files.read(path) {
+            assert!(data.len() as u64 <= limits.max_file_bytes);
+        }
+        let _ = files.files_under(path);
+    }
+    let _ = crate::scan::OsRelease::detect(&files);
+    let text = String::from_utf8_lossy(data);
+    let _ = crate::scan::dpkg::parse(&text);
+    let _ = crate::scan::apk::parse(&text);
+}
+
+/// An OSV record (`vulndb/osv.rs`) and, if it parses, each affected package's ranges
+/// matched (`vulndb/matching.rs`) against the versions the record names and a few
+/// more, under every version ordering. Also the CVSS vector parser on the raw text.
+pub fn osv(data: &[u8]) {
+    use crate::vulndb::matching::affects;
+    use crate::vulndb::version::Scheme;
+
+    let text = String::from_utf8_lossy(data);
+    let _ = crate::vulndb::cvss::base_score(&text);
+    let Ok(Some(advisory)) = crate::vulndb::osv::parse(data) else {
+        return;
+    };
+    for affected in &advisory.affected {
+        let mut versions: Vec<&str> = vec!["0", "1.0", "1:2.3-4", "1.2.3-r0", "~", ""];
+        versions.extend(affected.spec.versions.iter().map(String::as_str));
+        for range in &affected.spec.ranges {
+            for e in &range.events {
+                versions.extend(
+                    [&e.introduced, &e.fixed, &e.last_affected, &e.limit]
+                        .into_iter()
+                        .flatten()
+                        .map(String::as_str),
+                );
+            }
+        }
+        for scheme in [Scheme::Dpkg, Scheme::Apk, Scheme::Rpm] {
+            for v in &versions {
+                if let Some(hit) = affects(&affected.spec, v, scheme) {
+                    if let Some(fixed) = hit.fixed_in.filter(|_| *v != "0") {
+                        // A fix is above the version it fixes ("0" is OSV's "before all").
+                        assert_ne!(
+                            scheme.compare(&fixed, v),
+                            std::cmp::Ordering::Less,
+                            "{fixed} fixes {v}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -355,12 +451,14 @@ mod tests {
     /// entry point.
     #[test]
     fn entry_points_take_the_seeds() {
-        let targets: [Target; 5] = [
+        let targets: [Target; 7] = [
             ("sigv4", sigv4),
             ("iam_query", iam_query),
             ("ecr_input", ecr_input),
             ("ranges", ranges),
             ("manifest", manifest),
+            ("layer", layer),
+            ("osv", osv),
         ];
         let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
         for (name, run) in targets {

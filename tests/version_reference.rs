@@ -1,9 +1,10 @@
-//! The dpkg and rpm version orderings checked against the package managers' own
-//! implementations on this machine, over a few thousand generated pairs biased towards
-//! the cases that trip reimplementations (epochs, `~`, `^`, leading zeros, long digit
-//! runs, letters against digits, extra hyphens).
+//! Berth's version orderings checked against each package manager's own
+//! implementation on this machine, over a few thousand generated pairs per ordering,
+//! biased towards the cases that trip reimplementations (epochs, `~`, `^`, leading
+//! zeros, long digit runs, letters against digits, extra hyphens, alternative
+//! spellings, qualifiers).
 //!
-//! References, each run once per batch over stdin:
+//! References, each run once per batch over stdin (or, for Maven, its arguments):
 //! - dpkg: Perl's `Dpkg::Version` (Debian package `libdpkg-perl`), dpkg's own Perl
 //!   implementation; it compares digit runs as Perl numbers, exact only up to 2^53, so
 //!   its batch keeps digit runs short. Long runs go to the `dpkg --compare-versions`
@@ -11,15 +12,33 @@
 //! - rpm: Lua's `rpm.vercmp` inside `rpm --eval` (package `rpm`), which in rpm 4.18
 //!   parses both arguments as `[epoch:]version[-release]` and compares with
 //!   `rpmverCmp`: plain version strings exercise `rpmvercmp`, full EVRs the rest.
+//! - PEP 440: Python's `packaging.version.Version` (`pip install packaging`), which
+//!   also says which versions are invalid and what their normal form is.
+//! - SemVer: node's `semver` package, either where `require('semver')` finds it
+//!   (Debian's `node-semver`) or the copy npm bundles. It compares numeric
+//!   pre-release identifiers as floating point and refuses core numbers above 2^53, so
+//!   the batch keeps numbers to 15 digits; the module's own tests cover longer ones.
+//! - Maven: `ComparableVersion.main` from maven-artifact 3.8 (Debian's
+//!   `libmaven3-core-java`, pulled in by `maven`) on a Java runtime, which prints each
+//!   version's canonical form and compares neighbouring arguments.
 //!
-//! A missing reference fails the test, naming the package to install.
+//! A missing reference fails the test, naming what to install.
 
 #[allow(dead_code)]
 #[path = "../src/vulndb/version/dpkg.rs"]
 mod dpkg;
 #[allow(dead_code)]
+#[path = "../src/vulndb/version/maven.rs"]
+mod maven;
+#[allow(dead_code)]
+#[path = "../src/vulndb/version/pep440.rs"]
+mod pep440;
+#[allow(dead_code)]
 #[path = "../src/vulndb/version/rpm.rs"]
 mod rpm;
+#[allow(dead_code)]
+#[path = "../src/vulndb/version/semver.rs"]
+mod semver;
 
 use std::cmp::Ordering;
 use std::io::Write;
@@ -198,14 +217,8 @@ fn ordering_name(o: Ordering) -> &'static str {
     }
 }
 
-/// Runs `command` with one "a\tb" line per pair on stdin, expecting one line of
-/// -1/0/1 per pair on stdout.
-fn run_batch(
-    mut command: Command,
-    pairs: &[(String, String)],
-    install_hint: &str,
-) -> Vec<Ordering> {
-    let input: String = pairs.iter().map(|(a, b)| format!("{a}\t{b}\n")).collect();
+/// Runs a reference with `input` on stdin and returns the lines it printed.
+fn run_reference(mut command: Command, input: String, install_hint: &str) -> Vec<String> {
     let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -216,26 +229,71 @@ fn run_batch(
     // A thread writes, so a reference that answers as it reads cannot deadlock on us.
     let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
     let output = child.wait_with_output().expect("reference runs");
-    writer.join().expect("writer thread").expect("write pairs");
+    writer.join().expect("writer thread").expect("write input");
     assert!(
         output.status.success(),
         "reference failed ({}): {}; {install_hint}",
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let answers: Vec<Ordering> = stdout
+    String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter(|l| !l.trim().is_empty())
-        .map(|l| match l.trim() {
-            "-1" => Ordering::Less,
-            "0" => Ordering::Equal,
-            "1" => Ordering::Greater,
-            other => panic!("reference printed {other:?}"),
-        })
+        .map(str::to_owned)
+        .collect()
+}
+
+fn pairs_input(pairs: &[(String, String)]) -> String {
+    pairs.iter().map(|(a, b)| format!("{a}\t{b}\n")).collect()
+}
+
+fn parse_ordering(answer: &str) -> Ordering {
+    match answer.trim() {
+        "-1" => Ordering::Less,
+        "0" => Ordering::Equal,
+        "1" => Ordering::Greater,
+        other => panic!("reference printed {other:?}"),
+    }
+}
+
+/// Runs `command` with one "a\tb" line per pair on stdin, expecting one line of
+/// -1/0/1 per pair on stdout.
+fn run_batch(command: Command, pairs: &[(String, String)], install_hint: &str) -> Vec<Ordering> {
+    let answers: Vec<Ordering> = run_reference(command, pairs_input(pairs), install_hint)
+        .iter()
+        .map(|l| parse_ordering(l))
         .collect();
     assert_eq!(answers.len(), pairs.len(), "one answer per pair");
     answers
+}
+
+/// Fails listing the first few disagreements, if there are any.
+fn assert_no_mismatches(what: &str, mismatches: &[String], total: usize) {
+    let mut shown = mismatches
+        .iter()
+        .take(20)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("\n  ");
+    if mismatches.len() > 20 {
+        shown.push_str("\n  ...");
+    }
+    assert!(
+        mismatches.is_empty(),
+        "{what}: {} of {total} pairs disagree:\n  {shown}",
+        mismatches.len(),
+    );
+}
+
+/// Every ordering should have come up, or the generator is not testing much.
+fn assert_all_orderings(what: &str, reference: &[Ordering]) {
+    for o in [Ordering::Less, Ordering::Equal, Ordering::Greater] {
+        assert!(
+            reference.contains(&o),
+            "{what}: no pair compared {}",
+            ordering_name(o)
+        );
+    }
 }
 
 fn assert_agreement(
@@ -256,29 +314,8 @@ fn assert_agreement(
             )
         })
         .collect();
-    let mut shown = mismatches
-        .iter()
-        .take(20)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join("\n  ");
-    if mismatches.len() > 20 {
-        shown.push_str("\n  ...");
-    }
-    assert!(
-        mismatches.is_empty(),
-        "{what}: {} of {} pairs disagree:\n  {shown}",
-        mismatches.len(),
-        pairs.len()
-    );
-    // Every ordering should have come up, or the generator is not testing much.
-    for o in [Ordering::Less, Ordering::Equal, Ordering::Greater] {
-        assert!(
-            reference.contains(&o),
-            "{what}: no pair compared {}",
-            ordering_name(o)
-        );
-    }
+    assert_no_mismatches(what, &mismatches, pairs.len());
+    assert_all_orderings(what, reference);
 }
 
 const DPKG_TAILS: &[&str] = &[
@@ -422,4 +459,551 @@ fn rpm_evr_agrees_with_rpm() {
         &reference,
         rpm::compare,
     );
+}
+
+/// Letters of `word` in random case, mostly lower.
+fn random_case(rng: &mut Rng, word: &str) -> String {
+    word.chars()
+        .map(|c| {
+            if rng.chance(15) {
+                c.to_ascii_uppercase()
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+/// One of `words`, in random case.
+fn random_word(rng: &mut Rng, words: &[&str]) -> String {
+    let word = rng.pick(words);
+    random_case(rng, word)
+}
+
+/// A small number, often 0 (trailing zeros are where orderings differ), sometimes
+/// zero-padded or long.
+fn small_number(rng: &mut Rng, long: bool) -> String {
+    if rng.chance(25) {
+        "0".to_owned()
+    } else {
+        digits(rng, long)
+    }
+}
+
+// ---------------------------------------------------------------- PEP 440
+
+/// Python's `\s` beyond the ASCII space, minus what would end a line of the batch
+/// (tab separates the pair; Python's text stdin splits at `\r` too).
+const PYTHON_SPACES: &[&str] = &[
+    " ", "\x0b", "\x0c", "\x1c", "\x1f", "\u{85}", "\u{a0}", "\u{3000}",
+];
+
+fn pep440_separator(rng: &mut Rng) -> &'static str {
+    rng.pick(&["", "", "", ".", "-", "_"])
+}
+
+/// One lettered part (`rc1`, `.post`, `-dev-2`): separator, spelling, separator,
+/// optional number.
+fn pep440_lettered(rng: &mut Rng, words: &[&str]) -> String {
+    let mut s = pep440_separator(rng).to_owned();
+    s.push_str(&random_word(rng, words));
+    s.push_str(pep440_separator(rng));
+    if rng.chance(75) {
+        s.push_str(&small_number(rng, false));
+    }
+    s
+}
+
+fn pep440_version(rng: &mut Rng) -> String {
+    let mut v = String::new();
+    if rng.chance(3) {
+        v.push_str(rng.pick(PYTHON_SPACES));
+    }
+    if rng.chance(10) {
+        v.push_str(rng.pick(&["v", "V"]));
+    }
+    if rng.chance(12) {
+        v.push_str(rng.pick(&["0", "1", "2", "01", "10"]));
+        v.push('!');
+    }
+    for i in 0..1 + rng.below(4) {
+        if i > 0 {
+            v.push('.');
+        }
+        v.push_str(&small_number(rng, true));
+    }
+    if rng.chance(35) {
+        let part = pep440_lettered(
+            rng,
+            &["a", "b", "rc", "alpha", "beta", "c", "pre", "preview"],
+        );
+        v.push_str(&part);
+    }
+    if rng.chance(25) {
+        if rng.chance(30) {
+            v.push('-');
+            v.push_str(&small_number(rng, false));
+        } else {
+            let part = pep440_lettered(rng, &["post", "rev", "r"]);
+            v.push_str(&part);
+        }
+    }
+    if rng.chance(25) {
+        let part = pep440_lettered(rng, &["dev"]);
+        v.push_str(&part);
+    }
+    if rng.chance(20) {
+        v.push('+');
+        for i in 0..1 + rng.below(3) {
+            if i > 0 {
+                v.push_str(rng.pick(&[".", ".", "-", "_"]));
+            }
+            match rng.below(3) {
+                0 => v.push_str(&small_number(rng, false)),
+                1 => v.push_str(&letters(rng)),
+                _ => {
+                    v.push_str(&letters(rng));
+                    v.push_str(&digits(rng, false));
+                }
+            }
+        }
+    }
+    if rng.chance(3) {
+        v.push_str(rng.pick(PYTHON_SPACES));
+    }
+    v
+}
+
+const PEP440_TAILS: &[&str] = &[
+    ".0", ".0.0", "a1", "b", "rc", "c1", "-1", "-0", ".post1", "post", "-r", ".dev0", "dev",
+    "+local", "+1", "+a.b", "-", ".", "_", "+", "..", "-1-1", "alph", "a1b1", "!", "+a..b",
+];
+
+/// `packaging` prints each version's normal form ("!" when it refuses one) and their
+/// order ("!" when either is refused).
+const PACKAGING_SCRIPT: &str = r#"
+import sys
+try:
+    from packaging.version import InvalidVersion, Version
+except ImportError as e:
+    sys.exit(f"python3 cannot import packaging ({e})")
+def parse(v):
+    try:
+        return Version(v)
+    except InvalidVersion:
+        return None
+for line in sys.stdin:
+    a, b = line[:-1].split("\t")
+    x, y = parse(a), parse(b)
+    order = "!" if x is None or y is None else (x > y) - (x < y)
+    print("!" if x is None else x, "!" if y is None else y, order, sep="\t")
+"#;
+
+#[test]
+fn pep440_agrees_with_python_packaging() {
+    let what = "PEP 440 vs packaging.version";
+    let hint = "install python3 and its packaging module (pip install packaging)";
+    let mut rng = Rng(0x5eed_0005);
+    let pairs = pairs(&mut rng, PAIRS, &pep440_version, PEP440_TAILS, &|_| true);
+    let mut python = Command::new("python3");
+    python
+        .args(["-c", PACKAGING_SCRIPT])
+        .env("PYTHONIOENCODING", "utf-8");
+    let lines = run_reference(python, pairs_input(&pairs), hint);
+    assert_eq!(lines.len(), pairs.len(), "one answer per pair");
+
+    let normal = |v: &str| pep440::parse(v).map_or("!".to_owned(), |v| v.to_string());
+    let mut mismatches = Vec::new();
+    let mut orderings = Vec::new();
+    for ((a, b), line) in pairs.iter().zip(&lines) {
+        let fields: Vec<&str> = line.split('\t').collect();
+        let [ref_a, ref_b, order] = fields[..] else {
+            panic!("{what}: unexpected answer {line:?}");
+        };
+        for (v, reference) in [(a, ref_a), (b, ref_b)] {
+            if normal(v) != reference {
+                mismatches.push(format!(
+                    "{v:?} reads as {reference:?} in packaging, {:?} here",
+                    normal(v)
+                ));
+            }
+        }
+        if order != "!" {
+            let reference = parse_ordering(order);
+            orderings.push(reference);
+            let ours = pep440::compare(a, b);
+            if ours != reference {
+                mismatches.push(format!(
+                    "{a:?} vs {b:?}: reference {}, ours {}",
+                    ordering_name(reference),
+                    ordering_name(ours)
+                ));
+            }
+        }
+    }
+    assert_no_mismatches(what, &mismatches, pairs.len());
+    assert!(
+        orderings.len() >= PAIRS / 2,
+        "{what}: only {} pairs were both valid",
+        orderings.len()
+    );
+    assert_all_orderings(what, &orderings);
+}
+
+// ---------------------------------------------------------------- SemVer
+
+/// Numbers stay within 15 digits, where node's floating-point comparison is exact.
+fn semver_number(rng: &mut Rng) -> String {
+    match rng.below(20) {
+        0..=5 => "0".to_owned(),
+        // Leading zeros make a version invalid.
+        6 => format!("0{}", rng.below(10)),
+        7 => (0..10 + rng.below(6))
+            .map(|i| char::from(b'1' + (i as u8 + rng.below(9) as u8) % 9))
+            .collect(),
+        _ => (1 + rng.below(20)).to_string(),
+    }
+}
+
+/// A Go pseudo-version's timestamp and commit hash.
+fn go_pseudo(rng: &mut Rng) -> String {
+    format!(
+        "20{:02}{:02}{:02}{:02}0000-{}",
+        19 + rng.below(5),
+        1 + rng.below(12),
+        10 + rng.below(18),
+        rng.below(24),
+        rng.pick(&[
+            "abcdef123456",
+            "0123456789ab",
+            "ffffffffffff",
+            "000000000000"
+        ])
+    )
+}
+
+fn semver_identifiers(rng: &mut Rng, words: &[&str]) -> String {
+    (0..1 + rng.below(4))
+        .map(|_| match rng.below(3) {
+            0 => semver_number(rng),
+            _ => rng.pick(words).to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+fn semver_version(rng: &mut Rng) -> String {
+    let mut v = String::new();
+    if rng.chance(30) {
+        v.push('v');
+    }
+    let core: Vec<String> = (0..3).map(|_| semver_number(rng)).collect();
+    v.push_str(&core.join("."));
+    if rng.chance(10) {
+        // Go pseudo-versions: on no tag, after a release, after a pre-release.
+        match rng.below(3) {
+            0 => v = format!("v0.0.0-{}", go_pseudo(rng)),
+            1 => v.push_str(&format!("-0.{}", go_pseudo(rng))),
+            _ => v.push_str(&format!("-pre.0.{}", go_pseudo(rng))),
+        }
+    } else if rng.chance(45) {
+        v.push('-');
+        let words = [
+            "alpha", "beta", "rc", "a", "b", "A", "Z", "x-y", "-", "--", "0a", "1a", "alpha-1",
+            "SNAPSHOT", "rc1", "rc10", "rc2",
+        ];
+        v.push_str(&semver_identifiers(rng, &words));
+    }
+    if rng.chance(20) {
+        v.push('+');
+        let words = ["incompatible", "001", "build", "sha-5114f85", "exp", "0"];
+        v.push_str(&semver_identifiers(rng, &words));
+    }
+    v
+}
+
+const SEMVER_TAILS: &[&str] = &[
+    ".0",
+    "-0",
+    "-1",
+    "-a",
+    ".1",
+    "+b",
+    "-rc.1",
+    ".rc.2",
+    "-",
+    "+",
+    ".",
+    "..",
+    "-01",
+    "-00",
+    "+incompatible",
+    "-0.20210101000000-abcdef123456",
+    "-alpha",
+    ".beta",
+    "+0.1",
+];
+
+/// Loads `semver` where node finds it, else the copy npm bundles, and prints its
+/// version; then per pair whether each side parses (1/0) and their order ("!" when
+/// either does not parse).
+const NODE_SEMVER_SCRIPT: &str = r#"
+const path = require('path');
+let semver, from;
+try {
+  from = require.resolve('semver');
+} catch (e) {
+  try {
+    const root = require('child_process').execFileSync('npm', ['root', '-g'], { encoding: 'utf8' }).trim();
+    from = require.resolve(path.join(root, 'npm', 'node_modules', 'semver'));
+  } catch (e2) {
+    console.error("node cannot load the semver package: require('semver') fails and npm's bundled copy is missing");
+    process.exit(1);
+  }
+}
+semver = require(from);
+const out = [`semver ${require(path.join(path.dirname(from), 'package.json')).version}`];
+for (const line of require('fs').readFileSync(0, 'utf8').split('\n')) {
+  if (line === '') continue;
+  const [a, b] = line.split('\t');
+  const x = semver.parse(a), y = semver.parse(b);
+  out.push(`${x ? 1 : 0}\t${y ? 1 : 0}\t${x && y ? semver.compare(x, y) : '!'}`);
+}
+process.stdout.write(out.join('\n') + '\n');
+"#;
+
+#[test]
+fn semver_agrees_with_node_semver() {
+    let hint =
+        "install node and its semver package (Debian: nodejs node-semver; npm bundles a copy)";
+    let mut rng = Rng(0x5eed_0006);
+    let pairs = pairs(&mut rng, PAIRS, &semver_version, SEMVER_TAILS, &|_| true);
+    let mut node = Command::new("node");
+    node.args(["-e", NODE_SEMVER_SCRIPT]);
+    let lines = run_reference(node, pairs_input(&pairs), hint);
+    let (version, answers) = lines.split_first().expect("node printed nothing");
+    let what = format!("SemVer vs node {version}");
+    assert_eq!(answers.len(), pairs.len(), "one answer per pair");
+
+    let mut mismatches = Vec::new();
+    let mut orderings = Vec::new();
+    for ((a, b), line) in pairs.iter().zip(answers) {
+        let fields: Vec<&str> = line.split('\t').collect();
+        let [valid_a, valid_b, order] = fields[..] else {
+            panic!("{what}: unexpected answer {line:?}");
+        };
+        for (v, reference) in [(a, valid_a), (b, valid_b)] {
+            if semver::is_valid(v) != (reference == "1") {
+                mismatches.push(format!(
+                    "{v:?}: valid in node: {}, here: {}",
+                    reference == "1",
+                    semver::is_valid(v)
+                ));
+            }
+        }
+        if order != "!" {
+            let reference = parse_ordering(order);
+            orderings.push(reference);
+            let ours = semver::compare(a, b);
+            if ours != reference {
+                mismatches.push(format!(
+                    "{a:?} vs {b:?}: reference {}, ours {}",
+                    ordering_name(reference),
+                    ordering_name(ours)
+                ));
+            }
+        }
+    }
+    assert_no_mismatches(&what, &mismatches, pairs.len());
+    assert!(
+        orderings.len() >= PAIRS / 2,
+        "{what}: only {} pairs were both valid",
+        orderings.len()
+    );
+    assert_all_orderings(&what, &orderings);
+}
+
+// ---------------------------------------------------------------- Maven
+
+const MAVEN_WORDS: &[&str] = &[
+    "alpha",
+    "beta",
+    "milestone",
+    "rc",
+    "cr",
+    "snapshot",
+    "ga",
+    "final",
+    "release",
+    "sp",
+    "a",
+    "b",
+    "m",
+    "c",
+    "x",
+    "v",
+    "foo",
+    "jre",
+    "android",
+    "pom",
+    "incubating",
+    "_",
+    "+",
+    "~",
+    "RELEASE",
+    "Final",
+    "SNAPSHOT",
+    "GA",
+    "SP",
+    "RC",
+    "CR",
+];
+
+fn maven_version(rng: &mut Rng) -> String {
+    let mut v = String::new();
+    let mut digits_last = !rng.chance(8);
+    if digits_last {
+        v.push_str(&small_number(rng, true));
+    } else {
+        v.push_str(&random_word(rng, MAVEN_WORDS));
+    }
+    for _ in 0..rng.below(6) {
+        // A separator, or none: the change between digits and letters separates too.
+        let separated = rng.chance(70);
+        if separated {
+            v.push_str(rng.pick(&[".", ".", "-", "-", "..", "-."]));
+        }
+        let number = if separated {
+            rng.chance(55)
+        } else {
+            !digits_last
+        };
+        if number {
+            v.push_str(&small_number(rng, true));
+        } else {
+            v.push_str(&random_word(rng, MAVEN_WORDS));
+        }
+        digits_last = number;
+    }
+    v
+}
+
+const MAVEN_TAILS: &[&str] = &[
+    ".0",
+    "-0",
+    "-1",
+    ".1",
+    ".a",
+    "a1",
+    "b2",
+    "m3",
+    "-SNAPSHOT",
+    "-ga",
+    "..",
+    "-",
+    ".",
+    "-sp",
+    "-final",
+    "-rc1",
+    ".RELEASE",
+    "-alpha",
+    "0",
+    ".0.0",
+    "-0-1",
+    ".foo",
+];
+
+/// Where Debian keeps maven-artifact: `maven` links it under /usr/share/maven/lib,
+/// `libmaven3-core-java` installs it under /usr/share/java.
+fn maven_artifact_jar() -> Option<std::path::PathBuf> {
+    let lib = std::path::Path::new("/usr/share/maven/lib");
+    let mut found: Vec<_> = std::fs::read_dir(lib)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| {
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("maven-artifact-") && n.ends_with(".jar"))
+        })
+        .collect();
+    found.sort();
+    found.into_iter().next().or_else(|| {
+        let jar = std::path::PathBuf::from("/usr/share/java/maven3-artifact.jar");
+        jar.exists().then_some(jar)
+    })
+}
+
+#[test]
+fn maven_agrees_with_comparable_version() {
+    let hint = "install a Java runtime and maven-artifact (Debian: default-jre-headless \
+                libmaven3-core-java, or maven)";
+    let mut rng = Rng(0x5eed_0007);
+    // Versions go to Java as arguments, which cannot be empty.
+    let pairs = pairs(&mut rng, PAIRS, &maven_version, MAVEN_TAILS, &|v| {
+        !v.is_empty()
+    });
+    let jar = maven_artifact_jar().unwrap_or_else(|| {
+        panic!("no maven-artifact jar in /usr/share/maven/lib or /usr/share/java; {hint}")
+    });
+    let args: Vec<&str> = pairs
+        .iter()
+        .flat_map(|(a, b)| [a.as_str(), b.as_str()])
+        .collect();
+    let mut java = Command::new("java");
+    java.arg("-cp")
+        .arg(&jar)
+        .arg("org.apache.maven.artifact.versioning.ComparableVersion")
+        .args(&args);
+    let lines = run_reference(java, String::new(), hint);
+    let what = format!("Maven vs ComparableVersion in {}", jar.display());
+
+    // `main` prints a header, then for each argument its comparison with the one
+    // before (`   prev < this`) and its canonical form (`N. this -> canonical; ...`).
+    let mut lines = lines.iter().skip(1);
+    let mut next_line = || lines.next().map(String::as_str).unwrap_or_default();
+    let mut mismatches = Vec::new();
+    let mut orderings = Vec::new();
+    for (i, v) in args.iter().enumerate() {
+        if i > 0 {
+            let line = next_line();
+            let prev = args[i - 1];
+            let op = line
+                .strip_prefix(&format!("   {prev} "))
+                .and_then(|rest| rest.strip_suffix(&format!(" {v}")))
+                .unwrap_or_else(|| panic!("{what}: unexpected comparison line {line:?}"));
+            let reference = match op {
+                "<" => Ordering::Less,
+                "==" => Ordering::Equal,
+                ">" => Ordering::Greater,
+                _ => panic!("{what}: unexpected comparison line {line:?}"),
+            };
+            // Odd arguments end a pair; the others compare neighbouring pairs, which
+            // are just as good a test.
+            orderings.push(reference);
+            let ours = maven::compare(prev, v);
+            if ours != reference {
+                mismatches.push(format!(
+                    "{prev:?} vs {v:?}: reference {}, ours {}",
+                    ordering_name(reference),
+                    ordering_name(ours)
+                ));
+            }
+        }
+        let line = next_line();
+        let canonical = line
+            .strip_prefix(&format!("{}. {v} -> ", i + 1))
+            .and_then(|rest| rest.split_once("; tokens: "))
+            .map(|(canonical, _)| canonical)
+            .unwrap_or_else(|| panic!("{what}: unexpected canonical line {line:?}"));
+        let ours = maven::Version::parse(v).canonical();
+        if ours != canonical {
+            mismatches.push(format!(
+                "{v:?}: canonical {canonical:?} in Maven, {ours:?} here"
+            ));
+        }
+    }
+    assert_no_mismatches(&what, &mismatches, pairs.len());
+    assert_all_orderings(&what, &orderings);
 }

@@ -242,12 +242,30 @@ impl Runner {
                 continue;
             };
             for event in events {
-                if let Err(e) = handle(self.service.clone(), event.clone()).await {
+                // A handler may take long (a scan of a large image): the lease is
+                // renewed meanwhile, and the handler stops if it is lost.
+                let handled = tokio::select! {
+                    out = handle(self.service.clone(), event.clone()) => out,
+                    lost = self.keep(&lease) => {
+                        tracing::warn!(job, error = %lost, "lost the job's lease");
+                        return Ok(());
+                    }
+                };
+                if let Err(e) = handled {
                     tracing::warn!(job, seq = event.seq, error = %e, "event not handled; retrying");
                     tokio::time::sleep(RETRY_AFTER).await;
                     return Ok(());
                 }
                 cursor = event.seq;
+                let now = clock::now_ms();
+                if now >= save_at {
+                    if !meta.advance_cursor(&lease, cursor, now).await? {
+                        tracing::warn!(job, "lost the job's lease");
+                        return Ok(());
+                    }
+                    saved = cursor;
+                    save_at = now + CURSOR_SAVE_MS;
+                }
             }
             debug_assert_eq!(cursor, last);
         }

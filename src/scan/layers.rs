@@ -44,6 +44,15 @@ impl Default for Limits {
     }
 }
 
+/// What the layers of one image have used so far (they are read in parallel).
+#[derive(Debug, Default)]
+pub struct Usage {
+    /// Bytes decompressed.
+    expanded: AtomicU64,
+    /// Bytes of files kept.
+    kept: AtomicU64,
+}
+
 /// Why a layer could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum LayerError {
@@ -231,7 +240,7 @@ pub struct LayerChanges {
 pub fn read_layer(
     blob: impl Read,
     compressed: u64,
-    expanded: &AtomicU64,
+    usage: &Usage,
     wanted: &dyn Wanted,
     limits: &Limits,
 ) -> Result<LayerChanges, LayerError> {
@@ -240,9 +249,10 @@ pub fn read_layer(
     let decoded: Box<dyn Read> = if magic.starts_with(&[0x1f, 0x8b]) {
         Box::new(flate2::bufread::MultiGzDecoder::new(input))
     } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        let zstd = ruzstd::decoding::StreamingDecoder::new(input)
-            .map_err(|e| LayerError::NotTar(format!("invalid zstd stream: {e}")))?;
-        Box::new(zstd)
+        Box::new(ZstdFrames {
+            input: Some(input),
+            frame: None,
+        })
     } else {
         Box::new(input)
     };
@@ -250,12 +260,12 @@ pub fn read_layer(
         inner: decoded,
         read: 0,
         compressed: compressed.max(1),
-        image: expanded,
+        image: &usage.expanded,
         limits: *limits,
         tripped: None,
     };
     let mut tar = TarReader::new(counted);
-    let changes = walk(&mut tar, wanted, limits);
+    let changes = walk(&mut tar, wanted, limits, &usage.kept);
     if let Some(e) = tar.into_inner().tripped {
         return Err(e);
     }
@@ -269,8 +279,28 @@ fn walk<R: Read>(
     tar: &mut TarReader<R>,
     wanted: &dyn Wanted,
     limits: &Limits,
+    kept: &AtomicU64,
 ) -> Result<LayerChanges, LayerError> {
     let mut changes = LayerChanges::default();
+    // Within a layer the last entry for a path wins (tar appends replacements).
+    let mut nodes: BTreeMap<String, Node> = BTreeMap::new();
+    let keep = |nodes: &mut BTreeMap<String, Node>, path: String, node: Node| {
+        let size = |n: &Node| match n {
+            Node::File(d) => d.len() as u64,
+            Node::Symlink(_) => 0,
+        };
+        let added = size(&node);
+        if let Some(old) = nodes.insert(path, node) {
+            kept.fetch_sub(size(&old), AtomicOrdering::Relaxed);
+        }
+        if kept.fetch_add(added, AtomicOrdering::Relaxed) + added > limits.max_kept_bytes {
+            return Err(LayerError::KeptTooLarge(limits.max_kept_bytes));
+        }
+        Ok(())
+    };
+    // Only entries on the way to what is kept matter: the rest are not recorded, so a
+    // layer of many entries costs no memory.
+    let relevant = |p: &str| wanted.wants(p) != Want::Nothing || wanted.wants_link(p);
     while let Some(entry) = tar.next_entry()? {
         let path = normalise(&entry.path)?;
         let (dir, base) = match path.rsplit_once('/') {
@@ -278,21 +308,30 @@ fn walk<R: Read>(
             None => (String::new(), path.as_str()),
         };
         if base == ".wh..wh..opq" {
-            changes.opaque.push(dir);
+            if dir.is_empty() || relevant(&dir) {
+                changes.opaque.push(dir);
+            }
             continue;
         }
         if let Some(hidden) = base.strip_prefix(".wh.") {
-            changes.whiteouts.push(join(&dir, hidden));
+            let hidden = join(&dir, hidden);
+            if relevant(&hidden) {
+                changes.whiteouts.push(hidden);
+            }
             continue;
         }
         match entry.kind {
-            EntryKind::Dir => changes.dirs.push(path),
+            EntryKind::Dir => {
+                if relevant(&path) {
+                    changes.dirs.push(path);
+                }
+            }
             EntryKind::Symlink(target) => {
                 if escapes(&dir, &target) {
                     return Err(LayerError::LinkEscape { path, target });
                 }
                 if wanted.wants_link(&path) {
-                    changes.nodes.push((path, Node::Symlink(target)));
+                    keep(&mut nodes, path, Node::Symlink(target))?;
                 }
             }
             EntryKind::Hardlink(target) => {
@@ -302,24 +341,76 @@ fn walk<R: Read>(
                     target: target.clone(),
                 })?;
                 if wanted.wants(&path) != Want::Nothing {
-                    let linked = changes.nodes.iter().rev().find(|(p, _)| *p == target);
-                    if let Some((_, node)) = linked.cloned() {
-                        changes.nodes.push((path, node));
+                    if let Some(node) = nodes.get(&target).cloned() {
+                        keep(&mut nodes, path, node)?;
                     }
                 }
             }
             EntryKind::File => match wanted.wants(&path) {
                 Want::Content => {
                     let data = tar.read_data(&path, limits.max_file_bytes)?;
-                    changes.nodes.push((path, Node::File(Arc::new(data))));
+                    keep(&mut nodes, path, Node::File(Arc::new(data)))?;
                 }
-                Want::Presence => changes.nodes.push((path, Node::File(Arc::default()))),
+                Want::Presence => keep(&mut nodes, path, Node::File(Arc::default()))?,
                 Want::Nothing => {}
             },
             EntryKind::Other => {}
         }
     }
+    changes.nodes = nodes.into_iter().collect();
     Ok(changes)
+}
+
+/// A zstd layer: one frame after another (zstd:chunked and pigz-style writers make
+/// several), skippable frames skipped, windows bounded as libzstd bounds them.
+struct ZstdFrames<R: BufRead> {
+    input: Option<R>,
+    frame: Option<ruzstd::decoding::StreamingDecoder<R, ruzstd::decoding::FrameDecoder>>,
+}
+
+/// libzstd's default limit for decompression (windowLog 27).
+const ZSTD_MAX_WINDOW: u64 = 128 << 20;
+
+impl<R: BufRead> Read for ZstdFrames<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if let Some(frame) = &mut self.frame {
+                let n = frame.read(buf)?;
+                if n > 0 || buf.is_empty() {
+                    return Ok(n);
+                }
+                let done = self.frame.take().map(|f| f.into_inner());
+                self.input = done;
+            }
+            let Some(mut input) = self.input.take() else {
+                return Ok(0);
+            };
+            let head = input.fill_buf()?;
+            if head.is_empty() {
+                return Ok(0);
+            }
+            // Skippable frames: magic 0x184D2A5?, then a 32-bit length.
+            if head.len() >= 4 && head[1..4] == [0x2a, 0x4d, 0x18] && head[0] & 0xf0 == 0x50 {
+                let mut header = [0u8; 8];
+                input.read_exact(&mut header)?;
+                let len = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+                io::copy(&mut (&mut input).take(u64::from(len)), &mut io::sink())?;
+                self.input = Some(input);
+                continue;
+            }
+            let frame = ruzstd::decoding::StreamingDecoder::new_with_max_window_size(
+                input,
+                ZSTD_MAX_WINDOW,
+            )
+            .map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("invalid zstd frame: {e}"),
+                )
+            })?;
+            self.frame = Some(frame);
+        }
+    }
 }
 
 /// An archive path as a root-relative path without `.`, `..` or empty parts.
@@ -419,10 +510,10 @@ mod tests {
 
     fn apply(layers: &[Vec<u8>]) -> Result<ImageFiles, LayerError> {
         let limits = Limits::default();
-        let expanded = AtomicU64::new(0);
+        let usage = Usage::default();
         let mut fs = ImageFiles::default();
         for l in layers {
-            let changes = read_layer(&l[..], l.len() as u64, &expanded, &All, &limits)?;
+            let changes = read_layer(&l[..], l.len() as u64, &usage, &All, &limits)?;
             fs.apply(changes, &limits)?;
         }
         Ok(fs)
@@ -520,7 +611,7 @@ mod tests {
         let got = read_layer(
             &bomb[..],
             bomb.len() as u64,
-            &AtomicU64::new(0),
+            &Usage::default(),
             &All,
             &limits,
         );

@@ -11,7 +11,7 @@ pub mod rpm;
 pub mod tar;
 
 use std::io::Read;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Layers decompressed at once by one scan.
 const MAX_WORKERS: usize = 4;
@@ -116,12 +116,12 @@ pub fn unpack(
     open: impl Fn(usize) -> std::io::Result<(Box<dyn Read + Send>, u64)> + Sync,
     limits: &Limits,
 ) -> Result<ImageFiles, UnpackError> {
-    let expanded = AtomicU64::new(0);
+    let usage = layers::Usage::default();
     let next = AtomicUsize::new(0);
     let read_one = |index: usize| -> Result<layers::LayerChanges, LayerError> {
         let (blob, size) =
             open(index).map_err(|e| LayerError::NotTar(format!("unreadable: {e}")))?;
-        layers::read_layer(blob, size, &expanded, &PackageFiles, limits)
+        layers::read_layer(blob, size, &usage, &PackageFiles, limits)
     };
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
@@ -203,6 +203,15 @@ pub async fn inventory(files: &ImageFiles) -> Result<Inventory, rpm::RpmError> {
         inv.unread
             .push("rpm's BerkeleyDB or NDB database (RHEL 7, CentOS 7, Amazon Linux 2, SUSE)");
     }
+    // Names and versions are matched and stored; control characters (NUL above all,
+    // which PostgreSQL refuses) only come from damaged or hostile databases.
+    inv.packages.retain(|p| {
+        let fields = [&p.name, &p.version]
+            .into_iter()
+            .chain(&p.source)
+            .chain(&p.source_version);
+        fields.into_iter().all(|f| !f.chars().any(char::is_control))
+    });
     inv.packages
         .sort_by(|a, b| (a.kind, &a.name, &a.version).cmp(&(b.kind, &b.name, &b.version)));
     inv.packages.dedup();

@@ -6,6 +6,7 @@
 
 use std::path::PathBuf;
 
+use futures_util::StreamExt;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection};
 
@@ -48,18 +49,32 @@ pub async fn read_sqlite(db: &[u8]) -> Result<Vec<Package>, RpmError> {
         .connect()
         .await
         .map_err(|e| RpmError(format!("not an SQLite database: {e}")))?;
-    let blobs: Vec<(Vec<u8>,)> = sqlx::query_as("SELECT blob FROM Packages")
-        .fetch_all(&mut conn)
-        .await
-        .map_err(|e| RpmError(format!("no Packages table: {e}")))?;
-    let _ = conn.close().await;
-    let mut packages = Vec::with_capacity(blobs.len());
-    for (blob,) in blobs {
-        let header = Header::parse(&blob)?;
-        if let Some(p) = header.package() {
-            packages.push(p);
+    // A view could compute rows without end; rpm writes a table.
+    let kind: Option<(String,)> =
+        sqlx::query_as("SELECT type FROM sqlite_master WHERE name = 'Packages'")
+            .fetch_optional(&mut conn)
+            .await
+            .map_err(|e| RpmError(format!("unreadable: {e}")))?;
+    if kind.as_ref().map(|(k,)| k.as_str()) != Some("table") {
+        return Err(RpmError("no Packages table".into()));
+    }
+    let mut packages = Vec::new();
+    {
+        let mut rows =
+            sqlx::query_as::<_, (Vec<u8>,)>("SELECT blob FROM Packages").fetch(&mut conn);
+        let mut read = 0usize;
+        while let Some(row) = rows.next().await {
+            let (blob,) = row.map_err(|e| RpmError(format!("unreadable row: {e}")))?;
+            read += blob.len();
+            if read > db.len() {
+                return Err(RpmError("rows larger than the database file".into()));
+            }
+            if let Some(p) = Header::parse(&blob)?.package() {
+                packages.push(p);
+            }
         }
     }
+    let _ = conn.close().await;
     Ok(packages)
 }
 

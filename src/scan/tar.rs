@@ -8,6 +8,8 @@
 use std::io::{self, Read};
 
 const BLOCK: usize = 512;
+/// Longer paths and link targets are refused (Linux's PATH_MAX).
+const MAX_PATH: usize = 4096;
 /// Read size when skipping data nobody reads.
 const SKIP_BUFFER: usize = 256 * 1024;
 /// GNU long names and PAX extended headers larger than this are refused.
@@ -112,6 +114,9 @@ impl<R: Read> TarReader<R> {
                         .take()
                         .or_else(|| long_link.take().map(|n| trim_nul(&n)))
                         .unwrap_or_else(|| header.link());
+                    if path.len() > MAX_PATH || link.len() > MAX_PATH {
+                        return Err(TarError::HugeHeader(path.len().max(link.len()) as u64));
+                    }
                     let size = pax.size.take().unwrap_or(size);
                     if size != self.data_left {
                         self.skip = padded(size);
@@ -231,8 +236,10 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
+/// `size` rounded up to whole blocks; saturating, so a hostile size field cannot wrap
+/// (the read then ends as truncated).
 fn padded(size: u64) -> u64 {
-    size.div_ceil(BLOCK as u64) * BLOCK as u64
+    size.div_ceil(BLOCK as u64).saturating_mul(BLOCK as u64)
 }
 
 fn trim_nul(bytes: &[u8]) -> String {
@@ -342,7 +349,7 @@ impl Pax {
             let record = &rest[space + 1..len];
             let record = record.strip_suffix(b"\n").unwrap_or(record);
             if let Some(eq) = record.iter().position(|&b| b == b'=') {
-                let value = String::from_utf8_lossy(&record[eq + 1..]).into_owned();
+                let value = trim_nul(&record[eq + 1..]);
                 match &record[..eq] {
                     b"path" => pax.path = Some(value),
                     b"linkpath" => pax.linkpath = Some(value),

@@ -12,7 +12,9 @@ use std::collections::BTreeSet;
 use std::io::Read;
 use std::sync::Arc;
 
+use futures_util::FutureExt;
 use serde::Deserialize;
+use std::panic::AssertUnwindSafe;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use super::{Error, Result, Service};
@@ -27,16 +29,29 @@ use crate::vulndb::{self, ecosystem};
 const UNSUPPORTED: &str =
     "UnsupportedImageError: The operating system and/or package manager of the image is not supported.";
 
-/// The layer list of an image manifest (OCI or Docker schema 2).
+/// The parts of an image manifest (OCI or Docker schema 2) a scan reads.
 #[derive(Deserialize)]
-struct LayerList {
-    layers: Option<Vec<LayerRef>>,
+struct ImageManifest {
+    config: Option<Descriptor>,
+    layers: Option<Vec<Descriptor>>,
 }
 
 #[derive(Deserialize)]
-struct LayerRef {
+struct Descriptor {
+    #[serde(rename = "mediaType")]
+    media_type: Option<String>,
     digest: String,
 }
+
+/// Config media types of container images; anything else is an artifact.
+const IMAGE_CONFIGS: [&str; 2] = [
+    "application/vnd.oci.image.config.v1+json",
+    "application/vnd.docker.container.image.v1+json",
+];
+
+/// How often a scan that failed inside Berth (not because of the image) is tried
+/// before it is recorded FAILED, so that one image cannot stop the scans after it.
+const ATTEMPTS: u32 = 3;
 
 impl Service {
     /// The scan job's work for one outbox event: a requested scan still in progress is
@@ -52,7 +67,9 @@ impl Service {
         if state != Some(ScanState::InProgress) {
             return Ok(());
         }
-        let outcome = self.scan_image(event.repository_id, &event.digest).await?;
+        let outcome = self
+            .scan_guarded(event.repository_id, &event.digest)
+            .await?;
         tracing::info!(
             repository = %event.repository_name,
             digest = %event.digest,
@@ -61,15 +78,34 @@ impl Service {
             reason = outcome.description.as_deref().unwrap_or(""),
             "image scanned"
         );
+        let now = clock::now_ms();
         self.meta
-            .finish_scan(
-                event.repository_id,
-                &event.digest,
-                &outcome,
-                clock::now_ms(),
-            )
+            .finish_scan(event.repository_id, &event.digest, &outcome, now)
             .await?;
         Ok(())
+    }
+
+    /// A scan whose own failures (a panic, an error not the metadata store's) end as
+    /// FAILED after a few attempts instead of stopping the scan job. A busy store is
+    /// left to the job, which retries.
+    async fn scan_guarded(&self, repository_id: i64, digest: &str) -> Result<ScanOutcome> {
+        let mut last = String::new();
+        for _ in 0..ATTEMPTS {
+            let run = AssertUnwindSafe(self.scan_image(repository_id, digest))
+                .catch_unwind()
+                .await;
+            match run {
+                Ok(Ok(outcome)) => return Ok(outcome),
+                Ok(Err(e @ (Error::Busy | Error::StorageFull))) => return Err(e),
+                Ok(Err(e)) => last = e.to_string(),
+                Err(_) => last = "the scanner stopped on an internal error".into(),
+            }
+            tracing::warn!(digest, error = %last, "scan attempt failed");
+        }
+        Ok(outcome(
+            ScanStatus::Failed,
+            &format!("Scan failed: {last}."),
+        ))
     }
 
     async fn scan_image(&self, repository_id: i64, digest: &str) -> Result<ScanOutcome> {
@@ -77,18 +113,31 @@ impl Service {
             .parse()
             .map_err(|_| Error::Internal(format!("stored digest {digest}")))?;
         let Some(m) = self.meta.manifest_by_digest(repository_id, &digest).await? else {
-            return Ok(outcome(
-                ScanStatus::Failed,
-                "The image was deleted before it was scanned.",
-            ));
+            let gone = "The image was deleted before it was scanned.";
+            return Ok(outcome(ScanStatus::Failed, gone));
         };
-        let layers = match serde_json::from_slice::<LayerList>(&m.body)
-            .ok()
-            .and_then(|l| l.layers)
-        {
-            Some(l) => l,
-            None => return Ok(unsupported("the manifest lists no layers to scan")),
+        let Ok(manifest) = serde_json::from_slice::<ImageManifest>(&m.body) else {
+            return Ok(unsupported("the manifest is not an image manifest"));
         };
+        let config = manifest
+            .config
+            .as_ref()
+            .and_then(|c| c.media_type.as_deref());
+        let config = config.unwrap_or("");
+        if !IMAGE_CONFIGS.contains(&config) {
+            let why = format!("not a container image (config media type '{config}')");
+            return Ok(unsupported(&why));
+        }
+        let layers = manifest.layers.unwrap_or_default();
+        let foreign = layers.iter().find(|l| {
+            l.media_type
+                .as_deref()
+                .is_some_and(|t| t.contains("foreign") || t.contains("nondistributable"))
+        });
+        if let Some(l) = foreign {
+            let why = format!("layer {} is a foreign (Windows) layer", l.digest);
+            return Ok(unsupported(&why));
+        }
         let mut located = Vec::with_capacity(layers.len());
         for l in &layers {
             let d: Digest = l
@@ -96,10 +145,8 @@ impl Service {
                 .parse()
                 .map_err(|_| Error::Internal(format!("stored layer digest {}", l.digest)))?;
             let Some((size, recorded)) = self.meta.linked_blob(repository_id, &d).await? else {
-                return Ok(outcome(
-                    ScanStatus::Failed,
-                    &format!("Layer {d} is missing."),
-                ));
+                let missing = format!("Layer {d} is missing.");
+                return Ok(outcome(ScanStatus::Failed, &missing));
             };
             let size = u64::try_from(size).unwrap_or(0);
             located.push((self.location(&d, recorded), size));
@@ -107,9 +154,8 @@ impl Service {
         let files = match unpack(self.blobs.clone(), located).await? {
             Ok(files) => files,
             Err(e) if e.error.is_too_large() => {
-                return Ok(unsupported(&format!(
-                    "the image is too large to scan ({e})"
-                )))
+                let why = format!("the image is too large to scan ({e})");
+                return Ok(unsupported(&why));
             }
             Err(e) => return Ok(outcome(ScanStatus::Failed, &format!("Scan failed: {e}."))),
         };
@@ -124,9 +170,8 @@ impl Service {
     /// Findings for what is installed, from the data loaded for the image's OS.
     async fn match_inventory(&self, inv: Inventory) -> Result<ScanOutcome> {
         let Some(os) = &inv.os else {
-            return Ok(unsupported(
-                "no OS release file (etc/os-release) was found in the image",
-            ));
+            let why = "no OS release file (etc/os-release) was found in the image";
+            return Ok(unsupported(why));
         };
         if inv.databases.is_empty() {
             let reason = match inv.unread.first() {
@@ -139,12 +184,10 @@ impl Service {
             return Ok(unsupported(&reason));
         }
         let Some(key) = ecosystem::of_os(os) else {
-            return Ok(unsupported(&format!(
-                "{} names no version (VERSION_ID)",
-                os.display()
-            )));
+            let why = format!("{} names no version (VERSION_ID)", os.display());
+            return Ok(unsupported(&why));
         };
-        let Some(coverage) = self.meta.vulndb_coverage(&key).await? else {
+        let Some(mut coverage) = self.meta.vulndb_coverage(&key).await? else {
             return Ok(unsupported(&format!(
                 "no vulnerability data is loaded for {} ({key}); load it with `berth admin vulndb import`",
                 os.display()
@@ -152,7 +195,15 @@ impl Service {
         };
         let names: BTreeSet<&str> = inv.packages.iter().map(vulndb::advisory_name).collect();
         let names: Vec<&str> = names.into_iter().collect();
-        let candidates = self.meta.vulndb_candidates(&key, coverage, &names).await?;
+        let candidates = loop {
+            let found = self.meta.vulndb_candidates(&key, coverage, &names).await?;
+            // An import that published meanwhile removed the generation just read:
+            // read again from the new one rather than report the image clean.
+            match self.meta.vulndb_coverage(&key).await? {
+                Some(now) if now.gen != coverage.gen => coverage = now,
+                _ => break found,
+            }
+        };
         let findings = vulndb::findings(&inv.packages, &candidates);
         Ok(ScanOutcome {
             status: ScanStatus::Complete,
@@ -189,11 +240,20 @@ async fn unpack(
 fn outcome(status: ScanStatus, description: &str) -> ScanOutcome {
     ScanOutcome {
         status,
-        description: Some(description.to_owned()),
+        description: Some(sanitize(description)),
         counts: Default::default(),
         findings: Vec::new(),
         source_updated_at: None,
     }
+}
+
+/// Text that may come from an image, fit for a description: no control characters
+/// (PostgreSQL refuses NUL), and bounded.
+fn sanitize(text: &str) -> String {
+    text.chars()
+        .filter(|c| !c.is_control())
+        .take(2000)
+        .collect()
 }
 
 fn unsupported(reason: &str) -> ScanOutcome {

@@ -64,7 +64,7 @@ fn in_one_range<'a>(events: &'a [Event], version: &str, scheme: Scheme) -> (bool
         (false, true) => Ordering::Greater,
         _ => scheme.compare(a, b),
     };
-    sorted.sort_by(|a, b| order(a.0, b.0));
+    insertion_sort(&mut sorted, |a, b| order(a.0, b.0));
     let mut affected = false;
     for (at, kind) in &sorted {
         let here = order(version, at);
@@ -86,6 +86,18 @@ fn in_one_range<'a>(events: &'a [Event], version: &str, scheme: Scheme) -> (bool
         })
         .flatten();
     (affected, fix)
+}
+
+/// A sort that tolerates orderings that are not total (apk's is not, by design): the
+/// standard sorts may panic on those. Ranges have a handful of events.
+fn insertion_sort<T>(items: &mut [T], order: impl Fn(&T, &T) -> Ordering) {
+    for i in 1..items.len() {
+        let mut j = i;
+        while j > 0 && order(&items[j - 1], &items[j]) == Ordering::Greater {
+            items.swap(j - 1, j);
+            j -= 1;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -103,11 +103,24 @@ pub fn findings(packages: &[Package], candidates: &[Candidate]) -> Vec<Finding> 
             });
         }
     }
+    // Two records about one CVE (a DSA and the DEBIAN-CVE) are one finding: the most
+    // severe rating wins, then the one with a fix named.
+    let mut unique: BTreeMap<(String, String), Finding> = BTreeMap::new();
+    for f in out {
+        let key = (f.name.clone(), f.package_name.clone());
+        match unique.get(&key) {
+            Some(kept)
+                if (kept.severity, kept.fixed_in.is_some())
+                    >= (f.severity, f.fixed_in.is_some()) => {}
+            _ => {
+                unique.insert(key, f);
+            }
+        }
+    }
+    let mut out: Vec<Finding> = unique.into_values().collect();
     out.sort_by(|a, b| {
         (b.severity, &a.name, &a.package_name).cmp(&(a.severity, &b.name, &b.package_name))
     });
-    // Two records about one CVE (a DSA and the DEBIAN-CVE) are one finding.
-    out.dedup_by(|a, b| a.name == b.name && a.package_name == b.package_name);
     out
 }
 

@@ -161,6 +161,11 @@ pub fn parse(json: &[u8]) -> Result<Option<Advisory>, OsvError> {
         .filter(|s| !s.trim().is_empty())
         .or_else(|| raw.details.clone())
         .unwrap_or_default();
+    // PostgreSQL's TEXT cannot hold NUL; control characters mean nothing in a finding.
+    let description: String = description
+        .chars()
+        .filter(|c| !c.is_control() || *c == '\n')
+        .collect();
     let description = clip(description.trim(), 4000);
     let uri = raw
         .references
@@ -173,7 +178,9 @@ pub fn parse(json: &[u8]) -> Result<Option<Advisory>, OsvError> {
         .affected
         .into_iter()
         .filter_map(|a| {
-            let p = a.package?;
+            let p = a
+                .package
+                .filter(|p| !p.name.contains('\0') && !p.ecosystem.contains('\0'))?;
             let ranges: Vec<Range> = a.ranges.into_iter().filter(|r| r.kind != "GIT").collect();
             Some(Affected {
                 ecosystem: ecosystem::key(&p.ecosystem)?,

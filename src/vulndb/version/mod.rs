@@ -5,7 +5,10 @@
 
 pub mod apk;
 pub mod dpkg;
+pub mod maven;
+pub mod pep440;
 pub mod rpm;
+pub mod semver;
 
 use std::cmp::Ordering;
 
