@@ -183,7 +183,8 @@ class Layer(NamedTuple):
 
 
 def layer(entries: Iterable[Entry], compression: Optional[str] = "gzip", fmt: int = tarfile.PAX_FORMAT) -> Layer:
-    """A layer of ``entries``; compression is "gzip", "zstd" or None (plain tar)."""
+    """A layer of ``entries``; compression is "gzip", "zstd", "zstd-frames" (several
+    frames) or None (plain tar)."""
     raw = tar_bytes(entries, fmt)
     return compressed_layer(raw, compression)
 
@@ -193,6 +194,11 @@ def compressed_layer(raw: bytes, compression: Optional[str] = "gzip") -> Layer:
         return Layer(gzip_bytes(raw), OCI_LAYER, sha256(raw))
     if compression == "zstd":
         return Layer(zstd_bytes(raw), OCI_LAYER_ZSTD, sha256(raw))
+    if compression == "zstd-frames":
+        # Two frames with a skippable frame between them, as zstd:chunked writes layers.
+        half = len(raw) // 2
+        skippable = bytes([0x50, 0x2A, 0x4D, 0x18]) + (4).to_bytes(4, "little") + b"meta"
+        return Layer(zstd_bytes(raw[:half]) + skippable + zstd_bytes(raw[half:]), OCI_LAYER_ZSTD, sha256(raw))
     assert compression is None, compression
     return Layer(raw, OCI_LAYER_TAR, sha256(raw))
 
