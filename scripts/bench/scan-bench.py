@@ -2,6 +2,8 @@
 """scan-bench.py - how fast Berth imports vulnerability data and scans a large image.
 
 Usage: scan-bench.py BERTH_BINARY [--records N] [--image-mib M] [--packages P] [--workdir DIR]
+                     [--metadata URL] [--blobs URL]
+(--metadata and --blobs are passed to `berth serve` and `berth admin`: PostgreSQL and S3.)
 
 Measures (issue 15's targets in brackets):
   1. `berth admin vulndb import` of an OSV all.zip with N records (default 200,000) for
@@ -154,7 +156,11 @@ def main() -> None:
     ap.add_argument("--image-mib", type=int, default=1024)
     ap.add_argument("--packages", type=int, default=500)
     ap.add_argument("--workdir")
+    ap.add_argument("--metadata")
+    ap.add_argument("--blobs")
     a = ap.parse_args()
+    store = [f"--metadata={a.metadata}"] if a.metadata else []
+    store += [f"--blobs={a.blobs}"] if a.blobs else []
     work = a.workdir or tempfile.mkdtemp(prefix="berth-scan-bench-")
     data = os.path.join(work, "data")
     zip_path = os.path.join(work, "all.zip")
@@ -162,23 +168,23 @@ def main() -> None:
     osv_dump(zip_path, a.records)
     print(f"generated {a.records} OSV records ({os.path.getsize(zip_path) >> 20} MiB zip) in {time.perf_counter() - t:.1f} s", flush=True)
 
-    proc = subprocess.Popen([a.berth, "serve", "--listen", "127.0.0.1:0", "--data-dir", data],
+    proc = subprocess.Popen([a.berth, "serve", "--listen", "127.0.0.1:0", "--data-dir", data, *store],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         line = proc.stdout.readline()
         port = int(line.rsplit(":", 1)[1])
         timed = subprocess.run(["/usr/bin/time", "-f", "%e %M", a.berth, "admin", "vulndb", "import", zip_path,
-                                "--data-dir", data], capture_output=True, text=True, check=True)
+                                "--data-dir", data, *store], capture_output=True, text=True, check=True)
         secs, kib = timed.stderr.strip().splitlines()[-1].split()
         print(f"import: {a.records} records in {float(secs):.1f} s, peak RSS {int(kib) >> 10} MiB ({timed.stdout.strip()})", flush=True)
 
         env = dict(l.split("=", 1) for l in subprocess.run(
-            [a.berth, "env", "--data-dir", data], capture_output=True, text=True, check=True
+            [a.berth, "env", "--data-dir", data, *store], capture_output=True, text=True, check=True
         ).stdout.replace("export ", "").replace("'", "").split("\n") if "=" in l)
         ecr = boto3.client("ecr", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
                            aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
         ecr.create_repository(repositoryName="big", imageScanningConfiguration={"scanOnPush": True})
-        password = subprocess.run([a.berth, "admin", "login-password", "--data-dir", data],
+        password = subprocess.run([a.berth, "admin", "login-password", "--data-dir", data, *store],
                                   capture_output=True, text=True, check=True).stdout.strip()
         reg = Registry(port, password)
 
