@@ -97,7 +97,8 @@ impl MetaStore {
             let mut tx = pool.begin().await?;
             let n = sqlx::query(
                 "UPDATE manifests SET scan_status = $3, scan_completed_at = $4, scan_description = $5,
-                     scan_counts = $6, scan_source_updated_at = $7
+                     scan_counts = $6, scan_source_updated_at = $7,
+                     scanned_at = CASE WHEN $8 THEN NULL ELSE scanned_at END
                  WHERE repository_id = $1 AND digest = $2 AND scan_status = 'IN_PROGRESS'",
             )
             .bind(repository_id)
@@ -107,6 +108,7 @@ impl MetaStore {
             .bind(outcome.description.as_deref())
             .bind(&counts)
             .bind(outcome.source_updated_at)
+            .bind(outcome.quota_released)
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -204,6 +206,9 @@ pub struct ScanOutcome {
     pub findings: Vec<Finding>,
     /// When the vulnerability data the scan used was updated.
     pub source_updated_at: Option<i64>,
+    /// The scan failed for Berth's own reasons: it does not count against the
+    /// one-scan-a-day quota.
+    pub quota_released: bool,
 }
 
 /// Where an image's latest scan stands.

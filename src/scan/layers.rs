@@ -44,6 +44,12 @@ impl Default for Limits {
     }
 }
 
+/// An error of the blob store under a layer's stream, told apart from the layer's own
+/// errors (bad gzip, truncation) when it surfaces from the decompressor or tar reader.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StoreFailure(pub String);
+
 /// What the layers of one image have used so far (they are read in parallel).
 #[derive(Debug, Default)]
 pub struct Usage {
@@ -68,6 +74,9 @@ pub enum LayerError {
     KeptTooLarge(u64),
     #[error("not a tar archive: {0}")]
     NotTar(String),
+    /// The blob store failed while the layer was read: nothing is known of the layer.
+    #[error("the blob store failed: {0}")]
+    Store(String),
     #[error("{0}")]
     Tar(#[from] TarError),
 }
@@ -76,6 +85,11 @@ impl LayerError {
     /// Whether the image is merely too large (ECR reports that apart from failures).
     pub fn is_too_large(&self) -> bool {
         matches!(self, LayerError::TooLarge(_))
+    }
+
+    /// Whether the blob store failed (worth trying again), not the layer.
+    pub fn is_store(&self) -> bool {
+        matches!(self, LayerError::Store(_))
     }
 }
 
@@ -270,7 +284,12 @@ pub fn read_layer(
         return Err(e);
     }
     match changes {
-        Err(LayerError::Tar(TarError::Io(e))) => Err(LayerError::NotTar(e.to_string())),
+        Err(LayerError::Tar(TarError::Io(e))) => {
+            match e.get_ref().and_then(|r| r.downcast_ref::<StoreFailure>()) {
+                Some(store) => Err(LayerError::Store(store.0.clone())),
+                None => Err(LayerError::NotTar(e.to_string())),
+            }
+        }
         other => other,
     }
 }

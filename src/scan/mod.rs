@@ -119,8 +119,7 @@ pub fn unpack(
     let usage = layers::Usage::default();
     let next = AtomicUsize::new(0);
     let read_one = |index: usize| -> Result<layers::LayerChanges, LayerError> {
-        let (blob, size) =
-            open(index).map_err(|e| LayerError::NotTar(format!("unreadable: {e}")))?;
+        let (blob, size) = open(index).map_err(|e| LayerError::Store(e.to_string()))?;
         layers::read_layer(blob, size, &usage, &PackageFiles, limits)
     };
     let workers = std::thread::available_parallelism()

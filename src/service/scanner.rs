@@ -102,10 +102,10 @@ impl Service {
             }
             tracing::warn!(digest, error = %last, "scan attempt failed");
         }
-        Ok(outcome(
-            ScanStatus::Failed,
-            &format!("Scan failed: {last}."),
-        ))
+        // Not the image's fault: the one-scan-a-day quota is given back.
+        let mut failed = outcome(ScanStatus::Failed, &format!("Scan failed: {last}."));
+        failed.quota_released = true;
+        Ok(failed)
     }
 
     async fn scan_image(&self, repository_id: i64, digest: &str) -> Result<ScanOutcome> {
@@ -153,6 +153,8 @@ impl Service {
         }
         let files = match unpack(self.blobs.clone(), located).await? {
             Ok(files) => files,
+            // A store failure says nothing of the image: the attempt is retried.
+            Err(e) if e.error.is_store() => return Err(Error::Internal(e.to_string())),
             Err(e) if e.error.is_too_large() => {
                 let why = format!("the image is too large to scan ({e})");
                 return Ok(unsupported(&why));
@@ -211,6 +213,7 @@ impl Service {
             counts: vulndb::severity_counts(&findings),
             findings,
             source_updated_at: Some(coverage.updated_at),
+            quota_released: false,
         })
     }
 }
@@ -229,12 +232,23 @@ async fn unpack(
                 .map_err(|e| std::io::Error::other(e.to_string()))?;
             let sync =
                 SyncIoBridge::new_with_handle(StreamReader::new(reader.stream), handle.clone());
-            Ok((Box::new(sync), *size))
+            Ok((Box::new(StoreErrors(sync)), *size))
         };
         scan::unpack(layers.len(), open, &Limits::default())
     })
     .await
     .map_err(|e| Error::Internal(format!("scan task: {e}")))
+}
+
+/// A blob's stream whose errors are marked as the store's.
+struct StoreErrors<R>(R);
+
+impl<R: Read> Read for StoreErrors<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0
+            .read(buf)
+            .map_err(|e| std::io::Error::new(e.kind(), scan::layers::StoreFailure(e.to_string())))
+    }
 }
 
 fn outcome(status: ScanStatus, description: &str) -> ScanOutcome {
@@ -244,6 +258,7 @@ fn outcome(status: ScanStatus, description: &str) -> ScanOutcome {
         counts: Default::default(),
         findings: Vec::new(),
         source_updated_at: None,
+        quota_released: false,
     }
 }
 
