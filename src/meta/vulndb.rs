@@ -52,13 +52,13 @@ impl MetaStore {
                 );
                 q.push_values(chunk, |mut row, (gen, a)| {
                     row.push_bind(*gen)
-                        .push_bind(&a.id)
-                        .push_bind(&a.name)
-                        .push_bind(&a.description)
-                        .push_bind(&a.uri)
-                        .push_bind(a.severity.as_str())
-                        .push_bind(a.cvss3.as_ref().map(|c| c.vector.as_str()))
-                        .push_bind(a.cvss3.as_ref().map(|c| i64::from(c.score)));
+                        .push_bind(&a.record.id)
+                        .push_bind(&a.record.name)
+                        .push_bind(&a.record.description)
+                        .push_bind(&a.record.uri)
+                        .push_bind(a.record.severity.as_str())
+                        .push_bind(a.record.cvss3.as_ref().map(|c| c.vector.as_str()))
+                        .push_bind(a.record.cvss3.as_ref().map(|c| i64::from(c.score)));
                 });
                 q.push(" ON CONFLICT DO NOTHING");
                 q.build().execute(&mut *tx).await?;
@@ -68,7 +68,7 @@ impl MetaStore {
                 .flat_map(|(gen, a)| {
                     a.affected.iter().map(move |x| {
                         let spec = serde_json::to_string(&x.spec).unwrap_or_default();
-                        (*gen, x.ecosystem.as_str(), x.package.as_str(), a.id.as_str(), spec)
+                        (*gen, x.ecosystem.as_str(), x.package.as_str(), a.record.id.as_str(), spec)
                     })
                 })
                 .collect();

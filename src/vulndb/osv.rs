@@ -6,6 +6,7 @@ use serde::Deserialize;
 use super::cvss;
 use super::ecosystem;
 use super::severity::Severity;
+use super::Record;
 
 /// The parts of an OSV record Berth reads.
 #[derive(Debug, Deserialize)]
@@ -101,16 +102,10 @@ pub struct Affected {
     pub spec: AffectedSpec,
 }
 
-/// A record as Berth keeps it.
+/// A record as Berth keeps it: what findings show, and what it affects.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Advisory {
-    pub id: String,
-    /// What findings are called: the CVE where the record has one.
-    pub name: String,
-    pub description: String,
-    pub uri: String,
-    pub severity: Severity,
-    pub cvss3: Option<Cvss3>,
+    pub record: Record,
     /// `modified`, in milliseconds since the epoch.
     pub modified_ms: i64,
     pub affected: Vec<Affected>,
@@ -193,12 +188,14 @@ pub fn parse(json: &[u8]) -> Result<Option<Advisory>, OsvError> {
         })
         .collect();
     Ok(Some(Advisory {
-        id: raw.id,
-        name,
-        description,
-        uri,
-        severity,
-        cvss3,
+        record: Record {
+            id: raw.id,
+            name,
+            description,
+            uri,
+            severity,
+            cvss3,
+        },
         modified_ms,
         affected,
     }))
@@ -277,13 +274,16 @@ mod tests {
                          "ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"0"},{"fixed":"3.0.8-1"}]}]},
                         {"package":{"ecosystem":"Ubuntu:Pro:22.04:LTS","name":"openssl"}}]}"#;
         let a = parse(rec).expect("valid").expect("not withdrawn");
-        assert_eq!(a.name, "CVE-2023-0286");
-        assert_eq!(a.severity, Severity::Critical);
-        assert_eq!(a.cvss3.as_ref().map(|c| c.score), Some(91));
+        assert_eq!(a.record.name, "CVE-2023-0286");
+        assert_eq!(a.record.severity, Severity::Critical);
+        assert_eq!(a.record.cvss3.as_ref().map(|c| c.score), Some(91));
         assert_eq!(a.affected.len(), 1, "Ubuntu Pro is not matched");
         assert_eq!(a.affected[0].ecosystem, "Debian:12");
         assert_eq!(a.modified_ms, 1_714_557_600_000);
-        assert_eq!(a.uri, "https://osv.dev/vulnerability/DEBIAN-CVE-2023-0286");
+        assert_eq!(
+            a.record.uri,
+            "https://osv.dev/vulnerability/DEBIAN-CVE-2023-0286"
+        );
         let withdrawn =
             br#"{"id":"X","modified":"2024-05-01T10:00:00Z","withdrawn":"2024-05-02T00:00:00Z"}"#;
         assert!(parse(withdrawn).expect("valid").is_none());
