@@ -56,6 +56,11 @@ pub const SQLITE: &[Migration] = &[
         name: "vulnerabilities",
         sql: include_str!("../../migrations/sqlite/0009_vulnerabilities.sql"),
     },
+    Migration {
+        version: 10,
+        name: "scan_inventories",
+        sql: include_str!("../../migrations/sqlite/0010_scan_inventories.sql"),
+    },
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -103,6 +108,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 9,
         name: "vulnerabilities",
         sql: include_str!("../../migrations/postgres/0009_vulnerabilities.sql"),
+    },
+    Migration {
+        version: 10,
+        name: "scan_inventories",
+        sql: include_str!("../../migrations/postgres/0010_scan_inventories.sql"),
     },
 ];
 

@@ -16,6 +16,8 @@ pub enum EventKind {
     ImageDeleted,
     /// A scan was recorded IN_PROGRESS (by StartImageScan, or by a push scanned on push).
     ScanRequested,
+    /// The vulnerability data changed under an image enhanced scanning monitors.
+    RescanRequested,
 }
 
 impl EventKind {
@@ -26,6 +28,7 @@ impl EventKind {
             EventKind::TagDeleted => "tag_deleted",
             EventKind::ImageDeleted => "image_deleted",
             EventKind::ScanRequested => "scan_requested",
+            EventKind::RescanRequested => "rescan_requested",
         }
     }
 
@@ -36,6 +39,7 @@ impl EventKind {
             EventKind::TagDeleted,
             EventKind::ImageDeleted,
             EventKind::ScanRequested,
+            EventKind::RescanRequested,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)

@@ -5,6 +5,7 @@ use super::outbox::{EventKind, EventSource};
 use std::collections::BTreeMap;
 
 use super::{Db, Error, MetaStore, RegistryKey, Result};
+use crate::scan::Inventory;
 use crate::vulndb::{Finding, Severity};
 
 impl MetaStore {
@@ -93,6 +94,12 @@ impl MetaStore {
             .map_err(|e| Error::Backend(format!("severity counts: {e}")))?;
         let findings = serde_json::to_string(&outcome.findings)
             .map_err(|e| Error::Backend(format!("findings: {e}")))?;
+        let inventory = outcome
+            .inventory
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| Error::Backend(format!("inventory: {e}")))?;
         let done = on_write!(self, pool => {
             let mut tx = pool.begin().await?;
             let n = sqlx::query(
@@ -114,8 +121,57 @@ impl MetaStore {
             .rows_affected();
             if n > 0 {
                 sqlx::query(
-                    "INSERT INTO scan_findings (repository_id, digest, findings) VALUES ($1, $2, $3)
-                     ON CONFLICT (repository_id, digest) DO UPDATE SET findings = excluded.findings",
+                    "INSERT INTO scan_findings (repository_id, digest, findings, inventory)
+                     VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (repository_id, digest)
+                     DO UPDATE SET findings = excluded.findings, inventory = excluded.inventory",
+                )
+                .bind(repository_id)
+                .bind(digest)
+                .bind(&findings)
+                .bind(&inventory)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            n > 0
+        });
+        Ok(done)
+    }
+
+    /// Replace a monitored image's findings after a rescan, if it is still monitored
+    /// (ACTIVE); false otherwise.
+    pub async fn refresh_scan(
+        &self,
+        repository_id: i64,
+        digest: &str,
+        outcome: &ScanOutcome,
+        now_ms: i64,
+    ) -> Result<bool> {
+        let _announce = self.changes.announce(Change::Content { repository_id });
+        let counts = serde_json::to_string(&outcome.counts)
+            .map_err(|e| Error::Backend(format!("severity counts: {e}")))?;
+        let findings = serde_json::to_string(&outcome.findings)
+            .map_err(|e| Error::Backend(format!("findings: {e}")))?;
+        let done = on_write!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let n = sqlx::query(
+                "UPDATE manifests SET scan_completed_at = $3, scan_description = $4,
+                     scan_counts = $5, scan_source_updated_at = $6
+                 WHERE repository_id = $1 AND digest = $2 AND scan_status = 'ACTIVE'",
+            )
+            .bind(repository_id)
+            .bind(digest)
+            .bind(now_ms)
+            .bind(outcome.description.as_deref())
+            .bind(&counts)
+            .bind(outcome.source_updated_at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if n > 0 {
+                sqlx::query(
+                    "UPDATE scan_findings SET findings = $3 WHERE repository_id = $1 AND digest = $2",
                 )
                 .bind(repository_id)
                 .bind(digest)
@@ -127,6 +183,27 @@ impl MetaStore {
             n > 0
         });
         Ok(done)
+    }
+
+    /// What an enhanced scan found installed in an image, kept for rescans.
+    pub async fn scan_inventory(
+        &self,
+        repository_id: i64,
+        digest: &str,
+    ) -> Result<Option<Inventory>> {
+        let row: Option<(Option<String>,)> = on_read!(self, pool => sqlx::query_as(
+            "SELECT inventory FROM scan_findings WHERE repository_id = $1 AND digest = $2",
+        )
+        .bind(repository_id)
+        .bind(digest)
+        .fetch_optional(pool)
+        .await?);
+        match row.and_then(|(json,)| json) {
+            None => Ok(None),
+            Some(json) => serde_json::from_str(&json)
+                .map(Some)
+                .map_err(|e| Error::Backend(format!("stored inventory of {digest}: {e}"))),
+        }
     }
 
     /// An image's latest scan, if it was ever scanned.
@@ -172,6 +249,8 @@ pub(super) type ScanRow = (
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScanStatus {
     Complete,
+    /// Enhanced scanning: scanned, and monitored.
+    Active,
     Failed,
     UnsupportedImage,
 }
@@ -180,6 +259,7 @@ impl ScanStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             ScanStatus::Complete => "COMPLETE",
+            ScanStatus::Active => "ACTIVE",
             ScanStatus::Failed => "FAILED",
             ScanStatus::UnsupportedImage => "UNSUPPORTED_IMAGE",
         }
@@ -188,6 +268,7 @@ impl ScanStatus {
     fn parse(s: &str) -> Option<ScanStatus> {
         [
             ScanStatus::Complete,
+            ScanStatus::Active,
             ScanStatus::Failed,
             ScanStatus::UnsupportedImage,
         ]
@@ -209,6 +290,8 @@ pub struct ScanOutcome {
     /// The scan failed for Berth's own reasons: it does not count against the
     /// one-scan-a-day quota.
     pub quota_released: bool,
+    /// What was installed, kept for rescans (enhanced scanning).
+    pub inventory: Option<Inventory>,
 }
 
 /// Where an image's latest scan stands.

@@ -4,7 +4,9 @@
 
 use sqlx::QueryBuilder;
 
-use super::{Db, Error, MetaStore, Result};
+use super::changes::Change;
+use super::outbox::{EventKind, EventSource};
+use super::{Db, Error, MetaStore, RegistryKey, Result};
 use crate::vulndb::osv::Advisory;
 use crate::vulndb::{Candidate, Cvss3, Record, Severity};
 
@@ -90,6 +92,7 @@ impl MetaStore {
     /// Make imported generations current, all in one transaction, then remove the rows
     /// no source names any more (earlier generations, and those of interrupted imports).
     pub async fn vulndb_publish(&self, sources: &[SourceImport], now_ms: i64) -> Result<()> {
+        let _events = self.changes.announce(Change::Events);
         on_write!(self, pool => {
             let mut tx = pool.begin().await?;
             for s in sources {
@@ -123,6 +126,20 @@ impl MetaStore {
                     .execute(&mut *tx)
                     .await?;
                 }
+            }
+            // Images enhanced scanning monitors are matched again, by the scan job;
+            // in this transaction, so no refresh goes unnoticed.
+            let monitored: Vec<(i64, String, String, String, String)> = sqlx::query_as(
+                "SELECT m.repository_id, r.account_id, r.region, r.name, m.digest
+                 FROM manifests m JOIN repositories r ON r.id = m.repository_id
+                 WHERE m.scan_status = 'ACTIVE' ORDER BY m.repository_id, m.digest",
+            )
+            .fetch_all(&mut *tx)
+            .await?;
+            for (repository_id, account_id, region, name, digest) in &monitored {
+                let registry = RegistryKey::from_store(account_id.clone(), region.clone());
+                let source = EventSource { registry: &registry, repository_id: *repository_id, repository_name: name };
+                record_event!(tx, EventKind::RescanRequested, &source, digest, None::<&str>, now_ms);
             }
             tx.commit().await?;
             for table in ["vuln_records", "vuln_affected"] {

@@ -25,6 +25,7 @@ fn record(r: &str) -> Option<Package> {
         version: version?,
         source: origin,
         source_version: None,
+        location: None,
     })
 }
 

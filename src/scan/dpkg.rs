@@ -59,6 +59,7 @@ fn paragraph(p: &str) -> Option<Package> {
         version,
         source,
         source_version,
+        location: None,
     })
 }
 

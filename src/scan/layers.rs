@@ -101,6 +101,9 @@ pub enum Want {
     Content,
     /// Only that it exists (kept empty): a database format Berth does not read.
     Presence,
+    /// What `Wanted::extract` makes of it as it streams past: files too large or too
+    /// many to keep (binaries, archives, a node_modules tree's manifests).
+    Extract,
 }
 
 /// Which paths the readers want.
@@ -108,6 +111,12 @@ pub trait Wanted {
     fn wants(&self, path: &str) -> Want;
     /// Whether a symbolic link at `path` may be on the way to a wanted file.
     fn wants_link(&self, path: &str) -> bool;
+    /// A small summary of a file the readers asked to extract, kept in its place;
+    /// `None` if the file holds nothing of interest. Errors of the content are the
+    /// reader's to swallow: the layer's own stream errors are reported by the walk.
+    fn extract(&self, _path: &str, _data: &mut dyn Read) -> Option<Vec<u8>> {
+        None
+    }
 }
 
 /// What the scanner kept of a file system node.
@@ -117,11 +126,13 @@ enum Node {
     Symlink(String),
 }
 
-/// The kept part of an image's file system, after all its layers.
+/// The kept part of an image's file system, after all its layers: each node with the
+/// index of the layer that wrote it.
 #[derive(Debug, Default)]
 pub struct ImageFiles {
-    nodes: BTreeMap<String, Node>,
+    nodes: BTreeMap<String, (Node, usize)>,
     kept_bytes: u64,
+    layers: usize,
 }
 
 /// Hop limit for symbolic links, as Linux's.
@@ -130,10 +141,23 @@ const MAX_LINK_HOPS: usize = 40;
 impl ImageFiles {
     /// A file's content, following symbolic links inside the image.
     pub fn read(&self, path: &str) -> Option<Arc<Vec<u8>>> {
+        self.read_with_layer(path).map(|(data, _)| data)
+    }
+
+    /// A file's content and the index of the layer that wrote it.
+    pub fn read_with_layer(&self, path: &str) -> Option<(Arc<Vec<u8>>, usize)> {
         match self.nodes.get(&self.resolve(path)?)? {
-            Node::File(data) => Some(data.clone()),
-            Node::Symlink(_) => None,
+            (Node::File(data), layer) => Some((data.clone(), *layer)),
+            (Node::Symlink(_), _) => None,
         }
+    }
+
+    /// Every kept file: (path, content, layer index).
+    pub fn files(&self) -> impl Iterator<Item = (&str, &Arc<Vec<u8>>, usize)> {
+        self.nodes.iter().filter_map(|(p, (n, layer))| match n {
+            Node::File(d) => Some((p.as_str(), d, *layer)),
+            Node::Symlink(_) => None,
+        })
     }
 
     /// Kept files under `dir` (resolved), as (name relative to dir, content).
@@ -145,7 +169,7 @@ impl ImageFiles {
         self.nodes
             .range(prefix.clone()..)
             .take_while(|(p, _)| p.starts_with(&prefix))
-            .filter_map(|(p, n)| match n {
+            .filter_map(|(p, (n, _))| match n {
                 Node::File(d) => Some((p[prefix.len()..].to_owned(), d.clone())),
                 Node::Symlink(_) => None,
             })
@@ -171,7 +195,7 @@ impl ImageFiles {
             }
             done.push(part);
             let here = done.join("/");
-            if let Some(Node::Symlink(target)) = self.nodes.get(&here) {
+            if let Some((Node::Symlink(target), _)) = self.nodes.get(&here) {
                 hops += 1;
                 if hops > MAX_LINK_HOPS {
                     return None;
@@ -210,13 +234,14 @@ impl ImageFiles {
             if self.kept_bytes > limits.max_kept_bytes {
                 return Err(LayerError::KeptTooLarge(limits.max_kept_bytes));
             }
-            self.nodes.insert(path, node);
+            self.nodes.insert(path, (node, self.layers));
         }
+        self.layers += 1;
         Ok(())
     }
 
     fn remove(&mut self, path: &str) {
-        if let Some(Node::File(d)) = self.nodes.remove(path) {
+        if let Some((Node::File(d), _)) = self.nodes.remove(path) {
             self.kept_bytes -= d.len() as u64;
         }
     }
@@ -318,8 +343,16 @@ fn walk<R: Read>(
         Ok(())
     };
     // Only entries on the way to what is kept matter: the rest are not recorded, so a
-    // layer of many entries costs no memory.
+    // layer of many entries costs no memory. Whiteouts are all recorded (what they
+    // hide may hold kept files at any depth), each charged to the kept budget.
     let relevant = |p: &str| wanted.wants(p) != Want::Nothing || wanted.wants_link(p);
+    let charge = |path: &str| {
+        let n = path.len() as u64;
+        if kept.fetch_add(n, AtomicOrdering::Relaxed) + n > limits.max_kept_bytes {
+            return Err(LayerError::KeptTooLarge(limits.max_kept_bytes));
+        }
+        Ok(())
+    };
     while let Some(entry) = tar.next_entry()? {
         let path = normalise(&entry.path)?;
         let (dir, base) = match path.rsplit_once('/') {
@@ -327,21 +360,20 @@ fn walk<R: Read>(
             None => (String::new(), path.as_str()),
         };
         if base == ".wh..wh..opq" {
-            if dir.is_empty() || relevant(&dir) {
-                changes.opaque.push(dir);
-            }
+            charge(&dir)?;
+            changes.opaque.push(dir);
             continue;
         }
         if let Some(hidden) = base.strip_prefix(".wh.") {
             let hidden = join(&dir, hidden);
-            if relevant(&hidden) {
-                changes.whiteouts.push(hidden);
-            }
+            charge(&hidden)?;
+            changes.whiteouts.push(hidden);
             continue;
         }
         match entry.kind {
             EntryKind::Dir => {
                 if relevant(&path) {
+                    charge(&path)?;
                     changes.dirs.push(path);
                 }
             }
@@ -371,6 +403,23 @@ fn walk<R: Read>(
                     keep(&mut nodes, path, Node::File(Arc::new(data)))?;
                 }
                 Want::Presence => keep(&mut nodes, path, Node::File(Arc::default()))?,
+                Want::Extract => {
+                    let summary = wanted.extract(&path, &mut tar.data());
+                    if let Some(e) = tar.take_broken() {
+                        return Err(e.into());
+                    }
+                    match summary {
+                        Some(summary) => keep(&mut nodes, path, Node::File(Arc::new(summary)))?,
+                        // Whatever a lower layer had at this path is gone.
+                        None => {
+                            if let Some(Node::File(d)) = nodes.remove(&path) {
+                                kept.fetch_sub(d.len() as u64, AtomicOrdering::Relaxed);
+                            }
+                            charge(&path)?;
+                            changes.whiteouts.push(path);
+                        }
+                    }
+                }
                 Want::Nothing => {}
             },
             EntryKind::Other => {}

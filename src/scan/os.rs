@@ -12,7 +12,7 @@ pub const RELEASE_FILES: [&str; 4] = [
 ];
 
 /// An image's operating system, as `os-release` names it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OsRelease {
     /// `ID`: debian, ubuntu, alpine, rhel, amzn, ...
     pub id: String,

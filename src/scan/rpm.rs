@@ -152,6 +152,7 @@ impl<'a> Header<'a> {
             version: evr,
             source,
             source_version: None,
+            location: None,
         })
     }
 }

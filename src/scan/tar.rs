@@ -71,6 +71,9 @@ pub struct TarReader<R> {
     started: bool,
     /// Buffer for skipped data, allocated on first use.
     scratch: Vec<u8>,
+    /// An error of the stream underneath met while a reader streamed an entry's data,
+    /// kept so the walk reports it rather than the reader's own view of it.
+    broken: Option<io::Error>,
 }
 
 impl<R: Read> TarReader<R> {
@@ -82,6 +85,7 @@ impl<R: Read> TarReader<R> {
             offset: 0,
             started: false,
             scratch: Vec::new(),
+            broken: None,
         }
     }
 
@@ -158,6 +162,17 @@ impl<R: Read> TarReader<R> {
         Ok(data)
     }
 
+    /// The current entry's data as a stream, for readers that reduce it as it passes
+    /// (binaries, archives); what they leave unread is skipped by `next_entry`.
+    pub fn data(&mut self) -> EntryData<'_, R> {
+        EntryData { tar: self }
+    }
+
+    /// The stream's error, if one broke an entry's data while a reader read it.
+    pub fn take_broken(&mut self) -> Option<TarError> {
+        self.broken.take().map(TarError::from)
+    }
+
     fn read_extended(&mut self, size: u64) -> Result<Vec<u8>, TarError> {
         if size > MAX_EXTENDED_HEADER {
             return Err(TarError::HugeHeader(size));
@@ -219,6 +234,41 @@ impl<R: Read> TarReader<R> {
         }
         self.started = true;
         Ok(Some(header))
+    }
+}
+
+/// One entry's data, at most its size. An error of the stream underneath is kept in
+/// the reader (see `take_broken`); the entry's reader sees only that it failed.
+pub struct EntryData<'a, R> {
+    tar: &'a mut TarReader<R>,
+}
+
+impl<R: Read> Read for EntryData<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let tar = &mut *self.tar;
+        if tar.data_left == 0 || buf.is_empty() {
+            return Ok(0);
+        }
+        if tar.broken.is_some() {
+            return Err(io::Error::other("the layer's stream failed"));
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(tar.data_left).unwrap_or(usize::MAX));
+        let n = match tar.inner.read(&mut buf[..want]) {
+            Ok(0) => io::ErrorKind::UnexpectedEof.into(),
+            Ok(n) => {
+                tar.data_left -= n as u64;
+                tar.skip -= n as u64;
+                tar.offset += n as u64;
+                return Ok(n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Err(e),
+            Err(e) => e,
+        };
+        let kind = n.kind();
+        tar.broken = Some(n);
+        Err(io::Error::new(kind, "the layer's stream failed"))
     }
 }
 

@@ -7,8 +7,15 @@
 //! or its package database is one Berth does not read, or no data for the OS is
 //! loaded (never COMPLETE and clean); FAILED, naming the layer and why, when a layer
 //! is hostile or broken.
+//!
+//! A registry's scan type decides what a scan reads. BASIC, like ECR's basic scanning,
+//! matches the OS's packages and records COMPLETE. ENHANCED also matches language
+//! packages (PyPI, npm, Go, crates.io, Maven) and records ACTIVE, as ECR does for
+//! images Amazon Inspector monitors; the image's inventory is kept, so that a refresh
+//! of the vulnerability data rescans the images under a CONTINUOUS_SCAN rule without
+//! reading their layers again.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::sync::Arc;
 
@@ -22,8 +29,9 @@ use crate::blobs::{BlobLocation, BlobStore};
 use crate::clock;
 use crate::meta::{Event, EventKind, ScanOutcome, ScanState, ScanStatus};
 use crate::oci::Digest;
-use crate::scan::{self, Inventory, Limits};
-use crate::vulndb::{self, ecosystem};
+use crate::scan::{self, Inventory, Limits, Package};
+use crate::scan_rules::ScanType;
+use crate::vulndb::{self, ecosystem, Finding};
 
 /// ECR's description for an image it cannot scan; Berth adds why.
 const UNSUPPORTED: &str =
@@ -49,6 +57,17 @@ const IMAGE_CONFIGS: [&str; 2] = [
     "application/vnd.docker.container.image.v1+json",
 ];
 
+/// ECR's description of an image enhanced scanning monitors.
+const CONTINUOUS: &str = "Continuous scan is selected for image.";
+const ON_PUSH: &str = "Scan on push is selected for image.";
+
+/// What one scan reads and records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Basic,
+    Enhanced { continuous: bool },
+}
+
 /// How often a scan that failed inside Berth (not because of the image) is tried
 /// before it is recorded FAILED, so that one image cannot stop the scans after it.
 const ATTEMPTS: u32 = 3;
@@ -57,8 +76,10 @@ impl Service {
     /// The scan job's work for one outbox event: a requested scan still in progress is
     /// run and recorded. Idempotent: events are delivered at least once.
     pub async fn scan_for_event(&self, event: &Event) -> Result<()> {
-        if event.kind != EventKind::ScanRequested {
-            return Ok(());
+        match event.kind {
+            EventKind::ScanRequested => {}
+            EventKind::RescanRequested => return self.rescan(event).await,
+            _ => return Ok(()),
         }
         let state = self
             .meta
@@ -67,8 +88,9 @@ impl Service {
         if state != Some(ScanState::InProgress) {
             return Ok(());
         }
+        let mode = self.mode(event).await?;
         let outcome = self
-            .scan_guarded(event.repository_id, &event.digest)
+            .scan_guarded(event.repository_id, &event.digest, mode)
             .await?;
         tracing::info!(
             repository = %event.repository_name,
@@ -88,10 +110,15 @@ impl Service {
     /// A scan whose own failures (a panic, an error not the metadata store's) end as
     /// FAILED after a few attempts instead of stopping the scan job. A busy store is
     /// left to the job, which retries.
-    async fn scan_guarded(&self, repository_id: i64, digest: &str) -> Result<ScanOutcome> {
+    async fn scan_guarded(
+        &self,
+        repository_id: i64,
+        digest: &str,
+        mode: Mode,
+    ) -> Result<ScanOutcome> {
         let mut last = String::new();
         for _ in 0..ATTEMPTS {
-            let run = AssertUnwindSafe(self.scan_image(repository_id, digest))
+            let run = AssertUnwindSafe(self.scan_image(repository_id, digest, mode))
                 .catch_unwind()
                 .await;
             match run {
@@ -108,7 +135,60 @@ impl Service {
         Ok(failed)
     }
 
-    async fn scan_image(&self, repository_id: i64, digest: &str) -> Result<ScanOutcome> {
+    /// How the registry of an event's image scans it.
+    async fn mode(&self, event: &Event) -> Result<Mode> {
+        let config = self.stored_registry_scanning(&event.registry).await?;
+        Ok(match config.scan_type {
+            ScanType::Basic => Mode::Basic,
+            ScanType::Enhanced => Mode::Enhanced {
+                continuous: config.is_continuous(&event.repository_name),
+            },
+        })
+    }
+
+    /// A rescan after the vulnerability data changed: the image's kept inventory is
+    /// matched again, if it is still monitored (ACTIVE under a CONTINUOUS_SCAN rule).
+    async fn rescan(&self, event: &Event) -> Result<()> {
+        let mode = self.mode(event).await?;
+        if mode != (Mode::Enhanced { continuous: true }) {
+            return Ok(());
+        }
+        let Some(inventory) = self
+            .meta
+            .scan_inventory(event.repository_id, &event.digest)
+            .await?
+        else {
+            return Ok(());
+        };
+        let previous = self
+            .meta
+            .scan_findings(event.repository_id, &event.digest)
+            .await?;
+        let mut outcome = self.match_inventory(inventory, mode).await?;
+        if outcome.status != ScanStatus::Active {
+            // The data for the image's ecosystems is gone: keep what was reported.
+            return Ok(());
+        }
+        carry_first_observed(&mut outcome.findings, &previous);
+        let now = clock::now_ms();
+        self.meta
+            .refresh_scan(event.repository_id, &event.digest, &outcome, now)
+            .await?;
+        tracing::info!(
+            repository = %event.repository_name,
+            digest = %event.digest,
+            findings = outcome.findings.len(),
+            "image rescanned after a vulnerability data refresh"
+        );
+        Ok(())
+    }
+
+    async fn scan_image(
+        &self,
+        repository_id: i64,
+        digest: &str,
+        mode: Mode,
+    ) -> Result<ScanOutcome> {
         let digest: Digest = digest
             .parse()
             .map_err(|_| Error::Internal(format!("stored digest {digest}")))?;
@@ -161,60 +241,155 @@ impl Service {
             }
             Err(e) => return Ok(outcome(ScanStatus::Failed, &format!("Scan failed: {e}."))),
         };
-        let inventory = match scan::inventory(&files).await {
+        let mut inventory = match scan::inventory(&files).await {
             Ok(inv) => inv,
             Err(e) => return Ok(outcome(ScanStatus::Failed, &format!("Scan failed: {e}."))),
         };
         drop(files);
-        self.match_inventory(inventory).await
+        inventory.layers = layers.iter().map(|l| l.digest.clone()).collect();
+        let mut outcome = self.match_inventory(inventory.clone(), mode).await?;
+        let now = clock::now_ms();
+        for f in &mut outcome.findings {
+            f.first_observed_ms = Some(now);
+        }
+        if outcome.status == ScanStatus::Active {
+            outcome.inventory = Some(inventory);
+        }
+        Ok(outcome)
     }
 
-    /// Findings for what is installed, from the data loaded for the image's OS.
-    async fn match_inventory(&self, inv: Inventory) -> Result<ScanOutcome> {
-        let Some(os) = &inv.os else {
-            let why = "no OS release file (etc/os-release) was found in the image";
-            return Ok(unsupported(why));
-        };
-        if inv.databases.is_empty() {
-            let reason = match inv.unread.first() {
-                Some(format) => format!("{format} is not read by Berth"),
-                None => format!(
-                    "no package database (dpkg, apk or rpm) was found for {}",
-                    os.display()
-                ),
-            };
-            return Ok(unsupported(&reason));
+    /// Findings for what is installed, from the data loaded for its ecosystems: the
+    /// OS's release, and with enhanced scanning each language's.
+    async fn match_inventory(&self, inv: Inventory, mode: Mode) -> Result<ScanOutcome> {
+        let enhanced = matches!(mode, Mode::Enhanced { .. });
+        let mut groups: BTreeMap<String, Vec<&Package>> = BTreeMap::new();
+        for p in &inv.packages {
+            if let Some(eco) = ecosystem::of_language(p.kind).filter(|_| enhanced) {
+                groups.entry(eco.to_owned()).or_default().push(p);
+            }
         }
-        let Some(key) = ecosystem::of_os(os) else {
-            let why = format!("{} names no version (VERSION_ID)", os.display());
-            return Ok(unsupported(&why));
-        };
-        let Some(mut coverage) = self.meta.vulndb_coverage(&key).await? else {
+        let languages_only = !groups.is_empty() && inv.databases.is_empty();
+        if !languages_only {
+            let key = match os_ecosystem(&inv) {
+                Ok(key) => key,
+                Err(why) => return Ok(unsupported(&why)),
+            };
+            if self.meta.vulndb_coverage(&key).await?.is_none() {
+                let os = inv.os.as_ref().map(|o| o.display()).unwrap_or_default();
+                return Ok(unsupported(&format!(
+                    "no vulnerability data is loaded for {os} ({key}); load it with `berth admin vulndb import`"
+                )));
+            }
+            let os_packages = inv.packages.iter().filter(|p| p.kind.is_os()).collect();
+            groups.insert(key, os_packages);
+        }
+        let mut findings = Vec::new();
+        let mut updated_at: Option<i64> = None;
+        let mut unchecked = Vec::new();
+        for (key, packages) in &groups {
+            match self.match_ecosystem(key, packages, &inv.layers).await? {
+                Some((found, at)) => {
+                    findings.extend(found);
+                    updated_at = updated_at.max(Some(at));
+                }
+                None => unchecked.push(key.as_str()),
+            }
+        }
+        let Some(updated_at) = updated_at else {
             return Ok(unsupported(&format!(
-                "no vulnerability data is loaded for {} ({key}); load it with `berth admin vulndb import`",
-                os.display()
+                "no vulnerability data is loaded for {}; load it with `berth admin vulndb import`",
+                unchecked.join(", ")
             )));
         };
-        let names: BTreeSet<&str> = inv.packages.iter().map(vulndb::advisory_name).collect();
-        let names: Vec<&str> = names.into_iter().collect();
+        let findings = vulndb::merge(findings);
+        let (status, description) = match mode {
+            Mode::Basic => (ScanStatus::Complete, None),
+            Mode::Enhanced { continuous } => {
+                let said = if continuous { CONTINUOUS } else { ON_PUSH };
+                (ScanStatus::Active, Some(said.to_owned()))
+            }
+        };
+        let description = match (description, unchecked.is_empty()) {
+            (d, true) => d,
+            (d, false) => Some(format!(
+                "{}Berth: no vulnerability data is loaded for {}; those packages were not checked.",
+                d.map(|d| d + " ").unwrap_or_default(),
+                unchecked.join(", ")
+            )),
+        };
+        Ok(ScanOutcome {
+            status,
+            description,
+            counts: vulndb::severity_counts(&findings),
+            findings,
+            source_updated_at: Some(updated_at),
+            quota_released: false,
+            inventory: None,
+        })
+    }
+
+    /// The findings among `packages` of one ecosystem and when its data was updated;
+    /// `None` if no data for it is loaded.
+    async fn match_ecosystem(
+        &self,
+        key: &str,
+        packages: &[&Package],
+        layers: &[String],
+    ) -> Result<Option<(Vec<Finding>, i64)>> {
+        let Some(mut coverage) = self.meta.vulndb_coverage(key).await? else {
+            return Ok(None);
+        };
+        let names: BTreeSet<String> = packages
+            .iter()
+            .map(|p| vulndb::advisory_name(p).into_owned())
+            .collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
         let candidates = loop {
-            let found = self.meta.vulndb_candidates(&key, coverage, &names).await?;
+            let found = self.meta.vulndb_candidates(key, coverage, &names).await?;
             // An import that published meanwhile removed the generation just read:
             // read again from the new one rather than report the image clean.
-            match self.meta.vulndb_coverage(&key).await? {
+            match self.meta.vulndb_coverage(key).await? {
                 Some(now) if now.gen != coverage.gen => coverage = now,
                 _ => break found,
             }
         };
-        let findings = vulndb::findings(&inv.packages, &candidates);
-        Ok(ScanOutcome {
-            status: ScanStatus::Complete,
-            description: None,
-            counts: vulndb::severity_counts(&findings),
-            findings,
-            source_updated_at: Some(coverage.updated_at),
-            quota_released: false,
+        let findings = vulndb::findings(packages, &candidates, layers);
+        Ok(Some((findings, coverage.updated_at)))
+    }
+}
+
+/// The ecosystem of the image's OS packages, or why they cannot be matched.
+fn os_ecosystem(inv: &Inventory) -> std::result::Result<String, String> {
+    let Some(os) = &inv.os else {
+        return Err("no OS release file (etc/os-release) was found in the image".into());
+    };
+    if inv.databases.is_empty() {
+        return Err(match inv.unread.first() {
+            Some(format) => format!("{format} is not read by Berth"),
+            None => format!(
+                "no package database (dpkg, apk or rpm) was found for {}",
+                os.display()
+            ),
+        });
+    }
+    ecosystem::of_os(os).ok_or_else(|| format!("{} names no version (VERSION_ID)", os.display()))
+}
+
+/// A rescan's findings keep when they were first observed.
+fn carry_first_observed(findings: &mut [Finding], previous: &[Finding]) {
+    let seen: BTreeMap<(&str, &str), i64> = previous
+        .iter()
+        .filter_map(|f| {
+            Some((
+                (f.name.as_str(), f.package_name.as_str()),
+                f.first_observed_ms?,
+            ))
         })
+        .collect();
+    let now = clock::now_ms();
+    for f in findings {
+        let key = (f.name.as_str(), f.package_name.as_str());
+        f.first_observed_ms = Some(seen.get(&key).copied().unwrap_or(now));
     }
 }
 
@@ -259,6 +434,7 @@ fn outcome(status: ScanStatus, description: &str) -> ScanOutcome {
         findings: Vec::new(),
         source_updated_at: None,
         quota_released: false,
+        inventory: None,
     }
 }
 

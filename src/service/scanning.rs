@@ -71,12 +71,22 @@ impl RegistryScanning {
     }
 
     /// Whether a push to `repo` is scanned: a registry rule scans on push (or
-    /// continuously, which includes the push), or the repository asks to.
+    /// continuously, which includes the push), or, with basic scanning, the
+    /// repository asks to (enhanced scanning follows the registry's rules alone).
     fn scans_on_push(&self, repo: &Repository) -> bool {
-        repo.settings.scan_on_push
+        (self.scan_type == ScanType::Basic && repo.settings.scan_on_push)
             || self
                 .rule_for(repo.name.as_str())
                 .is_some_and(|(f, _)| f.scans_on_push())
+    }
+
+    /// Whether images of the repository `name` are rescanned when the vulnerability
+    /// data changes: enhanced scanning with a CONTINUOUS_SCAN rule that matches.
+    pub(super) fn is_continuous(&self, name: &str) -> bool {
+        self.scan_type == ScanType::Enhanced
+            && self
+                .rule_for(name)
+                .is_some_and(|(f, _)| f == ScanFrequency::ContinuousScan)
     }
 }
 
@@ -104,7 +114,10 @@ impl Service {
 
     /// Every push reads this, so it is cached (single node only, like the other
     /// registry lookups).
-    async fn stored_registry_scanning(&self, reg: &RegistryKey) -> Result<RegistryScanning> {
+    pub(super) async fn stored_registry_scanning(
+        &self,
+        reg: &RegistryKey,
+    ) -> Result<RegistryScanning> {
         if let Some(config) = self.cache.registry_scanning(reg) {
             return Ok(config);
         }
@@ -192,7 +205,8 @@ impl Service {
         let m = self.resolve_one(ctx, name, &repo, id).await?;
         match self.meta.scan_state(repo.id, &m.digest).await? {
             Some(state) => {
-                let complete = matches!(&state, ScanState::Done(r) if r.status == ScanStatus::Complete);
+                let complete = matches!(&state, ScanState::Done(r)
+                    if matches!(r.status, ScanStatus::Complete | ScanStatus::Active));
                 let findings = if complete {
                     let all = self.meta.scan_findings(repo.id, &m.digest).await?;
                     findings_page(all, after, limit)?

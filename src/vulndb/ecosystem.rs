@@ -50,12 +50,27 @@ pub fn of_os(os: &OsRelease) -> Option<String> {
     Some(key)
 }
 
-/// Whether a package manager's packages belong to the OS's ecosystem.
-pub fn is_os_package(kind: PackageKind) -> bool {
-    matches!(
-        kind,
-        PackageKind::Dpkg | PackageKind::Apk | PackageKind::Rpm
-    )
+/// The ecosystem of a language package manager's packages; `None` for the OS's
+/// package managers, whose ecosystem is the OS's release (`of_os`).
+pub fn of_language(kind: PackageKind) -> Option<&'static str> {
+    match kind {
+        PackageKind::Dpkg | PackageKind::Apk | PackageKind::Rpm => None,
+        PackageKind::Python => Some("PyPI"),
+        PackageKind::Npm => Some("npm"),
+        PackageKind::Go => Some("Go"),
+        PackageKind::Cargo => Some("crates.io"),
+        PackageKind::Maven => Some("Maven"),
+    }
+}
+
+/// A package's name as Berth stores and matches it in an ecosystem: PyPI compares
+/// names normalized (PEP 503); the others as written.
+pub fn package_name(ecosystem: &str, name: &str) -> String {
+    if ecosystem == "PyPI" {
+        crate::scan::python::normalize(name)
+    } else {
+        name.to_owned()
+    }
 }
 
 #[cfg(test)]

@@ -55,14 +55,28 @@ pub struct Finding {
     pub cvss3_score: Option<u8>,
     /// The OSV record that reported it.
     pub advisory: String,
+    /// Which package manager installed the package.
+    #[serde(default)]
+    pub package_kind: Option<PackageKind>,
+    /// The file that names the package (a database, a manifest, a binary).
+    #[serde(default)]
+    pub file_path: Option<String>,
+    /// The digest of the layer that wrote that file.
+    #[serde(default)]
+    pub layer: Option<String>,
+    /// When a scan of this image first reported it, in milliseconds.
+    #[serde(default)]
+    pub first_observed_ms: Option<i64>,
 }
 
 /// The name advisories of a package's ecosystem use for it: distributions name the
-/// source package (Debian, Ubuntu, Alpine); Red Hat names binary rpms.
-pub fn advisory_name(p: &Package) -> &str {
+/// source package (Debian, Ubuntu, Alpine); Red Hat names binary rpms; PyPI compares
+/// normalized names; the other languages' names are as written.
+pub fn advisory_name(p: &Package) -> std::borrow::Cow<'_, str> {
     match p.kind {
-        PackageKind::Dpkg | PackageKind::Apk => p.source_name(),
-        PackageKind::Rpm => &p.name,
+        PackageKind::Dpkg | PackageKind::Apk => p.source_name().into(),
+        PackageKind::Python => crate::scan::python::normalize(&p.name).into(),
+        _ => p.name.as_str().into(),
     }
 }
 
@@ -70,13 +84,18 @@ pub fn advisory_name(p: &Package) -> &str {
 fn advisory_version(p: &Package) -> &str {
     match p.kind {
         PackageKind::Dpkg => p.source_version(),
-        PackageKind::Apk | PackageKind::Rpm => &p.version,
+        _ => &p.version,
     }
 }
 
-/// The findings for `packages` among `candidates`, in ECR's order: most severe first,
-/// then by name. One finding per record and installed package.
-pub fn findings(packages: &[Package], candidates: &[Candidate]) -> Vec<Finding> {
+/// The findings for `packages` among `candidates` (of the packages' one ecosystem), in
+/// ECR's order: most severe first, then by name. `layers` are the image's layer
+/// digests, by index.
+pub fn findings(
+    packages: &[&Package],
+    candidates: &[Candidate],
+    layers: &[String],
+) -> Vec<Finding> {
     let mut by_name: BTreeMap<&str, Vec<&Candidate>> = BTreeMap::new();
     for c in candidates {
         by_name.entry(c.package.as_str()).or_default().push(c);
@@ -84,7 +103,7 @@ pub fn findings(packages: &[Package], candidates: &[Candidate]) -> Vec<Finding> 
     let mut out = Vec::new();
     for p in packages {
         let scheme = Scheme::of(p.kind);
-        for c in by_name.get(advisory_name(p)).into_iter().flatten() {
+        for c in by_name.get(advisory_name(p).as_ref()).into_iter().flatten() {
             let Some(hit) = matching::affects(&c.spec, advisory_version(p), scheme) else {
                 continue;
             };
@@ -100,9 +119,22 @@ pub fn findings(packages: &[Package], candidates: &[Candidate]) -> Vec<Finding> 
                 cvss3_vector: r.cvss3.as_ref().map(|c| c.vector.clone()),
                 cvss3_score: r.cvss3.as_ref().map(|c| c.score),
                 advisory: r.id.clone(),
+                package_kind: Some(p.kind),
+                file_path: p.location.as_ref().map(|l| l.path.clone()),
+                layer: p
+                    .location
+                    .as_ref()
+                    .and_then(|l| layers.get(l.layer).cloned()),
+                first_observed_ms: None,
             });
         }
     }
+    merge(out)
+}
+
+/// Findings of several ecosystems as one list: one per CVE and package, in ECR's
+/// order (most severe first, then by name).
+pub fn merge(out: Vec<Finding>) -> Vec<Finding> {
     // Two records about one CVE (a DSA and the DEBIAN-CVE) are one finding: the most
     // severe rating wins, then the one with a fix named.
     let mut unique: BTreeMap<(String, String), Finding> = BTreeMap::new();

@@ -177,9 +177,10 @@ pub fn parse(json: &[u8]) -> Result<Option<Advisory>, OsvError> {
                 .package
                 .filter(|p| !p.name.contains('\0') && !p.ecosystem.contains('\0'))?;
             let ranges: Vec<Range> = a.ranges.into_iter().filter(|r| r.kind != "GIT").collect();
+            let ecosystem = ecosystem::key(&p.ecosystem)?;
             Some(Affected {
-                ecosystem: ecosystem::key(&p.ecosystem)?,
-                package: p.name,
+                package: ecosystem::package_name(&ecosystem, &p.name),
+                ecosystem,
                 spec: AffectedSpec {
                     ranges,
                     versions: a.versions,

@@ -18,6 +18,7 @@ use crate::service::{
     TemplateInput, PART_SIZE,
 };
 
+mod enhanced_findings;
 mod fuzz;
 mod governance;
 mod images;

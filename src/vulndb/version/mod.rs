@@ -20,6 +20,10 @@ pub enum Scheme {
     Dpkg,
     Apk,
     Rpm,
+    Pep440,
+    /// npm, crates.io and Go modules.
+    Semver,
+    Maven,
 }
 
 impl Scheme {
@@ -29,6 +33,9 @@ impl Scheme {
             PackageKind::Dpkg => Scheme::Dpkg,
             PackageKind::Apk => Scheme::Apk,
             PackageKind::Rpm => Scheme::Rpm,
+            PackageKind::Python => Scheme::Pep440,
+            PackageKind::Npm | PackageKind::Go | PackageKind::Cargo => Scheme::Semver,
+            PackageKind::Maven => Scheme::Maven,
         }
     }
 
@@ -38,6 +45,9 @@ impl Scheme {
             Scheme::Dpkg => dpkg::compare(a, b),
             Scheme::Apk => apk::compare(a, b),
             Scheme::Rpm => rpm::compare(a, b),
+            Scheme::Pep440 => pep440::compare(a, b),
+            Scheme::Semver => semver::compare(a, b),
+            Scheme::Maven => maven::compare(a, b),
         }
     }
 
@@ -48,6 +58,10 @@ impl Scheme {
             Scheme::Apk => apk::is_valid(v),
             // rpm refuses only the empty string.
             Scheme::Rpm => !v.is_empty(),
+            Scheme::Pep440 => pep440::is_valid(v),
+            Scheme::Semver => semver::is_valid(v),
+            // Maven takes any string as a version.
+            Scheme::Maven => true,
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
+use super::enhanced_findings::{self, Subject};
 use super::{check_len, image_id_json, parse_repository_name, seconds, Input, OpResult};
 use crate::api::ecr::ApiError;
 use crate::meta::{ScanResult, ScanState, ScanStatus};
@@ -113,7 +114,22 @@ pub(super) async fn describe_image_scan_findings(
     });
     if let Some(result) = completed(&state) {
         let mut findings = summary(result);
-        findings["findings"] = page.items.iter().map(finding_json).collect();
+        if result.status == ScanStatus::Active {
+            let subject = Subject {
+                ctx,
+                repository: name.as_str(),
+                digest: out["imageId"]["imageDigest"].as_str().unwrap_or_default(),
+                scan: result,
+            };
+            let enhanced: Vec<Value> = page
+                .items
+                .iter()
+                .map(|f| enhanced_findings::finding_json(&subject, f))
+                .collect();
+            findings["enhancedFindings"] = enhanced.into();
+        } else {
+            findings["findings"] = page.items.iter().map(finding_json).collect();
+        }
         out["imageScanFindings"] = findings;
     }
     if let Some(next) = &page.next {
@@ -134,7 +150,9 @@ fn scan_status(state: &ScanState) -> Value {
 
 fn completed(state: &ScanState) -> Option<&ScanResult> {
     match state {
-        ScanState::Done(r) if r.status == ScanStatus::Complete => Some(r),
+        ScanState::Done(r) if matches!(r.status, ScanStatus::Complete | ScanStatus::Active) => {
+            Some(r)
+        }
         _ => None,
     }
 }
