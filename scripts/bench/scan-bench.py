@@ -2,7 +2,7 @@
 """scan-bench.py - how fast Berth imports vulnerability data and scans a large image.
 
 Usage: scan-bench.py BERTH_BINARY [--records N] [--image-mib M] [--packages P] [--workdir DIR]
-                     [--metadata URL] [--blobs URL]
+                     [--metadata URL] [--blobs URL] [--enhanced]
 (--metadata and --blobs are passed to `berth serve` and `berth admin`: PostgreSQL and S3.)
 
 Measures (issue 15's targets in brackets):
@@ -13,6 +13,10 @@ Measures (issue 15's targets in brackets):
      (default 500) of which some are affected: from the manifest PUT to COMPLETE [< 10 s];
      and the server's peak RSS during the scan (VmHWM, reset just before the PUT) [the
      scanner adds < 256 MiB].
+
+With --enhanced the registry's scan type is ENHANCED, the layers also hold P Python and
+P npm packages, and every filler file is an ELF executable (under opt/app/bin), so the
+scanner streams all of it through the Go build-information search: the worst case.
 
 Everything runs on loopback in a temporary directory; the server is started and stopped
 (by its PID) here. Prints one line per measurement.
@@ -83,7 +87,7 @@ def text_chunks(n: int, size: int) -> list:
 EXPANDED = 0  # uncompressed bytes of all layers built
 
 
-def gzip_layer(entries, target_compressed: int, chunks) -> bytes:
+def gzip_layer(entries, target_compressed: int, chunks, executables: bool = False) -> bytes:
     """A gzip'd tar: `entries` (name, bytes) first, then filler files until the
     compressed size reaches `target_compressed`."""
     comp = zlib.compressobj(1, zlib.DEFLATED, 31)
@@ -109,7 +113,11 @@ def gzip_layer(entries, target_compressed: int, chunks) -> bytes:
     rng = random.Random(target_compressed)
     i = 0
     while out.tell() < target_compressed:
-        add(f"usr/share/filler/{i // 1000}/f{i}.txt", b"".join(rng.choice(chunks) for _ in range(4)))
+        body = b"".join(rng.choice(chunks) for _ in range(4))
+        if executables:
+            add(f"opt/app/bin/{i // 1000}/f{i}", b"\x7fELF" + body)
+        else:
+            add(f"usr/share/filler/{i // 1000}/f{i}.txt", body)
         i += 1
     tar.close()
     out.write(comp.flush())
@@ -158,6 +166,7 @@ def main() -> None:
     ap.add_argument("--workdir")
     ap.add_argument("--metadata")
     ap.add_argument("--blobs")
+    ap.add_argument("--enhanced", action="store_true")
     a = ap.parse_args()
     store = [f"--metadata={a.metadata}"] if a.metadata else []
     store += [f"--blobs={a.blobs}"] if a.blobs else []
@@ -184,6 +193,9 @@ def main() -> None:
         ecr = boto3.client("ecr", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
                            aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
         ecr.create_repository(repositoryName="big", imageScanningConfiguration={"scanOnPush": True})
+        if a.enhanced:
+            ecr.put_registry_scanning_configuration(scanType="ENHANCED", rules=[
+                {"scanFrequency": "SCAN_ON_PUSH", "repositoryFilters": [{"filter": "*", "filterType": "WILDCARD"}]}])
         password = subprocess.run([a.berth, "admin", "login-password", "--data-dir", data, *store],
                                   capture_output=True, text=True, check=True).stdout.strip()
         reg = Registry(port, password)
@@ -198,7 +210,13 @@ def main() -> None:
             entries = [("etc/os-release", os_release)] if i == 0 else []
             if i == n_layers - 1:
                 entries.append(("var/lib/dpkg/status", dpkg_status(a.packages)))
-            layers.append(gzip_layer(entries, per_layer, chunks))
+                if a.enhanced:
+                    for p in range(a.packages):
+                        entries.append((f"usr/lib/python3/dist-packages/py{p}-1.0.dist-info/METADATA",
+                                        f"Metadata-Version: 2.1\nName: py{p}\nVersion: 1.0\n\nText.\n".encode()))
+                        entries.append((f"app/node_modules/js{p}/package.json",
+                                        json.dumps({"name": f"js{p}", "version": "1.0.0"}).encode()))
+            layers.append(gzip_layer(entries, per_layer, chunks, executables=a.enhanced))
         config = json.dumps({"architecture": "amd64", "os": "linux",
                              "rootfs": {"type": "layers", "diff_ids": []}}).encode()
         descs = []

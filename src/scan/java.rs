@@ -5,8 +5,11 @@
 //! A zip's directory sits at its end, and a layer is a stream: the archive is walked
 //! by its local headers instead, each entry's data read or skipped as it passes.
 //! Deflated entries end themselves; a stored entry whose size only its trailing data
-//! descriptor gives cannot be walked past, and the walk stops there.
+//! descriptor gives cannot be walked past, and the walk stops there. Only what is read
+//! is inflated (Maven properties, nested archives, and entries whose size is not known
+//! beforehand), under a budget, so a zip bomb inside a jar costs bounded time.
 
+use std::cell::Cell;
 use std::io::{self, BufRead, BufReader, Read};
 
 const LOCAL_HEADER: u32 = 0x0403_4b50;
@@ -18,6 +21,8 @@ const DEFLATED: u16 = 8;
 /// Archives inside archives are read this deep.
 const MAX_DEPTH: u32 = 2;
 const MAX_PROPERTIES: u64 = 64 * 1024;
+/// Bytes inflated for one archive, nested ones included.
+const MAX_INFLATED: u64 = 2 << 30;
 
 pub fn is_archive(path: &str) -> bool {
     let lower = path.rsplit('/').next().unwrap_or(path).to_ascii_lowercase();
@@ -30,12 +35,40 @@ pub fn is_archive(path: &str) -> bool {
 pub fn read(data: &mut dyn Read) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut reader = BufReader::with_capacity(64 * 1024, data);
+    let budget = Cell::new(MAX_INFLATED);
     // Content errors end the walk with what was found so far.
-    let _ = walk(&mut reader, 0, &mut out);
+    let _ = walk(&mut reader, 0, &budget, &mut out);
     out
 }
 
-fn walk(r: &mut dyn BufRead, depth: u32, out: &mut Vec<(String, String)>) -> io::Result<()> {
+/// Inflated bytes, counted against the archive's budget.
+struct Inflated<'a, R> {
+    inner: R,
+    budget: &'a Cell<u64>,
+}
+
+impl<R: Read> Read for Inflated<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let left = self.budget.get().checked_sub(n as u64).ok_or_else(|| {
+            io::Error::other("the archive inflates beyond the scanner's budget")
+        })?;
+        self.budget.set(left);
+        Ok(n)
+    }
+}
+
+fn wanted(name: &str, depth: u32) -> bool {
+    (name.starts_with("META-INF/maven/") && name.ends_with("/pom.properties"))
+        || (is_archive(name) && depth < MAX_DEPTH)
+}
+
+fn walk(
+    r: &mut dyn BufRead,
+    depth: u32,
+    budget: &Cell<u64>,
+    out: &mut Vec<(String, String)>,
+) -> io::Result<()> {
     loop {
         let mut sig = [0u8; 4];
         if r.read_exact(&mut sig).is_err() || u32::from_le_bytes(sig) != LOCAL_HEADER {
@@ -59,27 +92,34 @@ fn walk(r: &mut dyn BufRead, depth: u32, out: &mut Vec<(String, String)>) -> io:
         let name = String::from_utf8_lossy(&name).into_owned();
         let descriptor = flags & HAS_DESCRIPTOR != 0;
         let sized = !descriptor || compressed > 0;
-        match (method, sized) {
-            (STORED, true) => entry(&name, &mut (&mut *r).take(compressed), depth, out)?,
-            (DEFLATED, true) => {
+        let read = wanted(&name, depth);
+        match (method, sized, read) {
+            (STORED, true, true) => {
+                entry(&name, &mut (&mut *r).take(compressed), depth, budget, out)?;
+            }
+            (DEFLATED, true, true) => {
                 let mut limited = (&mut *r).take(compressed);
-                entry(
-                    &name,
-                    &mut flate2::bufread::DeflateDecoder::new(&mut limited),
-                    depth,
-                    out,
-                )?;
+                let mut inflated = Inflated {
+                    inner: flate2::bufread::DeflateDecoder::new(&mut limited),
+                    budget,
+                };
+                entry(&name, &mut inflated, depth, budget, out)?;
                 // Whatever the decoder left of the entry (nothing, if well formed).
                 io::copy(&mut limited, &mut io::sink())?;
             }
-            (DEFLATED, false) => {
-                let mut inflated = flate2::bufread::DeflateDecoder::new(&mut *r);
-                entry(&name, &mut inflated, depth, out)?;
+            // Only the deflate stream's own end says where the entry ends.
+            (DEFLATED, false, _) => {
+                let mut inflated = Inflated {
+                    inner: flate2::bufread::DeflateDecoder::new(&mut *r),
+                    budget,
+                };
+                entry(&name, &mut inflated, depth, budget, out)?;
             }
-            (_, true) => {
+            // Not read: skipped as it is stored, not inflated.
+            (_, true, _) => {
                 io::copy(&mut (&mut *r).take(compressed), &mut io::sink())?;
             }
-            (_, false) => return Ok(()),
+            (_, false, _) => return Ok(()),
         }
         if descriptor {
             skip_descriptor(r, zip64.is_some())?;
@@ -93,6 +133,7 @@ fn entry(
     name: &str,
     data: &mut dyn Read,
     depth: u32,
+    budget: &Cell<u64>,
     out: &mut Vec<(String, String)>,
 ) -> io::Result<()> {
     if name.starts_with("META-INF/maven/") && name.ends_with("/pom.properties") {
@@ -101,7 +142,7 @@ fn entry(
         out.extend(coordinates(&text));
     } else if is_archive(name) && depth < MAX_DEPTH {
         let mut nested = BufReader::with_capacity(64 * 1024, &mut *data);
-        walk(&mut nested, depth + 1, out)?;
+        walk(&mut nested, depth + 1, budget, out)?;
     }
     io::copy(data, &mut io::sink())?;
     Ok(())
@@ -212,6 +253,18 @@ mod tests {
             ]
         );
         assert!(read(&mut &b"PK\x03\x04garbage"[..]).is_empty());
+        // A bomb inside the archive: its entry is skipped as stored, never inflated,
+        // and the properties after it are still read.
+        let zeros = vec![0u8; 64 << 20];
+        let bomb = jar(
+            &[
+                ("zeros.bin", &zeros),
+                ("META-INF/maven/g/a/pom.properties", b"groupId=g\nartifactId=a\nversion=1\n"),
+            ],
+            zip::CompressionMethod::Deflated,
+        );
+        assert!(bomb.len() < 1 << 20);
+        assert_eq!(read(&mut &bomb[..]), vec![("g:a".into(), "1".into())]);
         assert!(is_archive("app/lib/x.JAR"));
     }
 }

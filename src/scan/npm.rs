@@ -9,7 +9,8 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 
 const MAX_MANIFEST: u64 = 4 << 20;
-const MAX_LOCKFILE: u64 = 64 << 20;
+/// Lockfiles are parsed whole; four layers may each be parsing one.
+const MAX_LOCKFILE: u64 = 16 << 20;
 
 /// `…/node_modules/NAME/package.json` or `…/node_modules/@SCOPE/NAME/package.json`.
 pub fn is_installed_manifest(path: &str) -> bool {
@@ -43,24 +44,38 @@ pub fn read_manifest(data: &mut dyn Read) -> Option<(String, String)> {
     ))
 }
 
+/// v2 and v3: every installed package under its install path. Members not read are
+/// skipped by the parser, not kept.
 #[derive(Deserialize)]
 struct Lockfile {
     #[serde(default)]
-    packages: BTreeMap<String, Locked>,
-    #[serde(default)]
-    dependencies: BTreeMap<String, Locked>,
+    packages: BTreeMap<String, Installed>,
 }
 
 #[derive(Deserialize)]
-struct Locked {
+struct Installed {
     name: Option<String>,
     version: Option<String>,
     #[serde(default)]
     dev: bool,
     #[serde(default)]
     link: bool,
+}
+
+/// v1: dependencies by name, with those they bundle nested.
+#[derive(Deserialize)]
+struct LockfileV1 {
     #[serde(default)]
-    dependencies: BTreeMap<String, serde_json::Value>,
+    dependencies: BTreeMap<String, Dependency>,
+}
+
+#[derive(Deserialize)]
+struct Dependency {
+    version: Option<String>,
+    #[serde(default)]
+    dev: bool,
+    #[serde(default)]
+    dependencies: BTreeMap<String, Dependency>,
 }
 
 /// (name, version) of each package a lockfile installs.
@@ -73,36 +88,31 @@ pub fn read_lockfile(data: &mut dyn Read) -> Vec<(String, String)> {
         return Vec::new();
     };
     let mut out = Vec::new();
-    if !lock.packages.is_empty() {
-        for (key, p) in &lock.packages {
-            // "" is the application itself; keys are install paths.
-            let Some(installed) = key
-                .rsplit("node_modules/")
-                .next()
-                .filter(|_| !key.is_empty())
-            else {
-                continue;
-            };
-            if p.dev || p.link {
-                continue;
-            }
-            let name = p.name.clone().unwrap_or_else(|| installed.to_owned());
-            if let Some(v) = &p.version {
-                out.push((name, v.clone()));
-            }
+    if lock.packages.is_empty() {
+        if let Ok(v1) = serde_json::from_slice::<LockfileV1>(&text) {
+            v1_dependencies(&v1.dependencies, &mut out);
         }
-    } else {
-        v1_dependencies(&lock.dependencies, &mut out, 0);
+        return out;
+    }
+    for (key, p) in lock.packages {
+        // "" is the application itself; keys are install paths.
+        let Some(installed) = key.rsplit("node_modules/").next().filter(|_| !key.is_empty())
+        else {
+            continue;
+        };
+        if p.dev || p.link {
+            continue;
+        }
+        let name = p.name.unwrap_or_else(|| installed.to_owned());
+        if let Some(v) = p.version {
+            out.push((name, v));
+        }
     }
     out
 }
 
-/// Lockfile v1 nests the dependencies a package bundles; depth is bounded against
-/// hostile files (serde_json bounds it too).
-fn v1_dependencies(deps: &BTreeMap<String, Locked>, out: &mut Vec<(String, String)>, depth: u32) {
-    if depth > 64 {
-        return;
-    }
+/// Nested dependencies, depth first (serde_json bounds the nesting).
+fn v1_dependencies(deps: &BTreeMap<String, Dependency>, out: &mut Vec<(String, String)>) {
     for (name, p) in deps {
         if p.dev {
             continue;
@@ -110,12 +120,7 @@ fn v1_dependencies(deps: &BTreeMap<String, Locked>, out: &mut Vec<(String, Strin
         if let Some(v) = &p.version {
             out.push((name.clone(), v.clone()));
         }
-        let nested: BTreeMap<String, Locked> = p
-            .dependencies
-            .iter()
-            .filter_map(|(k, v)| Some((k.clone(), Locked::deserialize(v).ok()?)))
-            .collect();
-        v1_dependencies(&nested, out, depth + 1);
+        v1_dependencies(&p.dependencies, out);
     }
 }
 
