@@ -423,7 +423,15 @@ pub fn osv(data: &[u8]) {
                 );
             }
         }
-        for scheme in [Scheme::Dpkg, Scheme::Apk, Scheme::Rpm] {
+        let schemes = [
+            Scheme::Dpkg,
+            Scheme::Apk,
+            Scheme::Rpm,
+            Scheme::Pep440,
+            Scheme::Semver,
+            Scheme::Maven,
+        ];
+        for scheme in schemes {
             for v in &versions {
                 if let Some(hit) = affects(&affected.spec, v, scheme) {
                     if let Some(fixed) = hit.fixed_in.filter(|_| *v != "0") {
@@ -440,6 +448,30 @@ pub fn osv(data: &[u8]) {
     }
 }
 
+/// Language package files (`scan/java.rs`, `gobinary.rs`, `npm.rs`, `python.rs`,
+/// `cargo.rs`): the bytes as a jar, as a binary (also behind an ELF header), as npm
+/// manifests and lockfiles, Python metadata and a Cargo.lock.
+///
+/// Invariant: no reader panics or loops; a Go toolchain version it reports converts or
+/// is refused without panicking.
+pub fn packages(data: &[u8]) {
+    use crate::scan::{cargo, gobinary, java, npm, python};
+
+    let _ = java::read(&mut &data[..]);
+    let mut elf = b"\x7fELF".to_vec();
+    elf.extend_from_slice(data);
+    for bytes in [data, &elf[..]] {
+        if let Some(info) = gobinary::read(&mut &bytes[..]) {
+            let _ = gobinary::stdlib_version(&info.go_version);
+        }
+    }
+    let _ = npm::read_manifest(&mut &data[..]);
+    let _ = npm::read_lockfile(&mut &data[..]);
+    let _ = python::read(&mut &data[..]);
+    let _ = python::normalize(&String::from_utf8_lossy(data));
+    let _ = cargo::read_lockfile(&mut &data[..]);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -451,7 +483,7 @@ mod tests {
     /// entry point.
     #[test]
     fn entry_points_take_the_seeds() {
-        let targets: [Target; 7] = [
+        let targets: [Target; 8] = [
             ("sigv4", sigv4),
             ("iam_query", iam_query),
             ("ecr_input", ecr_input),
@@ -459,6 +491,7 @@ mod tests {
             ("manifest", manifest),
             ("layer", layer),
             ("osv", osv),
+            ("packages", packages),
         ];
         let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
         for (name, run) in targets {

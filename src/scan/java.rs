@@ -50,9 +50,10 @@ struct Inflated<'a, R> {
 impl<R: Read> Read for Inflated<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        let left = self.budget.get().checked_sub(n as u64).ok_or_else(|| {
-            io::Error::other("the archive inflates beyond the scanner's budget")
-        })?;
+        let left =
+            self.budget.get().checked_sub(n as u64).ok_or_else(|| {
+                io::Error::other("the archive inflates beyond the scanner's budget")
+            })?;
         self.budget.set(left);
         Ok(n)
     }
@@ -259,7 +260,10 @@ mod tests {
         let bomb = jar(
             &[
                 ("zeros.bin", &zeros),
-                ("META-INF/maven/g/a/pom.properties", b"groupId=g\nartifactId=a\nversion=1\n"),
+                (
+                    "META-INF/maven/g/a/pom.properties",
+                    b"groupId=g\nartifactId=a\nversion=1\n",
+                ),
             ],
             zip::CompressionMethod::Deflated,
         );

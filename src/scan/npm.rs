@@ -96,7 +96,10 @@ pub fn read_lockfile(data: &mut dyn Read) -> Vec<(String, String)> {
     }
     for (key, p) in lock.packages {
         // "" is the application itself; keys are install paths.
-        let Some(installed) = key.rsplit("node_modules/").next().filter(|_| !key.is_empty())
+        let Some(installed) = key
+            .rsplit("node_modules/")
+            .next()
+            .filter(|_| !key.is_empty())
         else {
             continue;
         };
