@@ -448,23 +448,29 @@ pub fn osv(data: &[u8]) {
     }
 }
 
-/// Language package files (`scan/java.rs`, `gobinary.rs`, `npm.rs`, `python.rs`,
-/// `cargo.rs`): the bytes as a jar, as a binary (also behind an ELF header), as npm
+/// Language package files (`scan/java.rs`, `gobinary.rs`, `binary.rs`, `elf.rs`,
+/// `auditable.rs`, `npm.rs`, `python.rs`, `cargo.rs`): the bytes as a jar, as a binary
+/// (also behind an ELF header; its sections looked up), as npm
 /// manifests and lockfiles, Python metadata and a Cargo.lock.
 ///
 /// Invariant: no reader panics or loops; a Go toolchain version it reports converts or
 /// is refused without panicking.
 pub fn packages(data: &[u8]) {
-    use crate::scan::{cargo, gobinary, java, npm, python};
+    use crate::scan::{auditable, binary, cargo, elf, gobinary, java, npm, python};
+    use std::sync::atomic::AtomicU64;
 
-    let _ = java::read(&mut &data[..]);
-    let mut elf = b"\x7fELF".to_vec();
-    elf.extend_from_slice(data);
-    for bytes in [data, &elf[..]] {
+    let _ = java::read(&mut &data[..], &AtomicU64::new(64 << 20));
+    let mut elf_file = b"\x7fELF".to_vec();
+    elf_file.extend_from_slice(data);
+    for bytes in [data, &elf_file[..]] {
         if let Some(info) = gobinary::read(&mut &bytes[..]) {
             let _ = gobinary::stdlib_version(&info.go_version);
         }
+        let _ = binary::read(&mut &bytes[..]);
+        let mut cursor = std::io::Cursor::new(bytes);
+        let _ = elf::section(&mut cursor, bytes.len() as u64, auditable::SECTION, 1 << 20);
     }
+    let _ = auditable::parse(data);
     let _ = npm::read_manifest(&mut &data[..]);
     let _ = npm::read_lockfile(&mut &data[..]);
     let _ = python::read(&mut &data[..]);

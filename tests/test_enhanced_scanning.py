@@ -6,7 +6,8 @@ What this file covers:
   StartImageScan, and the scan reads language packages as well as the OS's: Python
   (a wheel's dist-info METADATA, an egg-info file), npm (installed package.json files,
   scoped ones included, and a package-lock.json whose dev packages are left out), a Go
-  binary built by the Go toolchain (its modules and its standard library), Cargo.lock,
+  binary built by the Go toolchain (its modules and its standard library), Cargo.lock
+  and a binary with `cargo auditable`'s `.dep-v0` section (added by objcopy),
   and a jar made by the JDK's `jar` with a jar nested in it. A whiteout in a later layer
   hides a deleted vulnerable package; a fixed version is no finding.
 * The findings are ECR's `enhancedFindings` (package manager, file, layer, fixed-in
@@ -44,6 +45,7 @@ from vulnimages import (
     UNSUPPORTED_PREFIX,
     affected,
     all_findings,
+    auditable_binary,
     cargo_lock,
     enhanced_findings,
     file,
@@ -131,6 +133,8 @@ CRATES = [
     osv("RUSTSEC-2021-0003", affected("crates.io", "smallvec", introduced="1.6.0", fixed="1.6.1"),
         aliases=["CVE-2021-25900"], modified="2024-05-01T00:00:00Z", summary="Buffer overflow in SmallVec::insert_many",
         cvss=V98),
+    osv("RUSTSEC-2020-0071", affected("crates.io", "time", fixed="0.2.23"), aliases=["CVE-2020-26235"],
+        modified="2024-05-02T00:00:00Z", summary="Potential segfault in the time crate", cvss=V55),
 ]
 MAVEN = [
     osv("GHSA-jfh8-c2jp-5v3q", affected("Maven", "org.apache.logging.log4j:log4j-core", introduced="2.0-beta9",
@@ -170,6 +174,8 @@ def language_layers(tmp_path: Path) -> tuple[list, str]:
         "opt/app/app.jar": app_jar,
     })
     apps.append(file("usr/local/bin/goapp", goapp, mode=0o755))
+    apps.append(file("usr/local/bin/rustapp", auditable_binary(tmp_path, {"time": "0.1.43", "smallvec": "1.6.1"}),
+                     mode=0o755))
     deleted = [whiteout(f"{PY}/urllib3-1.26.0.dist-info")]
     return [layer(apps), layer(deleted)], go_version
 
@@ -195,6 +201,8 @@ def expected_enhanced(layers, go_version: str) -> set[tuple]:
         ("CVE-2022-32149", "golang.org/x/text", "v0.3.7", "GOBINARY", "usr/local/bin/goapp", "0.3.8", apps, "HIGH"),
         ("CVE-2023-45288", "stdlib", stdlib, "GOBINARY", "usr/local/bin/goapp", "1.99.0", apps, "HIGH"),
         ("CVE-2021-25900", "smallvec", "1.6.0", "CARGO", "srv/rust/Cargo.lock", "1.6.1", apps, "CRITICAL"),
+        # An auditable binary: time is behind its fix; its smallvec is the fixed one.
+        ("CVE-2020-26235", "time", "0.1.43", "CARGO", "usr/local/bin/rustapp", "0.2.23", apps, "MEDIUM"),
         ("CVE-2021-44228", "org.apache.logging.log4j:log4j-core", "2.14.1", "JAR", "opt/app/app.jar", "2.15.0", apps,
          "CRITICAL"),
     }

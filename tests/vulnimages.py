@@ -889,3 +889,21 @@ def enhanced_findings(ecr, repo: str, digest: str, page_size: int = 100) -> list
         if "nextToken" not in out:
             return findings
         kw = {"nextToken": out["nextToken"]}
+
+
+def auditable_binary(workdir: Path, crates: dict[str, str]) -> bytes:
+    """An ELF executable (built by gcc) carrying what `cargo auditable` embeds: the crate
+    list as zlib-compressed JSON in a `.dep-v0` section, added by binutils' objcopy."""
+    src = workdir / "rustapp"
+    src.mkdir(parents=True)
+    (src / "main.c").write_text("#include <stdio.h>\nint main(void) { puts(\"hi\"); return 0; }\n")
+    subprocess.run([_tool("gcc"), "-O1", "-o", str(src / "plain"), str(src / "main.c")], check=True,
+                   capture_output=True, timeout=120)
+    packages = [{"name": "rustapp", "version": "0.1.0", "source": "local",
+                 "dependencies": list(range(1, len(crates) + 1)), "root": True}]
+    packages += [{"name": n, "version": v, "source": "crates.io"} for n, v in crates.items()]
+    (src / "deps.z").write_bytes(zlib.compress(json.dumps({"packages": packages}).encode(), 9))
+    subprocess.run([_tool("objcopy"), "--add-section", f".dep-v0={src / 'deps.z'}",
+                    "--set-section-flags", ".dep-v0=alloc,readonly", str(src / "plain"), str(src / "app")],
+                   check=True, capture_output=True, timeout=120)
+    return (src / "app").read_bytes()

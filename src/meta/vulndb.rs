@@ -128,11 +128,13 @@ impl MetaStore {
                 }
             }
             // Images enhanced scanning monitors are matched again, by the scan job;
-            // in this transaction, so no refresh goes unnoticed.
+            // in this transaction, so no refresh goes unnoticed. Scans in progress
+            // too: one may have read the data this replaces (the job handles events
+            // in order, so the rescan follows its outcome, and skips all but ACTIVE).
             let monitored: Vec<(i64, String, String, String, String)> = sqlx::query_as(
                 "SELECT m.repository_id, r.account_id, r.region, r.name, m.digest
                  FROM manifests m JOIN repositories r ON r.id = m.repository_id
-                 WHERE m.scan_status = 'ACTIVE' ORDER BY m.repository_id, m.digest",
+                 WHERE m.scan_status IN ('ACTIVE', 'IN_PROGRESS') ORDER BY m.repository_id, m.digest",
             )
             .fetch_all(&mut *tx)
             .await?;

@@ -1,6 +1,6 @@
 //! Rust crates from `Cargo.lock`: each locked package that came from a registry
 //! (crates.io or another). Path and git dependencies have no registry version to
-//! match and are left out. Binaries built with `cargo auditable` are not read.
+//! match and are left out. Binaries built with `cargo auditable` are read by auditable.rs.
 
 use std::io::Read;
 

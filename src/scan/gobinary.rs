@@ -36,30 +36,124 @@ pub fn read(data: &mut dyn Read) -> Option<BuildInfo> {
     if head != ELF {
         return None;
     }
-    let found = find_magic(data)?;
-    parse(&found)
-}
-
-/// The bytes from the magic on (bounded), streaming through the file to find it.
-fn find_magic(data: &mut dyn Read) -> Option<Vec<u8>> {
-    let finder = memchr::memmem::Finder::new(MAGIC);
-    let mut window: Vec<u8> = Vec::with_capacity(512 * 1024);
+    let mut search = Search::new();
+    search.feed(&head);
     let mut chunk = vec![0u8; 256 * 1024];
-    loop {
+    while !search.is_done() {
         let n = data.read(&mut chunk).ok()?;
         if n == 0 {
-            return None;
+            break;
         }
-        let searched = window.len().saturating_sub(MAGIC.len() - 1);
-        window.extend_from_slice(&chunk[..n]);
-        if let Some(at) = finder.find(&window[searched..]) {
-            let mut rest = window.split_off(searched + at);
-            let more = MAX_INFO.saturating_sub(rest.len() as u64);
-            data.take(more).read_to_end(&mut rest).ok()?;
-            return Some(rest);
+        search.feed(&chunk[..n]);
+    }
+    search.finish()
+}
+
+/// The search for the build information header in a stream fed chunk by chunk: the
+/// bytes from the header on (bounded) are kept once it is seen. As in Go's own reader,
+/// only a header at a 16-byte aligned offset counts, and one that does not look like
+/// build information (a binary that links `debug/buildinfo` holds the magic as a
+/// string constant before the real header) is passed over.
+pub struct Search {
+    finder: memchr::memmem::Finder<'static>,
+    /// Before the header: the bytes not yet searched to the end, in case the header
+    /// straddles two chunks. After: the bytes from the header on.
+    window: Vec<u8>,
+    /// The stream offset of `window[0]`.
+    window_at: u64,
+    found: bool,
+}
+
+impl Default for Search {
+    fn default() -> Self {
+        Search::new()
+    }
+}
+
+/// Bytes after the magic needed to judge a candidate.
+const PROBE: usize = HEADER + 2 + 2;
+
+impl Search {
+    pub fn new() -> Search {
+        Search {
+            finder: memchr::memmem::Finder::new(MAGIC),
+            window: Vec::new(),
+            window_at: 0,
+            found: false,
         }
-        let keep_from = window.len().saturating_sub(MAGIC.len() - 1);
-        window.drain(..keep_from);
+    }
+
+    /// Whether the header was found.
+    pub fn is_found(&self) -> bool {
+        self.found
+    }
+
+    /// Whether more bytes would change nothing.
+    pub fn is_done(&self) -> bool {
+        self.found && self.window.len() as u64 >= MAX_INFO
+    }
+
+    pub fn feed(&mut self, chunk: &[u8]) {
+        if self.found {
+            let room = usize::try_from(MAX_INFO).unwrap_or(usize::MAX);
+            let room = room.saturating_sub(self.window.len());
+            self.window
+                .extend_from_slice(&chunk[..chunk.len().min(room)]);
+            return;
+        }
+        self.window.extend_from_slice(chunk);
+        let mut from = 0;
+        while let Some(i) = self.finder.find(&self.window[from..]).map(|i| from + i) {
+            if !(self.window_at + i as u64).is_multiple_of(16) {
+                from = i + 1;
+                continue;
+            }
+            if self.window.len() - i < PROBE {
+                // Judge it when more bytes have come.
+                self.advance(i);
+                return;
+            }
+            if plausible(&self.window[i..]) {
+                self.advance(i);
+                self.found = true;
+                return;
+            }
+            from = i + 1;
+        }
+        let keep = self.window.len().saturating_sub(MAGIC.len() - 1);
+        self.advance(keep);
+    }
+
+    /// Drop the window's first `n` bytes.
+    fn advance(&mut self, n: usize) {
+        self.window.drain(..n);
+        self.window_at += n as u64;
+    }
+
+    pub fn finish(self) -> Option<BuildInfo> {
+        if self.found {
+            parse(&self.window)
+        } else {
+            None
+        }
+    }
+}
+
+/// Whether bytes starting with the magic look like Go 1.18+ build information: a
+/// pointer size of 4 or 8, inline strings, and a version string starting `go`.
+fn plausible(at: &[u8]) -> bool {
+    let (Some(&ptr), Some(&flags)) = (at.get(14), at.get(15)) else {
+        return false;
+    };
+    if !(ptr == 4 || ptr == 8) || flags & INLINE == 0 {
+        return false;
+    }
+    let Some(rest) = at.get(HEADER..) else {
+        return false;
+    };
+    match uvarint(rest) {
+        Some((len, used)) => len > 1 && rest.get(used..used + 2) == Some(b"go"),
+        None => false,
     }
 }
 
@@ -190,7 +284,8 @@ mod tests {
                        dep\tgithub.com/a/b\tv1.0.0\th1:x=\n=>\tgithub.com/fork/b\tv1.0.1\th1:y=\n\
                        dep\tgithub.com/c/d\tv2.0.0\th1:z=\n=>\t./local\t\t\n\
                        build\t-compiler=gc\n";
-        for padding in [0, 256 * 1024 - 10, 700_000] {
+        // The header at 16-byte aligned offsets (the ELF magic is 4 bytes).
+        for padding in [12, 256 * 1024 - 4, 700_012] {
             let b = binary("go1.19.8", modinfo, padding);
             let info = read(&mut &b[..]).expect("build info");
             assert_eq!(info.go_version, "go1.19.8");
@@ -204,6 +299,20 @@ mod tests {
             );
         }
         assert_eq!(read(&mut &b"#!/bin/sh\necho hi\n"[..]), None);
+        // A binary that links debug/buildinfo holds the magic as a string constant
+        // (aligned or not) before its own header: those are passed over.
+        let mut decoy = ELF.to_vec();
+        decoy.extend(vec![0u8; 12]);
+        decoy.extend_from_slice(MAGIC);
+        decoy.extend_from_slice(b"not build info, a string table");
+        decoy.extend(vec![0u8; 3]);
+        decoy.extend_from_slice(MAGIC);
+        let real = binary("go1.22.1", modinfo, 0);
+        let pad = (16 - decoy.len() % 16) % 16;
+        decoy.extend(vec![0u8; pad]);
+        decoy.extend_from_slice(&real[4..]);
+        let info = read(&mut &decoy[..]).expect("the real header");
+        assert_eq!(info.go_version, "go1.22.1");
         let mut truncated = binary("go1.19.8", "dep\ta\tv1.0.0\t\n", 10);
         truncated.truncate(60);
         assert_eq!(read(&mut &truncated[..]), None);

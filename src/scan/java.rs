@@ -7,10 +7,11 @@
 //! Deflated entries end themselves; a stored entry whose size only its trailing data
 //! descriptor gives cannot be walked past, and the walk stops there. Only what is read
 //! is inflated (Maven properties, nested archives, and entries whose size is not known
-//! beforehand), under a budget, so a zip bomb inside a jar costs bounded time.
+//! beforehand), under a budget the caller shares between all of a scan's archives, so
+//! zip bombs inside jars cost bounded time.
 
-use std::cell::Cell;
 use std::io::{self, BufRead, BufReader, Read};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 const LOCAL_HEADER: u32 = 0x0403_4b50;
 const DESCRIPTOR: u32 = 0x0807_4b50;
@@ -21,8 +22,8 @@ const DEFLATED: u16 = 8;
 /// Archives inside archives are read this deep.
 const MAX_DEPTH: u32 = 2;
 const MAX_PROPERTIES: u64 = 64 * 1024;
-/// Bytes inflated for one archive, nested ones included.
-const MAX_INFLATED: u64 = 2 << 30;
+/// Bytes a scan may inflate from all the archives of an image, nested ones included.
+pub const SCAN_INFLATE_BUDGET: u64 = 2 << 30;
 
 pub fn is_archive(path: &str) -> bool {
     let lower = path.rsplit('/').next().unwrap_or(path).to_ascii_lowercase();
@@ -31,30 +32,36 @@ pub fn is_archive(path: &str) -> bool {
         .any(|ext| lower.ends_with(ext))
 }
 
-/// ("group:artifact", version) of each Maven artifact the archive holds.
-pub fn read(data: &mut dyn Read) -> Vec<(String, String)> {
+/// ("group:artifact", version) of each Maven artifact the archive holds; `budget` is
+/// what may still be inflated (shared by a scan's archives, and spent here).
+pub fn read(data: &mut dyn Read, budget: &AtomicU64) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut reader = BufReader::with_capacity(64 * 1024, data);
-    let budget = Cell::new(MAX_INFLATED);
     // Content errors end the walk with what was found so far.
-    let _ = walk(&mut reader, 0, &budget, &mut out);
+    let _ = walk(&mut reader, 0, budget, &mut out);
     out
 }
 
-/// Inflated bytes, counted against the archive's budget.
+/// Inflated bytes, counted against the budget.
 struct Inflated<'a, R> {
     inner: R,
-    budget: &'a Cell<u64>,
+    budget: &'a AtomicU64,
 }
 
 impl<R: Read> Read for Inflated<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        let left =
-            self.budget.get().checked_sub(n as u64).ok_or_else(|| {
-                io::Error::other("the archive inflates beyond the scanner's budget")
-            })?;
-        self.budget.set(left);
+        let spent = self
+            .budget
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                left.checked_sub(n as u64)
+            });
+        if spent.is_err() {
+            self.budget.store(0, Ordering::Relaxed);
+            return Err(io::Error::other(
+                "archives inflate beyond the scanner's budget",
+            ));
+        }
         Ok(n)
     }
 }
@@ -67,7 +74,7 @@ fn wanted(name: &str, depth: u32) -> bool {
 fn walk(
     r: &mut dyn BufRead,
     depth: u32,
-    budget: &Cell<u64>,
+    budget: &AtomicU64,
     out: &mut Vec<(String, String)>,
 ) -> io::Result<()> {
     loop {
@@ -134,7 +141,7 @@ fn entry(
     name: &str,
     data: &mut dyn Read,
     depth: u32,
-    budget: &Cell<u64>,
+    budget: &AtomicU64,
     out: &mut Vec<(String, String)>,
 ) -> io::Result<()> {
     if name.starts_with("META-INF/maven/") && name.ends_with("/pom.properties") {
@@ -143,7 +150,8 @@ fn entry(
         out.extend(coordinates(&text));
     } else if is_archive(name) && depth < MAX_DEPTH {
         let mut nested = BufReader::with_capacity(64 * 1024, &mut *data);
-        walk(&mut nested, depth + 1, budget, out)?;
+        // A broken nested archive ends its own walk, not the outer one's.
+        let _ = walk(&mut nested, depth + 1, budget, out);
     }
     io::copy(data, &mut io::sink())?;
     Ok(())
@@ -244,7 +252,7 @@ mod tests {
             zip::CompressionMethod::Stored,
         );
         assert_eq!(
-            read(&mut &outer[..]),
+            read(&mut &outer[..], &AtomicU64::new(SCAN_INFLATE_BUDGET)),
             vec![
                 (
                     "org.apache.logging.log4j:log4j-core".into(),
@@ -253,7 +261,19 @@ mod tests {
                 ("com.example:app".into(), "1.0".into()),
             ]
         );
-        assert!(read(&mut &b"PK\x03\x04garbage"[..]).is_empty());
+        assert!(read(
+            &mut &b"PK\x03\x04garbage"[..],
+            &AtomicU64::new(SCAN_INFLATE_BUDGET)
+        )
+        .is_empty());
+        // A spent budget stops inflation: the nested jar's deflated properties are not
+        // read, the outer archive's stored ones still are.
+        let budget = AtomicU64::new(10);
+        assert_eq!(
+            read(&mut &outer[..], &budget),
+            vec![("com.example:app".into(), "1.0".into())]
+        );
+        assert_eq!(budget.load(Ordering::Relaxed), 0);
         // A bomb inside the archive: its entry is skipped as stored, never inflated,
         // and the properties after it are still read.
         let zeros = vec![0u8; 64 << 20];
@@ -268,7 +288,10 @@ mod tests {
             zip::CompressionMethod::Deflated,
         );
         assert!(bomb.len() < 1 << 20);
-        assert_eq!(read(&mut &bomb[..]), vec![("g:a".into(), "1".into())]);
+        assert_eq!(
+            read(&mut &bomb[..], &AtomicU64::new(SCAN_INFLATE_BUDGET)),
+            vec![("g:a".into(), "1".into())]
+        );
         assert!(is_archive("app/lib/x.JAR"));
     }
 }

@@ -10,7 +10,9 @@
 //! root, a link whose target does, a layer that expands without bound (a decompression
 //! bomb), a truncated archive, or a header or file beyond the limits.
 
-use std::collections::BTreeMap;
+use std::collections::hash_map::RandomState;
+use std::collections::{BTreeMap, HashSet};
+use std::hash::BuildHasher;
 use std::io::{self, BufRead, BufReader, Read};
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::Arc;
@@ -57,6 +59,9 @@ pub struct Usage {
     expanded: AtomicU64,
     /// Bytes of files kept.
     kept: AtomicU64,
+    /// Keys for the hashes of replaced paths, one set for all of a scan's layers (and
+    /// random, so no image can be made to collide).
+    paths: RandomState,
 }
 
 /// Why a layer could not be read.
@@ -219,9 +224,16 @@ impl ImageFiles {
             self.remove(path);
             self.remove_under(path);
         }
-        for dir in &layer.dirs {
-            // A directory replaces a file or link of a layer below.
-            self.remove(dir);
+        if !layer.replaced.is_empty() {
+            let doomed: Vec<String> = self
+                .nodes
+                .keys()
+                .filter(|p| layer.replaced.contains(&layer.paths.hash_one(p.as_str())))
+                .cloned()
+                .collect();
+            for p in doomed {
+                self.remove(&p);
+            }
         }
         for (path, node) in layer.nodes {
             self.remove_under(&path);
@@ -270,7 +282,11 @@ pub struct LayerChanges {
     nodes: Vec<(String, Node)>,
     whiteouts: Vec<String>,
     opaque: Vec<String>,
-    dirs: Vec<String>,
+    /// Hashes of the paths this layer put something at that is not kept (a directory,
+    /// a link, a file that holds nothing of interest): what a lower layer kept there is
+    /// gone. Hashes, because such paths may be most of a layer's.
+    replaced: HashSet<u64>,
+    paths: RandomState,
 }
 
 /// Read one layer: decompress it (as its first bytes say) and keep what `wanted` asks
@@ -304,7 +320,7 @@ pub fn read_layer(
         tripped: None,
     };
     let mut tar = TarReader::new(counted);
-    let changes = walk(&mut tar, wanted, limits, &usage.kept);
+    let changes = walk(&mut tar, wanted, limits, usage);
     if let Some(e) = tar.into_inner().tripped {
         return Err(e);
     }
@@ -323,9 +339,13 @@ fn walk<R: Read>(
     tar: &mut TarReader<R>,
     wanted: &dyn Wanted,
     limits: &Limits,
-    kept: &AtomicU64,
+    usage: &Usage,
 ) -> Result<LayerChanges, LayerError> {
-    let mut changes = LayerChanges::default();
+    let kept = &usage.kept;
+    let mut changes = LayerChanges {
+        paths: usage.paths.clone(),
+        ..LayerChanges::default()
+    };
     // Within a layer the last entry for a path wins (tar appends replacements).
     let mut nodes: BTreeMap<String, Node> = BTreeMap::new();
     let keep = |nodes: &mut BTreeMap<String, Node>, path: String, node: Node| {
@@ -343,7 +363,7 @@ fn walk<R: Read>(
         Ok(())
     };
     // Only entries on the way to what is kept matter: the rest are not recorded, so a
-    // layer of many entries costs no memory. Whiteouts are all recorded (what they
+    // layer of many entries costs little memory. Whiteouts are all recorded (what they
     // hide may hold kept files at any depth), each charged to the kept budget.
     let relevant = |p: &str| wanted.wants(p) != Want::Nothing || wanted.wants_link(p);
     let charge = |path: &str| {
@@ -373,8 +393,7 @@ fn walk<R: Read>(
         match entry.kind {
             EntryKind::Dir => {
                 if relevant(&path) {
-                    charge(&path)?;
-                    changes.dirs.push(path);
+                    replace(&mut nodes, &mut changes, kept, &path);
                 }
             }
             EntryKind::Symlink(target) => {
@@ -383,6 +402,8 @@ fn walk<R: Read>(
                 }
                 if wanted.wants_link(&path) {
                     keep(&mut nodes, path, Node::Symlink(target))?;
+                } else if wanted.wants(&path) != Want::Nothing {
+                    replace(&mut nodes, &mut changes, kept, &path);
                 }
             }
             EntryKind::Hardlink(target) => {
@@ -392,8 +413,9 @@ fn walk<R: Read>(
                     target: target.clone(),
                 })?;
                 if wanted.wants(&path) != Want::Nothing {
-                    if let Some(node) = nodes.get(&target).cloned() {
-                        keep(&mut nodes, path, node)?;
+                    match nodes.get(&target).cloned() {
+                        Some(node) => keep(&mut nodes, path, node)?,
+                        None => replace(&mut nodes, &mut changes, kept, &path),
                     }
                 }
             }
@@ -410,23 +432,34 @@ fn walk<R: Read>(
                     }
                     match summary {
                         Some(summary) => keep(&mut nodes, path, Node::File(Arc::new(summary)))?,
-                        // Whatever a lower layer had at this path is gone.
-                        None => {
-                            if let Some(Node::File(d)) = nodes.remove(&path) {
-                                kept.fetch_sub(d.len() as u64, AtomicOrdering::Relaxed);
-                            }
-                            charge(&path)?;
-                            changes.whiteouts.push(path);
-                        }
+                        None => replace(&mut nodes, &mut changes, kept, &path),
                     }
                 }
                 Want::Nothing => {}
             },
-            EntryKind::Other => {}
+            EntryKind::Other => {
+                if wanted.wants(&path) != Want::Nothing {
+                    replace(&mut nodes, &mut changes, kept, &path);
+                }
+            }
         }
     }
     changes.nodes = nodes.into_iter().collect();
     Ok(changes)
+}
+
+/// Something not kept was put at `path`: what this layer or a lower one kept there is
+/// gone.
+fn replace(
+    nodes: &mut BTreeMap<String, Node>,
+    changes: &mut LayerChanges,
+    kept: &AtomicU64,
+    path: &str,
+) {
+    if let Some(Node::File(d)) = nodes.remove(path) {
+        kept.fetch_sub(d.len() as u64, AtomicOrdering::Relaxed);
+    }
+    changes.replaced.insert(changes.paths.hash_one(path));
 }
 
 /// A zstd layer: one frame after another (zstd:chunked and pigz-style writers make
@@ -591,6 +624,60 @@ mod tests {
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         e.write_all(data).expect("in memory");
         e.finish().expect("in memory")
+    }
+
+    /// Extracts `bin/*`: a file whose content starts with `pkg` is summarised as its
+    /// content; anything else holds nothing.
+    struct Binaries;
+    impl Wanted for Binaries {
+        fn wants(&self, path: &str) -> Want {
+            if path.starts_with("bin/") {
+                Want::Extract
+            } else {
+                Want::Nothing
+            }
+        }
+        fn wants_link(&self, _: &str) -> bool {
+            false
+        }
+        fn extract(&self, _: &str, data: &mut dyn Read) -> Option<Vec<u8>> {
+            let mut content = Vec::new();
+            data.read_to_end(&mut content).ok()?;
+            content.starts_with(b"pkg").then_some(content)
+        }
+    }
+
+    #[test]
+    fn whatever_replaces_an_extracted_file_hides_it() {
+        let limits = Limits::default();
+        let usage = Usage::default();
+        let base = archive(&[
+            ("bin/a", b'0', b"pkg a", ""),
+            ("bin/b", b'0', b"pkg b", ""),
+            ("bin/c", b'0', b"pkg c", ""),
+            ("bin/d", b'0', b"pkg d", ""),
+            ("bin/e", b'0', b"pkg e", ""),
+            ("bin/f", b'0', b"pkg f", ""),
+        ]);
+        let upper = archive(&[
+            ("bin/a", b'0', b"a shell script", ""),
+            ("bin/b", b'2', b"", "a"),
+            ("bin/c", b'1', b"", "nowhere/c"),
+            ("bin/d", b'5', b"", ""),
+            ("bin/e", b'3', b"", ""),
+            ("bin/x", b'0', b"pkg x", ""),
+            ("bin/f", b'1', b"", "bin/x"),
+        ]);
+        let mut fs = ImageFiles::default();
+        for layer in [base, upper] {
+            let changes = read_layer(&layer[..], layer.len() as u64, &usage, &Binaries, &limits)
+                .expect("valid");
+            fs.apply(changes, &limits).expect("within limits");
+        }
+        let kept: Vec<(&str, &[u8])> = fs.files().map(|(p, d, _)| (p, d.as_slice())).collect();
+        // a: a file of nothing; b: a link; c: a hard link to nothing kept; d: a
+        // directory; e: a device. f: a hard link to a kept file, kept.
+        assert_eq!(kept, [("bin/f", &b"pkg x"[..]), ("bin/x", &b"pkg x"[..])]);
     }
 
     #[test]

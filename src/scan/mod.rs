@@ -1,7 +1,7 @@
 //! What is installed in an image: its layers unpacked in order (layers.rs, over a
 //! bounded tar reader, tar.rs), its OS (os.rs), its package databases (dpkg.rs,
-//! apk.rs, rpm.rs) and its language packages (python.rs, npm.rs, gobinary.rs,
-//! cargo.rs, java.rs). Matching what is installed against vulnerability data is
+//! apk.rs, rpm.rs) and its language packages (python.rs, npm.rs, cargo.rs, java.rs,
+//! and binary.rs for Go and auditable Rust executables). Matching what is installed against vulnerability data is
 //! vulndb/'s work; running scans as jobs and keeping findings is the service's.
 //!
 //! OS package databases are kept whole; language packages are many small files, or
@@ -9,8 +9,11 @@
 //! names as it streams past, and only that summary is kept in its place.
 
 pub mod apk;
+pub mod auditable;
+pub mod binary;
 pub mod cargo;
 pub mod dpkg;
+pub mod elf;
 pub mod gobinary;
 pub mod java;
 pub mod layers;
@@ -21,7 +24,7 @@ pub mod rpm;
 pub mod tar;
 
 use std::io::Read;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -115,7 +118,7 @@ enum Role {
     NpmLockfile,
     CargoLockfile,
     JavaArchive,
-    /// Possibly a Go binary.
+    /// Possibly a Go or an auditable Rust binary.
     Executable,
 }
 
@@ -167,8 +170,9 @@ fn role(path: &str) -> Option<Role> {
 /// A language package as an extracted file's summary records it.
 type Found = (PackageKind, String, String);
 
-/// The packages a language file names, read as it streams past.
-fn extract(role: Role, data: &mut dyn Read) -> Vec<Found> {
+/// The packages a language file names, read as it streams past; `inflate_budget` is
+/// what the scan's archives may still inflate.
+fn extract(role: Role, data: &mut dyn Read, inflate_budget: &AtomicU64) -> Vec<Found> {
     let tagged = |kind: PackageKind, found: Vec<(String, String)>| {
         found
             .into_iter()
@@ -186,28 +190,39 @@ fn extract(role: Role, data: &mut dyn Read) -> Vec<Found> {
         ),
         Role::NpmLockfile => tagged(PackageKind::Npm, npm::read_lockfile(data)),
         Role::CargoLockfile => tagged(PackageKind::Cargo, cargo::read_lockfile(data)),
-        Role::JavaArchive => tagged(PackageKind::Maven, java::read(data)),
-        Role::Executable => {
-            let Some(info) = gobinary::read(data) else {
-                return Vec::new();
-            };
-            let mut found: Vec<Found> = gobinary::stdlib_version(&info.go_version)
-                .map(|v| (PackageKind::Go, "stdlib".to_owned(), v))
-                .into_iter()
-                .collect();
-            found.extend(tagged(PackageKind::Go, info.modules));
-            found
-        }
+        Role::JavaArchive => tagged(PackageKind::Maven, java::read(data, inflate_budget)),
+        Role::Executable => match binary::read(data) {
+            Some(binary::Built::Go(info)) => {
+                let mut found: Vec<Found> = gobinary::stdlib_version(&info.go_version)
+                    .map(|v| (PackageKind::Go, "stdlib".to_owned(), v))
+                    .into_iter()
+                    .collect();
+                found.extend(tagged(PackageKind::Go, info.modules));
+                found
+            }
+            Some(binary::Built::Rust(crates)) => tagged(PackageKind::Cargo, crates),
+            None => Vec::new(),
+        },
         Role::Os | Role::Unread => Vec::new(),
     }
 }
 
-/// The files the package readers need.
-struct PackageFiles;
+/// The files the package readers need: the OS's, and with `languages` (enhanced
+/// scanning) the language packages'.
+struct PackageFiles {
+    languages: bool,
+    inflate_budget: AtomicU64,
+}
+
+impl PackageFiles {
+    fn role(&self, path: &str) -> Option<Role> {
+        role(path).filter(|r| self.languages || matches!(r, Role::Os | Role::Unread))
+    }
+}
 
 impl Wanted for PackageFiles {
     fn wants(&self, path: &str) -> Want {
-        match role(path) {
+        match self.role(path) {
             Some(Role::Os) => Want::Content,
             Some(Role::Unread) => Want::Presence,
             Some(_) => Want::Extract,
@@ -216,7 +231,7 @@ impl Wanted for PackageFiles {
     }
 
     fn extract(&self, path: &str, data: &mut dyn Read) -> Option<Vec<u8>> {
-        let found = extract(role(path)?, data);
+        let found = extract(self.role(path)?, data, &self.inflate_budget);
         // Names and versions come from the image: control characters (NUL above all,
         // which PostgreSQL refuses) only come from damaged or hostile files.
         let found: Vec<Found> = found
@@ -254,19 +269,25 @@ pub struct UnpackError {
     pub error: LayerError,
 }
 
-/// Unpack an image's layers. `open(i)` gives layer i's bytes and compressed size.
+/// Unpack an image's layers (with `languages`, reading language packages too).
+/// `open(i)` gives layer i's bytes and compressed size.
 /// Layers are read in parallel (decompression is the cost), then applied in order.
 /// Blocking: run it off the async threads.
 pub fn unpack(
     count: usize,
     open: impl Fn(usize) -> std::io::Result<(Box<dyn Read + Send>, u64)> + Sync,
     limits: &Limits,
+    languages: bool,
 ) -> Result<ImageFiles, UnpackError> {
     let usage = layers::Usage::default();
+    let wanted = PackageFiles {
+        languages,
+        inflate_budget: AtomicU64::new(java::SCAN_INFLATE_BUDGET),
+    };
     let next = AtomicUsize::new(0);
     let read_one = |index: usize| -> Result<layers::LayerChanges, LayerError> {
         let (blob, size) = open(index).map_err(|e| LayerError::Store(e.to_string()))?;
-        layers::read_layer(blob, size, &usage, &PackageFiles, limits)
+        layers::read_layer(blob, size, &usage, &wanted, limits)
     };
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())

@@ -78,7 +78,7 @@ impl Service {
     pub async fn scan_for_event(&self, event: &Event) -> Result<()> {
         match event.kind {
             EventKind::ScanRequested => {}
-            EventKind::RescanRequested => return self.rescan(event).await,
+            EventKind::RescanRequested => return self.rescan_guarded(event).await,
             _ => return Ok(()),
         }
         let state = self
@@ -89,9 +89,16 @@ impl Service {
             return Ok(());
         }
         let mode = self.mode(event).await?;
-        let outcome = self
+        let mut outcome = self
             .scan_guarded(event.repository_id, &event.digest, mode)
             .await?;
+        if !outcome.findings.is_empty() {
+            let previous = self
+                .meta
+                .scan_findings(event.repository_id, &event.digest)
+                .await?;
+            carry_first_observed(&mut outcome.findings, &previous);
+        }
         tracing::info!(
             repository = %event.repository_name,
             digest = %event.digest,
@@ -144,6 +151,24 @@ impl Service {
                 continuous: config.is_continuous(&event.repository_name),
             },
         })
+    }
+
+    /// A rescan whose own failures (a panic, a stored inventory that does not read) are
+    /// logged and skipped, so that they never hold up the scans after it; a busy store
+    /// is left to the job, which retries.
+    async fn rescan_guarded(&self, event: &Event) -> Result<()> {
+        match AssertUnwindSafe(self.rescan(event)).catch_unwind().await {
+            Ok(Err(e @ (Error::Busy | Error::StorageFull))) => Err(e),
+            Ok(Err(e)) => {
+                tracing::warn!(digest = %event.digest, error = %e, "rescan skipped");
+                Ok(())
+            }
+            Err(_) => {
+                tracing::warn!(digest = %event.digest, "rescan skipped: an internal error");
+                Ok(())
+            }
+            Ok(Ok(())) => Ok(()),
+        }
     }
 
     /// A rescan after the vulnerability data changed: the image's kept inventory is
@@ -231,7 +256,8 @@ impl Service {
             let size = u64::try_from(size).unwrap_or(0);
             located.push((self.location(&d, recorded), size));
         }
-        let files = match unpack(self.blobs.clone(), located).await? {
+        let languages = matches!(mode, Mode::Enhanced { .. });
+        let files = match unpack(self.blobs.clone(), located, languages).await? {
             Ok(files) => files,
             // A store failure says nothing of the image: the attempt is retried.
             Err(e) if e.error.is_store() => return Err(Error::Internal(e.to_string())),
@@ -248,10 +274,6 @@ impl Service {
         drop(files);
         inventory.layers = layers.iter().map(|l| l.digest.clone()).collect();
         let mut outcome = self.match_inventory(inventory.clone(), mode).await?;
-        let now = clock::now_ms();
-        for f in &mut outcome.findings {
-            f.first_observed_ms = Some(now);
-        }
         if outcome.status == ScanStatus::Active {
             outcome.inventory = Some(inventory);
         }
@@ -309,12 +331,24 @@ impl Service {
                 (ScanStatus::Active, Some(said.to_owned()))
             }
         };
-        let description = match (description, unchecked.is_empty()) {
+        let mut notes = Vec::new();
+        if !unchecked.is_empty() {
+            notes.push(format!(
+                "no vulnerability data is loaded for {}; those packages were not checked",
+                unchecked.join(", ")
+            ));
+        }
+        if languages_only {
+            // An OS package database Berth does not read (BerkeleyDB rpm) beside
+            // language packages: the OS's packages were not checked either.
+            notes.extend(inv.unread.iter().map(|f| format!("{f} was not read")));
+        }
+        let description = match (description, notes.is_empty()) {
             (d, true) => d,
             (d, false) => Some(format!(
-                "{}Berth: no vulnerability data is loaded for {}; those packages were not checked.",
+                "{}Berth: {}.",
                 d.map(|d| d + " ").unwrap_or_default(),
-                unchecked.join(", ")
+                notes.join("; ")
             )),
         };
         Ok(ScanOutcome {
@@ -397,6 +431,7 @@ fn carry_first_observed(findings: &mut [Finding], previous: &[Finding]) {
 async fn unpack(
     blobs: Arc<dyn BlobStore>,
     layers: Vec<(BlobLocation, u64)>,
+    languages: bool,
 ) -> Result<std::result::Result<scan::ImageFiles, scan::UnpackError>> {
     let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
@@ -409,7 +444,7 @@ async fn unpack(
                 SyncIoBridge::new_with_handle(StreamReader::new(reader.stream), handle.clone());
             Ok((Box::new(StoreErrors(sync)), *size))
         };
-        scan::unpack(layers.len(), open, &Limits::default())
+        scan::unpack(layers.len(), open, &Limits::default(), languages)
     })
     .await
     .map_err(|e| Error::Internal(format!("scan task: {e}")))
