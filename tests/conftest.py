@@ -385,6 +385,7 @@ class Berth:
             AWS_ENDPOINT_URL_ECR=self.url,
             AWS_ENDPOINT_URL_IAM=self.url,
             AWS_ENDPOINT_URL_STS=self.url,
+            AWS_ENDPOINT_URL_SECRETS_MANAGER=self.url,
             AWS_ACCESS_KEY_ID=key,
             AWS_SECRET_ACCESS_KEY=secret,
             AWS_DEFAULT_REGION=region or self.region,

@@ -122,7 +122,8 @@ impl From<Error> for QueryError {
             | Error::LayersNotFound(_)
             | Error::RepositoryPolicyNotFound { .. }
             | Error::RegistryPolicyNotFound(_)
-            | Error::Ecr(..) => ("InvalidInput", StatusCode::BAD_REQUEST),
+            | Error::Ecr(..)
+            | Error::Secrets(..) => ("InvalidInput", StatusCode::BAD_REQUEST),
         };
         QueryError::new(code, status, message)
     }

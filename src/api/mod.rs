@@ -1,8 +1,9 @@
-//! API front ends on the AWS protocols: ECR's JSON 1.1 control plane, and IAM/STS on
-//! the Query protocol.
+//! API front ends on the AWS protocols: ECR's and Secrets Manager's JSON 1.1, and
+//! IAM/STS on the Query protocol.
 
 pub mod ecr;
 pub mod iam;
+pub mod secretsmanager;
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, StatusCode};

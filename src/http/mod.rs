@@ -165,7 +165,8 @@ async fn finish_request_body(state: &BodyState, unread: Unread, timeout: Duratio
 }
 
 /// Route one request to its front end: `/healthz`, the registry under `/v2/`, and the
-/// AWS APIs at `/` (ECR's JSON protocol, IAM and STS's Query protocol).
+/// AWS APIs at `/` (ECR's and Secrets Manager's JSON protocol, IAM and STS's Query
+/// protocol).
 async fn route(state: &AppState, req: Request<Body>, request_id: &str) -> Response<Body> {
     let path = req.uri().path();
     if path == "/healthz" {
@@ -178,6 +179,8 @@ async fn route(state: &AppState, req: Request<Body>, request_id: &str) -> Respon
             scheme: state.scheme,
         };
         front.handle(registry, req, request_id).await
+    } else if api::secretsmanager::is_secretsmanager_request(&req) {
+        api::secretsmanager::handle(&state.service, &state.auth, req, request_id).await
     } else if api::iam::is_query_request(&req) {
         api::iam::handle(&state.service, &state.auth, req, request_id).await
     } else if path == "/" || api::ecr::is_ecr_request(&req) {

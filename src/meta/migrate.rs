@@ -61,6 +61,11 @@ pub const SQLITE: &[Migration] = &[
         name: "scan_inventories",
         sql: include_str!("../../migrations/sqlite/0010_scan_inventories.sql"),
     },
+    Migration {
+        version: 11,
+        name: "secrets_manager",
+        sql: include_str!("../../migrations/sqlite/0011_secrets_manager.sql"),
+    },
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -113,6 +118,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 10,
         name: "scan_inventories",
         sql: include_str!("../../migrations/postgres/0010_scan_inventories.sql"),
+    },
+    Migration {
+        version: 11,
+        name: "secrets_manager",
+        sql: include_str!("../../migrations/postgres/0011_secrets_manager.sql"),
     },
 ];
 

@@ -302,6 +302,7 @@ mod identity;
 mod jobs;
 mod links;
 mod scanning;
+mod secrets_manager;
 mod uploads;
 mod vulndb;
 
@@ -315,6 +316,7 @@ pub use jobs::{JobRow, Lease};
 pub use links::Recorded;
 pub use outbox::{Event, EventKind, EventSource};
 pub use scanning::{ScanOutcome, ScanResult, ScanState, ScanStatus};
+pub use secrets_manager::SecretRow;
 pub use uploads::StoredUpload;
 pub use vulndb::{Coverage, SourceImport, VulnSource};
 

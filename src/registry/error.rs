@@ -50,7 +50,8 @@ fn code_and_status(e: &Error) -> (&'static str, StatusCode) {
         | Error::RepositoryPolicyNotFound { .. }
         | Error::RegistryPolicyNotFound(_)
         | Error::Ecr(..)
-        | Error::Iam(..) => ("UNSUPPORTED", StatusCode::BAD_REQUEST),
+        | Error::Iam(..)
+        | Error::Secrets(..) => ("UNSUPPORTED", StatusCode::BAD_REQUEST),
         Error::Busy => ("TOOMANYREQUESTS", StatusCode::TOO_MANY_REQUESTS),
         Error::Internal(_) => ("UNKNOWN", StatusCode::INTERNAL_SERVER_ERROR),
         Error::StorageFull => ("UNKNOWN", StatusCode::INSUFFICIENT_STORAGE),

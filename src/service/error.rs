@@ -127,6 +127,9 @@ pub enum Error {
     /// by their exception.
     #[error("{1}")]
     Ecr(EcrErrorKind, String),
+    /// Secrets Manager's errors (its front end names them).
+    #[error("{1}")]
+    Secrets(super::secrets_manager::SecretsErrorKind, String),
     /// Transient contention; the client may retry.
     #[error("The service is busy; retry the request")]
     Busy,

@@ -22,6 +22,7 @@ mod provisioning;
 mod repositories;
 mod scanner;
 mod scanning;
+pub mod secrets_manager;
 mod settings;
 mod signals;
 mod templates;

@@ -141,6 +141,7 @@ impl From<Error> for ApiError {
             | Error::ManifestReferenced
             | Error::InvalidParameter(_)
             | Error::Iam(..) => "InvalidParameterException",
+            Error::Secrets(kind, _) => kind.code(),
             Error::RepositoryPolicyNotFound { .. } => "RepositoryPolicyNotFoundException",
             Error::RegistryPolicyNotFound(_) => "RegistryPolicyNotFoundException",
             Error::Ecr(kind, _) => kind.exception(),
