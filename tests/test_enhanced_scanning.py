@@ -16,6 +16,8 @@ What this file covers:
 * A refresh of the vulnerability data rescans the images under a CONTINUOUS_SCAN rule
   (without a push), keeps when each finding was first observed, and leaves images
   scanned on push as they were.
+* With two nodes sharing metadata and a bucket, the rescan after a refresh is done by
+  the node that takes the scan job over when its holder is killed.
 * An image with no OS (a Go binary on scratch) is UNSUPPORTED_IMAGE under BASIC and
   scanned under ENHANCED; an ecosystem with no data loaded is named, never reported clean.
 """
@@ -145,9 +147,9 @@ MAVEN = [
 NEWEST = "2024-06-01T00:00:00Z"
 
 
-def import_all(berth, tmp_path: Path, **dumps) -> None:
+def import_all(berth, tmp_path: Path, extra=(), **dumps) -> None:
     paths = [write_all_zip(tmp_path / f"{name}.zip", records) for name, records in dumps.items()]
-    lines = import_vulndb(berth, *paths)
+    lines = import_vulndb(berth, *paths, extra=extra)
     assert len(lines) == len(dumps), lines
 
 
@@ -356,3 +358,33 @@ def test_a_go_binary_on_scratch_is_scanned_only_by_enhanced_scanning(berth, ecr,
         ("CVE-2022-32149", "golang.org/x/text", "v0.3.7", "GOBINARY", "app", "0.3.8", scratch.digest, "HIGH"),
         ("CVE-2023-45288", "stdlib", stdlib, "GOBINARY", "app", "1.99.0", scratch.digest, "HIGH"),
     }
+
+
+def test_a_refresh_rescans_on_the_node_that_took_the_scan_job_over(berth_factory, tmp_path, s3_bucket):
+    from test_jobs import holder_pid, jobs, two_nodes
+
+    a, b, key = two_nodes(berth_factory, tmp_path, s3_bucket)
+    master = ["--master-key-file", str(key)]
+    nodes = {a.pid: a, b.pid: b}
+    row = wait_until("a holder of the scan job", lambda: (r := jobs(a, key).get("outbox:scans")) and r["holder"] and r)
+    holder = nodes[holder_pid(row)]
+    survivor = b if holder is a else a
+    ecr = survivor.ecr()
+    ecr.put_registry_scanning_configuration(scanType="ENHANCED", rules=[rule("CONTINUOUS_SCAN", "watched")])
+    (tmp_path / "v1").mkdir()
+    import_all(survivor, tmp_path / "v1", extra=master, pypi=PYPI[:1])
+    ecr.create_repository(repositoryName="watched")
+    packages = layer(tree({f"{PY}/Jinja2-2.10.dist-info/METADATA": python_metadata("Jinja2", "2.10"),
+                           f"{PY}/PyYAML-5.3.dist-info/METADATA": python_metadata("PyYAML", "5.3")}))
+    digest = push_layers(Registry(survivor.url, auth=survivor.registry_auth()), "watched", [packages], tag="v1")
+    assert wait_for_scan(ecr, "watched", digest)["imageScanStatus"]["status"] == "ACTIVE"
+    assert len(enhanced_findings(ecr, "watched", digest)) == 1
+
+    holder.kill()
+    wait_until("the survivor to take the scan job over",
+               lambda: holder_pid(jobs(survivor, key)["outbox:scans"]) == survivor.pid)
+    (tmp_path / "v2").mkdir()
+    import_all(survivor, tmp_path / "v2", extra=master, pypi=PYPI)
+    found = wait_until("the rescan", lambda: len(enhanced_findings(ecr, "watched", digest)) == 2 and
+                       enhanced_findings(ecr, "watched", digest))
+    assert {f["packageVulnerabilityDetails"]["vulnerabilityId"] for f in found} == {"CVE-2019-10906", "CVE-2020-14343"}
