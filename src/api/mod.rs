@@ -64,6 +64,20 @@ pub fn verify(
     auth.api_verify(pending, &signed.request(payload_hash), now)
 }
 
+/// A JSON 1.1 operation's answer: the output object, its media type, the request id.
+pub fn json_response(body: &serde_json::Value, request_id: &str) -> axum::http::Response<Body> {
+    let mut resp = axum::http::Response::new(Body::from(body.to_string()));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static(ecr::CONTENT_TYPE),
+    );
+    if let Ok(v) = axum::http::HeaderValue::from_str(request_id) {
+        h.insert("x-amzn-RequestId", v);
+    }
+    resp
+}
+
 /// Why a request body could not be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyError {

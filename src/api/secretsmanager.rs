@@ -5,7 +5,7 @@
 //! mapped once, in [`api_error`].
 
 use axum::body::Body;
-use axum::http::{header, HeaderValue, Request, Response, StatusCode};
+use axum::http::{Request, Response, StatusCode};
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
 
@@ -19,7 +19,6 @@ use crate::service::secrets_manager::{
 use crate::service::{Context, Error, Service};
 
 pub const TARGET_PREFIX: &str = "secretsmanager.";
-const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 /// A 64 KiB value, base64-encoded, in JSON, with room for the rest.
 const MAX_BODY: u64 = 256 * 1024;
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -52,15 +51,7 @@ pub async fn handle(
     request_id: &str,
 ) -> Response<Body> {
     match run(service, auth, req).await {
-        Ok(body) => {
-            let mut resp = Response::new(Body::from(body.to_string()));
-            let h = resp.headers_mut();
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
-            if let Ok(v) = HeaderValue::from_str(request_id) {
-                h.insert("x-amzn-RequestId", v);
-            }
-            resp
-        }
+        Ok(body) => super::json_response(&body, request_id),
         Err(e) => e.into_response(request_id),
     }
 }

@@ -90,10 +90,7 @@ impl MetaStore {
         now_ms: i64,
     ) -> Result<bool> {
         let _announce = self.changes.announce(Change::Content { repository_id });
-        let counts = serde_json::to_string(&outcome.counts)
-            .map_err(|e| Error::Backend(format!("severity counts: {e}")))?;
-        let findings = serde_json::to_string(&outcome.findings)
-            .map_err(|e| Error::Backend(format!("findings: {e}")))?;
+        let (counts, findings) = encode_outcome(outcome)?;
         let inventory = outcome
             .inventory
             .as_ref()
@@ -149,10 +146,7 @@ impl MetaStore {
         now_ms: i64,
     ) -> Result<bool> {
         let _announce = self.changes.announce(Change::Content { repository_id });
-        let counts = serde_json::to_string(&outcome.counts)
-            .map_err(|e| Error::Backend(format!("severity counts: {e}")))?;
-        let findings = serde_json::to_string(&outcome.findings)
-            .map_err(|e| Error::Backend(format!("findings: {e}")))?;
+        let (counts, findings) = encode_outcome(outcome)?;
         let done = on_write!(self, pool => {
             let mut tx = pool.begin().await?;
             let n = sqlx::query(
@@ -234,6 +228,15 @@ impl MetaStore {
                 .map_err(|e| Error::Backend(format!("stored findings of {digest}: {e}"))),
         }
     }
+}
+
+/// A scan outcome's severity counts and findings, as stored (JSON).
+fn encode_outcome(outcome: &ScanOutcome) -> Result<(String, String)> {
+    let counts = serde_json::to_string(&outcome.counts)
+        .map_err(|e| Error::Backend(format!("severity counts: {e}")))?;
+    let findings = serde_json::to_string(&outcome.findings)
+        .map_err(|e| Error::Backend(format!("findings: {e}")))?;
+    Ok((counts, findings))
 }
 
 /// The scan columns of a manifest row, as [`ScanState::from_row`] reads them.

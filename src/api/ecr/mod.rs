@@ -11,7 +11,7 @@ mod ops;
 pub(crate) use ops::exercise_input;
 
 use axum::body::Body;
-use axum::http::{header, HeaderValue, Request, Response};
+use axum::http::{header, Request, Response};
 use serde_json::Value;
 
 pub use error::ApiError;
@@ -48,15 +48,7 @@ pub async fn handle(
     request_id: &str,
 ) -> Response<Body> {
     match run(service, auth, req).await {
-        Ok(body) => {
-            let mut resp = Response::new(Body::from(body.to_string()));
-            let h = resp.headers_mut();
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
-            if let Ok(v) = HeaderValue::from_str(request_id) {
-                h.insert("x-amzn-RequestId", v);
-            }
-            resp
-        }
+        Ok(body) => super::json_response(&body, request_id),
         Err(e) => e.into_response(request_id),
     }
 }
