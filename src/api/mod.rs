@@ -64,6 +64,33 @@ pub fn verify(
     auth.api_verify(pending, &signed.request(payload_hash), now)
 }
 
+/// A JSON 1.1 request, authenticated: the caller and the input object. Everything the
+/// headers can tell is checked before the body is read (at most `cap` bytes), so an
+/// unauthenticated client cannot make the server hold a large body.
+pub async fn signed_json_input(
+    auth: &Authenticator,
+    parts: &axum::http::request::Parts,
+    body: Body,
+    service: &str,
+    cap: u64,
+) -> Result<(ApiCaller, serde_json::Map<String, serde_json::Value>), ecr::ApiError> {
+    let signed = signed_parts(parts);
+    let pending = precheck(auth, &signed, service).await?;
+    let (body, payload_hash) = read_body(body, &parts.headers, cap)
+        .await
+        .map_err(ecr::ApiError::body)?;
+    let caller = verify(auth, pending, &signed, &payload_hash)?;
+    let not_an_object =
+        || ecr::ApiError::serialization("Start of structure or map found where not expected.");
+    if body.is_empty() {
+        return Ok((caller, serde_json::Map::new()));
+    }
+    match serde_json::from_slice(&body).map_err(|_| not_an_object())? {
+        serde_json::Value::Object(input) => Ok((caller, input)),
+        _ => Err(not_an_object()),
+    }
+}
+
 /// A JSON 1.1 operation's answer: the output object, its media type, the request id.
 pub fn json_response(body: &serde_json::Value, request_id: &str) -> axum::http::Response<Body> {
     let mut resp = axum::http::Response::new(Body::from(body.to_string()));

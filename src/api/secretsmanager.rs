@@ -70,24 +70,8 @@ async fn run(
         .filter(|op| OPERATIONS.contains(op) && parts.method == axum::http::Method::POST)
         .ok_or_else(ApiError::unknown_operation)?
         .to_owned();
-    let signed = super::signed_parts(&parts);
-    let pending = super::precheck(auth, &signed, "secretsmanager").await?;
-    let (body, payload_hash) = super::read_body(body, &parts.headers, MAX_BODY)
-        .await
-        .map_err(ApiError::body)?;
-    let caller = super::verify(auth, pending, &signed, &payload_hash)?;
-    let input: Value = if body.is_empty() {
-        Value::Object(Map::new())
-    } else {
-        serde_json::from_slice(&body).map_err(|_| {
-            ApiError::serialization("Start of structure or map found where not expected.")
-        })?
-    };
-    let Value::Object(input) = input else {
-        return Err(ApiError::serialization(
-            "Start of structure or map found where not expected.",
-        ));
-    };
+    let (caller, input) =
+        super::signed_json_input(auth, &parts, body, "secretsmanager", MAX_BODY).await?;
     let account = caller
         .principal
         .account_id()

@@ -60,31 +60,13 @@ async fn run(
 ) -> Result<Value, ApiError> {
     let (parts, body) = req.into_parts();
     let operation = operation(&parts)?;
-    // Everything the headers can tell is checked before the body is read: an
-    // unauthenticated client cannot make the server hold a large body.
-    let signed = super::signed_parts(&parts);
-    let pending = super::precheck(auth, &signed, "ecr").await?;
     let cap = if operation == "UploadLayerPart" {
         MAX_UPLOAD_PART_BODY
     } else {
         MAX_BODY
     };
-    let (body, payload_hash) = super::read_body(body, &parts.headers, cap)
-        .await
-        .map_err(ApiError::body)?;
-    let caller = super::verify(auth, pending, &signed, &payload_hash)?;
-    let input: Value = if body.is_empty() {
-        Value::Object(Default::default())
-    } else {
-        serde_json::from_slice(&body).map_err(|_| {
-            ApiError::serialization("Start of structure or map found where not expected.")
-        })?
-    };
-    if !input.is_object() {
-        return Err(ApiError::serialization(
-            "Start of structure or map found where not expected.",
-        ));
-    }
+    let (caller, input) = super::signed_json_input(auth, &parts, body, "ecr", cap).await?;
+    let input = Value::Object(input);
     let registry_id = match input.get("registryId") {
         Some(Value::String(id)) => AccountId::parse(id).ok_or_else(|| {
             ApiError::invalid("registryId", "must satisfy regular expression '[0-9]{12}'")
