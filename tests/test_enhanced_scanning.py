@@ -24,13 +24,13 @@ What this file covers:
 
 from __future__ import annotations
 
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
 from ocihelpers import Registry
+from test_jobs import holder_pid, jobs, two_nodes, wait_until
 from test_vulnerability_scanning import (
     BASE_FILES,
     LIBSSL3,
@@ -42,6 +42,7 @@ from test_vulnerability_scanning import (
     V98,
     debian_layer,
     scan,
+    ts,
 )
 from vulnimages import (
     UNSUPPORTED_PREFIX,
@@ -82,21 +83,6 @@ def reg(berth):
 
 def rule(frequency: str, *filters: str) -> dict:
     return {"scanFrequency": frequency, "repositoryFilters": [{"filter": f, "filterType": "WILDCARD"} for f in filters]}
-
-
-def ts(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def wait_until(what: str, check, timeout: float = 120.0):
-    """Poll `check` until it returns something truthy (a condition, not a delay)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 # ============================================================================ the data
@@ -318,7 +304,7 @@ def test_a_refresh_rescans_continuously_monitored_images(berth, ecr, reg, tmp_pa
         out = ecr.describe_image_scan_findings(repositoryName="watched", imageId={"imageDigest": digests["watched"]})
         return out if len(out["imageScanFindings"]["enhancedFindings"]) == 2 else None
 
-    out = wait_until("the watched image's rescan", rescanned)
+    out = wait_until("the watched image's rescan", rescanned, timeout=120)
     assert out["imageScanStatus"] == {"status": "ACTIVE", "description": CONTINUOUS}
     assert out["imageScanFindings"]["vulnerabilitySourceUpdatedAt"] == ts("2024-02-04T00:00:00Z")
     by_id = {f["packageVulnerabilityDetails"]["vulnerabilityId"]: f for f in out["imageScanFindings"]["enhancedFindings"]}
@@ -361,8 +347,6 @@ def test_a_go_binary_on_scratch_is_scanned_only_by_enhanced_scanning(berth, ecr,
 
 
 def test_a_refresh_rescans_on_the_node_that_took_the_scan_job_over(berth_factory, tmp_path, s3_bucket):
-    from test_jobs import holder_pid, jobs, two_nodes
-
     a, b, key = two_nodes(berth_factory, tmp_path, s3_bucket)
     master = ["--master-key-file", str(key)]
     nodes = {a.pid: a, b.pid: b}
@@ -385,6 +369,6 @@ def test_a_refresh_rescans_on_the_node_that_took_the_scan_job_over(berth_factory
                lambda: holder_pid(jobs(survivor, key)["outbox:scans"]) == survivor.pid)
     (tmp_path / "v2").mkdir()
     import_all(survivor, tmp_path / "v2", extra=master, pypi=PYPI)
-    found = wait_until("the rescan", lambda: len(enhanced_findings(ecr, "watched", digest)) == 2 and
+    found = wait_until("the rescan", timeout=120, check=lambda: len(enhanced_findings(ecr, "watched", digest)) == 2 and
                        enhanced_findings(ecr, "watched", digest))
     assert {f["packageVulnerabilityDetails"]["vulnerabilityId"] for f in found} == {"CVE-2019-10906", "CVE-2020-14343"}

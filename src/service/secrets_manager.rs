@@ -688,15 +688,6 @@ impl Service {
         .await?;
         Ok(())
     }
-
-    /// A secret's current value, for Berth's own use (pull-through cache credentials):
-    /// authorized as GetSecretValue for the caller in `ctx`.
-    pub async fn current_secret_value(&self, ctx: &Context, arn: &str) -> Result<SecretValue> {
-        Ok(self
-            .get_secret_value(ctx, arn, &VersionSelector::default())
-            .await?
-            .value)
-    }
 }
 
 #[cfg(test)]
