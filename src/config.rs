@@ -12,6 +12,8 @@ use crate::aws::{AccountId, Region};
 use crate::blobs::s3::{S3Credentials, S3Settings};
 use crate::http::conn::Timeouts;
 use crate::public_url::PublicUrl;
+use crate::upstream::registries::{DeclaredUpstream, Upstreams};
+use crate::upstream::CacheSettings;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:5000";
 pub const DEFAULT_DATA_DIR: &str = "./berth-data";
@@ -159,6 +161,39 @@ struct FileSettings {
     gc_interval: Option<u64>,
     gc_grace: Option<u64>,
     job_lease: Option<u64>,
+    pull_through_cache: Option<PullThroughFile>,
+}
+
+/// `[pull_through_cache]` of the config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PullThroughFile {
+    /// Seconds a cached tag is served before the upstream is asked again.
+    tag_recheck_seconds: Option<u64>,
+    /// Remove cached images not pulled for this many days.
+    expire_unpulled_days: Option<u32>,
+    #[serde(default)]
+    upstreams: Vec<DeclaredUpstream>,
+}
+
+impl PullThroughFile {
+    fn settings(self) -> anyhow::Result<CacheSettings> {
+        let upstreams = Upstreams::new(self.upstreams)
+            .map_err(|e| anyhow::anyhow!("[pull_through_cache] {e}"))?;
+        let tag_recheck = match self.tag_recheck_seconds {
+            Some(0) => bail!("[pull_through_cache] tag_recheck_seconds must be at least 1"),
+            Some(s) => std::time::Duration::from_secs(s),
+            None => crate::upstream::DEFAULT_TAG_RECHECK,
+        };
+        if self.expire_unpulled_days == Some(0) {
+            bail!("[pull_through_cache] expire_unpulled_days must be at least 1");
+        }
+        Ok(CacheSettings {
+            upstreams,
+            tag_recheck,
+            expire_unpulled_days: self.expire_unpulled_days,
+        })
+    }
 }
 
 /// Validated settings.
@@ -191,6 +226,8 @@ pub struct Settings {
     pub gc_grace: u64,
     /// How long a job lease lasts without renewal.
     pub job_lease: std::time::Duration,
+    /// The pull-through cache: declared upstreams, tag re-checks, expiry.
+    pub pull_through: CacheSettings,
 }
 
 /// The PEM files HTTPS is served with.
@@ -377,6 +414,7 @@ impl Settings {
             .clone()
             .or(file.master_key_file)
             .unwrap_or_else(|| data_dir.join("master.key"));
+        let pull_through = file.pull_through_cache.unwrap_or_default().settings()?;
         let blobs = match args.blobs.clone().or(file.blobs) {
             None => BlobStorage::Local,
             Some(url) => {
@@ -407,6 +445,7 @@ impl Settings {
             gc_interval: DEFAULT_GC_INTERVAL,
             gc_grace: DEFAULT_GC_GRACE,
             job_lease: std::time::Duration::from_secs(DEFAULT_JOB_LEASE),
+            pull_through,
         })
     }
 }

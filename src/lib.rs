@@ -35,4 +35,5 @@ pub mod secrets;
 pub mod server_record;
 pub mod service;
 pub mod storage_class;
+pub mod upstream;
 pub mod vulndb;

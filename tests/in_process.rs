@@ -36,8 +36,10 @@ async fn server() -> Server {
         public: PublicUrl::parse("http://localhost:5000").expect("url"),
         gc_grace_ms: 3_600_000,
         blob_redirect: false,
+        pull_through: Default::default(),
+        spool_dir: dir.path().join("spool"),
     };
-    let service = Arc::new(Service::new(meta, Arc::new(blobs), options));
+    let service = Service::new(meta, Arc::new(blobs), options);
     let keys = KeySource {
         store: service.clone(),
         shared: false,

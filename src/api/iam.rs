@@ -123,6 +123,7 @@ impl From<Error> for QueryError {
             | Error::RepositoryPolicyNotFound { .. }
             | Error::RegistryPolicyNotFound(_)
             | Error::Ecr(..)
+            | Error::Upstream(_)
             | Error::Secrets(..) => ("InvalidInput", StatusCode::BAD_REQUEST),
         };
         QueryError::new(code, status, message)

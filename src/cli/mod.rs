@@ -265,8 +265,10 @@ async fn open_service(settings: &Settings, public: PublicUrl) -> anyhow::Result<
         public,
         gc_grace_ms: i64::try_from(settings.gc_grace.saturating_mul(1000)).unwrap_or(i64::MAX),
         blob_redirect: settings.blob_redirect,
+        pull_through: settings.pull_through.clone(),
+        spool_dir: settings.data_dir.join("spool"),
     };
-    Ok(Arc::new(Service::new(meta, blobs, options)))
+    Ok(Service::new(meta, blobs, options))
 }
 
 async fn open_blobs(settings: &Settings) -> anyhow::Result<Arc<dyn blobs::BlobStore>> {

@@ -66,6 +66,11 @@ pub const SQLITE: &[Migration] = &[
         name: "secrets_manager",
         sql: include_str!("../../migrations/sqlite/0011_secrets_manager.sql"),
     },
+    Migration {
+        version: 12,
+        name: "pull_through_cache",
+        sql: include_str!("../../migrations/sqlite/0012_pull_through_cache.sql"),
+    },
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -123,6 +128,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 11,
         name: "secrets_manager",
         sql: include_str!("../../migrations/postgres/0011_secrets_manager.sql"),
+    },
+    Migration {
+        version: 12,
+        name: "pull_through_cache",
+        sql: include_str!("../../migrations/postgres/0012_pull_through_cache.sql"),
     },
 ];
 

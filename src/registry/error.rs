@@ -5,6 +5,7 @@ use axum::http::{header, HeaderValue, Response, StatusCode};
 use serde_json::json;
 
 use crate::service::Error;
+use crate::upstream::UpstreamError;
 
 /// OCI error code and HTTP status for a service error. Exhaustive on purpose: a new
 /// variant must be mapped here.
@@ -53,6 +54,14 @@ fn code_and_status(e: &Error) -> (&'static str, StatusCode) {
         | Error::Iam(..)
         | Error::Secrets(..) => ("UNSUPPORTED", StatusCode::BAD_REQUEST),
         Error::Busy => ("TOOMANYREQUESTS", StatusCode::TOO_MANY_REQUESTS),
+        Error::Upstream(u) => match u {
+            UpstreamError::NotFound => ("NOT_FOUND", StatusCode::NOT_FOUND),
+            UpstreamError::AccessDenied(_) => ("DENIED", StatusCode::FORBIDDEN),
+            UpstreamError::TooManyRequests => ("TOOMANYREQUESTS", StatusCode::TOO_MANY_REQUESTS),
+            UpstreamError::Unavailable(_) | UpstreamError::Invalid(_) => {
+                ("UNAVAILABLE", StatusCode::BAD_GATEWAY)
+            }
+        },
         Error::Internal(_) => ("UNKNOWN", StatusCode::INTERNAL_SERVER_ERROR),
         Error::StorageFull => ("UNKNOWN", StatusCode::INSUFFICIENT_STORAGE),
     }

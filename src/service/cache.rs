@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use super::pull_through::CacheRule;
 use super::RegistryScanning;
 use crate::blobs::BlobLocation;
 use crate::meta::{Change, Listener, RegistryKey, Repository, StoredManifest};
@@ -57,6 +58,8 @@ struct Inner {
     repository_keys: HashMap<i64, (RegistryKey, String)>,
     repos: HashMap<i64, RepoEntries>,
     scanning: HashMap<RegistryKey, RegistryScanning>,
+    /// Each registry's pull-through cache rules (consulted by every manifest pull).
+    cache_rules: HashMap<RegistryKey, Arc<Vec<CacheRule>>>,
     manifest_bytes: usize,
     entries: usize,
     /// When the cache last started empty (for [`SHARED_TTL`]).
@@ -191,11 +194,25 @@ impl ReadCache {
         }
     }
 
-    /// A registry's scanning configuration changed: drop it, and refuse any read that
-    /// started before (by moving the epoch; the other entries stay valid).
+    pub fn cache_rules(&self, reg: &RegistryKey) -> Option<Arc<Vec<CacheRule>>> {
+        self.lock()?.cache_rules.get(reg).cloned()
+    }
+
+    /// Install a registry's rules read since `seen`, as [`ReadCache::put_registry_scanning`].
+    pub fn put_cache_rules(&self, seen: u64, reg: &RegistryKey, rules: Arc<Vec<CacheRule>>) {
+        if let Some(mut inner) = self.lock() {
+            if inner.epoch == seen {
+                inner.cache_rules.insert(reg.clone(), rules);
+            }
+        }
+    }
+
+    /// A registry's configuration (scanning, cache rules) changed: drop it, and refuse
+    /// any read that started before (by moving the epoch; the other entries stay valid).
     fn forget_registry_scanning(&self, reg: &RegistryKey) {
         if let Some(mut inner) = self.lock() {
             inner.scanning.remove(reg);
+            inner.cache_rules.remove(reg);
             inner.epoch += 1;
         }
     }

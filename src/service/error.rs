@@ -130,6 +130,9 @@ pub enum Error {
     /// Secrets Manager's errors (its front end names them).
     #[error("{1}")]
     Secrets(super::secrets_manager::SecretsErrorKind, String),
+    /// A pull-through cache's upstream failed a fetch the request needed.
+    #[error("{0}")]
+    Upstream(crate::upstream::UpstreamError),
     /// Transient contention; the client may retry.
     #[error("The service is busy; retry the request")]
     Busy,
@@ -191,6 +194,12 @@ pub enum EcrErrorKind {
     LimitExceeded,
     ScanNotFound,
     UnsupportedImageType,
+    PullThroughCacheRuleAlreadyExists,
+    PullThroughCacheRuleNotFound,
+    UnsupportedUpstreamRegistry,
+    SecretNotFound,
+    UnableToAccessSecret,
+    UnableToDecryptSecretValue,
     /// Semantic validation on the newer registry-level operations.
     Validation,
 }
@@ -210,6 +219,14 @@ impl EcrErrorKind {
             EcrErrorKind::LimitExceeded => "LimitExceededException",
             EcrErrorKind::ScanNotFound => "ScanNotFoundException",
             EcrErrorKind::UnsupportedImageType => "UnsupportedImageTypeException",
+            EcrErrorKind::PullThroughCacheRuleAlreadyExists => {
+                "PullThroughCacheRuleAlreadyExistsException"
+            }
+            EcrErrorKind::PullThroughCacheRuleNotFound => "PullThroughCacheRuleNotFoundException",
+            EcrErrorKind::UnsupportedUpstreamRegistry => "UnsupportedUpstreamRegistryException",
+            EcrErrorKind::SecretNotFound => "SecretNotFoundException",
+            EcrErrorKind::UnableToAccessSecret => "UnableToAccessSecretException",
+            EcrErrorKind::UnableToDecryptSecretValue => "UnableToDecryptSecretValueException",
             EcrErrorKind::Validation => "ValidationException",
         }
     }

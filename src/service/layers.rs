@@ -52,7 +52,15 @@ impl Service {
         self.authorize(ctx, Action::BatchCheckLayerAvailability, name)
             .await?;
         let repo = self.repository(ctx, name).await?;
-        self.checked_link_size(&repo, digest).await
+        match self.checked_link_size(&repo, digest).await {
+            Err(Error::BlobNotFound) => {}
+            other => return other,
+        }
+        // A cache repository answers for what its upstream has (fetching it).
+        match self.pull_blob(ctx, &repo, digest, None).await? {
+            Some(download) => Ok(download.size),
+            None => self.checked_link_size(&repo, digest).await,
+        }
     }
 
     /// The size of a linked blob a client is about to rely on in a manifest: the link is
@@ -139,7 +147,17 @@ impl Service {
         self.authorize(ctx, Action::GetDownloadUrlForLayer, name)
             .await?;
         let repo = self.repository(ctx, name).await?;
-        let blob = self.linked(&repo, digest).await?;
+        let blob = match self.linked(&repo, digest).await {
+            Ok(blob) => blob,
+            Err(Error::BlobNotFound) => {
+                // A cache repository fetches what it lacks from its upstream.
+                if let Some(download) = self.pull_blob(ctx, &repo, digest, range).await? {
+                    return Ok(download);
+                }
+                self.linked(&repo, digest).await?
+            }
+            Err(e) => return Err(e),
+        };
         let size = blob.size;
         let range = match range {
             Some(r) => Some(r.resolve(size).ok_or(Error::RangeNotSatisfiable { size })?),

@@ -169,8 +169,7 @@ impl Service {
         accepted: &[String],
     ) -> Result<Arc<StoredManifest>> {
         self.authorize(ctx, Action::BatchGetImage, name).await?;
-        let repo = self.repository(ctx, name).await?;
-        let m = self.find_manifest(&repo, reference).await?;
+        let (repo, m) = self.manifest_or_upstream(ctx, name, reference).await?;
         if m.archived {
             return Err(Error::ImageArchived);
         }

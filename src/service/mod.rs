@@ -8,6 +8,7 @@
 
 mod authz;
 mod cache;
+mod cached_pulls;
 mod error;
 mod gc;
 mod iam;
@@ -19,6 +20,7 @@ mod manifests;
 mod paging;
 mod policies;
 mod provisioning;
+mod pull_through;
 mod repositories;
 mod scanner;
 mod scanning;
@@ -43,6 +45,7 @@ pub use manifests::PutManifest;
 use manifests::{converted_manifest, event_source};
 pub use paging::{page_after, Listing};
 pub use provisioning::KeyImport;
+pub use pull_through::{CacheRule, NewCacheRule, RuleValidation};
 pub use repositories::MAX_RESOURCE_TAGS;
 pub use scanning::{RegistryScanning, RepositoryScanning};
 pub use templates::{normalize_prefix, AppliedFor, CreationTemplate, TemplateInput};
@@ -110,6 +113,13 @@ pub enum Action {
     PutRegistryScanningConfiguration,
     GetRegistryScanningConfiguration,
     BatchGetRepositoryScanningConfiguration,
+    CreatePullThroughCacheRule,
+    DescribePullThroughCacheRules,
+    UpdatePullThroughCacheRule,
+    DeletePullThroughCacheRule,
+    ValidatePullThroughCacheRule,
+    /// A pull that brings an image from a pull-through cache's upstream.
+    BatchImportUpstreamImage,
 }
 
 impl Action {
@@ -142,6 +152,10 @@ pub struct Options {
     /// Answer blob GETs with a redirect to the blob store's presigned URL, where it has
     /// them (object storage), instead of sending the bytes.
     pub blob_redirect: bool,
+    /// The pull-through cache's upstreams and timings.
+    pub pull_through: crate::upstream::CacheSettings,
+    /// Where blobs fetched from upstreams are spooled while clients read them.
+    pub spool_dir: std::path::PathBuf,
 }
 
 /// A byte range as a client asks for it, before the blob size is known.
@@ -215,10 +229,17 @@ pub struct Service {
     cache: Arc<ReadCache>,
     pulls: Arc<PullRecorder>,
     policies: Arc<authz::PolicyCache>,
+    /// The pull-through cache's client to upstream registries (and its token cache).
+    upstream: Arc<crate::upstream::Client>,
+    /// Upstream fetches in progress on this node (cached_pulls.rs).
+    fetches: Arc<cached_pulls::Fetches>,
+    /// This service, for the background work a request starts (upstream fetches) that
+    /// must outlive the request.
+    me: std::sync::Weak<Service>,
 }
 
 impl Service {
-    pub fn new(meta: MetaStore, blobs: Arc<dyn BlobStore>, options: Options) -> Service {
+    pub fn new(meta: MetaStore, blobs: Arc<dyn BlobStore>, options: Options) -> Arc<Service> {
         // Alone, caches keep entries until a change drops them; beside other nodes,
         // which notify their changes, only for seconds (see cache.rs).
         let meta_single_node = meta.is_single_node();
@@ -232,14 +253,17 @@ impl Service {
         // The caches hear of every change from the store itself (meta/changes.rs).
         meta.changes().subscribe(cache.clone());
         meta.changes().subscribe(policies.clone());
-        Service {
+        Arc::new_cyclic(|me| Service {
             meta: Arc::new(meta),
             blobs,
             options,
             cache,
             pulls: Arc::new(PullRecorder::default()),
             policies,
-        }
+            upstream: Arc::new(crate::upstream::Client::new()),
+            fetches: Arc::new(cached_pulls::Fetches::default()),
+            me: me.clone(),
+        })
     }
 
     pub fn meta(&self) -> &MetaStore {
@@ -317,7 +341,10 @@ impl Service {
             return Ok(repo);
         }
         if !self.options.create_on_push {
-            return match self.create_from_template(ctx, name).await? {
+            return match self
+                .create_from_template(ctx, name, AppliedFor::CreateOnPush)
+                .await?
+            {
                 Some(repo) => Ok(repo),
                 None => Err(Self::not_found(ctx, name)),
             };

@@ -388,6 +388,29 @@ impl Service {
         Loaded::new(row)
     }
 
+    /// A secret's current value read by Berth for its own use (a pull-through cache
+    /// rule's credentials), as ECR reads it with its own role: not as the caller, and
+    /// not recorded as an access. `None`: no such secret, or it is marked for deletion.
+    pub(super) async fn secret_for_service(
+        &self,
+        registry: &crate::meta::RegistryKey,
+        arn: &str,
+    ) -> Result<Option<SecretValue>> {
+        let Some(row) = self.meta.sm_find(registry, None, Some(arn)).await? else {
+            return Ok(None);
+        };
+        if row.deletion_at.is_some() {
+            return Ok(None);
+        }
+        let loaded = Loaded::new(row)?;
+        loaded
+            .versions
+            .iter()
+            .find(|v| v.stages.iter().any(|s| s == CURRENT))
+            .map(Version::value)
+            .transpose()
+    }
+
     /// Load, change and write back a secret, again if another writer came between.
     async fn modify_secret<T>(
         &self,

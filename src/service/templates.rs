@@ -240,9 +240,14 @@ impl Service {
             .collect()
     }
 
-    /// The CREATE_ON_PUSH template for a repository name: the longest prefix that
-    /// covers it, else ROOT.
-    async fn push_template(&self, ctx: &Context, name: &str) -> Result<Option<CreationTemplate>> {
+    /// The template for a repository Berth creates in `scenario`: the longest prefix
+    /// that covers the name, else ROOT, if it applies to that scenario.
+    async fn template_for(
+        &self,
+        ctx: &Context,
+        name: &str,
+        scenario: AppliedFor,
+    ) -> Result<Option<CreationTemplate>> {
         let templates = self.meta.templates(&ctx.registry).await?;
         let mut best: Option<CreationTemplate> = None;
         for body in templates {
@@ -260,18 +265,20 @@ impl Service {
                 best = Some(t);
             }
         }
-        Ok(best.filter(|t| t.applied_for.contains(&AppliedFor::CreateOnPush)))
+        Ok(best.filter(|t| t.applied_for.contains(&scenario)))
     }
 
-    /// Create a repository a push names, from its CREATE_ON_PUSH template; `None` if no
-    /// template applies. The pusher needs `ecr:CreateRepository` (with the template's
-    /// tags as request tags), as on ECR.
+    /// Create a repository Berth creates on the caller's behalf (a push with
+    /// CREATE_ON_PUSH, a pull-through cache's first pull), from the template for that
+    /// scenario; `None` if no template applies. The caller needs `ecr:CreateRepository`
+    /// (with the template's tags as request tags), as on ECR.
     pub(super) async fn create_from_template(
         &self,
         ctx: &Context,
         name: &RepositoryName,
+        scenario: AppliedFor,
     ) -> Result<Option<Repository>> {
-        let Some(t) = self.push_template(ctx, name.as_str()).await? else {
+        let Some(t) = self.template_for(ctx, name.as_str(), scenario).await? else {
             return Ok(None);
         };
         self.authorize_tagged(
@@ -310,7 +317,7 @@ impl Service {
         if let Some(l) = &t.lifecycle_policy {
             self.meta.set_lifecycle_policy(repo.id, Some(l)).await?;
         }
-        tracing::info!(repository = %name, template = t.prefix, "repository created on push from a template");
+        tracing::info!(repository = %name, template = t.prefix, scenario = scenario.as_str(), "repository created from a template");
         // Read back, so the returned row carries the policy.
         Ok(Some(self.repository(ctx, name).await?))
     }

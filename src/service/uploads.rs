@@ -32,7 +32,7 @@ impl Service {
     }
 
     /// A new, empty upload session in `repo`, and its state as stored.
-    async fn open_session(
+    pub(super) async fn open_session(
         &self,
         repo: &crate::meta::Repository,
     ) -> Result<(UploadKey, StoredUpload)> {
@@ -117,7 +117,7 @@ impl Service {
     /// Finish a session: verify and publish its bytes, record and link the blob. The
     /// session ends, except after an error that leaves its bytes usable (a wrong
     /// offset, an interrupted body, a blob-store failure): then the client may go on.
-    async fn finish_session(
+    pub(super) async fn finish_session(
         &self,
         key: UploadKey,
         stored: &StoredUpload,

@@ -184,6 +184,7 @@ impl From<Error> for ApiError {
             Error::ImageDigestMismatch { .. } => "ImageDigestDoesNotMatchException",
             Error::TooManyTags => "TooManyTagsException",
             Error::AccessDenied(_) => "AccessDeniedException",
+            Error::Upstream(_) => "UnableToGetUpstreamImageException",
             Error::Busy => return ApiError::new("ThrottlingException", "Rate exceeded"),
             Error::Internal(detail) => return server_error(detail),
             Error::StorageFull => return server_error(&message),

@@ -23,6 +23,7 @@ mod fuzz;
 mod governance;
 mod images;
 mod policies;
+mod pull_through;
 mod repositories;
 mod scanning;
 
@@ -100,11 +101,11 @@ operations! { service, auth, ctx, i;
     BatchGetRepositoryScanningConfiguration ["ecr:BatchGetRepositoryScanningConfiguration"] =>
         scanning::batch_get_repository_scanning_configuration(service, ctx, i);
     CompleteLayerUpload ["ecr:CompleteLayerUpload"] => complete_layer_upload(service, ctx, i);
-    CreatePullThroughCacheRule ["ecr:CreatePullThroughCacheRule"];
+    CreatePullThroughCacheRule ["ecr:CreatePullThroughCacheRule"] => pull_through::create_rule(service, ctx, i);
     CreateRepository ["ecr:CreateRepository", "ecr:TagResource"] => create_repository(service, ctx, i);
     CreateRepositoryCreationTemplate ["ecr:CreateRepositoryCreationTemplate"] => create_template(service, ctx, i);
     DeleteLifecyclePolicy ["ecr:DeleteLifecyclePolicy"] => lifecycle_policy(service, ctx, i, true);
-    DeletePullThroughCacheRule ["ecr:DeletePullThroughCacheRule"];
+    DeletePullThroughCacheRule ["ecr:DeletePullThroughCacheRule"] => pull_through::delete_rule(service, ctx, i);
     DeleteRegistryPolicy ["ecr:DeleteRegistryPolicy"] => registry_policy(service, ctx, true);
     DeleteRepository ["ecr:DeleteRepository"] => delete_repository(service, ctx, i);
     DeleteRepositoryCreationTemplate ["ecr:DeleteRepositoryCreationTemplate"] => delete_template(service, ctx, i);
@@ -116,7 +117,7 @@ operations! { service, auth, ctx, i;
         scanning::describe_image_scan_findings(service, ctx, i);
     DescribeImageSigningStatus ["ecr:DescribeImageSigningStatus"];
     DescribeImages ["ecr:DescribeImages"] => describe_images(service, ctx, i);
-    DescribePullThroughCacheRules ["ecr:DescribePullThroughCacheRules"];
+    DescribePullThroughCacheRules ["ecr:DescribePullThroughCacheRules"] => pull_through::describe_rules(service, ctx, i);
     DescribeRegistry ["ecr:DescribeRegistry"] => describe_registry(service, ctx);
     DescribeReplicationBackfillResults ["ecr:DescribeReplicationBackfillResults"];
     DescribeRepositories ["ecr:DescribeRepositories"] => describe_repositories(service, ctx, i);
@@ -156,10 +157,10 @@ operations! { service, auth, ctx, i;
     TagResource ["ecr:TagResource"] => tag_resource(service, ctx, i);
     UntagResource ["ecr:UntagResource"] => untag_resource(service, ctx, i);
     UpdateImageStorageClass ["ecr:UpdateImageStorageClass"] => update_image_storage_class(service, ctx, i);
-    UpdatePullThroughCacheRule ["ecr:UpdatePullThroughCacheRule"];
+    UpdatePullThroughCacheRule ["ecr:UpdatePullThroughCacheRule"] => pull_through::update_rule(service, ctx, i);
     UpdateRepositoryCreationTemplate ["ecr:UpdateRepositoryCreationTemplate"] => update_template(service, ctx, i);
     UploadLayerPart ["ecr:UploadLayerPart"] => upload_layer_part(service, ctx, i);
-    ValidatePullThroughCacheRule ["ecr:ValidatePullThroughCacheRule"];
+    ValidatePullThroughCacheRule ["ecr:ValidatePullThroughCacheRule"] => pull_through::validate_rule(service, ctx, i);
 }
 
 pub fn is_operation(name: &str) -> bool {

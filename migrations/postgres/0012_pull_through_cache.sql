@@ -1,0 +1,23 @@
+-- Pull-through cache rules: one per registry and prefix; the body is the rule as JSON
+-- (src/service/pull_through.rs), like creation templates.
+CREATE TABLE ptc_rules (
+    account_id  TEXT    NOT NULL,
+    region      TEXT    NOT NULL,
+    prefix      TEXT    COLLATE "C" NOT NULL,
+    body        TEXT    NOT NULL,
+    created_at  BIGINT  NOT NULL,
+    PRIMARY KEY (account_id, region, prefix)
+);
+
+-- What the cache last learnt from the upstream for a tag or digest of a cache
+-- repository: the manifest, and when it was fetched (the tag re-check clock). Any node
+-- serves it while the image is being imported, so only one node asks the upstream.
+CREATE TABLE upstream_manifests (
+    repository_id BIGINT  NOT NULL REFERENCES repositories (id) ON DELETE CASCADE,
+    reference     TEXT    COLLATE "C" NOT NULL,
+    digest        TEXT    NOT NULL,
+    media_type    TEXT    NOT NULL,
+    body          BYTEA   NOT NULL,
+    checked_at    BIGINT  NOT NULL,
+    PRIMARY KEY (repository_id, reference)
+);
