@@ -98,6 +98,14 @@ impl Default for Fetches {
     }
 }
 
+impl Fetches {
+    /// A lease holder name for one attempt: a lease taken again by the same holder is
+    /// renewed, so two tasks of this node must not share one.
+    fn attempt(&self) -> String {
+        format!("{}:{}", self.holder, uuid::Uuid::new_v4().simple())
+    }
+}
+
 /// What a cache repository's pull needs to reach the upstream.
 #[derive(Clone)]
 struct Origin {
@@ -277,7 +285,7 @@ impl Service {
             let now = clock::now_ms();
             if let Some(lease) = self
                 .meta
-                .take_lease(&job, &self.fetches.holder, now, now + FETCH_LEASE_MS)
+                .take_lease(&job, &self.fetches.attempt(), now, now + FETCH_LEASE_MS)
                 .await?
             {
                 // Another node may have recorded it between the look above and the
@@ -298,6 +306,7 @@ impl Service {
     /// Fetch a manifest from the upstream and record it under its reference (and its
     /// digest, when fetched by tag).
     async fn fetch_manifest(&self, origin: &Origin, reference: &str) -> Result<UpstreamManifest> {
+        tracing::info!(repository = %origin.repo.name, reference, upstream = origin.rule.upstream_url, "fetching a manifest from the upstream");
         let target = self.upstream_target(&origin.registry, &origin.rule).await?;
         let fetched: FetchedManifest = self
             .upstream
@@ -347,7 +356,7 @@ impl Service {
             let now = clock::now_ms();
             let lease = me
                 .meta
-                .take_lease(&job, &me.fetches.holder, now, now + FETCH_LEASE_MS)
+                .take_lease(&job, &me.fetches.attempt(), now, now + FETCH_LEASE_MS)
                 .await;
             if let Ok(Some(lease)) = lease {
                 let renew = me.keep_lease(lease.clone());
@@ -526,7 +535,7 @@ impl Service {
             let now = clock::now_ms();
             let lease = self
                 .meta
-                .take_lease(&job, &self.fetches.holder, now, now + FETCH_LEASE_MS)
+                .take_lease(&job, &self.fetches.attempt(), now, now + FETCH_LEASE_MS)
                 .await
                 .map_err(|e| other(e.into()))?;
             if let Some(lease) = lease {

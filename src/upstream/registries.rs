@@ -69,9 +69,9 @@ impl UpstreamRegistry {
             UpstreamRegistry::K8s => url == "registry.k8s.io",
             UpstreamRegistry::DockerHub => url == "registry-1.docker.io",
             UpstreamRegistry::GithubContainerRegistry => url == "ghcr.io",
-            UpstreamRegistry::AzureContainerRegistry => url
-                .strip_suffix(".azurecr.io")
-                .is_some_and(is_label),
+            UpstreamRegistry::AzureContainerRegistry => {
+                url.strip_suffix(".azurecr.io").is_some_and(is_label)
+            }
             UpstreamRegistry::GitlabContainerRegistry => url == "registry.gitlab.com",
             UpstreamRegistry::Chainguard => url == "cgr.dev",
         }
