@@ -10,6 +10,7 @@ list.
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures
 import json
 import os
@@ -23,7 +24,8 @@ import requests
 from botocore.exceptions import ClientError
 
 from conftest import _psql, fresh_s3_prefix
-from ocihelpers import Registry, push_image, sha256
+from ocihelpers import OCI_INDEX, Registry, build_artifact, push_image, sha256
+from test_iam import ecr_client, new_user
 from test_jobs import wait_until
 from upstreams import Distribution, TokenRegistry
 
@@ -378,3 +380,70 @@ def test_fifty_concurrent_pulls_over_three_nodes_fetch_each_byte_once(berth_fact
     for d in [doc["config"], *doc["layers"]]:
         assert gets[f"/v2/big/image/blobs/{d['digest']}"] == 1, gets
     wait_until("the imported image", lambda: image_stored(a, "quay/big/image", "v1"))
+
+
+def test_referrers_of_a_cached_image_are_cached_too(berth_factory, tmp_path, distribution):
+    upstream = distribution.client()
+    image = push_image(upstream, "signed/app", "v1", layers=1)
+    # A signature, as a client pushes it to a registry without the referrers API: the
+    # artifact by digest, and the fallback tag `sha256-<hex>` indexing it.
+    sig = build_artifact(upstream, "signed/app", subject=image.as_descriptor(),
+                         artifact_type="application/vnd.example.signature.v1")
+    assert upstream.put(f"/v2/signed/app/manifests/{sig.digest}", data=sig.body,
+                        headers={"Content-Type": sig.media_type}).status_code == 201, "artifact"
+    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+        sig.as_descriptor(artifactType="application/vnd.example.signature.v1")]}
+    body = json.dumps(index).encode()
+    fallback = "sha256-" + image.digest.split(":", 1)[1]
+    assert upstream.put(f"/v2/signed/app/manifests/{fallback}", data=body,
+                        headers={"Content-Type": OCI_INDEX}).status_code == 201, "fallback tag"
+
+    cfg = config_file(tmp_path, [{"url": "quay.io", "endpoint": distribution.url}])
+    berth = berth_factory(extra_args=["--config", str(cfg)])
+    berth.ecr().create_pull_through_cache_rule(ecrRepositoryPrefix="quay", upstreamRegistryUrl="quay.io")
+    pull(berth, "quay/signed/app", "v1")
+    wait_until("the signature cached", lambda: digest_stored(berth, "quay/signed/app", sig.digest))
+    listed = berth.ecr().list_image_referrers(repositoryName="quay/signed/app",
+                                             subjectId={"imageDigest": image.digest})["referrers"]
+    assert [r["digest"] for r in listed] == [sig.digest]
+    assert listed[0]["artifactType"] == "application/vnd.example.signature.v1"
+    r = requests.get(f"{berth.url}/v2/quay/signed/app/referrers/{image.digest}", auth=berth.registry_auth(),
+                     timeout=TIMEOUT)
+    assert [m["digest"] for m in r.json()["manifests"]] == [sig.digest]
+
+
+def user_auth(berth, key: str, secret: str) -> tuple[str, str]:
+    token = ecr_client(berth, key, secret).get_authorization_token()["authorizationData"][0]["authorizationToken"]
+    return ("AWS", base64.b64decode(token).decode().split(":", 1)[1])
+
+
+def test_a_first_pull_needs_batch_import_upstream_image_and_create_repository(berth_factory, tmp_path, distribution):
+    upstream = distribution.client()
+    push_image(upstream, "team/app", "v1", layers=1)
+    push_image(upstream, "team/other", "v1", layers=1)
+    cfg = config_file(tmp_path, [{"url": "quay.io", "endpoint": distribution.url}])
+    berth = berth_factory(extra_args=["--config", str(cfg)])
+    berth.ecr().create_pull_through_cache_rule(ecrRepositoryPrefix="quay", upstreamRegistryUrl="quay.io")
+    managed = "arn:aws:iam::aws:policy/"
+    reader = user_auth(berth, *new_user(berth, "reader", managed_arns=[managed + "AmazonEC2ContainerRegistryReadOnly"]))
+    puller = user_auth(berth, *new_user(berth, "puller", managed_arns=[managed + "AmazonEC2ContainerRegistryPullOnly"]))
+    creator = user_auth(berth, *new_user(berth, "creator", managed_arns=[managed + "AmazonEC2ContainerRegistryPullOnly"],
+                                         policy_doc={"Version": "2012-10-17", "Statement": [
+                                             {"Effect": "Allow", "Action": "ecr:CreateRepository", "Resource": "*"}]}))
+
+    def get(auth, repo):
+        return requests.get(f"{berth.url}/v2/{repo}/manifests/v1", auth=auth, timeout=TIMEOUT,
+                            headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+
+    # ReadOnly lacks BatchImportUpstreamImage; PullOnly lacks CreateRepository for a
+    # repository that does not exist yet.
+    for auth in (reader, puller):
+        r = get(auth, "quay/team/app")
+        assert r.status_code == 403 and r.json()["errors"][0]["code"] == "DENIED", r.text
+    assert get(creator, "quay/team/app").status_code == 200
+    # Once the repository exists, PullOnly may bring in more; ReadOnly still may not.
+    wait_until("the imported image", lambda: image_stored(berth, "quay/team/app", "v1"))
+    assert get(reader, "quay/team/app").status_code == 200, "a cached image is a plain pull"
+    berth.ecr().create_repository(repositoryName="quay/team/other")
+    assert get(reader, "quay/team/other").status_code == 403
+    assert get(puller, "quay/team/other").status_code == 200

@@ -360,7 +360,12 @@ impl Service {
                 .await;
             if let Ok(Some(lease)) = lease {
                 let renew = me.keep_lease(lease.clone());
-                if let Err(e) = me.import(&origin, &m, tag.as_ref()).await {
+                let imported = async {
+                    me.import(&origin, &m, tag.as_ref()).await?;
+                    let subject: Digest = m.digest.parse().map_err(|_| Error::InvalidDigest)?;
+                    me.import_referrers(&origin, &subject).await
+                };
+                if let Err(e) = imported.await {
                     tracing::warn!(repository = %origin.repo.name, digest = m.digest, error = %e, "importing an upstream image failed");
                 }
                 renew.abort();
@@ -431,6 +436,61 @@ impl Service {
             PushPath::Registry,
         )
         .await?;
+        Ok(())
+    }
+
+    /// Bring the referrers of a cached image (signatures, SBOMs) from the upstream, and
+    /// note when, so that listing them asks the upstream again only once the re-check
+    /// interval has passed.
+    async fn import_referrers(&self, origin: &Origin, subject: &Digest) -> Result<()> {
+        let target = self.upstream_target(&origin.registry, &origin.rule).await?;
+        let found = self
+            .upstream
+            .referrers(&target, &origin.path, subject)
+            .await
+            .map_err(Error::Upstream)?;
+        for d in found {
+            if self.meta.manifest_by_digest(origin.repo.id, &d).await?.is_some() {
+                continue;
+            }
+            let m = self.upstream_manifest_once(origin, &d.to_string()).await?;
+            Box::pin(self.import(origin, &m, None)).await?;
+        }
+        let checked = UpstreamManifest {
+            digest: subject.to_string(),
+            media_type: String::new(),
+            body: Vec::new(),
+            checked_at: clock::now_ms(),
+        };
+        self.meta
+            .put_upstream_manifest(origin.repo.id, &referrers_key(subject), &checked)
+            .await?;
+        Ok(())
+    }
+
+    /// Before a cache repository's referrers are listed: ask the upstream for new ones
+    /// if the last look is older than the re-check interval. What the upstream cannot
+    /// answer leaves the cached list as it is.
+    pub(super) async fn refresh_referrers(&self, ctx: &Context, repo: &Repository, subject: &Digest) -> Result<()> {
+        let Some((rule, path)) = self.cache_origin(ctx, &repo.name).await? else {
+            return Ok(());
+        };
+        let last = self
+            .meta
+            .upstream_manifest(repo.id, &referrers_key(subject))
+            .await?;
+        if last.is_some_and(|m| clock::now_ms() - m.checked_at < self.recheck_ms()) {
+            return Ok(());
+        }
+        let origin = Origin {
+            registry: ctx.registry.clone(),
+            repo: repo.clone(),
+            rule,
+            path,
+        };
+        if let Err(e) = self.import_referrers(&origin, subject).await {
+            tracing::warn!(repository = %repo.name, subject = %subject, error = %e, "listing upstream referrers failed; serving the cached ones");
+        }
         Ok(())
     }
 
@@ -684,6 +744,12 @@ impl Service {
             }
         }
     }
+}
+
+/// The `upstream_manifests` reference that records when a subject's referrers were
+/// last asked for.
+fn referrers_key(subject: &Digest) -> String {
+    format!("referrers:{subject}")
 }
 
 /// A client's read of a spool file while it grows: it waits for bytes the fetch has

@@ -265,6 +265,7 @@ impl Service {
     ) -> Result<Vec<Referrer>> {
         self.authorize(ctx, Action::BatchGetImage, name).await?;
         let repo = self.repository(ctx, name).await?;
+        self.refresh_referrers(ctx, &repo, digest).await?;
         let mut all = self.meta.referrers(repo.id, digest).await?;
         if let Some(t) = artifact_type {
             all.retain(|r| r.artifact_type.as_deref() == Some(t));

@@ -189,6 +189,52 @@ impl Client {
         Ok(announced_digest(resp.headers()))
     }
 
+    /// The digests of the manifests that name `subject` as theirs: from the referrers
+    /// API, else from the fallback tag (`sha256-<hex>`) clients push where there is
+    /// no such API. Empty if the upstream has neither.
+    pub async fn referrers(
+        &self,
+        target: &Target,
+        repository: &str,
+        subject: &Digest,
+    ) -> Result<Vec<Digest>> {
+        const INDEX: &str = "application/vnd.oci.image.index.v1+json";
+        let scope = pull_scope(repository);
+        let path = format!("/v2/{repository}/referrers/{subject}");
+        let body = match self.send(target, Method::GET, &path, &scope, Some(INDEX)).await {
+            Ok(resp) => read_limited(resp, MAX_MANIFEST_BYTES).await?,
+            Err(UpstreamError::NotFound) => {
+                let fallback = format!(
+                    "/v2/{repository}/manifests/{}-{}",
+                    subject.algorithm().name(),
+                    subject.hex()
+                );
+                match self.send(target, Method::GET, &fallback, &scope, Some(INDEX)).await {
+                    Ok(resp) => read_limited(resp, MAX_MANIFEST_BYTES).await?,
+                    Err(UpstreamError::NotFound) => return Ok(Vec::new()),
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
+        };
+        #[derive(serde::Deserialize)]
+        struct Index {
+            #[serde(default)]
+            manifests: Vec<Descriptor>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Descriptor {
+            digest: String,
+        }
+        let index: Index = serde_json::from_slice(&body)
+            .map_err(|_| UpstreamError::Invalid("the referrers list is not an index".into()))?;
+        Ok(index
+            .manifests
+            .iter()
+            .filter_map(|d| d.digest.parse().ok())
+            .collect())
+    }
+
     /// A blob's bytes as they arrive (not verified here: the caller hashes them) and
     /// its length when the upstream says.
     pub async fn blob(
