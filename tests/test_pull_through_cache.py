@@ -447,3 +447,28 @@ def test_a_first_pull_needs_batch_import_upstream_image_and_create_repository(be
     berth.ecr().create_repository(repositoryName="quay/team/other")
     assert get(reader, "quay/team/other").status_code == 403
     assert get(puller, "quay/team/other").status_code == 200
+
+
+def test_cached_images_not_pulled_for_the_configured_days_expire(berth_factory, tmp_path, distribution):
+    from datetime import datetime, timedelta, timezone
+
+    upstream = distribution.client()
+    push_image(upstream, "team/app", "v1", layers=1)
+    cfg = config_file(tmp_path, [{"url": "quay.io", "endpoint": distribution.url}], expire_unpulled_days=7)
+    berth = berth_factory(extra_args=["--config", str(cfg)])
+    berth.ecr().create_pull_through_cache_rule(ecrRepositoryPrefix="quay", upstreamRegistryUrl="quay.io")
+    berth.ecr().create_repository(repositoryName="quay-lookalike/app")
+    pull(berth, "quay/team/app", "v1")
+    wait_until("the imported image", lambda: image_stored(berth, "quay/team/app", "v1"))
+
+    def expire(days: int) -> str:
+        at = (datetime.now(timezone.utc) + timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return berth.admin("pull-through-cache", "expire", "--at", at, "--config", str(cfg)).stdout
+
+    assert "0 images expired" in expire(6)
+    assert image_stored(berth, "quay/team/app", "v1")
+    assert "1 images expired" in expire(8)
+    assert not image_stored(berth, "quay/team/app", "v1")
+    # Expired is not gone for good: the next pull brings it back from the upstream.
+    pull(berth, "quay/team/app", "v1")
+    wait_until("the image cached again", lambda: image_stored(berth, "quay/team/app", "v1"))

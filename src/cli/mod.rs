@@ -78,6 +78,11 @@ enum AdminCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// The pull-through cache: expire cached images not pulled for the configured days.
+    PullThroughCache {
+        #[command(subcommand)]
+        command: PullThroughCacheCommand,
+    },
     /// Lifecycle policies: apply them now, or show what they did.
     Lifecycle {
         #[command(subcommand)]
@@ -168,6 +173,19 @@ enum TlsCommand {
         /// repository are covered anyway)
         #[arg(long = "cover-region", value_name = "REGION")]
         cover_regions: Vec<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum PullThroughCacheCommand {
+    /// Remove cached images not pulled for `expire_unpulled_days` (the config file's
+    /// `[pull_through_cache]`) now, and print how many.
+    Expire {
+        /// Evaluate as if it were this time (RFC 3339, e.g. 2027-01-31T00:00:00Z)
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -389,6 +407,9 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         .public_url
         .clone()
         .unwrap_or_else(|| PublicUrl::new(scheme, &settings.domain, addr.port()));
+    // Upstream fetches a previous run left unfinished: their spool files are garbage
+    // (the fetch's lease lapses and the next pull starts over).
+    let _ = std::fs::remove_dir_all(settings.data_dir.join("spool"));
     let service = open_service(&settings, public.clone()).await?;
     bootstrap::managed_policies(&service).await?;
     if let Some(path) = &settings.bootstrap {
@@ -552,6 +573,11 @@ fn start_jobs(service: &Arc<Service>, settings: &Settings) {
             |s| async move { s.run_lifecycle(clock::now_ms()).await },
         );
     }
+    if settings.pull_through.expire_unpulled_days.is_some() {
+        runner.spawn_periodic("pull-through-expiry", secs(3600), |s| async move {
+            s.expire_cached_images(clock::now_ms()).await
+        });
+    }
     if settings.gc_interval > 0 {
         let grace_ms = i64::try_from(settings.gc_grace.saturating_mul(1000)).unwrap_or(i64::MAX);
         runner.spawn_periodic("gc", secs(settings.gc_interval), move |s| async move {
@@ -612,6 +638,9 @@ impl AdminCommand {
             AdminCommand::Lifecycle {
                 command:
                     LifecycleCommand::Run { store, .. } | LifecycleCommand::Events { store, .. },
+            } => store,
+            AdminCommand::PullThroughCache {
+                command: PullThroughCacheCommand::Expire { store, .. },
             } => store,
             AdminCommand::Vulndb {
                 command: VulndbCommand::Import { store, .. } | VulndbCommand::Status { store },
@@ -696,6 +725,32 @@ async fn admin_command(command: AdminCommand) -> anyhow::Result<()> {
             );
         }
         AdminCommand::Lifecycle { command } => lifecycle_admin(command).await?,
+        AdminCommand::PullThroughCache {
+            command: PullThroughCacheCommand::Expire { at, store },
+        } => {
+            let settings = Settings::from_store(&store)?;
+            let now = at_or_now(at.as_deref())?;
+            let service = open_service(&settings, admin_public_url(&settings)).await?;
+            let runner = jobs::Runner::new(
+                service.clone(),
+                jobs::holder_id("admin"),
+                settings.job_lease,
+            );
+            let run = match runner
+                .run_once("pull-through-expiry", service.expire_cached_images(now))
+                .await
+            {
+                Err(service::Error::Busy) => {
+                    anyhow::bail!("an expiry run is in progress elsewhere; try again later")
+                }
+                other => other?,
+            };
+            notify_server(&service, &settings).await?;
+            println!(
+                "pull-through cache: {} repositories looked at, {} images expired",
+                run.repositories, run.expired
+            );
+        }
         AdminCommand::Vulndb { command } => vulndb_admin(command).await?,
         AdminCommand::Gc { grace, store } => {
             let settings = Settings::from_store(&store)?;
@@ -895,16 +950,21 @@ async fn vulndb_admin(command: VulndbCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--at TIME` (RFC 3339) in milliseconds, or now: the injectable clock of admin runs.
+fn at_or_now(at: Option<&str>) -> anyhow::Result<i64> {
+    match at {
+        Some(t) => iam::condition::date(t)
+            .map(|secs| (secs * 1000.0) as i64)
+            .with_context(|| format!("--at '{t}' is not an RFC 3339 time")),
+        None => Ok(clock::now_ms()),
+    }
+}
+
 async fn lifecycle_admin(command: LifecycleCommand) -> anyhow::Result<()> {
     match command {
         LifecycleCommand::Run { at, store } => {
             let settings = Settings::from_store(&store)?;
-            let now = match at {
-                Some(t) => iam::condition::date(&t)
-                    .map(|secs| (secs * 1000.0) as i64)
-                    .with_context(|| format!("--at '{t}' is not an RFC 3339 time"))?,
-                None => clock::now_ms(),
-            };
+            let now = at_or_now(at.as_deref())?;
             let service = open_service(&settings, admin_public_url(&settings)).await?;
             let runner = jobs::Runner::new(
                 service.clone(),

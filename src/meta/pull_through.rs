@@ -139,3 +139,21 @@ impl MetaStore {
         Ok(row.is_none_or(|(until,)| until < now))
     }
 }
+
+impl MetaStore {
+    /// Every repository of a registry that has pull-through cache rules: (id, registry,
+    /// name). Which rule covers which is for the caller to decide.
+    pub async fn repositories_with_cache_rules(&self) -> Result<Vec<(i64, RegistryKey, String)>> {
+        let rows: Vec<(i64, String, String, String)> = on_read!(self, pool => sqlx::query_as(
+            "SELECT r.id, r.account_id, r.region, r.name FROM repositories r
+             WHERE EXISTS (SELECT 1 FROM ptc_rules p
+                           WHERE p.account_id = r.account_id AND p.region = r.region)
+             ORDER BY r.id",
+        )
+        .fetch_all(pool).await?);
+        Ok(rows
+            .into_iter()
+            .map(|(id, account, region, name)| (id, RegistryKey::from_store(account, region), name))
+            .collect())
+    }
+}

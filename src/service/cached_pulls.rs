@@ -450,7 +450,12 @@ impl Service {
             .await
             .map_err(Error::Upstream)?;
         for d in found {
-            if self.meta.manifest_by_digest(origin.repo.id, &d).await?.is_some() {
+            if self
+                .meta
+                .manifest_by_digest(origin.repo.id, &d)
+                .await?
+                .is_some()
+            {
                 continue;
             }
             let m = self.upstream_manifest_once(origin, &d.to_string()).await?;
@@ -471,7 +476,12 @@ impl Service {
     /// Before a cache repository's referrers are listed: ask the upstream for new ones
     /// if the last look is older than the re-check interval. What the upstream cannot
     /// answer leaves the cached list as it is.
-    pub(super) async fn refresh_referrers(&self, ctx: &Context, repo: &Repository, subject: &Digest) -> Result<()> {
+    pub(super) async fn refresh_referrers(
+        &self,
+        ctx: &Context,
+        repo: &Repository,
+        subject: &Digest,
+    ) -> Result<()> {
         let Some((rule, path)) = self.cache_origin(ctx, &repo.name).await? else {
             return Ok(());
         };

@@ -45,7 +45,7 @@ pub use manifests::PutManifest;
 use manifests::{converted_manifest, event_source};
 pub use paging::{page_after, Listing};
 pub use provisioning::KeyImport;
-pub use pull_through::{CacheRule, NewCacheRule, RuleValidation};
+pub use pull_through::{CacheExpiry, CacheRule, NewCacheRule, RuleValidation};
 pub use repositories::MAX_RESOURCE_TAGS;
 pub use scanning::{RegistryScanning, RepositoryScanning};
 pub use templates::{normalize_prefix, AppliedFor, CreationTemplate, TemplateInput};

@@ -380,6 +380,67 @@ impl Service {
     }
 }
 
+/// What an expiry run of the cache did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheExpiry {
+    /// Cache repositories looked at.
+    pub repositories: usize,
+    /// Images removed.
+    pub expired: usize,
+}
+
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
+impl Service {
+    /// Remove cached images not pulled (nor cached) for the configured number of days,
+    /// as of `now_ms`; nothing when the setting is off. Lifecycle policies apply to
+    /// cache repositories as to any other, besides this.
+    pub async fn expire_cached_images(&self, now_ms: i64) -> Result<CacheExpiry> {
+        let mut run = CacheExpiry::default();
+        let Some(days) = self.options.pull_through.expire_unpulled_days else {
+            return Ok(run);
+        };
+        let cutoff = now_ms - i64::from(days) * DAY_MS;
+        for (repository_id, registry, name) in self.meta.repositories_with_cache_rules().await? {
+            let covered = self
+                .cache_rule_for(&registry, &name)
+                .await?
+                .is_some_and(|r| r.upstream_repository(&name).is_some());
+            if !covered {
+                continue;
+            }
+            run.repositories += 1;
+            for image in self.meta.lifecycle_images(repository_id).await? {
+                let last_used = image.last_pulled_at.unwrap_or(0).max(image.pushed_at);
+                if last_used >= cutoff {
+                    continue;
+                }
+                let digest: crate::oci::Digest = image
+                    .digest
+                    .parse()
+                    .map_err(|_| Error::Internal("stored digest is invalid".into()))?;
+                let source = crate::meta::EventSource {
+                    registry: &registry,
+                    repository_id,
+                    repository_name: &name,
+                };
+                if self.meta.delete_manifest(&source, &digest).await?
+                    == crate::meta::DeleteOutcome::Deleted
+                {
+                    tracing::info!(
+                        repository = name,
+                        digest = image.digest,
+                        days,
+                        "expired a cached image not pulled for the configured days"
+                    );
+                    run.expired += 1;
+                }
+            }
+        }
+        Ok(run)
+    }
+}
+
 /// ECR's rules for credentials: required by some upstreams, never for ECR's own
 /// (which authenticates with `customRoleArn`).
 fn check_rule_credentials(

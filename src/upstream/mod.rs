@@ -201,7 +201,10 @@ impl Client {
         const INDEX: &str = "application/vnd.oci.image.index.v1+json";
         let scope = pull_scope(repository);
         let path = format!("/v2/{repository}/referrers/{subject}");
-        let body = match self.send(target, Method::GET, &path, &scope, Some(INDEX)).await {
+        let body = match self
+            .send(target, Method::GET, &path, &scope, Some(INDEX))
+            .await
+        {
             Ok(resp) => read_limited(resp, MAX_MANIFEST_BYTES).await?,
             Err(UpstreamError::NotFound) => {
                 let fallback = format!(
@@ -209,7 +212,10 @@ impl Client {
                     subject.algorithm().name(),
                     subject.hex()
                 );
-                match self.send(target, Method::GET, &fallback, &scope, Some(INDEX)).await {
+                match self
+                    .send(target, Method::GET, &fallback, &scope, Some(INDEX))
+                    .await
+                {
                     Ok(resp) => read_limited(resp, MAX_MANIFEST_BYTES).await?,
                     Err(UpstreamError::NotFound) => return Ok(Vec::new()),
                     Err(e) => return Err(e),
