@@ -237,6 +237,13 @@ def test_a_first_pull_fetches_each_manifest_and_blob_once_and_later_pulls_are_lo
     pull(berth, "quay/team/pinned", pinned.digest)
     wait_until("the pinned image", lambda: digest_stored(berth, "quay/team/pinned", pinned.digest))
 
+    # BatchGetImage (boto3) brings an image in as a pull does.
+    api = push_image(upstream, "team/api", "v2", layers=1)
+    got = ecr.batch_get_image(repositoryName="quay/team/api", imageIds=[{"imageTag": "v2"}, {"imageTag": "gone"}])
+    assert [i["imageId"]["imageDigest"] for i in got["images"]] == [api.digest]
+    assert [f["failureCode"] for f in got["failures"]] == ["ImageNotFound"]
+    wait_until("the API-imported image", lambda: image_stored(berth, "quay/team/api", "v2"))
+
     # An image the upstream lacks is the client's 404.
     r = requests.get(f"{berth.url}/v2/quay/team/app/manifests/nope", auth=berth.registry_auth(), timeout=TIMEOUT)
     assert r.status_code == 404, r.text
@@ -325,6 +332,8 @@ def test_basic_and_bearer_upstreams_use_the_rules_secret(berth_factory, tmp_path
         r = requests.get(f"{berth.url}/v2/docker-hub/private/other/manifests/v1", auth=berth.registry_auth(),
                          headers={"Accept": "application/vnd.oci.image.manifest.v1+json"}, timeout=TIMEOUT)
         assert r.status_code == 403 and r.json()["errors"][0]["code"] == "DENIED", r.text
+        got = berth.ecr().batch_get_image(repositoryName="docker-hub/private/other", imageIds=[{"imageTag": "v1"}])
+        assert [f["failureCode"] for f in got["failures"]] == ["UpstreamAccessDenied"], got
         # What was cached before is still served.
         pull(berth, "docker-hub/private/app", "v1")
     finally:

@@ -168,6 +168,36 @@ impl Service {
         }
     }
 
+    /// An image a cache repository lacks, from its upstream, as BatchGetImage reports
+    /// it: upstream failures are the image's failure (`UpstreamAccessDenied`, ...).
+    async fn resolve_upstream(
+        &self,
+        ctx: &Context,
+        name: &RepositoryName,
+        id: &ImageId,
+    ) -> Result<(Option<Repository>, Resolved)> {
+        use crate::upstream::UpstreamError as U;
+        let reference = match (&id.tag, &id.digest) {
+            (Some(t), _) => Reference::Tag(t.parse().map_err(Error::InvalidTag)?),
+            (None, Some(d)) => Reference::Digest(d.parse().map_err(|_| Error::InvalidDigest)?),
+            (None, None) => return Ok((None, Resolved::Failed(failure(id, "MissingDigestAndTag", "Invalid request parameters: both tag and digest cannot be null")))),
+        };
+        let failed = |code, reason: &str| Ok((None, Resolved::Failed(failure(id, code, reason))));
+        match self.manifest_or_upstream(ctx, name, &reference).await {
+            Ok((repo, m)) => {
+                if id.digest.as_ref().is_some_and(|d| *d != m.digest) {
+                    return failed("ImageTagDoesNotMatchDigest", "Invalid request parameters: given tag does not map to the given digest");
+                }
+                Ok((Some(repo), Resolved::Found(m)))
+            }
+            Err(Error::ManifestNotFound) => failed("ImageNotFound", "Requested image not found"),
+            Err(Error::Upstream(U::AccessDenied(m))) => failed("UpstreamAccessDenied", &m),
+            Err(Error::Upstream(U::TooManyRequests)) => failed("UpstreamTooManyRequests", "The upstream registry asks to slow down"),
+            Err(Error::Upstream(e)) => failed("UpstreamUnavailable", &e.to_string()),
+            Err(e) => Err(e),
+        }
+    }
+
     pub async fn batch_get_image(
         &self,
         ctx: &Context,
@@ -176,11 +206,34 @@ impl Service {
         accepted: &[String],
     ) -> Result<(Vec<FoundImage>, Vec<ImageFailure>)> {
         self.authorize(ctx, Action::BatchGetImage, name).await?;
-        let repo = self.repository(ctx, name).await?;
+        let mut repo = self.find_repository(ctx, name).await?;
+        let cache = self.cache_rule_for(&ctx.registry, name.as_str()).await?.is_some();
+        if repo.is_none() && !cache {
+            return Err(Self::not_found(ctx, name));
+        }
         let mut images = Vec::new();
         let mut failures = Vec::new();
         for id in ids {
-            let found = match self.resolve(&repo, id).await? {
+            let resolved = match &repo {
+                Some(r) => self.resolve(r, id).await?,
+                None => Resolved::Failed(failure(id, "ImageNotFound", "Requested image not found")),
+            };
+            // A cache repository brings what it lacks from its upstream.
+            let resolved = match resolved {
+                Resolved::Failed(f) if cache && f.code == "ImageNotFound" => {
+                    let (r, found) = self.resolve_upstream(ctx, name, id).await?;
+                    repo = repo.or(r);
+                    found
+                }
+                other => other,
+            };
+            let Some(repo) = &repo else {
+                if let Resolved::Failed(f) = resolved {
+                    failures.push(f);
+                }
+                continue;
+            };
+            let found = match resolved {
                 Resolved::Found(m)
                     if !crate::oci::manifest::is_acceptable(&m.media_type, accepted) =>
                 {
@@ -210,7 +263,7 @@ impl Service {
                     "Requested image is archived; restore it with UpdateImageStorageClass to pull it",
                 )),
                 Resolved::Found(m) => {
-                    self.record_pull(ctx, &repo, &m.digest);
+                    self.record_pull(ctx, repo, &m.digest);
                     let id = ImageId {
                         digest: Some(m.digest.clone()),
                         tag: id.tag.clone(),
