@@ -515,3 +515,50 @@ def test_skopeo_copies_an_index_through_the_cache(berth_factory, tmp_path, distr
     wait_until("the imported index", lambda: image_stored(berth, "quay/multi/app", "v1"))
     for m in (amd, arm):
         assert digest_stored(berth, "quay/multi/app", m.digest)
+
+
+def test_ecr_to_ecr_rules_read_another_region_and_account_as_the_custom_role(berth_factory, tmp_path):
+    berth = berth_factory()
+    ecr = berth.ecr()
+    iam = boto3.client("iam", endpoint_url=berth.url, region_name=berth.region,
+                       aws_access_key_id=berth.credentials()[0], aws_secret_access_key=berth.credentials()[1])
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                    "Principal": {"Service": "pullthroughcache.ecr.amazonaws.com"}}]}
+    role = iam.create_role(RoleName="ptc-puller", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    iam.attach_role_policy(RoleName="ptc-puller", PolicyArn="arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryPullOnly")
+
+    # Upstreams: the same account in us-west-2, and another account's registry.
+    west = Registry(berth.url, host=berth.registry_host(region="us-west-2"), auth=berth.registry_auth("us-west-2"))
+    berth.ecr("us-west-2").create_repository(repositoryName="base/app")
+    image = push_image(west, "base/app", "v1", layers=2)
+    other = "111111111111"
+    key, secret = berth.account_credentials(other)
+    other_ecr = boto3.client("ecr", endpoint_url=berth.url, region_name=berth.region,
+                             aws_access_key_id=key, aws_secret_access_key=secret)
+    other_ecr.create_repository(repositoryName="shared/lib")
+    theirs = Registry(berth.url, host=berth.registry_host(account=other), auth=berth.registry_auth(account=other))
+    lib = push_image(theirs, "shared/lib", "v1", layers=1)
+
+    ecr.create_pull_through_cache_rule(ecrRepositoryPrefix="west", upstreamRegistry="ecr", customRoleArn=role,
+                                       upstreamRegistryUrl=f"{berth.account_id}.dkr.ecr.us-west-2.amazonaws.com")
+    ecr.create_pull_through_cache_rule(ecrRepositoryPrefix="partner", upstreamRegistry="ecr", customRoleArn=role,
+                                       upstreamRegistryUrl=f"{other}.dkr.ecr.{berth.region}.amazonaws.com")
+    with pytest.raises(ClientError) as e:
+        ecr.create_pull_through_cache_rule(ecrRepositoryPrefix="nope", upstreamRegistry="ecr",
+                                           upstreamRegistryUrl=f"{other}.dkr.ecr.{berth.region}.amazonaws.com")
+    assert error_code(e) == "InvalidParameterException"
+    assert ecr.validate_pull_through_cache_rule(ecrRepositoryPrefix="west")["isValid"] is True
+
+    doc = pull(berth, "west/base/app", "v1")
+    assert doc["layers"] == json.loads(image.body)["layers"]
+    wait_until("the imported image", lambda: image_stored(berth, "west/base/app", "v1"))
+
+    # The other account's repository policy decides: denied until it grants the role.
+    r = requests.get(f"{berth.url}/v2/partner/shared/lib/manifests/v1", auth=berth.registry_auth(), timeout=TIMEOUT,
+                     headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+    assert r.status_code == 403, r.text
+    other_ecr.set_repository_policy(repositoryName="shared/lib", policyText=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": role},
+                                               "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"]}]}))
+    pull(berth, "partner/shared/lib", "v1")
+    wait_until("the partner image", lambda: digest_stored(berth, "partner/shared/lib", lib.digest))

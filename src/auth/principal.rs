@@ -100,6 +100,14 @@ impl Principal {
         }
     }
 
+    /// A role session Berth itself opens for an AWS service whose role it plays (the
+    /// pull-through cache's `customRoleArn`, trusted by
+    /// `pullthroughcache.ecr.amazonaws.com`): the caller checked the trust. Logged.
+    pub fn service_role_session(s: RoleSession, expires: i64, service: &str) -> Principal {
+        tracing::info!(target: "berth::audit", role = s.role_arn, service, "a service assumes a role");
+        Self::assumed_role(s, expires)
+    }
+
     pub(super) fn assumed_role(s: RoleSession, expires: i64) -> Principal {
         Principal::AssumedRole {
             account_id: s.account_id,

@@ -26,7 +26,7 @@ use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio::sync::watch;
 
-use super::pull_through::CacheRule;
+use super::pull_through::{CacheRule, Source};
 use super::templates::AppliedFor;
 use super::*;
 use crate::auth::Principal;
@@ -307,15 +307,21 @@ impl Service {
     /// digest, when fetched by tag).
     async fn fetch_manifest(&self, origin: &Origin, reference: &str) -> Result<UpstreamManifest> {
         tracing::info!(repository = %origin.repo.name, reference, upstream = origin.rule.upstream_url, "fetching a manifest from the upstream");
-        let target = self.upstream_target(&origin.registry, &origin.rule).await?;
-        let fetched: FetchedManifest = self
-            .upstream
-            .manifest(&target, &origin.path, reference)
-            .await
-            .map_err(|e| match e {
-                UpstreamError::NotFound => Error::ManifestNotFound,
-                other => Error::Upstream(other),
-            })?;
+        let fetched: FetchedManifest =
+            match self.upstream_source(&origin.registry, &origin.rule).await? {
+                Source::Registry(target) => self
+                    .upstream
+                    .manifest(&target, &origin.path, reference)
+                    .await
+                    .map_err(|e| match e {
+                        UpstreamError::NotFound => Error::ManifestNotFound,
+                        other => Error::Upstream(other),
+                    })?,
+                Source::Deployment(ctx) => {
+                    self.deployment_manifest(&ctx, &origin.path, reference)
+                        .await?
+                }
+            };
         let m = UpstreamManifest {
             digest: fetched.digest.to_string(),
             media_type: fetched.media_type,
@@ -331,6 +337,33 @@ impl Service {
                 .await?;
         }
         Ok(m)
+    }
+
+    /// A manifest from another registry of this deployment, read as the rule's role.
+    async fn deployment_manifest(
+        &self,
+        ctx: &Context,
+        path: &str,
+        reference: &str,
+    ) -> Result<FetchedManifest> {
+        let name: RepositoryName = path.parse().map_err(|_| Error::ManifestNotFound)?;
+        let reference: Reference = reference.parse().map_err(|_| Error::ManifestNotFound)?;
+        let accepted: Vec<String> = [
+            manifest::OCI_INDEX,
+            manifest::DOCKER_LIST,
+            manifest::OCI_MANIFEST,
+            manifest::DOCKER_SCHEMA2,
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        let m = Box::pin(self.get_manifest(ctx, &name, &reference, &accepted))
+            .await
+            .map_err(deployment_error)?;
+        Ok(FetchedManifest {
+            media_type: m.media_type.clone(),
+            body: m.body.clone(),
+            digest: m.digest.parse().map_err(|_| Error::InvalidDigest)?,
+        })
     }
 
     /// Import an image in the background, unless this node already is; across nodes
@@ -443,12 +476,23 @@ impl Service {
     /// note when, so that listing them asks the upstream again only once the re-check
     /// interval has passed.
     async fn import_referrers(&self, origin: &Origin, subject: &Digest) -> Result<()> {
-        let target = self.upstream_target(&origin.registry, &origin.rule).await?;
-        let found = self
-            .upstream
-            .referrers(&target, &origin.path, subject)
-            .await
-            .map_err(Error::Upstream)?;
+        let found: Vec<Digest> = match self.upstream_source(&origin.registry, &origin.rule).await? {
+            Source::Registry(target) => self
+                .upstream
+                .referrers(&target, &origin.path, subject)
+                .await
+                .map_err(Error::Upstream)?,
+            Source::Deployment(ctx) => {
+                let name: RepositoryName =
+                    origin.path.parse().map_err(|_| Error::ManifestNotFound)?;
+                Box::pin(self.referrers(&ctx, &name, subject, None))
+                    .await
+                    .map_err(deployment_error)?
+                    .iter()
+                    .filter_map(|r| r.digest.parse().ok())
+                    .collect()
+            }
+        };
         for d in found {
             if self
                 .meta
@@ -636,23 +680,39 @@ impl Service {
         tx: &watch::Sender<Progress>,
     ) -> std::result::Result<(), UpstreamFailure> {
         let other = |m: String| UpstreamFailure::Other(m);
-        let target = self
-            .upstream_target(&origin.registry, &origin.rule)
+        let failure = |e: Error| match deployment_error(e) {
+            Error::Upstream(u) => UpstreamFailure::Upstream(u),
+            Error::ManifestNotFound => UpstreamFailure::Upstream(UpstreamError::NotFound),
+            e => other(e.to_string()),
+        };
+        let source = self
+            .upstream_source(&origin.registry, &origin.rule)
             .await
-            .map_err(|e| match e {
-                Error::Upstream(u) => UpstreamFailure::Upstream(u),
-                e => other(e.to_string()),
-            })?;
-        let (length, mut body) = self
-            .upstream
-            .blob(&target, &origin.path, digest)
-            .await
-            .map_err(UpstreamFailure::Upstream)?;
-        let length = length.ok_or_else(|| {
-            UpstreamFailure::Upstream(UpstreamError::Invalid(
-                "the upstream sent a blob without its length".into(),
-            ))
-        })?;
+            .map_err(failure)?;
+        let (length, mut body) = match source {
+            Source::Registry(target) => {
+                let (length, body) = self
+                    .upstream
+                    .blob(&target, &origin.path, digest)
+                    .await
+                    .map_err(UpstreamFailure::Upstream)?;
+                let length = length.ok_or_else(|| {
+                    UpstreamFailure::Upstream(UpstreamError::Invalid(
+                        "the upstream sent a blob without its length".into(),
+                    ))
+                })?;
+                (length, body)
+            }
+            Source::Deployment(ctx) => {
+                let name: RepositoryName = origin
+                    .path
+                    .parse()
+                    .map_err(|_| UpstreamFailure::Upstream(UpstreamError::NotFound))?;
+                Box::pin(self.blob_bytes(&ctx, &name, digest))
+                    .await
+                    .map_err(failure)?
+            }
+        };
         if let Some(dir) = spool.parent() {
             tokio::fs::create_dir_all(dir)
                 .await
@@ -753,6 +813,19 @@ impl Service {
                 return Ok(None);
             }
         }
+    }
+}
+
+/// An error of a read from another registry of this deployment, as the cache reports
+/// it: what is missing there is missing upstream; a denial is the upstream's.
+fn deployment_error(e: Error) -> Error {
+    match e {
+        Error::RepositoryNotFound { .. } | Error::ManifestNotFound | Error::ImageArchived => {
+            Error::ManifestNotFound
+        }
+        Error::BlobNotFound => Error::Upstream(UpstreamError::NotFound),
+        Error::AccessDenied(m) => Error::Upstream(UpstreamError::AccessDenied(m)),
+        other => other,
     }
 }
 

@@ -776,7 +776,10 @@ impl Service {
 
     /// The role an ARN names and its trust policy; `None` when there is no such role or
     /// its trust policy does not parse (nobody may assume it then).
-    async fn role_with_trust(&self, role_arn: &str) -> Result<Option<(Identity, Policy)>> {
+    pub(super) async fn role_with_trust(
+        &self,
+        role_arn: &str,
+    ) -> Result<Option<(Identity, Policy)>> {
         let Some(role) = self
             .meta
             .identity_by_arn(role_arn)

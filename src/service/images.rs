@@ -180,19 +180,34 @@ impl Service {
         let reference = match (&id.tag, &id.digest) {
             (Some(t), _) => Reference::Tag(t.parse().map_err(Error::InvalidTag)?),
             (None, Some(d)) => Reference::Digest(d.parse().map_err(|_| Error::InvalidDigest)?),
-            (None, None) => return Ok((None, Resolved::Failed(failure(id, "MissingDigestAndTag", "Invalid request parameters: both tag and digest cannot be null")))),
+            (None, None) => {
+                return Ok((
+                    None,
+                    Resolved::Failed(failure(
+                        id,
+                        "MissingDigestAndTag",
+                        "Invalid request parameters: both tag and digest cannot be null",
+                    )),
+                ))
+            }
         };
         let failed = |code, reason: &str| Ok((None, Resolved::Failed(failure(id, code, reason))));
         match self.manifest_or_upstream(ctx, name, &reference).await {
             Ok((repo, m)) => {
                 if id.digest.as_ref().is_some_and(|d| *d != m.digest) {
-                    return failed("ImageTagDoesNotMatchDigest", "Invalid request parameters: given tag does not map to the given digest");
+                    return failed(
+                        "ImageTagDoesNotMatchDigest",
+                        "Invalid request parameters: given tag does not map to the given digest",
+                    );
                 }
                 Ok((Some(repo), Resolved::Found(m)))
             }
             Err(Error::ManifestNotFound) => failed("ImageNotFound", "Requested image not found"),
             Err(Error::Upstream(U::AccessDenied(m))) => failed("UpstreamAccessDenied", &m),
-            Err(Error::Upstream(U::TooManyRequests)) => failed("UpstreamTooManyRequests", "The upstream registry asks to slow down"),
+            Err(Error::Upstream(U::TooManyRequests)) => failed(
+                "UpstreamTooManyRequests",
+                "The upstream registry asks to slow down",
+            ),
             Err(Error::Upstream(e)) => failed("UpstreamUnavailable", &e.to_string()),
             Err(e) => Err(e),
         }
@@ -207,7 +222,10 @@ impl Service {
     ) -> Result<(Vec<FoundImage>, Vec<ImageFailure>)> {
         self.authorize(ctx, Action::BatchGetImage, name).await?;
         let mut repo = self.find_repository(ctx, name).await?;
-        let cache = self.cache_rule_for(&ctx.registry, name.as_str()).await?.is_some();
+        let cache = self
+            .cache_rule_for(&ctx.registry, name.as_str())
+            .await?
+            .is_some();
         if repo.is_none() && !cache {
             return Err(Self::not_found(ctx, name));
         }

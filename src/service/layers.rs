@@ -194,6 +194,22 @@ impl Service {
         })
     }
 
+    /// A blob's bytes for Berth's own use (a pull-through cache reading another
+    /// registry of this deployment): authorized as a download, never redirected.
+    pub(super) async fn blob_bytes(
+        &self,
+        ctx: &Context,
+        name: &RepositoryName,
+        digest: &Digest,
+    ) -> Result<(u64, crate::blobs::ByteStream)> {
+        self.authorize(ctx, Action::GetDownloadUrlForLayer, name)
+            .await?;
+        let repo = self.repository(ctx, name).await?;
+        let blob = self.linked(&repo, digest).await?;
+        let reader = self.blobs.read(&blob.location, None).await?;
+        Ok((blob.size, reader.stream))
+    }
+
     /// Remove a blob from one repository (the bytes stay while other links exist).
     pub async fn delete_blob(
         &self,

@@ -9,10 +9,23 @@ use serde::{Deserialize, Serialize};
 use super::error::EcrErrorKind as K;
 use super::secrets_manager::SecretValue;
 use super::{Action, Context, Error, Result, Service};
+use crate::auth::{Principal, RoleSession};
+use crate::aws::{AccountId, Region};
 use crate::clock;
 use crate::meta::RegistryKey;
-use crate::upstream::registries::{CredentialNeed, UpstreamRegistry};
+use crate::upstream::registries::{ecr_registry_url, CredentialNeed, UpstreamRegistry};
 use crate::upstream::{Credentials, Target, UpstreamError};
+
+/// The service principal a custom role of an ECR-to-ECR rule must trust.
+const PULL_THROUGH_SERVICE: &str = "pullthroughcache.ecr.amazonaws.com";
+
+/// Where a rule's pulls come from.
+pub(super) enum Source {
+    /// An upstream registry, over HTTP.
+    Registry(Target),
+    /// A registry of this deployment (an ECR upstream), read as this context.
+    Deployment(Context),
+}
 
 /// Rules per registry (ECR's quota).
 const MAX_RULES: i64 = 50;
@@ -265,12 +278,14 @@ impl Service {
         self.authorize_registry(ctx, Action::ValidatePullThroughCacheRule)
             .await?;
         let rule = self.cache_rule(&ctx.registry, prefix).await?;
-        let failure = match self.upstream_target(&ctx.registry, &rule).await {
+        let failure = match self.upstream_source(&ctx.registry, &rule).await {
             Err(e) => Some(e.to_string()),
-            Ok(target) => match self.upstream.check(&target).await {
+            Ok(Source::Registry(target)) => match self.upstream.check(&target).await {
                 Ok(()) => None,
                 Err(e) => Some(e.to_string()),
             },
+            // The role may be assumed; what it may read is the upstream's policies' say.
+            Ok(Source::Deployment(_)) => None,
         };
         Ok(RuleValidation { rule, failure })
     }
@@ -325,13 +340,60 @@ impl Service {
             .cloned())
     }
 
-    /// Where a rule's requests go and with which credentials (read now from its
-    /// secret, as ECR reads it: as the registry, not as the caller).
-    pub(super) async fn upstream_target(
+    /// Where a rule's pulls come from: an upstream registry over HTTP, or, for an ECR
+    /// upstream, a registry of this deployment read in-process as the rule's custom role
+    /// (which must trust `pullthroughcache.ecr.amazonaws.com`), so that the upstream
+    /// repository's and registry's policies decide, as on ECR.
+    pub(super) async fn upstream_source(
         &self,
         registry: &RegistryKey,
         rule: &CacheRule,
-    ) -> Result<Target> {
+    ) -> Result<Source> {
+        if rule.upstream_registry != Some(UpstreamRegistry::Ecr) {
+            return Ok(Source::Registry(
+                self.upstream_target(registry, rule).await?,
+            ));
+        }
+        let denied = |m: String| Error::Upstream(UpstreamError::AccessDenied(m));
+        let (account, region) = ecr_registry_url(&rule.upstream_url)
+            .ok_or_else(|| denied(format!("'{}' is not an ECR registry", rule.upstream_url)))?;
+        let upstream = RegistryKey {
+            account_id: AccountId::parse(account)
+                .ok_or_else(|| denied(format!("'{account}' is not an account id")))?,
+            region: Region::parse(region)
+                .ok_or_else(|| denied(format!("'{region}' is not a region")))?,
+        };
+        let role_arn = rule.custom_role_arn.as_deref().unwrap_or_default();
+        let untrusted = || {
+            denied(format!(
+                "the role '{role_arn}' does not exist or does not trust {PULL_THROUGH_SERVICE}"
+            ))
+        };
+        let (role, trust) = self
+            .role_with_trust(role_arn)
+            .await?
+            .ok_or_else(untrusted)?;
+        if !trust.trusts_service(PULL_THROUGH_SERVICE, "sts:AssumeRole") {
+            return Err(untrusted());
+        }
+        let session = RoleSession {
+            account_id: role.account_id.clone(),
+            role_name: role.name.clone(),
+            role_id: role.id.clone(),
+            role_arn: role.arn.clone(),
+            session_name: "ecr-pull-through-cache".into(),
+        };
+        let expires = clock::now_ms() / 1000 + 3600;
+        Ok(Source::Deployment(Context {
+            registry: upstream,
+            principal: Principal::service_role_session(session, expires, PULL_THROUGH_SERVICE),
+            source_ip: None,
+        }))
+    }
+
+    /// Where a rule's requests go and with which credentials (read now from its
+    /// secret, as ECR reads it: as the registry, not as the caller).
+    async fn upstream_target(&self, registry: &RegistryKey, rule: &CacheRule) -> Result<Target> {
         let credentials = match &rule.credential_arn {
             None => None,
             Some(arn) => {
