@@ -578,6 +578,10 @@ impl BlobStore for FsBlobStore {
         remove_if_present(&self.location_path(location)?).await
     }
 
+    fn local_staging(&self, key: UploadKey) -> Option<PathBuf> {
+        Some(self.upload_path(key))
+    }
+
     fn digest_location(&self, digest: &Digest) -> BlobLocation {
         BlobLocation(format!(
             "blobs/v1/{}/{}/{}",

@@ -221,6 +221,13 @@ pub trait BlobStore: Send + Sync {
     async fn delete(&self, location: &BlobLocation) -> Result<()>;
     /// Where blobs recorded before locations existed are: named by their digest.
     fn digest_location(&self, digest: &Digest) -> BlobLocation;
+    /// The local file a session stages its bytes in, when the store stages on this
+    /// node's disk: a writer may append to it directly (the pull-through cache, whose
+    /// clients read the file as it grows), and `finish_upload` then hashes what it
+    /// finds. `None` where staging is remote (object storage).
+    fn local_staging(&self, _key: UploadKey) -> Option<std::path::PathBuf> {
+        None
+    }
 
     // ---- recovery of what earlier versions left ----
 

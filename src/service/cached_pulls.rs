@@ -22,8 +22,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use sha2::{Digest as _, Sha256};
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use tokio::sync::watch;
 
 use super::pull_through::{CacheRule, Source};
@@ -39,18 +37,24 @@ const FETCH_LEASE_MS: i64 = 30_000;
 const MAX_POLL: Duration = Duration::from_millis(500);
 /// How many blobs one import fetches at once.
 const IMPORT_PARALLELISM: usize = 4;
+/// Bytes gathered from the upstream before they are written to the spool file and
+/// announced to the clients reading it.
+const SPOOL_BATCH: usize = 1024 * 1024;
+/// Batches between a fetch and the upload session storing it (bounds memory).
+const STORE_QUEUE: usize = 4;
 /// Bytes read from a spool file per chunk sent to a client.
-const SPOOL_CHUNK: usize = 256 * 1024;
+const SPOOL_CHUNK: usize = 1024 * 1024;
 
 /// The state of one blob's fetch, as clients on this node see it.
 #[derive(Debug, Clone)]
 enum Progress {
     /// Waiting for the upstream (or for another node's fetch).
     Starting,
-    /// Being spooled: `written` of `length` bytes are in the spool file.
+    /// Being spooled: `written` of `length` bytes are in the file at `spool`.
     Streaming {
         length: u64,
         written: u64,
+        spool: Arc<PathBuf>,
     },
     /// Stored and linked in the repository.
     Stored,
@@ -75,7 +79,6 @@ impl From<UpstreamFailure> for Error {
 }
 
 struct Inflight {
-    spool: PathBuf,
     progress: watch::Receiver<Progress>,
 }
 
@@ -598,10 +601,7 @@ impl Service {
             .options
             .spool_dir
             .join(format!("{}.part", uuid::Uuid::new_v4().simple()));
-        let inflight = Arc::new(Inflight {
-            spool: spool.clone(),
-            progress: rx,
-        });
+        let inflight = Arc::new(Inflight { progress: rx });
         blobs.insert(key.clone(), inflight.clone());
         drop(blobs);
         match self.me.upgrade() {
@@ -610,7 +610,6 @@ impl Service {
                 let digest = digest.clone();
                 tokio::spawn(async move {
                     let outcome = me.run_blob_fetch(&origin, &digest, &spool, &tx).await;
-                    let _ = tokio::fs::remove_file(&spool).await;
                     if let Ok(mut blobs) = me.fetches.blobs.lock() {
                         blobs.remove(&key);
                     }
@@ -713,58 +712,138 @@ impl Service {
                     .map_err(failure)?
             }
         };
+        let (key, stored) = self
+            .open_session(&origin.repo)
+            .await
+            .map_err(|e| other(e.to_string()))?;
+        // Where the store stages on this disk, the bytes are written once, into the
+        // session's own file, which clients read as it grows; elsewhere they go to a
+        // spool file for the clients and, at the same time, into the session.
+        let outcome = match self.blobs.local_staging(key) {
+            Some(staging) => {
+                self.fetch_into_staging(&mut body, length, key, &stored, digest, staging, tx)
+                    .await
+            }
+            None => {
+                let fetched = self
+                    .fetch_beside_store(&mut body, length, key, stored, digest, spool, tx)
+                    .await;
+                let _ = tokio::fs::remove_file(spool).await;
+                fetched
+            }
+        };
+        if outcome.is_err() {
+            self.discard_session(key).await;
+        }
+        outcome
+    }
+
+    /// Append the upstream's bytes to the session's local staging file, then finish the
+    /// session (which hashes the file and publishes it only if the digest matches).
+    #[allow(clippy::too_many_arguments)]
+    async fn fetch_into_staging(
+        &self,
+        body: &mut crate::blobs::ByteStream,
+        length: u64,
+        key: crate::blobs::UploadKey,
+        stored: &crate::meta::StoredUpload,
+        digest: &Digest,
+        staging: PathBuf,
+        tx: &watch::Sender<Progress>,
+    ) -> std::result::Result<(), UpstreamFailure> {
+        let other = |m: String| UpstreamFailure::Other(m);
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&staging)
+            .map_err(|e| other(format!("opening a staging file: {e}")))?;
+        let staging = Arc::new(staging);
+        spool_and_feed(body, file, length, None, tx, &staging).await?;
+        match self.finish_session(key, stored, digest, None, None).await {
+            Ok(_) => Ok(()),
+            Err(Error::DigestMismatch) => Err(mismatch(digest)),
+            Err(e) => Err(other(e.to_string())),
+        }
+    }
+
+    /// Spool the upstream's bytes for this node's clients while an upload session
+    /// stores them.
+    #[allow(clippy::too_many_arguments)]
+    async fn fetch_beside_store(
+        &self,
+        body: &mut crate::blobs::ByteStream,
+        length: u64,
+        key: crate::blobs::UploadKey,
+        stored: crate::meta::StoredUpload,
+        digest: &Digest,
+        spool: &std::path::Path,
+        tx: &watch::Sender<Progress>,
+    ) -> std::result::Result<(), UpstreamFailure> {
+        let other = |m: String| UpstreamFailure::Other(m);
         if let Some(dir) = spool.parent() {
             tokio::fs::create_dir_all(dir)
                 .await
                 .map_err(|e| other(format!("creating the spool directory: {e}")))?;
         }
-        let mut file = tokio::fs::File::create(spool)
-            .await
+        let file = std::fs::File::create(spool)
             .map_err(|e| other(format!("creating a spool file: {e}")))?;
-        tx.send_replace(Progress::Streaming { length, written: 0 });
-        let mut hasher = Sha256::new();
-        let mut written = 0u64;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| {
-                UpstreamFailure::Upstream(UpstreamError::Unavailable(format!(
-                    "the blob's transfer broke off: {e}"
-                )))
-            })?;
-            if written + chunk.len() as u64 > length {
-                return Err(UpstreamFailure::Upstream(UpstreamError::Invalid(
-                    "the upstream sent more bytes than it announced".into(),
-                )));
-            }
-            file.write_all(&chunk)
+        let (feed, store) = self.store_in_background(key, stored, digest)?;
+        let path = Arc::new(spool.to_path_buf());
+        let streamed = spool_and_feed(body, file, length, Some(&feed), tx, &path).await;
+        if let Err(e) = &streamed {
+            // The store must not publish what it got: end its body with the error.
+            let _ = feed
+                .send(Err(std::io::Error::other(format!("{e:?}"))))
+                .await;
+        }
+        drop(feed);
+        let stored = store
+            .await
+            .map_err(|e| other(format!("the store task failed: {e}")))?;
+        streamed?;
+        match stored {
+            Ok(_) => Ok(()),
+            Err(Error::DigestMismatch) => Err(mismatch(digest)),
+            Err(e) => Err(other(e.to_string())),
+        }
+    }
+
+    /// Finish an upload session from a channel, in a task of its own: the sender feeds
+    /// it batches; dropping the sender ends the body.
+    #[allow(clippy::type_complexity)]
+    fn store_in_background(
+        &self,
+        key: crate::blobs::UploadKey,
+        stored: crate::meta::StoredUpload,
+        digest: &Digest,
+    ) -> std::result::Result<
+        (
+            tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+            tokio::task::JoinHandle<Result<u64>>,
+        ),
+        UpstreamFailure,
+    > {
+        let me = self
+            .me
+            .upgrade()
+            .ok_or_else(|| UpstreamFailure::Other("the service is shutting down".into()))?;
+        let (feed, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(STORE_QUEUE);
+        let body: crate::blobs::ByteStream =
+            Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
+                rx.recv().await.map(|item| (item, rx))
+            }));
+        let digest = digest.clone();
+        let store = tokio::spawn(async move {
+            me.finish_session(key, &stored, &digest, Some(0), Some(body))
                 .await
-                .map_err(|e| other(format!("writing a spool file: {e}")))?;
-            hasher.update(&chunk);
-            written += chunk.len() as u64;
-            tx.send_replace(Progress::Streaming { length, written });
+        });
+        Ok((feed, store))
+    }
+
+    /// Drop an upload session a failed fetch leaves (what is left, the collector takes).
+    async fn discard_session(&self, key: crate::blobs::UploadKey) {
+        if let Ok(stored) = self.stored_session(key).await {
+            let _ = self.end_session(key, &stored).await;
         }
-        file.flush()
-            .await
-            .map_err(|e| other(format!("writing a spool file: {e}")))?;
-        let computed = format!("sha256:{}", hex::encode(hasher.finalize()));
-        if written != length || computed != digest.to_string() {
-            return Err(UpstreamFailure::Upstream(UpstreamError::Invalid(format!(
-                "the upstream's bytes for {digest} do not match it"
-            ))));
-        }
-        let file = tokio::fs::File::open(spool)
-            .await
-            .map_err(|e| other(format!("reopening a spool file: {e}")))?;
-        let stream: crate::blobs::ByteStream = Box::pin(
-            tokio_util::io::ReaderStream::with_capacity(file, SPOOL_CHUNK),
-        );
-        let (key, stored) = self
-            .open_session(&origin.repo)
-            .await
-            .map_err(|e| other(e.to_string()))?;
-        self.finish_session(key, &stored, digest, Some(0), Some(stream))
-            .await
-            .map_err(|e| other(e.to_string()))?;
-        Ok(())
     }
 
     /// A blob a cache repository lacks: served from this node's fetch as it arrives
@@ -789,23 +868,23 @@ impl Service {
         };
         let inflight = self.blob_fetch(&origin, digest);
         let mut rx = inflight.progress.clone();
+        // Once the spool file is gone (published, or cleaned up), only the end is
+        // waited for: then the stored blob is read.
+        let mut spool_gone = false;
         loop {
             let state = rx.borrow_and_update().clone();
             match state {
                 Progress::Stored => return Ok(None),
                 Progress::Failed(f) => return Err(f.into()),
-                Progress::Streaming { length, .. } if range.is_none() => {
-                    match spool_stream(&inflight, length).await {
-                        Some(body) => {
-                            return Ok(Some(BlobDownload {
-                                size: length,
-                                range: None,
-                                body: DownloadBody::Bytes(BlobReader { stream: body }),
-                            }))
-                        }
-                        // Stored and cleaned up meanwhile: read the stored blob.
-                        None => return Ok(None),
+                Progress::Streaming { length, spool, .. } if range.is_none() && !spool_gone => {
+                    if let Some(body) = spool_stream(&inflight, length, &spool).await {
+                        return Ok(Some(BlobDownload {
+                            size: length,
+                            range: None,
+                            body: DownloadBody::Bytes(BlobReader { stream: body }),
+                        }));
                     }
+                    spool_gone = true;
                 }
                 Progress::Starting | Progress::Streaming { .. } => {}
             }
@@ -829,6 +908,91 @@ fn deployment_error(e: Error) -> Error {
     }
 }
 
+fn mismatch(digest: &Digest) -> UpstreamFailure {
+    UpstreamFailure::Upstream(UpstreamError::Invalid(format!(
+        "the upstream's bytes for {digest} do not match it"
+    )))
+}
+
+/// Copy an upstream body to the spool file and to the store's feed, in batches; a
+/// batch is announced to this node's clients once the file holds it.
+async fn spool_and_feed(
+    body: &mut crate::blobs::ByteStream,
+    file: std::fs::File,
+    length: u64,
+    feed: Option<&tokio::sync::mpsc::Sender<std::io::Result<Bytes>>>,
+    tx: &watch::Sender<Progress>,
+    spool: &Arc<PathBuf>,
+) -> std::result::Result<(), UpstreamFailure> {
+    let other = |m: String| UpstreamFailure::Other(m);
+    let mut file = Some(file);
+    let mut written = 0u64;
+    // The chunks as they came, written without gathering them into one buffer.
+    let mut pending: Vec<Bytes> = Vec::new();
+    let mut pending_len = 0usize;
+    loop {
+        let chunk = match body.next().await {
+            Some(chunk) => Some(chunk.map_err(|e| {
+                UpstreamFailure::Upstream(UpstreamError::Unavailable(format!(
+                    "the blob's transfer broke off: {e}"
+                )))
+            })?),
+            None => None,
+        };
+        if let Some(chunk) = chunk.clone() {
+            if written + (pending_len + chunk.len()) as u64 > length {
+                return Err(UpstreamFailure::Upstream(UpstreamError::Invalid(
+                    "the upstream sent more bytes than it announced".into(),
+                )));
+            }
+            pending_len += chunk.len();
+            pending.push(chunk);
+            if pending_len < SPOOL_BATCH {
+                continue;
+            }
+        }
+        let batch = std::mem::take(&mut pending);
+        let mut f = file
+            .take()
+            .ok_or_else(|| other("the spool file is gone".into()))?;
+        let (f, batch) = tokio::task::spawn_blocking(move || {
+            use std::io::Write as _;
+            for b in &batch {
+                f.write_all(b)?;
+            }
+            Ok::<_, std::io::Error>((f, batch))
+        })
+        .await
+        .map_err(|e| other(format!("writing a spool file: {e}")))?
+        .map_err(|e| other(format!("writing a spool file: {e}")))?;
+        file = Some(f);
+        written += pending_len as u64;
+        pending_len = 0;
+        tx.send_replace(Progress::Streaming {
+            length,
+            written,
+            spool: spool.clone(),
+        });
+        if let Some(feed) = feed {
+            for b in batch {
+                if feed.send(Ok(b)).await.is_err() {
+                    // The store stopped early (it failed): the caller reports its error.
+                    return Ok(());
+                }
+            }
+        }
+        if chunk.is_none() {
+            break;
+        }
+    }
+    if written != length {
+        return Err(UpstreamFailure::Upstream(UpstreamError::Invalid(format!(
+            "the upstream sent {written} of the {length} bytes it announced"
+        ))));
+    }
+    Ok(())
+}
+
 /// The `upstream_manifests` reference that records when a subject's referrers were
 /// last asked for.
 fn referrers_key(subject: &Digest) -> String {
@@ -837,8 +1001,12 @@ fn referrers_key(subject: &Digest) -> String {
 
 /// A client's read of a spool file while it grows: it waits for bytes the fetch has
 /// not written yet, and fails if the fetch does. `None` if the spool is gone already.
-async fn spool_stream(inflight: &Inflight, length: u64) -> Option<crate::blobs::ByteStream> {
-    let file = tokio::fs::File::open(&inflight.spool).await.ok()?;
+async fn spool_stream(
+    inflight: &Inflight,
+    length: u64,
+    spool: &std::path::Path,
+) -> Option<crate::blobs::ByteStream> {
+    let file = std::fs::File::open(spool).ok()?;
     let rx = inflight.progress.clone();
     let state = (file, rx, 0u64);
     let stream = futures_util::stream::unfold(Some(state), move |state| async move {
@@ -859,13 +1027,22 @@ async fn spool_stream(inflight: &Inflight, length: u64) -> Option<crate::blobs::
             if available > pos {
                 let want = usize::try_from((available - pos).min(SPOOL_CHUNK as u64))
                     .unwrap_or(SPOOL_CHUNK);
-                let mut buf = vec![0u8; want];
-                let read = async {
-                    file.seek(std::io::SeekFrom::Start(pos)).await?;
-                    file.read_exact(&mut buf).await
-                };
-                return match read.await {
-                    Ok(_) => {
+                // Reads are sequential: the file's position is `pos`. read_to_end
+                // fills the buffer's spare capacity without zeroing it first.
+                let read = tokio::task::spawn_blocking(move || {
+                    use std::io::Read as _;
+                    let mut buf = Vec::with_capacity(want);
+                    let n = (&mut file).take(want as u64).read_to_end(&mut buf)?;
+                    if n < want {
+                        return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
+                    }
+                    Ok((file, buf))
+                })
+                .await
+                .map_err(std::io::Error::other)
+                .and_then(|r| r);
+                return match read {
+                    Ok((file, buf)) => {
                         let next = pos + want as u64;
                         Some((Ok(Bytes::from(buf)), Some((file, rx, next))))
                     }

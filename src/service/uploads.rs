@@ -49,7 +49,7 @@ impl Service {
     }
 
     /// A session's stored state; `UploadNotFound` once it is over (or being discarded).
-    async fn stored_session(&self, key: UploadKey) -> Result<StoredUpload> {
+    pub(super) async fn stored_session(&self, key: UploadKey) -> Result<StoredUpload> {
         self.meta
             .upload(key)
             .await?
@@ -189,7 +189,7 @@ impl Service {
     /// Discard a session's bytes and forget it, unless it changed since `stored` was
     /// read (another request is acting on it). If the bytes cannot be removed now, the
     /// session stays marked and the collector finishes the work.
-    async fn end_session(&self, key: UploadKey, stored: &StoredUpload) -> Result<()> {
+    pub(super) async fn end_session(&self, key: UploadKey, stored: &StoredUpload) -> Result<()> {
         if !self.meta.begin_abort(key, stored.version).await? {
             return Ok(());
         }
