@@ -29,6 +29,14 @@ impl Algorithm {
         }
     }
 
+    /// A digest of bytes that arrive in pieces.
+    pub fn hasher(self) -> Hasher {
+        match self {
+            Algorithm::Sha256 => Hasher::Sha256(Sha256::new()),
+            Algorithm::Sha512 => Hasher::Sha512(Sha512::new()),
+        }
+    }
+
     /// Digest of a complete byte slice with this algorithm.
     pub fn digest(self, bytes: &[u8]) -> Digest {
         let hex = match self {
@@ -52,6 +60,29 @@ pub struct Digest {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid digest: {0}")]
 pub struct InvalidDigest(pub String);
+
+/// A running digest (see [`Algorithm::hasher`]).
+pub enum Hasher {
+    Sha256(Sha256),
+    Sha512(Sha512),
+}
+
+impl Hasher {
+    pub fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Hasher::Sha256(h) => h.update(bytes),
+            Hasher::Sha512(h) => h.update(bytes),
+        }
+    }
+
+    pub fn finish(self) -> Digest {
+        let (algorithm, hex) = match self {
+            Hasher::Sha256(h) => (Algorithm::Sha256, hex::encode(h.finalize())),
+            Hasher::Sha512(h) => (Algorithm::Sha512, hex::encode(h.finalize())),
+        };
+        Digest { algorithm, hex }
+    }
+}
 
 impl Digest {
     pub fn sha256_of(bytes: &[u8]) -> Digest {

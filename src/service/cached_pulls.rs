@@ -21,10 +21,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{FutureExt as _, StreamExt};
+use std::panic::AssertUnwindSafe;
 use tokio::sync::watch;
 
-use super::pull_through::{CacheRule, Source};
+use super::pull_through::{is_cache_session, CacheRule, Source};
 use super::templates::AppliedFor;
 use super::*;
 use crate::auth::Principal;
@@ -33,6 +34,8 @@ use crate::upstream::{FetchedManifest, UpstreamError};
 
 /// How long a fetch's lease lasts unless renewed; it is renewed every third of that.
 const FETCH_LEASE_MS: i64 = 30_000;
+/// After an upstream failed a tag's re-check, how long until it is asked again.
+const RETRY_AFTER_MS: i64 = 60_000;
 /// The longest pause between looks at another node's fetch.
 const MAX_POLL: Duration = Duration::from_millis(500);
 /// How many blobs one import fetches at once.
@@ -50,11 +53,14 @@ const SPOOL_CHUNK: usize = 1024 * 1024;
 enum Progress {
     /// Waiting for the upstream (or for another node's fetch).
     Starting,
-    /// Being spooled: `written` of `length` bytes are in the file at `spool`.
+    /// Being spooled: `written` of `length` bytes are in the file at `spool`;
+    /// `verified` once all are and they match the digest (clients hold back the end
+    /// of the blob until then, so bytes that do not match never make a complete answer).
     Streaming {
         length: u64,
         written: u64,
         spool: Arc<PathBuf>,
+        verified: bool,
     },
     /// Stored and linked in the repository.
     Stored,
@@ -109,6 +115,15 @@ impl Fetches {
     }
 }
 
+/// A task aborted when this is dropped (on every path out, a panic's included).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// What a cache repository's pull needs to reach the upstream.
 #[derive(Clone)]
 struct Origin {
@@ -134,6 +149,9 @@ impl Service {
         ctx: &Context,
         name: &RepositoryName,
     ) -> Result<Option<(CacheRule, String)>> {
+        if is_cache_session(ctx) {
+            return Ok(None);
+        }
         let Some(rule) = self.cache_rule_for(&ctx.registry, name.as_str()).await? else {
             return Ok(None);
         };
@@ -167,12 +185,19 @@ impl Service {
         if let (Some(repo), Some(m)) = (&repo, &local) {
             let recheck =
                 matches!(reference, Reference::Tag(_)) && self.tag_due(repo, reference).await?;
-            if !recheck {
+            // A caller who may not bring images in still pulls what is cached.
+            let may_import = recheck
+                && self
+                    .authorize(ctx, Action::BatchImportUpstreamImage, name)
+                    .await
+                    .is_ok();
+            if !may_import {
                 return Ok((repo.clone(), m.clone()));
             }
+        } else {
+            self.authorize(ctx, Action::BatchImportUpstreamImage, name)
+                .await?;
         }
-        self.authorize(ctx, Action::BatchImportUpstreamImage, name)
-            .await?;
         let repo = match repo {
             Some(r) => r,
             None => self.create_cache_repository(ctx, name).await?,
@@ -291,14 +316,32 @@ impl Service {
                 .take_lease(&job, &self.fetches.attempt(), now, now + FETCH_LEASE_MS)
                 .await?
             {
+                let _renew = self.keep_lease(lease.clone());
                 // Another node may have recorded it between the look above and the
                 // lease (and let the lease go).
-                let fetched = match self.meta.upstream_manifest(origin.repo.id, reference).await {
+                let known = self.meta.upstream_manifest(origin.repo.id, reference).await;
+                let fetched = match known {
                     Ok(Some(m)) if fresh(&m) => Ok(m),
-                    Ok(_) => self.fetch_manifest(origin, reference).await,
+                    Ok(known) => {
+                        let fetched = self.fetch_manifest(origin, reference).await;
+                        if let (Err(_), Some(old)) = (&fetched, known) {
+                            // The upstream failed a re-check: what it served before counts
+                            // as checked for a minute, so the pulls waiting behind this
+                            // one serve the cached image instead of each trying in turn.
+                            let retry = UpstreamManifest {
+                                checked_at: clock::now_ms() - self.recheck_ms() + RETRY_AFTER_MS,
+                                ..old
+                            };
+                            let _ = self
+                                .meta
+                                .put_upstream_manifest(origin.repo.id, reference, &retry)
+                                .await;
+                        }
+                        fetched
+                    }
                     Err(e) => Err(e.into()),
                 };
-                self.meta.end_lease(&lease).await?;
+                let _ = self.meta.end_lease(&lease).await;
                 return fetched;
             }
             tokio::time::sleep(pause).await;
@@ -401,10 +444,16 @@ impl Service {
                     let subject: Digest = m.digest.parse().map_err(|_| Error::InvalidDigest)?;
                     me.import_referrers(&origin, &subject).await
                 };
-                if let Err(e) = imported.await {
-                    tracing::warn!(repository = %origin.repo.name, digest = m.digest, error = %e, "importing an upstream image failed");
+                match AssertUnwindSafe(imported).catch_unwind().await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(repository = %origin.repo.name, digest = m.digest, error = %e, "importing an upstream image failed")
+                    }
+                    Err(_) => {
+                        tracing::error!(repository = %origin.repo.name, digest = m.digest, "importing an upstream image panicked")
+                    }
                 }
-                renew.abort();
+                drop(renew);
                 let _ = me.meta.end_lease(&lease).await;
             }
             if let Ok(mut imports) = me.fetches.imports.lock() {
@@ -413,21 +462,19 @@ impl Service {
         });
     }
 
-    /// Renew a lease every third of its life until the returned task is aborted.
-    fn keep_lease(&self, lease: crate::meta::Lease) -> tokio::task::JoinHandle<()> {
+    /// Renew a lease every third of its life while the returned guard lives (a
+    /// transient store error is retried; a lease taken over ends the renewals).
+    fn keep_lease(&self, lease: crate::meta::Lease) -> AbortOnDrop {
         let meta = self.meta.clone();
-        tokio::spawn(async move {
+        AbortOnDrop(tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_millis((FETCH_LEASE_MS / 3) as u64)).await;
                 let now = clock::now_ms();
-                if !matches!(
-                    meta.renew_lease(&lease, now, now + FETCH_LEASE_MS).await,
-                    Ok(true)
-                ) {
+                if let Ok(false) = meta.renew_lease(&lease, now, now + FETCH_LEASE_MS).await {
                     return;
                 }
             }
-        })
+        }))
     }
 
     /// Bring everything an upstream manifest needs into the repository, then store it.
@@ -532,6 +579,20 @@ impl Service {
         let Some((rule, path)) = self.cache_origin(ctx, &repo.name).await? else {
             return Ok(());
         };
+        // Only a caller who may bring images in makes the cache ask, and only about an
+        // image it holds.
+        if self
+            .authorize(ctx, Action::BatchImportUpstreamImage, &repo.name)
+            .await
+            .is_err()
+            || self
+                .meta
+                .manifest_by_digest(repo.id, subject)
+                .await?
+                .is_none()
+        {
+            return Ok(());
+        }
         let last = self
             .meta
             .upstream_manifest(repo.id, &referrers_key(subject))
@@ -609,7 +670,11 @@ impl Service {
                 let origin = origin.clone();
                 let digest = digest.clone();
                 tokio::spawn(async move {
-                    let outcome = me.run_blob_fetch(&origin, &digest, &spool, &tx).await;
+                    let run = me.run_blob_fetch(&origin, &digest, &spool, &tx);
+                    let outcome = match AssertUnwindSafe(run).catch_unwind().await {
+                        Ok(outcome) => outcome,
+                        Err(_) => Err(UpstreamFailure::Other("the fetch panicked".into())),
+                    };
                     if let Ok(mut blobs) = me.fetches.blobs.lock() {
                         blobs.remove(&key);
                     }
@@ -660,7 +725,7 @@ impl Service {
                 }
                 let renew = self.keep_lease(lease.clone());
                 let fetched = self.fetch_blob(origin, digest, spool, tx).await;
-                renew.abort();
+                drop(renew);
                 let _ = self.meta.end_lease(&lease).await;
                 return fetched;
             }
@@ -757,7 +822,7 @@ impl Service {
             .open(&staging)
             .map_err(|e| other(format!("opening a staging file: {e}")))?;
         let staging = Arc::new(staging);
-        spool_and_feed(body, file, length, None, tx, &staging).await?;
+        spool_and_feed(body, file, length, digest, None, tx, &staging).await?;
         match self.finish_session(key, stored, digest, None, None).await {
             Ok(_) => Ok(()),
             Err(Error::DigestMismatch) => Err(mismatch(digest)),
@@ -788,7 +853,7 @@ impl Service {
             .map_err(|e| other(format!("creating a spool file: {e}")))?;
         let (feed, store) = self.store_in_background(key, stored, digest)?;
         let path = Arc::new(spool.to_path_buf());
-        let streamed = spool_and_feed(body, file, length, Some(&feed), tx, &path).await;
+        let streamed = spool_and_feed(body, file, length, digest, Some(&feed), tx, &path).await;
         if let Err(e) = &streamed {
             // The store must not publish what it got: end its body with the error.
             let _ = feed
@@ -916,10 +981,12 @@ fn mismatch(digest: &Digest) -> UpstreamFailure {
 
 /// Copy an upstream body to the spool file and to the store's feed, in batches; a
 /// batch is announced to this node's clients once the file holds it.
+#[allow(clippy::too_many_arguments)]
 async fn spool_and_feed(
     body: &mut crate::blobs::ByteStream,
     file: std::fs::File,
     length: u64,
+    digest: &Digest,
     feed: Option<&tokio::sync::mpsc::Sender<std::io::Result<Bytes>>>,
     tx: &watch::Sender<Progress>,
     spool: &Arc<PathBuf>,
@@ -930,6 +997,7 @@ async fn spool_and_feed(
     // The chunks as they came, written without gathering them into one buffer.
     let mut pending: Vec<Bytes> = Vec::new();
     let mut pending_len = 0usize;
+    let mut hasher = digest.algorithm().hasher();
     loop {
         let chunk = match body.next().await {
             Some(chunk) => Some(chunk.map_err(|e| {
@@ -946,6 +1014,7 @@ async fn spool_and_feed(
                 )));
             }
             pending_len += chunk.len();
+            hasher.update(&chunk);
             pending.push(chunk);
             if pending_len < SPOOL_BATCH {
                 continue;
@@ -972,6 +1041,7 @@ async fn spool_and_feed(
             length,
             written,
             spool: spool.clone(),
+            verified: false,
         });
         if let Some(feed) = feed {
             for b in batch {
@@ -990,6 +1060,15 @@ async fn spool_and_feed(
             "the upstream sent {written} of the {length} bytes it announced"
         ))));
     }
+    if hasher.finish() != *digest {
+        return Err(mismatch(digest));
+    }
+    tx.send_replace(Progress::Streaming {
+        length,
+        written,
+        spool: spool.clone(),
+        verified: true,
+    });
     Ok(())
 }
 
@@ -1016,6 +1095,10 @@ async fn spool_stream(
         }
         loop {
             let available = match &*rx.borrow_and_update() {
+                // The blob's last byte only once it is verified.
+                Progress::Streaming {
+                    written, verified, ..
+                } if !verified => (*written).min(length.saturating_sub(1)),
                 Progress::Streaming { written, .. } => *written,
                 Progress::Stored => length,
                 Progress::Failed(f) => {

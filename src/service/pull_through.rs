@@ -19,6 +19,15 @@ use crate::upstream::{Credentials, Target, UpstreamError};
 /// The service principal a custom role of an ECR-to-ECR rule must trust.
 const PULL_THROUGH_SERVICE: &str = "pullthroughcache.ecr.amazonaws.com";
 
+/// The session name of the role sessions the cache reads other registries with.
+pub(super) const PULL_THROUGH_SESSION: &str = "ecr-pull-through-cache";
+
+/// Whether a request is the cache itself reading an upstream registry of this
+/// deployment: such a read never goes further upstream (no chains, no loops).
+pub(super) fn is_cache_session(ctx: &Context) -> bool {
+    matches!(&ctx.principal, Principal::AssumedRole { session_name, .. } if session_name == PULL_THROUGH_SESSION)
+}
+
 /// Where a rule's pulls come from.
 pub(super) enum Source {
     /// An upstream registry, over HTTP.
@@ -159,6 +168,18 @@ impl Service {
         }
         if let Some(role) = &new.custom_role_arn {
             check_role_account(role, &ctx.registry)?;
+            self.authorize_pass_role(ctx, role).await?;
+        }
+        if is_ecr
+            && ecr_registry_url(&new.upstream_url).is_some_and(|(account, region)| {
+                account == ctx.registry.account_id.as_str()
+                    && region == ctx.registry.region.as_str()
+            })
+        {
+            return Err(Error::ecr(
+                K::UnsupportedUpstreamRegistry,
+                "An ECR upstream must be another registry (account or region) than the rule's own",
+            ));
         }
         if self.meta.count_cache_rules(&ctx.registry).await? >= MAX_RULES {
             return Err(Error::ecr(
@@ -249,6 +270,7 @@ impl Service {
         }
         if let Some(role) = &custom_role_arn {
             check_role_account(role, &ctx.registry)?;
+            self.authorize_pass_role(ctx, role).await?;
             rule.custom_role_arn = Some(role.clone());
         }
         rule.updated_at = Some(clock::now_ms());
@@ -288,6 +310,19 @@ impl Service {
             Ok(Source::Deployment(_)) => None,
         };
         Ok(RuleValidation { rule, failure })
+    }
+
+    /// Naming a role for ECR to assume is passing it: `iam:PassRole` on the role.
+    async fn authorize_pass_role(&self, ctx: &Context, role: &str) -> Result<()> {
+        self.authorize_iam(
+            &ctx.principal,
+            ctx.source_ip.as_deref(),
+            "iam:PassRole",
+            role,
+            ctx.registry.account_id.as_str(),
+            None,
+        )
+        .await
     }
 
     async fn cache_rules(&self, registry: &RegistryKey) -> Result<Vec<CacheRule>> {
@@ -381,7 +416,7 @@ impl Service {
             role_name: role.name.clone(),
             role_id: role.id.clone(),
             role_arn: role.arn.clone(),
-            session_name: "ecr-pull-through-cache".into(),
+            session_name: PULL_THROUGH_SESSION.into(),
         };
         let expires = clock::now_ms() / 1000 + 3600;
         Ok(Source::Deployment(Context {

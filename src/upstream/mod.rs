@@ -75,10 +75,12 @@ const TOKEN_MARGIN: Duration = Duration::from_secs(10);
 /// How long a token lives when the upstream does not say (the distribution spec's 60 s).
 const DEFAULT_TOKEN_LIFE: Duration = Duration::from_secs(60);
 
+/// A token is kept for the credentials that got it: another rule naming the same
+/// upstream and user with another secret gets its own.
 #[derive(Hash, PartialEq, Eq)]
 struct TokenKey {
     endpoint: String,
-    username: Option<String>,
+    credentials: Option<(String, String)>,
     scope: String,
 }
 
@@ -272,7 +274,10 @@ impl Client {
         let url = format!("{}{path}", target.endpoint);
         let key = TokenKey {
             endpoint: target.endpoint.clone(),
-            username: target.credentials.as_ref().map(|c| c.username.clone()),
+            credentials: target
+                .credentials
+                .as_ref()
+                .map(|c| (c.username.clone(), c.secret.clone())),
             scope: scope.to_owned(),
         };
         let cached = self.cached_token(&key);
@@ -345,6 +350,17 @@ impl Client {
         service: Option<&str>,
         scope: &str,
     ) -> Result<(String, Duration)> {
+        // The credentials go only where the upstream's own scheme would take them.
+        if realm.starts_with("http://") && !target.endpoint.starts_with("http://") {
+            return Err(UpstreamError::Invalid(
+                "the upstream names a token service over plain HTTP".into(),
+            ));
+        }
+        if !realm.starts_with("http://") && !realm.starts_with("https://") {
+            return Err(UpstreamError::Invalid(
+                "the upstream names a token service that is not a URL".into(),
+            ));
+        }
         let mut query: Vec<(&str, &str)> = Vec::new();
         if let Some(s) = service {
             query.push(("service", s));
