@@ -731,20 +731,14 @@ async fn admin_command(command: AdminCommand) -> anyhow::Result<()> {
             let settings = Settings::from_store(&store)?;
             let now = at_or_now(at.as_deref())?;
             let service = open_service(&settings, admin_public_url(&settings)).await?;
-            let runner = jobs::Runner::new(
-                service.clone(),
-                jobs::holder_id("admin"),
-                settings.job_lease,
-            );
-            let run = match runner
-                .run_once("pull-through-expiry", service.expire_cached_images(now))
-                .await
-            {
-                Err(service::Error::Busy) => {
-                    anyhow::bail!("an expiry run is in progress elsewhere; try again later")
-                }
-                other => other?,
-            };
+            let run = run_admin_job(
+                &service,
+                &settings,
+                "pull-through-expiry",
+                "an expiry run is in progress elsewhere",
+                service.expire_cached_images(now),
+            )
+            .await?;
             notify_server(&service, &settings).await?;
             println!(
                 "pull-through cache: {} repositories looked at, {} images expired",
@@ -757,18 +751,15 @@ async fn admin_command(command: AdminCommand) -> anyhow::Result<()> {
             let service = open_service(&settings, admin_public_url(&settings)).await?;
             let grace = grace.unwrap_or(config::DEFAULT_GC_GRACE);
             let grace_ms = i64::try_from(grace.saturating_mul(1000)).unwrap_or(i64::MAX);
-            let runner = jobs::Runner::new(
-                service.clone(),
-                jobs::holder_id("admin"),
-                settings.job_lease,
-            );
             let gc = service.collect_garbage(clock::now_ms(), grace_ms);
-            let report = match runner.run_once("gc", gc).await {
-                Err(service::Error::Busy) => {
-                    anyhow::bail!("another garbage collection is running; try again later")
-                }
-                other => other?,
-            };
+            let report = run_admin_job(
+                &service,
+                &settings,
+                "gc",
+                "another garbage collection is running",
+                gc,
+            )
+            .await?;
             notify_server(&service, &settings).await?;
             println!(
                 "gc: freed {} bytes: {} blobs, {} repository links, {} abandoned uploads",
@@ -904,20 +895,14 @@ async fn vulndb_admin(command: VulndbCommand) -> anyhow::Result<()> {
         VulndbCommand::Import { paths, store } => {
             let settings = Settings::from_store(&store)?;
             let service = open_service(&settings, admin_public_url(&settings)).await?;
-            let runner = jobs::Runner::new(
-                service.clone(),
-                jobs::holder_id("admin"),
-                settings.job_lease,
-            );
-            let sources = match runner
-                .run_once("vulndb-import", service.import_vulndb(paths))
-                .await
-            {
-                Err(service::Error::Busy) => {
-                    anyhow::bail!("another vulnerability data import is running; try again later")
-                }
-                other => other?,
-            };
+            let sources = run_admin_job(
+                &service,
+                &settings,
+                "vulndb-import",
+                "another vulnerability data import is running",
+                service.import_vulndb(paths),
+            )
+            .await?;
             if sources.is_empty() {
                 anyhow::bail!("no OSV records of a supported ecosystem were found");
             }
@@ -950,6 +935,26 @@ async fn vulndb_admin(command: VulndbCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Run a job once now, under the lease its periodic runs take (`berth admin lifecycle
+/// run`, `gc`, ...); refused with `busy` while a run holds it elsewhere.
+async fn run_admin_job<T>(
+    service: &Arc<Service>,
+    settings: &Settings,
+    job: &str,
+    busy: &str,
+    work: impl std::future::Future<Output = service::Result<T>>,
+) -> anyhow::Result<T> {
+    let runner = jobs::Runner::new(
+        service.clone(),
+        jobs::holder_id("admin"),
+        settings.job_lease,
+    );
+    match runner.run_once(job, work).await {
+        Err(service::Error::Busy) => anyhow::bail!("{busy}; try again later"),
+        other => Ok(other?),
+    }
+}
+
 /// `--at TIME` (RFC 3339) in milliseconds, or now: the injectable clock of admin runs.
 fn at_or_now(at: Option<&str>) -> anyhow::Result<i64> {
     match at {
@@ -966,20 +971,14 @@ async fn lifecycle_admin(command: LifecycleCommand) -> anyhow::Result<()> {
             let settings = Settings::from_store(&store)?;
             let now = at_or_now(at.as_deref())?;
             let service = open_service(&settings, admin_public_url(&settings)).await?;
-            let runner = jobs::Runner::new(
-                service.clone(),
-                jobs::holder_id("admin"),
-                settings.job_lease,
-            );
-            let run = match runner
-                .run_once("lifecycle", service.run_lifecycle(now))
-                .await
-            {
-                Err(service::Error::Busy) => {
-                    anyhow::bail!("a lifecycle run is in progress elsewhere; try again later")
-                }
-                other => other?,
-            };
+            let run = run_admin_job(
+                &service,
+                &settings,
+                "lifecycle",
+                "a lifecycle run is in progress elsewhere",
+                service.run_lifecycle(now),
+            )
+            .await?;
             notify_server(&service, &settings).await?;
             println!(
                 "lifecycle: {} repositories evaluated, {} images expired, {} transitioned to archive",

@@ -269,20 +269,7 @@ impl Service {
             return Ok(repo);
         }
         self.authorize_creation(ctx, name, &[]).await?;
-        let created = self
-            .meta
-            .create_repository(
-                &ctx.registry,
-                name,
-                &Default::default(),
-                &[],
-                clock::now_ms(),
-            )
-            .await?;
-        match created {
-            Some(repo) => Ok(repo),
-            None => self.repository(ctx, name).await,
-        }
+        self.create_default_repository(ctx, name).await
     }
 
     /// What the upstream serves for `reference`: the recorded answer if it is fresh
@@ -823,11 +810,10 @@ impl Service {
             .map_err(|e| other(format!("opening a staging file: {e}")))?;
         let staging = Arc::new(staging);
         spool_and_feed(body, file, length, digest, None, tx, &staging).await?;
-        match self.finish_session(key, stored, digest, None, None).await {
-            Ok(_) => Ok(()),
-            Err(Error::DigestMismatch) => Err(mismatch(digest)),
-            Err(e) => Err(other(e.to_string())),
-        }
+        stored_outcome(
+            self.finish_session(key, stored, digest, None, None).await,
+            digest,
+        )
     }
 
     /// Spool the upstream's bytes for this node's clients while an upload session
@@ -865,11 +851,7 @@ impl Service {
             .await
             .map_err(|e| other(format!("the store task failed: {e}")))?;
         streamed?;
-        match stored {
-            Ok(_) => Ok(()),
-            Err(Error::DigestMismatch) => Err(mismatch(digest)),
-            Err(e) => Err(other(e.to_string())),
-        }
+        stored_outcome(stored, digest)
     }
 
     /// Finish an upload session from a channel, in a task of its own: the sender feeds
@@ -970,6 +952,18 @@ fn deployment_error(e: Error) -> Error {
         Error::BlobNotFound => Error::Upstream(UpstreamError::NotFound),
         Error::AccessDenied(m) => Error::Upstream(UpstreamError::AccessDenied(m)),
         other => other,
+    }
+}
+
+/// What the end of a fetch's upload session means for the fetch.
+fn stored_outcome(
+    stored: Result<u64>,
+    digest: &Digest,
+) -> std::result::Result<(), UpstreamFailure> {
+    match stored {
+        Ok(_) => Ok(()),
+        Err(Error::DigestMismatch) => Err(mismatch(digest)),
+        Err(e) => Err(UpstreamFailure::Other(e.to_string())),
     }
 }
 

@@ -350,7 +350,17 @@ impl Service {
             };
         }
         self.authorize(ctx, Action::CreateRepository, name).await?;
-        match self
+        self.create_default_repository(ctx, name).await
+    }
+
+    /// Create a repository with default settings (the caller authorized it); one
+    /// created concurrently by another request is that one.
+    async fn create_default_repository(
+        &self,
+        ctx: &Context,
+        name: &RepositoryName,
+    ) -> Result<Repository> {
+        let created = self
             .meta
             .create_repository(
                 &ctx.registry,
@@ -359,10 +369,9 @@ impl Service {
                 &[],
                 clock::now_ms(),
             )
-            .await?
-        {
+            .await?;
+        match created {
             Some(repo) => Ok(repo),
-            // Created concurrently by another push: use that one.
             None => self.repository(ctx, name).await,
         }
     }
