@@ -162,6 +162,15 @@ struct FileSettings {
     gc_grace: Option<u64>,
     job_lease: Option<u64>,
     pull_through_cache: Option<PullThroughFile>,
+    replication: Option<ReplicationFile>,
+}
+
+/// `[replication]` of the config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplicationFile {
+    /// Most replications a backfill makes per second (0 or absent: no limit).
+    backfill_rate: Option<u32>,
 }
 
 /// `[pull_through_cache]` of the config file.
@@ -228,6 +237,8 @@ pub struct Settings {
     pub job_lease: std::time::Duration,
     /// The pull-through cache: declared upstreams, tag re-checks, expiry.
     pub pull_through: CacheSettings,
+    /// Most replications a backfill makes per second; `None`: as fast as they go.
+    pub backfill_rate: Option<u32>,
 }
 
 /// The PEM files HTTPS is served with.
@@ -415,6 +426,10 @@ impl Settings {
             .or(file.master_key_file)
             .unwrap_or_else(|| data_dir.join("master.key"));
         let pull_through = file.pull_through_cache.unwrap_or_default().settings()?;
+        let backfill_rate = file
+            .replication
+            .and_then(|r| r.backfill_rate)
+            .filter(|r| *r > 0);
         let blobs = match args.blobs.clone().or(file.blobs) {
             None => BlobStorage::Local,
             Some(url) => {
@@ -446,6 +461,7 @@ impl Settings {
             gc_grace: DEFAULT_GC_GRACE,
             job_lease: std::time::Duration::from_secs(DEFAULT_JOB_LEASE),
             pull_through,
+            backfill_rate,
         })
     }
 }

@@ -565,6 +565,16 @@ fn start_jobs(service: &Arc<Service>, settings: &Settings) {
         "scans",
         |s, event| async move { s.scan_for_event(&event).await },
     );
+    runner.spawn_consumer(service::REPLICATION_CONSUMER, |s, event| async move {
+        s.replicate_for_event(&event).await
+    });
+    let rate = settings.backfill_rate;
+    runner.spawn_poller(
+        "replication-backfill",
+        std::time::Duration::from_secs(1),
+        |s| async move { s.backfills_waiting().await },
+        move |s| async move { s.run_backfills(rate).await },
+    );
     let secs = std::time::Duration::from_secs;
     if settings.lifecycle_interval > 0 {
         runner.spawn_periodic(

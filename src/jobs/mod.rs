@@ -4,7 +4,7 @@
 //! it as it goes, and gives it back when a run ends. Two kinds:
 //! - **periodic** jobs (lifecycle, garbage collection) take the lease for one run every
 //!   interval; a process that finds the lease held skips that run;
-//! - **outbox consumers** (the scan job; replication and webhooks later) hold their
+//! - **outbox consumers** (scans, replication; webhooks later) hold their
 //!   lease for as long as their process lives and handle the events written after their
 //!   cursor, moving it (under the lease's fence) once a batch is handled. Delivery is
 //!   at least once, so handlers are idempotent.
@@ -105,6 +105,47 @@ impl Runner {
                     Err(service::Error::Busy) => {
                         tracing::info!(job, "job skipped: another process holds it")
                     }
+                    Err(e) => tracing::error!(job, error = %e, "job failed"),
+                }
+            }
+        });
+    }
+
+    /// Every `period`, if `due` says there is work waiting in the store (a read), run
+    /// `work` under the job's lease on whichever process takes it. For work that is
+    /// usually nothing (backfill runs): only failures are logged.
+    pub fn spawn_poller<D, DueFut, F, Fut, T>(
+        self: &Arc<Self>,
+        job: &'static str,
+        period: Duration,
+        due: D,
+        work: F,
+    ) where
+        D: Fn(Arc<Service>) -> DueFut + Send + Sync + 'static,
+        DueFut: Future<Output = service::Result<bool>> + Send,
+        F: Fn(Arc<Service>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = service::Result<T>> + Send,
+        T: Send,
+    {
+        let runner = self.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(period);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                match due(runner.service.clone()).await {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(e) => {
+                        tracing::warn!(job, error = %e, "job poll failed");
+                        continue;
+                    }
+                }
+                let outcome = runner
+                    .run_leased(job, None, work(runner.service.clone()))
+                    .await;
+                match outcome {
+                    Ok(_) | Err(service::Error::Busy) => {}
                     Err(e) => tracing::error!(job, error = %e, "job failed"),
                 }
             }

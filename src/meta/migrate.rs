@@ -71,6 +71,11 @@ pub const SQLITE: &[Migration] = &[
         name: "pull_through_cache",
         sql: include_str!("../../migrations/sqlite/0012_pull_through_cache.sql"),
     },
+    Migration {
+        version: 13,
+        name: "replication",
+        sql: include_str!("../../migrations/sqlite/0013_replication.sql"),
+    },
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -133,6 +138,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 12,
         name: "pull_through_cache",
         sql: include_str!("../../migrations/postgres/0012_pull_through_cache.sql"),
+    },
+    Migration {
+        version: 13,
+        name: "replication",
+        sql: include_str!("../../migrations/postgres/0013_replication.sql"),
     },
 ];
 

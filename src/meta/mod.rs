@@ -302,6 +302,7 @@ mod identity;
 mod jobs;
 mod links;
 mod pull_through;
+mod replication;
 mod scanning;
 mod secrets_manager;
 mod uploads;
@@ -317,6 +318,10 @@ pub use jobs::{JobRow, Lease};
 pub use links::Recorded;
 pub use outbox::{Event, EventKind, EventSource};
 pub use pull_through::UpstreamManifest;
+pub use replication::{
+    BackfillItem, BackfillRow, BackfillStart, Destination, ItemResult, ReplicationRecord,
+    ReplicationState,
+};
 pub use scanning::{ScanOutcome, ScanResult, ScanState, ScanStatus};
 pub use secrets_manager::SecretRow;
 pub use uploads::StoredUpload;
@@ -1562,6 +1567,7 @@ mod contract_tests {
                 registry: &a,
                 repository_id: repo.id,
                 repository_name: name.as_str(),
+                replicated: false,
             },
             scan_unless_since: None,
         };

@@ -18,6 +18,10 @@ pub enum EventKind {
     ScanRequested,
     /// The vulnerability data changed under an image enhanced scanning monitors.
     RescanRequested,
+    /// An image or tag arrived by replication (replication does not replicate it on).
+    ImageReplicated,
+    /// An image or tag (`tag`) was removed by replication.
+    ReplicaDeleted,
 }
 
 impl EventKind {
@@ -29,6 +33,17 @@ impl EventKind {
             EventKind::ImageDeleted => "image_deleted",
             EventKind::ScanRequested => "scan_requested",
             EventKind::RescanRequested => "rescan_requested",
+            EventKind::ImageReplicated => "image_replicated",
+            EventKind::ReplicaDeleted => "replica_deleted",
+        }
+    }
+
+    /// The kind recorded for this change when `source` says replication made it.
+    pub fn as_made_by(self, source: &EventSource<'_>) -> EventKind {
+        match (source.replicated, self) {
+            (true, EventKind::ImagePushed | EventKind::TagMoved) => EventKind::ImageReplicated,
+            (true, EventKind::ImageDeleted | EventKind::TagDeleted) => EventKind::ReplicaDeleted,
+            _ => self,
         }
     }
 
@@ -40,6 +55,8 @@ impl EventKind {
             EventKind::ImageDeleted,
             EventKind::ScanRequested,
             EventKind::RescanRequested,
+            EventKind::ImageReplicated,
+            EventKind::ReplicaDeleted,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -52,6 +69,8 @@ pub struct EventSource<'a> {
     pub registry: &'a RegistryKey,
     pub repository_id: i64,
     pub repository_name: &'a str,
+    /// The change is replication's, not a client's.
+    pub replicated: bool,
 }
 
 /// One stored event.
@@ -117,7 +136,7 @@ macro_rules! record_event {
     ($tx:ident, $kind:expr, $src:expr, $digest:expr, $tag:expr, $now:expr) => {{
         let src: &$crate::meta::EventSource<'_> = $src;
         let written = sqlx::query($crate::meta::outbox::record_event_sql(&$tx))
-            .bind($kind.as_str())
+            .bind($kind.as_made_by(src).as_str())
             .bind(&src.registry.account_id)
             .bind(&src.registry.region)
             .bind(src.repository_id)

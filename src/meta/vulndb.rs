@@ -140,7 +140,7 @@ impl MetaStore {
             .await?;
             for (repository_id, account_id, region, name, digest) in &monitored {
                 let registry = RegistryKey::from_store(account_id.clone(), region.clone());
-                let source = EventSource { registry: &registry, repository_id: *repository_id, repository_name: name };
+                let source = EventSource { registry: &registry, repository_id: *repository_id, repository_name: name , replicated: false};
                 record_event!(tx, EventKind::RescanRequested, &source, digest, None::<&str>, now_ms);
             }
             tx.commit().await?;

@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::pull_through::CacheRule;
+use super::replication::ReplicationConfig;
 use super::RegistryScanning;
 use crate::blobs::BlobLocation;
 use crate::meta::{Change, Listener, RegistryKey, Repository, StoredManifest};
@@ -60,6 +61,8 @@ struct Inner {
     scanning: HashMap<RegistryKey, RegistryScanning>,
     /// Each registry's pull-through cache rules (consulted by every manifest pull).
     cache_rules: HashMap<RegistryKey, Arc<Vec<CacheRule>>>,
+    /// Each registry's replication configuration (consulted by every outbox event).
+    replication: HashMap<RegistryKey, Arc<ReplicationConfig>>,
     manifest_bytes: usize,
     entries: usize,
     /// When the cache last started empty (for [`SHARED_TTL`]).
@@ -207,12 +210,27 @@ impl ReadCache {
         }
     }
 
-    /// A registry's configuration (scanning, cache rules) changed: drop it, and refuse
+    pub fn replication(&self, reg: &RegistryKey) -> Option<Arc<ReplicationConfig>> {
+        self.lock()?.replication.get(reg).cloned()
+    }
+
+    /// Install a registry's replication configuration read since `seen`, as
+    /// [`ReadCache::put_registry_scanning`].
+    pub fn put_replication(&self, seen: u64, reg: &RegistryKey, config: Arc<ReplicationConfig>) {
+        if let Some(mut inner) = self.lock() {
+            if inner.epoch == seen {
+                inner.replication.insert(reg.clone(), config);
+            }
+        }
+    }
+
+    /// A registry's configuration (scanning, cache rules, replication) changed: drop it, and refuse
     /// any read that started before (by moving the epoch; the other entries stay valid).
     fn forget_registry_scanning(&self, reg: &RegistryKey) {
         if let Some(mut inner) = self.lock() {
             inner.scanning.remove(reg);
             inner.cache_rules.remove(reg);
+            inner.replication.remove(reg);
             inner.epoch += 1;
         }
     }

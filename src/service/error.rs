@@ -200,6 +200,9 @@ pub enum EcrErrorKind {
     SecretNotFound,
     UnableToAccessSecret,
     UnableToDecryptSecretValue,
+    ReplicationBackfillInProgress,
+    ReplicationBackfillNotFound,
+    ReplicationBackfillInvalidStatus,
     /// Semantic validation on the newer registry-level operations.
     Validation,
 }
@@ -227,6 +230,11 @@ impl EcrErrorKind {
             EcrErrorKind::SecretNotFound => "SecretNotFoundException",
             EcrErrorKind::UnableToAccessSecret => "UnableToAccessSecretException",
             EcrErrorKind::UnableToDecryptSecretValue => "UnableToDecryptSecretValueException",
+            EcrErrorKind::ReplicationBackfillInProgress => "ReplicationBackfillInProgressException",
+            EcrErrorKind::ReplicationBackfillNotFound => "ReplicationBackfillNotFoundException",
+            EcrErrorKind::ReplicationBackfillInvalidStatus => {
+                "ReplicationBackfillInvalidStatusException"
+            }
             EcrErrorKind::Validation => "ValidationException",
         }
     }

@@ -258,6 +258,7 @@ impl Service {
                         registry: &target.registry,
                         repository_id: target.repository_id,
                         repository_name: &target.name,
+                        replicated: false,
                     };
                     self.meta.delete_manifest(&source, &digest).await?
                         == crate::meta::DeleteOutcome::Deleted

@@ -15,6 +15,8 @@ pub struct PutManifest {
 pub(crate) enum PushPath {
     Registry,
     Api,
+    /// Replication storing a copy (its change is not replicated on).
+    Replication,
 }
 
 /// `m` converted to a type in `accepted` (Docker schema 2 ↔ OCI), if that can be done
@@ -39,6 +41,7 @@ pub(super) fn event_source<'a>(ctx: &'a Context, repo: &'a Repository) -> EventS
         registry: &ctx.registry,
         repository_id: repo.id,
         repository_name: repo.name.as_str(),
+        replicated: false,
     }
 }
 
@@ -117,6 +120,7 @@ impl Service {
                 registry: &ctx.registry,
                 repository_id: repo.id,
                 repository_name: name.as_str(),
+                replicated: path == PushPath::Replication,
             },
             scan_unless_since,
         };

@@ -7,6 +7,7 @@
 //! uploads, policies, login, iam, scanning, lifecycle, templates, gc, settings.
 
 mod authz;
+mod backfill;
 mod cache;
 mod cached_pulls;
 mod error;
@@ -21,6 +22,7 @@ mod paging;
 mod policies;
 mod provisioning;
 mod pull_through;
+mod replication;
 mod repositories;
 mod scanner;
 mod scanning;
@@ -35,6 +37,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+pub use backfill::{BackfillStatus, ResultStatus};
 pub use error::{EcrErrorKind, Error, IamErrorKind, Result};
 pub use iam::{IamCaller, NewIdentity};
 pub use images::{ImageFailure, ImageFilter, ImageId};
@@ -46,6 +49,10 @@ use manifests::{converted_manifest, event_source};
 pub use paging::{page_after, Listing};
 pub use provisioning::KeyImport;
 pub use pull_through::{CacheExpiry, CacheRule, NewCacheRule, RuleValidation};
+pub use replication::{
+    DeleteReplication, ImageReplication, ReplicationConfig, ReplicationRule, RepositoryFilter,
+    RuleDestination, REPLICATION_CONSUMER,
+};
 pub use repositories::MAX_RESOURCE_TAGS;
 pub use scanning::{RegistryScanning, RepositoryScanning};
 pub use templates::{normalize_prefix, AppliedFor, CreationTemplate, TemplateInput};
@@ -120,6 +127,14 @@ pub enum Action {
     ValidatePullThroughCacheRule,
     /// A pull that brings an image from a pull-through cache's upstream.
     BatchImportUpstreamImage,
+    PutReplicationConfiguration,
+    DescribeImageReplicationStatus,
+    /// Another account's replication into this registry (its registry policy decides).
+    ReplicateImage,
+    StartReplicationBackfill,
+    StopReplicationBackfill,
+    ListReplicationBackfills,
+    DescribeReplicationBackfillResults,
 }
 
 impl Action {

@@ -520,6 +520,7 @@ impl Service {
                     registry: &registry,
                     repository_id,
                     repository_name: &name,
+                    replicated: false,
                 };
                 if self.meta.delete_manifest(&source, &digest).await?
                     == crate::meta::DeleteOutcome::Deleted

@@ -201,8 +201,4 @@ impl Service {
             .await?;
         Ok(Listing::from_overfetch(items, limit, Clone::clone))
     }
-
-    pub async fn describe_registry(&self, ctx: &Context) -> Result<()> {
-        self.authorize_registry(ctx, Action::DescribeRegistry).await
-    }
 }

@@ -140,10 +140,11 @@ pub(super) async fn list_tags_for_resource(
 }
 
 pub(super) async fn describe_registry(service: &Service, ctx: &Context) -> OpResult {
-    service.describe_registry(ctx).await?;
-    Ok(
-        json!({ "registryId": ctx.registry.account_id, "replicationConfiguration": { "rules": [] } }),
-    )
+    let config = service.describe_registry(ctx).await?;
+    Ok(json!({
+        "registryId": ctx.registry.account_id,
+        "replicationConfiguration": super::replication::config_json(&config),
+    }))
 }
 
 /// The ARN of the account's AWS-managed key for ECR (alias `aws/ecr`), which ECR names
