@@ -44,12 +44,16 @@ pub fn holder_id(role: &str) -> String {
     format!("{role}@{host}:{}:{}", std::process::id(), &nonce[..8])
 }
 
-/// Wakes this process's consumers when it writes an event itself.
+/// Wakes this process's consumers when an event may have been written: a requested
+/// scan, or a repository's content changing (pushes, tag moves and deletes write their
+/// events with it), by this process or, heard through the store, another node. A wake
+/// costs one read of the outbox; it makes replication follow a push in milliseconds
+/// rather than at the next idle poll.
 struct Wake(watch::Sender<u64>);
 
 impl Listener for Wake {
     fn changed(&self, change: &Change) {
-        if matches!(change, Change::Events) {
+        if matches!(change, Change::Events | Change::Content { .. }) {
             self.0.send_modify(|n| *n = n.wrapping_add(1));
         }
     }

@@ -786,8 +786,8 @@ impl MetaStore {
         m: &NewManifest<'_>,
     ) -> Result<PutManifestOutcome> {
         let _announce = self.changes.announce(Change::Content { repository_id });
-        // Only a requested scan has a job waiting for it; other events are picked up
-        // by the consumers' polling.
+        // The content change wakes the outbox consumers (jobs::Wake); a requested scan
+        // is announced as such too.
         let _events = m
             .scan_unless_since
             .map(|_| self.changes.announce(Change::Events));
