@@ -535,3 +535,37 @@ def test_at_most_ten_backfills_run_at_once(paced_berth):
     wait_until("the runs to stop", lambda: all(backfill_state(berth, r)["status"] == "STOPPED" for r in runs))
     assert ok(berth, "StartReplicationBackfill", {"destination": dest(regions[10], berth.account_id)})["status"] \
         == "PREPARING"
+
+
+def test_a_backfill_goes_on_where_it_was_when_its_node_is_killed(berth_factory, tmp_path, s3_bucket):
+    """Two nodes; the one running a backfill is killed (-9) half way: the other takes
+    the job over once the lease runs out and finishes the run, each replication counted
+    once."""
+    from conftest import fresh_s3_prefix
+    key = tmp_path / "master.key"
+    cfg = tmp_path / "berth.toml"
+    cfg.write_text("[replication]\nbackfill_rate = 200\n")
+    args = ["--master-key-file", str(key), "--job-lease", "2", "--config", str(cfg)]
+    shared = None if os.environ.get("BERTH_TEST_POSTGRES") else f"sqlite:{tmp_path / 'shared.db'}"
+    blobs = fresh_s3_prefix(s3_bucket)
+    a = berth_factory(extra_args=args, metadata_url=shared, blobs_url=blobs)
+    b = berth_factory(extra_args=args, metadata_url=a.metadata_url, blobs_url=blobs)
+    shutil.copy(a.data_dir / "credentials", b.data_dir / "credentials")
+    nodes = {a.pid: a, b.pid: b}
+    planned = push_many(a, ["fleet/a", "fleet/b"], 300)
+    configure(a, [{"destinations": [dest("eu-west-1", a.account_id)]}])
+    run = ok(a, "StartReplicationBackfill", {"destination": dest("eu-west-1", a.account_id)})["replicationBackfillId"]
+    row = wait_until("a node running the backfill",
+                     lambda: (r := jobs(a, key).get("replication-backfill")) and r["holder"] and r)
+    wait_until("a third of the run", lambda: (backfill_state(a, run).get("progress") or {}).get(
+        "completedReplicationCount", 0) >= planned // 3, timeout=60)
+    runner = nodes[holder_pid(row)]
+    survivor = b if runner is a else a
+    runner.kill()
+    final = wait_until("the survivor to finish the run",
+                       lambda: (s := backfill_state(survivor, run))["status"] == "COMPLETE" and s, timeout=90)
+    assert final["progress"]["completedReplicationCount"] == planned
+    assert final["progress"]["failedReplicationCount"] == 0
+    results = all_results(survivor, run)
+    assert len(results) == planned and len({(r["imageId"]["imageDigest"], r["imageId"].get("imageTag")) for r in results}) == planned
+    assert jobs(survivor, key)["replication-backfill"]["fence"] > row["fence"], "the survivor took the job over"
