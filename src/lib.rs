@@ -34,6 +34,7 @@ pub mod scan_rules;
 pub mod secrets;
 pub mod server_record;
 pub mod service;
+pub mod signing;
 pub mod storage_class;
 pub mod upstream;
 pub mod vulndb;

@@ -124,7 +124,8 @@ impl From<Error> for QueryError {
             | Error::RegistryPolicyNotFound(_)
             | Error::Ecr(..)
             | Error::Upstream(_)
-            | Error::Secrets(..) => ("InvalidInput", StatusCode::BAD_REQUEST),
+            | Error::Secrets(..)
+            | Error::Signer(..) => ("InvalidInput", StatusCode::BAD_REQUEST),
         };
         QueryError::new(code, status, message)
     }

@@ -4,6 +4,7 @@
 pub mod ecr;
 pub mod iam;
 pub mod secretsmanager;
+pub mod signer;
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, StatusCode};

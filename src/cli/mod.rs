@@ -107,6 +107,12 @@ enum AdminCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Print the signing CA's certificate (PEM): the trust anchor that verifies the
+    /// signatures managed signing attaches (created on first use).
+    SigningCa {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Print the background jobs: who holds each (host:pid), until when, its cursor and
     /// last run (one JSON object per line).
     Jobs {
@@ -565,6 +571,9 @@ fn start_jobs(service: &Arc<Service>, settings: &Settings) {
         "scans",
         |s, event| async move { s.scan_for_event(&event).await },
     );
+    runner.spawn_consumer("signing", |s, event| async move {
+        s.sign_for_event(&event).await
+    });
     runner.spawn_consumer(service::REPLICATION_CONSUMER, |s, event| async move {
         s.replicate_for_event(&event).await
     });
@@ -639,6 +648,7 @@ impl AdminCommand {
             | AdminCommand::Gc { store, .. }
             | AdminCommand::Storage { store }
             | AdminCommand::Jobs { store }
+            | AdminCommand::SigningCa { store }
             | AdminCommand::ListRepositories { store }
             | AdminCommand::Hosts { store, .. }
             | AdminCommand::AssumeRole { store, .. } => store,
@@ -778,6 +788,11 @@ async fn admin_command(command: AdminCommand) -> anyhow::Result<()> {
                 report.links_removed,
                 report.uploads_removed
             );
+        }
+        AdminCommand::SigningCa { store } => {
+            let settings = Settings::from_store(&store)?;
+            let service = open_service(&settings, admin_public_url(&settings)).await?;
+            print!("{}", service.signing_ca().await?.cert_pem);
         }
         AdminCommand::Jobs { store } => {
             let settings = Settings::from_store(&store)?;

@@ -181,6 +181,8 @@ async fn route(state: &AppState, req: Request<Body>, request_id: &str) -> Respon
         front.handle(registry, req, request_id).await
     } else if api::secretsmanager::is_secretsmanager_request(&req) {
         api::secretsmanager::handle(&state.service, &state.auth, req, request_id).await
+    } else if api::signer::is_signer_request(&req) {
+        api::signer::handle(&state.service, &state.auth, req, request_id).await
     } else if api::iam::is_query_request(&req) {
         api::iam::handle(&state.service, &state.auth, req, request_id).await
     } else if path == "/" || api::ecr::is_ecr_request(&req) {

@@ -76,6 +76,11 @@ pub const SQLITE: &[Migration] = &[
         name: "replication",
         sql: include_str!("../../migrations/sqlite/0013_replication.sql"),
     },
+    Migration {
+        version: 14,
+        name: "signing",
+        sql: include_str!("../../migrations/sqlite/0014_signing.sql"),
+    },
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -143,6 +148,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 13,
         name: "replication",
         sql: include_str!("../../migrations/postgres/0013_replication.sql"),
+    },
+    Migration {
+        version: 14,
+        name: "signing",
+        sql: include_str!("../../migrations/postgres/0014_signing.sql"),
     },
 ];
 

@@ -193,6 +193,8 @@ pub struct NewManifest<'a> {
     /// Request a scan of a new image, unless one was requested after this time (the
     /// daily quota); `None`: no scan on push.
     pub scan_unless_since: Option<i64>,
+    /// Signatures a new image gets (managed signing), recorded with it.
+    pub signing: &'a [SigningRequest],
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -305,6 +307,7 @@ mod pull_through;
 mod replication;
 mod scanning;
 mod secrets_manager;
+mod signing;
 mod uploads;
 mod vulndb;
 
@@ -324,6 +327,7 @@ pub use replication::{
 };
 pub use scanning::{ScanOutcome, ScanResult, ScanState, ScanStatus};
 pub use secrets_manager::SecretRow;
+pub use signing::{ProfileRow, SigningRequest, SigningRow};
 pub use uploads::StoredUpload;
 pub use vulndb::{Coverage, SourceImport, VulnSource};
 
@@ -943,6 +947,28 @@ impl MetaStore {
             }
             if scan_requested {
                 record_event!(tx, EventKind::ScanRequested, &m.source, &digest, None::<&str>, m.now_ms);
+            }
+            if new_image && !m.signing.is_empty() {
+                for r in m.signing {
+                    let (status, code, reason) = match &r.refused {
+                        Some((c, why)) => ("FAILED", Some(c.as_str()), Some(why.as_str())),
+                        None => ("IN_PROGRESS", None, None),
+                    };
+                    sqlx::query(
+                        "INSERT INTO image_signings (repository_id, digest, profile_arn, status,
+                             failure_code, failure_reason, updated_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)
+                         ON CONFLICT (repository_id, digest, profile_arn) DO UPDATE SET
+                             status = excluded.status, failure_code = excluded.failure_code,
+                             failure_reason = excluded.failure_reason, updated_at = excluded.updated_at",
+                    )
+                    .bind(repository_id).bind(&digest).bind(&r.profile_arn).bind(status)
+                    .bind(code).bind(reason).bind(m.now_ms)
+                    .execute(&mut *tx).await?;
+                }
+                if m.signing.iter().any(|r| r.refused.is_none()) {
+                    record_event!(tx, EventKind::SignRequested, &m.source, &digest, None::<&str>, m.now_ms);
+                }
             }
             tx.commit().await?;
             Ok(PutManifestOutcome::Stored { new_image, tag_changed })
@@ -1570,6 +1596,7 @@ mod contract_tests {
                 replicated: false,
             },
             scan_unless_since: None,
+            signing: &[],
         };
         assert_eq!(
             store.put_manifest(repo.id, &m).await.expect("put"),

@@ -18,6 +18,8 @@ pub enum EventKind {
     ScanRequested,
     /// The vulnerability data changed under an image enhanced scanning monitors.
     RescanRequested,
+    /// A new image is to be signed (managed signing), recorded with its push.
+    SignRequested,
     /// An image or tag arrived by replication (replication does not replicate it on).
     ImageReplicated,
     /// An image or tag (`tag`) was removed by replication.
@@ -33,6 +35,7 @@ impl EventKind {
             EventKind::ImageDeleted => "image_deleted",
             EventKind::ScanRequested => "scan_requested",
             EventKind::RescanRequested => "rescan_requested",
+            EventKind::SignRequested => "sign_requested",
             EventKind::ImageReplicated => "image_replicated",
             EventKind::ReplicaDeleted => "replica_deleted",
         }
@@ -55,6 +58,7 @@ impl EventKind {
             EventKind::ImageDeleted,
             EventKind::ScanRequested,
             EventKind::RescanRequested,
+            EventKind::SignRequested,
             EventKind::ImageReplicated,
             EventKind::ReplicaDeleted,
         ]

@@ -52,7 +52,8 @@ fn code_and_status(e: &Error) -> (&'static str, StatusCode) {
         | Error::RegistryPolicyNotFound(_)
         | Error::Ecr(..)
         | Error::Iam(..)
-        | Error::Secrets(..) => ("UNSUPPORTED", StatusCode::BAD_REQUEST),
+        | Error::Secrets(..)
+        | Error::Signer(..) => ("UNSUPPORTED", StatusCode::BAD_REQUEST),
         Error::Busy => ("TOOMANYREQUESTS", StatusCode::TOO_MANY_REQUESTS),
         Error::Upstream(u) => match u {
             UpstreamError::NotFound => ("NOT_FOUND", StatusCode::NOT_FOUND),

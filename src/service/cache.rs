@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use super::pull_through::CacheRule;
 use super::replication::ReplicationConfig;
+use super::signing::SigningConfig;
 use super::RegistryScanning;
 use crate::blobs::BlobLocation;
 use crate::meta::{Change, Listener, RegistryKey, Repository, StoredManifest};
@@ -63,6 +64,8 @@ struct Inner {
     cache_rules: HashMap<RegistryKey, Arc<Vec<CacheRule>>>,
     /// Each registry's replication configuration (consulted by every outbox event).
     replication: HashMap<RegistryKey, Arc<ReplicationConfig>>,
+    /// Each registry's signing configuration (consulted by every push).
+    signing: HashMap<RegistryKey, Arc<SigningConfig>>,
     manifest_bytes: usize,
     entries: usize,
     /// When the cache last started empty (for [`SHARED_TTL`]).
@@ -224,13 +227,27 @@ impl ReadCache {
         }
     }
 
-    /// A registry's configuration (scanning, cache rules, replication) changed: drop it, and refuse
+    pub fn signing(&self, reg: &RegistryKey) -> Option<Arc<SigningConfig>> {
+        self.lock()?.signing.get(reg).cloned()
+    }
+
+    /// Install a registry's signing configuration read since `seen`.
+    pub fn put_signing(&self, seen: u64, reg: &RegistryKey, config: Arc<SigningConfig>) {
+        if let Some(mut inner) = self.lock() {
+            if inner.epoch == seen {
+                inner.signing.insert(reg.clone(), config);
+            }
+        }
+    }
+
+    /// A registry's configuration (scanning, cache rules, replication, signing) changed: drop it, and refuse
     /// any read that started before (by moving the epoch; the other entries stay valid).
     fn forget_registry_scanning(&self, reg: &RegistryKey) {
         if let Some(mut inner) = self.lock() {
             inner.scanning.remove(reg);
             inner.cache_rules.remove(reg);
             inner.replication.remove(reg);
+            inner.signing.remove(reg);
             inner.epoch += 1;
         }
     }

@@ -130,6 +130,8 @@ pub enum Error {
     /// Secrets Manager's errors (its front end names them).
     #[error("{1}")]
     Secrets(super::secrets_manager::SecretsErrorKind, String),
+    #[error("{1}")]
+    Signer(super::signer::SignerErrorKind, String),
     /// A pull-through cache's upstream failed a fetch the request needed.
     #[error("{0}")]
     Upstream(crate::upstream::UpstreamError),
@@ -203,6 +205,7 @@ pub enum EcrErrorKind {
     ReplicationBackfillInProgress,
     ReplicationBackfillNotFound,
     ReplicationBackfillInvalidStatus,
+    SigningConfigurationNotFound,
     /// Semantic validation on the newer registry-level operations.
     Validation,
 }
@@ -235,6 +238,7 @@ impl EcrErrorKind {
             EcrErrorKind::ReplicationBackfillInvalidStatus => {
                 "ReplicationBackfillInvalidStatusException"
             }
+            EcrErrorKind::SigningConfigurationNotFound => "SigningConfigurationNotFoundException",
             EcrErrorKind::Validation => "ValidationException",
         }
     }

@@ -17,6 +17,8 @@ pub(crate) enum PushPath {
     Api,
     /// Replication storing a copy (its change is not replicated on).
     Replication,
+    /// Managed signing storing a signature (a referrer, replicated with its image).
+    Signing,
 }
 
 /// `m` converted to a type in `accepted` (Docker schema 2 ↔ OCI), if that can be done
@@ -102,6 +104,13 @@ impl Service {
         let scan_unless_since = self
             .scan_on_push_cutoff(ctx, &repo, &parsed.media_type)
             .await?;
+        let signing = match path {
+            PushPath::Registry | PushPath::Api => {
+                self.signing_requests(ctx, name, parsed.subject.is_some())
+                    .await?
+            }
+            PushPath::Replication | PushPath::Signing => Vec::new(),
+        };
         let new = NewManifest {
             digest: &digest,
             media_type: &parsed.media_type,
@@ -123,6 +132,7 @@ impl Service {
                 replicated: path == PushPath::Replication,
             },
             scan_unless_since,
+            signing: &signing,
         };
         // Invalidated when this scope ends, even if the request is dropped mid-write.
         let registry_id = ctx.registry.account_id.clone();

@@ -29,6 +29,8 @@ mod scanning;
 pub mod secrets_manager;
 mod settings;
 mod signals;
+mod signer;
+mod signing;
 mod templates;
 mod uploads;
 mod vulndb;
@@ -55,6 +57,10 @@ pub use replication::{
 };
 pub use repositories::MAX_RESOURCE_TAGS;
 pub use scanning::{RegistryScanning, RepositoryScanning};
+pub use signer::{
+    profile_arn, valid_profile_name, SignerErrorKind, ValidityUnit, DEFAULT_VALIDITY,
+};
+pub use signing::{SigningConfig, SigningFilter, SigningRule};
 pub use templates::{normalize_prefix, AppliedFor, CreationTemplate, TemplateInput};
 pub use uploads::PART_SIZE;
 
@@ -135,6 +141,10 @@ pub enum Action {
     StopReplicationBackfill,
     ListReplicationBackfills,
     DescribeReplicationBackfillResults,
+    PutSigningConfiguration,
+    GetSigningConfiguration,
+    DeleteSigningConfiguration,
+    DescribeImageSigningStatus,
 }
 
 impl Action {

@@ -142,6 +142,7 @@ impl From<Error> for ApiError {
             | Error::InvalidParameter(_)
             | Error::Iam(..) => "InvalidParameterException",
             Error::Secrets(kind, _) => kind.code(),
+            Error::Signer(kind, _) => kind.code(),
             Error::RepositoryPolicyNotFound { .. } => "RepositoryPolicyNotFoundException",
             Error::RegistryPolicyNotFound(_) => "RegistryPolicyNotFoundException",
             Error::Ecr(kind, _) => kind.exception(),

@@ -27,6 +27,7 @@ mod pull_through;
 mod replication;
 mod repositories;
 mod scanning;
+mod signing;
 
 use governance::*;
 use images::*;
@@ -111,13 +112,14 @@ operations! { service, auth, ctx, i;
     DeleteRepository ["ecr:DeleteRepository"] => delete_repository(service, ctx, i);
     DeleteRepositoryCreationTemplate ["ecr:DeleteRepositoryCreationTemplate"] => delete_template(service, ctx, i);
     DeleteRepositoryPolicy ["ecr:DeleteRepositoryPolicy"] => repository_policy(service, ctx, i, true);
-    DeleteSigningConfiguration ["ecr:DeleteSigningConfiguration"];
+    DeleteSigningConfiguration ["ecr:DeleteSigningConfiguration"] => signing::delete_configuration(service, ctx);
     DeregisterPullTimeUpdateExclusion ["ecr:DeregisterPullTimeUpdateExclusion"] => deregister_exclusion(service, ctx, i);
     DescribeImageReplicationStatus ["ecr:DescribeImageReplicationStatus"] =>
         replication::describe_image_replication_status(service, ctx, i);
     DescribeImageScanFindings ["ecr:DescribeImageScanFindings"] =>
         scanning::describe_image_scan_findings(service, ctx, i);
-    DescribeImageSigningStatus ["ecr:DescribeImageSigningStatus"];
+    DescribeImageSigningStatus ["ecr:DescribeImageSigningStatus"] =>
+        signing::describe_image_signing_status(service, ctx, i);
     DescribeImages ["ecr:DescribeImages"] => describe_images(service, ctx, i);
     DescribePullThroughCacheRules ["ecr:DescribePullThroughCacheRules"] => pull_through::describe_rules(service, ctx, i);
     DescribeRegistry ["ecr:DescribeRegistry"] => describe_registry(service, ctx);
@@ -134,7 +136,7 @@ operations! { service, auth, ctx, i;
     GetRegistryScanningConfiguration ["ecr:GetRegistryScanningConfiguration"] =>
         scanning::get_registry_scanning_configuration(service, ctx);
     GetRepositoryPolicy ["ecr:GetRepositoryPolicy"] => repository_policy(service, ctx, i, false);
-    GetSigningConfiguration ["ecr:GetSigningConfiguration"];
+    GetSigningConfiguration ["ecr:GetSigningConfiguration"] => signing::get_configuration(service, ctx);
     InitiateLayerUpload ["ecr:InitiateLayerUpload"] => initiate_layer_upload(service, ctx, i);
     ListImageReferrers ["ecr:ListImageReferrers"] => list_image_referrers(service, ctx, i);
     ListImages ["ecr:ListImages"] => list_images(service, ctx, i);
@@ -151,7 +153,7 @@ operations! { service, auth, ctx, i;
         scanning::put_registry_scanning_configuration(service, ctx, i);
     PutReplicationConfiguration ["ecr:PutReplicationConfiguration"] =>
         replication::put_replication_configuration(service, ctx, i);
-    PutSigningConfiguration ["ecr:PutSigningConfiguration"];
+    PutSigningConfiguration ["ecr:PutSigningConfiguration"] => signing::put_configuration(service, ctx, i);
     RegisterPullTimeUpdateExclusion ["ecr:RegisterPullTimeUpdateExclusion"] => register_exclusion(service, ctx, i);
     SetRepositoryPolicy ["ecr:SetRepositoryPolicy"] => set_repository_policy(service, ctx, i);
     StartImageScan ["ecr:StartImageScan"] => scanning::start_image_scan(service, ctx, i);
@@ -596,7 +598,7 @@ mod tests {
             .filter(|o| !o.implemented)
             .map(|o| o.name)
             .collect();
-        assert_eq!(not_yet.len(), 4, "{not_yet:?}");
+        assert!(not_yet.is_empty(), "{not_yet:?}");
         assert!(OPERATIONS
             .iter()
             .all(|o| o.actions.iter().all(|a| a.starts_with("ecr:"))));
