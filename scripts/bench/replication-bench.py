@@ -15,6 +15,10 @@ without replication), then with a configuration that sends every repository to t
 other regions and a second account. For every push, a poller asks each destination for
 the tag (HEAD, every 5 ms) and records when it answers 200: push-to-pullable lag.
 
+Signing: the same pushes into a repository a signing rule covers (a profile made
+through AWS Signer's API): push latency beside the no-replication phase, and the time
+from one push until its signature is stored.
+
 Backfill: --backfill images (10 repositories) are pushed with no configuration for
 their prefix; then a rule sends them to a new region and StartReplicationBackfill runs;
 the time is from the start to COMPLETE (DescribeReplicationBackfillResults polled every
@@ -179,6 +183,41 @@ def lag_phase(node: Node, push: Client, dests: list, repo: str, rate: float, sec
     return out
 
 
+def signing_phase(node: Node, push: Client, rate: float, seconds: float, cfg: bytes, layer: bytes) -> dict:
+    """Pushes to a repository a signing rule covers (the same rate, and the same kind of
+    push as the lag phases): the push latency, and each push's time until its signature
+    is stored (DescribeImageSigningStatus COMPLETE, asked every 5 ms)."""
+    signer = boto3.client("signer", endpoint_url=node.url, region_name=REGION,
+                          aws_access_key_id=node.key, aws_secret_access_key=node.secret)
+    arn = signer.put_signing_profile(profileName="bench", platformId="Notation-OCI-SHA384-ECDSA")["arn"]
+    node.call("PutSigningConfiguration", {"signingConfiguration": {"rules": [{
+        "signingProfileArn": arn, "repositoryFilters": [{"filter": "signed/*", "filterType": "WILDCARD_MATCH"}]}]}})
+    node.call("CreateRepository", {"repositoryName": "signed/app"})
+    push.blob("signed/app", cfg)
+    push.blob("signed/app", layer)
+    out = lag_phase(node, push, [], "signed/app", rate, seconds, cfg, layer, "signed")
+    waits = []
+    for k in range(0, int(rate * seconds), max(1, int(rate))):
+        tag = f"signed-{k}"
+        while True:
+            s = node.call("DescribeImageSigningStatus", {"repositoryName": "signed/app", "imageId": {"imageTag": tag}})
+            if s["signingStatuses"] and s["signingStatuses"][0]["status"] == "COMPLETE":
+                break
+            time.sleep(0.005)
+        waits.append(k)
+    t0 = time.monotonic()
+    tag = "signed-timed"
+    body = manifest(cfg, layer, tag)
+    assert push.request("PUT", f"/v2/signed/app/manifests/{tag}", body, {"Content-Type": MEDIA}) == 201
+    while node.call("DescribeImageSigningStatus", {"repositoryName": "signed/app",
+                                                   "imageId": {"imageTag": tag}})["signingStatuses"][0]["status"] != "COMPLETE":
+        time.sleep(0.002)
+    out["one_push_signed_ms"] = round((time.monotonic() - t0) * 1000, 1)
+    out["checked_signed"] = len(waits)
+    log(f"signing: {out}")
+    return out
+
+
 def backfill_phase(node: Node, count: int, cfg: bytes, layer: bytes, auth: str) -> dict:
     repos = [f"fleet/app{i}" for i in range(10)]
     per = count // len(repos)
@@ -277,6 +316,7 @@ def main() -> None:
             "destinations": [{"region": r, "registryId": a} for (a, r, _) in dests],
             "repositoryFilters": [{"filter": "ci/", "filterType": "PREFIX_MATCH"}]}]}})
         summary["replicating"] = lag_phase(node, push, dests, "ci/app", args.rate, args.seconds, cfg, layer, "on")
+        summary["signing"] = signing_phase(node, push, args.rate, args.seconds, cfg, layer)
         if args.backfill:
             summary["backfill"] = backfill_phase(node, args.backfill, cfg, layer, auth)
         print(json.dumps(summary, indent=2))
