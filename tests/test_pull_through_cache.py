@@ -229,9 +229,14 @@ def test_a_first_pull_fetches_each_manifest_and_blob_once_and_later_pulls_are_lo
     for d in [doc["config"], *doc["layers"]]:
         assert gets[f"/v2/team/app/blobs/{d['digest']}"] == 1, gets
 
-    # Later pulls are served from the cache: the upstream sees nothing more.
+    # Later pulls are served from the cache: the upstream sees nothing more. (The
+    # import asks for the image's referrers after storing it, so that lookup, API or
+    # fallback tag, may land on either side of this line: it is left out.)
+    def content(g: dict) -> dict:
+        return {k: v for k, v in g.items() if "/referrers/" not in k and "/manifests/sha256-" not in k}
+
     pull(berth, "quay/team/app", "v1")
-    assert distribution.gets() == gets
+    assert content(distribution.gets()) == content(gets)
 
     # Pull by digest works on the first pull.
     pull(berth, "quay/team/pinned", pinned.digest)
