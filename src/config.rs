@@ -171,6 +171,9 @@ struct FileSettings {
 struct ReplicationFile {
     /// Most replications a backfill makes per second (0 or absent: no limit).
     backfill_rate: Option<u32>,
+    /// Remote registries images are pushed to (beyond ECR's configuration).
+    #[serde(default)]
+    remotes: Vec<crate::upstream::remotes::RemoteRule>,
 }
 
 /// `[pull_through_cache]` of the config file.
@@ -239,6 +242,8 @@ pub struct Settings {
     pub pull_through: CacheSettings,
     /// Most replications a backfill makes per second; `None`: as fast as they go.
     pub backfill_rate: Option<u32>,
+    /// Remote replication targets (`[[replication.remotes]]`).
+    pub remotes: Vec<crate::upstream::remotes::RemoteRule>,
 }
 
 /// The PEM files HTTPS is served with.
@@ -426,10 +431,17 @@ impl Settings {
             .or(file.master_key_file)
             .unwrap_or_else(|| data_dir.join("master.key"));
         let pull_through = file.pull_through_cache.unwrap_or_default().settings()?;
-        let backfill_rate = file
-            .replication
-            .and_then(|r| r.backfill_rate)
-            .filter(|r| *r > 0);
+        let replication = file.replication.unwrap_or_default();
+        let backfill_rate = replication.backfill_rate.filter(|r| *r > 0);
+        let remotes = replication.remotes;
+        let mut names = std::collections::HashSet::new();
+        for r in &remotes {
+            r.validate()
+                .map_err(|e| anyhow::anyhow!("[replication] {e}"))?;
+            if !names.insert(r.name.clone()) {
+                bail!("[replication] two remotes are named {}", r.name);
+            }
+        }
         let blobs = match args.blobs.clone().or(file.blobs) {
             None => BlobStorage::Local,
             Some(url) => {
@@ -462,6 +474,7 @@ impl Settings {
             job_lease: std::time::Duration::from_secs(DEFAULT_JOB_LEASE),
             pull_through,
             backfill_rate,
+            remotes,
         })
     }
 }

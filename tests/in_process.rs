@@ -38,6 +38,7 @@ async fn server() -> Server {
         blob_redirect: false,
         pull_through: Default::default(),
         spool_dir: dir.path().join("spool"),
+        remotes: Vec::new(),
     };
     let service = Service::new(meta, Arc::new(blobs), options);
     let keys = KeySource {

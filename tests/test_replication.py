@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -569,3 +570,78 @@ def test_a_backfill_goes_on_where_it_was_when_its_node_is_killed(berth_factory, 
     results = all_results(survivor, run)
     assert len(results) == planned and len({(r["imageId"]["imageDigest"], r["imageId"].get("imageTag")) for r in results}) == planned
     assert jobs(survivor, key)["replication-backfill"]["fence"] > row["fence"], "the survivor took the job over"
+
+
+# ---------------------------------------------------------------------------
+# remote destinations (Berth's configuration, beside ECR's)
+# ---------------------------------------------------------------------------
+
+
+def remote_manifest(url: str, repo: str, ref: str, auth=None):
+    r = requests.get(f"{url}/v2/{repo}/manifests/{ref}", auth=auth, timeout=30,
+                     headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+    return r.headers.get("Docker-Content-Digest") if r.status_code == 200 else None
+
+
+def test_remote_replication_to_distribution_and_another_berth_survives_the_remote_going_away(berth_factory, tmp_path):
+    """Rules in the config file send `prod/` images to CNCF Distribution (htpasswd; tags
+    `v*` only) and to a second Berth (logged in with access keys): Distribution stopped,
+    pushes queue; restarted, the queue drains, each image arriving once."""
+    from upstreams import Distribution
+    dist = Distribution(tmp_path / "dist", htpasswd=("robot", "s3cret")).start()
+    try:
+        other = berth_factory(create_on_push=True)
+        cfg = tmp_path / "berth.toml"
+        cfg.write_text("")
+        # The restart below waits for the first process's job leases to run out.
+        berth = berth_factory(extra_args=["--config", str(cfg), "--job-lease", "2"])
+        key, secret = berth.credentials()
+        sm = boto3.client("secretsmanager", endpoint_url=berth.url, region_name=berth.region,
+                          aws_access_key_id=key, aws_secret_access_key=secret)
+        dist_secret = sm.create_secret(Name="replication/dist", SecretString=json.dumps(
+            {"username": "robot", "accessToken": "s3cret"}))["ARN"]
+        okey, osecret = other.credentials()
+        other_secret = sm.create_secret(Name="replication/dr", SecretString=json.dumps(
+            {"accessKeyId": okey, "secretAccessKey": osecret}))["ARN"]
+        cfg.write_text(
+            "[[replication.remotes]]\n"
+            f'name = "dist"\nendpoint = "{dist.url}"\nrepository_prefix = "prod/"\ntag_pattern = "v*"\n'
+            f'credentials_secret = "{dist_secret}"\n'
+            "[[replication.remotes]]\n"
+            f'name = "dr"\nendpoint = "{other.url}"\nrepository_prefix = "prod/"\n'
+            f'credentials_secret = "{other_secret}"\nlogin_region = "{other.region}"\n'
+        )
+        berth.stop()
+        berth.start()
+        for repo in ("prod/api", "dev/api"):
+            berth.ecr().create_repository(repositoryName=repo)
+        reg = registry(berth)
+        v1 = push_image(reg, "prod/api", "v1", layers=2)
+        latest = push_image(reg, "prod/api", "latest")
+        push_image(reg, "dev/api", "v1")
+        auth = ("robot", "s3cret")
+        wait_until("v1 at Distribution", lambda: remote_manifest(dist.url, "prod/api", "v1", auth) == v1.digest)
+        other_auth = other.registry_auth()
+        wait_until("v1 and latest at the other Berth", lambda: (
+            remote_manifest(other.url, "prod/api", "v1", other_auth) == v1.digest
+            and remote_manifest(other.url, "prod/api", "latest", other_auth) == latest.digest))
+        assert remote_manifest(dist.url, "prod/api", "latest", auth) is None, "the tag pattern keeps latest"
+        assert remote_manifest(dist.url, "dev/api", "v1", auth) is None, "the prefix keeps dev/"
+        assert remote_manifest(other.url, "dev/api", "v1", other_auth) is None
+
+        # Distribution goes away: the push waits in the queue, retried with backoff.
+        dist.stop()
+        v2 = push_image(reg, "prod/api", "v2")
+        wait_until("a failed attempt", lambda: "remote replication failed" in berth.log_text())
+        wait_until("v2 at the other Berth", lambda: remote_manifest(other.url, "prod/api", "v2", other_auth) == v2.digest)
+        dist.start()
+        wait_until("v2 at Distribution once it is back",
+                   lambda: remote_manifest(dist.url, "prod/api", "v2", auth) == v2.digest, timeout=60)
+        tags = requests.get(f"{dist.url}/v2/prod/api/tags/list", auth=auth, timeout=30).json()["tags"]
+        assert sorted(tags) == ["v1", "v2"]
+        put_line = re.compile(r'"PUT (\S+) HTTP/[0-9.]+" (\d+)')
+        puts = [m.group(1) for line in dist.log.read_text(errors="replace").splitlines()
+                if (m := put_line.search(line)) and "/manifests/" in m.group(1)]
+        assert sorted(puts) == ["/v2/prod/api/manifests/v1", "/v2/prod/api/manifests/v2"], puts
+    finally:
+        dist.stop()

@@ -330,6 +330,42 @@ pub fn string_to_sign(p: &Presented, canonical: &str) -> String {
     )
 }
 
+/// The `Authorization` header a client sends for `req` (whose headers must include
+/// `host` and `x-amz-date` = `amz_date`), signed with `key`/`secret` for `region` and
+/// `service`: Berth signing its own requests to another registry's API.
+pub fn authorization_header(
+    req: &RequestParts<'_>,
+    key: &str,
+    secret: &str,
+    region: &str,
+    service: &str,
+    amz_date: &str,
+) -> String {
+    let mut names: Vec<String> = req.headers.iter().map(|(n, _)| n.clone()).collect();
+    names.sort();
+    names.dedup();
+    let p = Presented {
+        access_key_id: key.to_owned(),
+        scope_date: amz_date.chars().take(8).collect(),
+        region: region.to_owned(),
+        service: service.to_owned(),
+        signed_headers: names.clone(),
+        signature: String::new(),
+        amz_date: amz_date.to_owned(),
+        session_token: None,
+        expires: None,
+    };
+    // Every signed header is present: the canonical form cannot be refused.
+    let canonical = canonical_request(req, &p).unwrap_or_default();
+    let k = signing_key(secret, &p.scope_date, region, service);
+    let signature = hex::encode(hmac(&k, string_to_sign(&p, &canonical).as_bytes()));
+    format!(
+        "{ALGORITHM} Credential={key}/{}/{region}/{service}/aws4_request, SignedHeaders={}, Signature={signature}",
+        p.scope_date,
+        names.join(";")
+    )
+}
+
 /// Parse `yyyymmddThhmmssZ` into seconds since the epoch.
 pub fn parse_amz_date(s: &str) -> Option<i64> {
     // ASCII only, so that the byte offsets below are character boundaries.
@@ -447,6 +483,46 @@ pub fn verify_with_key(req: &RequestParts<'_>, p: &Presented, key: &[u8]) -> Res
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn what_berth_signs_its_own_verifier_accepts() {
+        let headers = vec![
+            ("host".to_owned(), "example:8080".to_owned()),
+            ("x-amz-date".to_owned(), "20261204T120000Z".to_owned()),
+            (
+                "x-amz-target".to_owned(),
+                "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken".to_owned(),
+            ),
+        ];
+        let hash = hex::encode(Sha256::digest(b"{}"));
+        let req = RequestParts {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers: &headers,
+            payload_hash: &hash,
+        };
+        let auth = authorization_header(
+            &req,
+            "AKIDEXAMPLE",
+            "secret",
+            "us-east-1",
+            "ecr",
+            "20261204T120000Z",
+        );
+        let mut all = headers.clone();
+        all.push(("authorization".to_owned(), auth));
+        let p = presented(&all, "").expect("parsed");
+        let req = RequestParts {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers: &all,
+            payload_hash: &hash,
+        };
+        assert!(verify(&req, &p, "secret").is_ok());
+        assert!(verify(&req, &p, "other").is_err());
+    }
+
     use super::*;
 
     fn kat_headers() -> Vec<(String, String)> {

@@ -291,6 +291,7 @@ async fn open_service(settings: &Settings, public: PublicUrl) -> anyhow::Result<
         blob_redirect: settings.blob_redirect,
         pull_through: settings.pull_through.clone(),
         spool_dir: settings.data_dir.join("spool"),
+        remotes: settings.remotes.clone(),
     };
     Ok(Service::new(meta, blobs, options))
 }
@@ -583,6 +584,12 @@ fn start_jobs(service: &Arc<Service>, settings: &Settings) {
         std::time::Duration::from_secs(1),
         |s| async move { s.backfills_waiting().await },
         move |s| async move { s.run_backfills(rate).await },
+    );
+    runner.spawn_poller(
+        "replication-remote",
+        std::time::Duration::from_secs(1),
+        |s| async move { s.remote_pushes_due().await },
+        |s| async move { s.run_remote_pushes().await },
     );
     let secs = std::time::Duration::from_secs;
     if settings.lifecycle_interval > 0 {

@@ -81,6 +81,11 @@ pub const SQLITE: &[Migration] = &[
         name: "signing",
         sql: include_str!("../../migrations/sqlite/0014_signing.sql"),
     },
+    Migration {
+        version: 15,
+        name: "remote_replication",
+        sql: include_str!("../../migrations/sqlite/0015_remote_replication.sql"),
+    },
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -153,6 +158,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 14,
         name: "signing",
         sql: include_str!("../../migrations/postgres/0014_signing.sql"),
+    },
+    Migration {
+        version: 15,
+        name: "remote_replication",
+        sql: include_str!("../../migrations/postgres/0015_remote_replication.sql"),
     },
 ];
 

@@ -322,8 +322,8 @@ pub use links::Recorded;
 pub use outbox::{Event, EventKind, EventSource};
 pub use pull_through::UpstreamManifest;
 pub use replication::{
-    BackfillItem, BackfillRow, BackfillStart, Destination, ItemResult, ReplicationRecord,
-    ReplicationState,
+    BackfillItem, BackfillRow, BackfillStart, Destination, ItemResult, RemoteItem,
+    ReplicationRecord, ReplicationState,
 };
 pub use scanning::{ScanOutcome, ScanResult, ScanState, ScanStatus};
 pub use secrets_manager::SecretRow;

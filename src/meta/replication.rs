@@ -561,6 +561,105 @@ impl MetaStore {
     }
 }
 
+/// A queued push to a remote registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteItem {
+    pub remote: String,
+    pub registry: RegistryKey,
+    pub repository_id: i64,
+    pub repository_name: String,
+    pub digest: String,
+    /// Empty: pushed by digest.
+    pub tag: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+}
+
+type RemoteTuple = (
+    String,
+    String,
+    String,
+    i64,
+    String,
+    String,
+    String,
+    i64,
+    Option<String>,
+);
+
+impl MetaStore {
+    /// Queue pushes to remotes (one already queued stays as it is).
+    pub async fn enqueue_remote(&self, items: &[RemoteItem], now_ms: i64) -> Result<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        on_write!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for it in items {
+                sqlx::query(
+                    "INSERT INTO remote_replications (remote, account_id, region, repository_id,
+                         repository_name, digest, tag, next_attempt_at, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT DO NOTHING",
+                )
+                .bind(&it.remote).bind(&it.registry.account_id).bind(&it.registry.region)
+                .bind(it.repository_id).bind(&it.repository_name).bind(&it.digest).bind(&it.tag)
+                .bind(now_ms)
+                .execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Queued pushes due at `now`, oldest first; all queued ones with `now` = i64::MAX.
+    pub async fn due_remote(&self, now_ms: i64, limit: i64) -> Result<Vec<RemoteItem>> {
+        let rows: Vec<RemoteTuple> = on_read!(self, pool => sqlx::query_as(
+            "SELECT remote, account_id, region, repository_id, repository_name, digest, tag,
+                    attempts, last_error
+             FROM remote_replications
+             WHERE next_attempt_at <= $1 ORDER BY created_at, repository_id, digest, tag LIMIT $2",
+        )
+        .bind(now_ms).bind(limit).fetch_all(pool).await?);
+        Ok(rows
+            .into_iter()
+            .map(|r| RemoteItem {
+                remote: r.0,
+                registry: RegistryKey::from_store(r.1, r.2),
+                repository_id: r.3,
+                repository_name: r.4,
+                digest: r.5,
+                tag: r.6,
+                attempts: r.7,
+                last_error: r.8,
+            })
+            .collect())
+    }
+
+    /// The remote has the image: forget the queued push.
+    pub async fn remote_done(&self, it: &RemoteItem) -> Result<()> {
+        on_write!(self, pool => sqlx::query(
+            "DELETE FROM remote_replications
+             WHERE remote = $1 AND repository_id = $2 AND digest = $3 AND tag = $4",
+        )
+        .bind(&it.remote).bind(it.repository_id).bind(&it.digest).bind(&it.tag)
+        .execute(pool).await?.rows_affected());
+        Ok(())
+    }
+
+    /// A push failed: try again at `next_ms`.
+    pub async fn remote_retry(&self, it: &RemoteItem, next_ms: i64, error: &str) -> Result<()> {
+        on_write!(self, pool => sqlx::query(
+            "UPDATE remote_replications
+             SET attempts = attempts + 1, next_attempt_at = $5, last_error = $6
+             WHERE remote = $1 AND repository_id = $2 AND digest = $3 AND tag = $4",
+        )
+        .bind(&it.remote).bind(it.repository_id).bind(&it.digest).bind(&it.tag)
+        .bind(next_ms).bind(error)
+        .execute(pool).await?.rows_affected());
+        Ok(())
+    }
+}
+
 /// `$first, $first+1, ...` for `n` values.
 fn placeholders(first: usize, n: usize) -> String {
     (first..first + n)

@@ -22,6 +22,7 @@ mod paging;
 mod policies;
 mod provisioning;
 mod pull_through;
+mod remote_replication;
 mod replication;
 mod repositories;
 mod scanner;
@@ -181,6 +182,8 @@ pub struct Options {
     pub pull_through: crate::upstream::CacheSettings,
     /// Where blobs fetched from upstreams are spooled while clients read them.
     pub spool_dir: std::path::PathBuf,
+    /// Remote registries replication pushes to (`[[replication.remotes]]`).
+    pub remotes: Vec<crate::upstream::remotes::RemoteRule>,
 }
 
 /// A byte range as a client asks for it, before the blob size is known.

@@ -303,6 +303,9 @@ impl Service {
             EventKind::ImageDeleted | EventKind::TagDeleted => true,
             _ => return Ok(()),
         };
+        if !deletion {
+            self.queue_remote_pushes(event).await?;
+        }
         let config = self.replication_config(&event.registry).await?;
         let targets = config.targets(&event.repository_name);
         if targets.is_empty() {

@@ -6,7 +6,11 @@
 //! Which upstreams exist, and where Berth connects for each, is in [`registries`].
 
 mod challenge;
+mod push;
 pub mod registries;
+pub mod remotes;
+
+pub use push::PushAuth;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
