@@ -284,6 +284,26 @@ def test_an_immutable_destination_tag_is_not_overwritten(berth):
     assert replicated(berth, "pinned", other.digest, 1)[(berth.account_id, west)]["status"] == "COMPLETE"
 
 
+def test_the_aws_cli_shows_replication(berth):
+    configure(berth, [{"destinations": [dest("eu-west-1", berth.account_id)]}])
+    berth.ecr().create_repository(repositoryName="cli/app")
+    image = push_image(registry(berth), "cli/app", "v1")
+
+    def cli(*args):
+        p = subprocess.run(["aws", "ecr", *args], env=berth.aws_env(), capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+        return json.loads(p.stdout)
+
+    assert cli("describe-registry")["replicationConfiguration"]["rules"][0]["destinations"] == [
+        dest("eu-west-1", berth.account_id)]
+    out = wait_until("the replication", lambda: (o := cli(
+        "describe-image-replication-status", "--repository-name", "cli/app", "--image-id", "imageTag=v1"))
+        ["replicationStatuses"] and o["replicationStatuses"][0]["status"] == "COMPLETE" and o)
+    assert out["imageId"] == {"imageDigest": image.digest, "imageTag": "v1"}
+    assert out["replicationStatuses"] == [
+        {"region": "eu-west-1", "registryId": berth.account_id, "status": "COMPLETE"}]
+
+
 def test_deletes_and_untags_follow_only_with_delete_replication(berth):
     following, keeping = "eu-west-1", "us-west-2"
     configure(berth, [
@@ -593,8 +613,7 @@ def test_remote_replication_to_distribution_and_another_berth_survives_the_remot
         other = berth_factory(create_on_push=True)
         cfg = tmp_path / "berth.toml"
         cfg.write_text("")
-        # The restart below waits for the first process's job leases to run out.
-        berth = berth_factory(extra_args=["--config", str(cfg), "--job-lease", "2"])
+        berth = berth_factory(extra_args=["--config", str(cfg)])
         key, secret = berth.credentials()
         sm = boto3.client("secretsmanager", endpoint_url=berth.url, region_name=berth.region,
                           aws_access_key_id=key, aws_secret_access_key=secret)
@@ -613,6 +632,11 @@ def test_remote_replication_to_distribution_and_another_berth_survives_the_remot
         )
         berth.stop()
         berth.start()
+        # A stopped server gave its job leases back: the new process takes the jobs at
+        # once, not when the leases (30 s) run out.
+        wait_until("the restarted server to hold the replication job", lambda: any(
+            j["job"] == "outbox:replication" and holder_pid(j) == berth.pid
+            for j in map(json.loads, berth.admin("jobs").stdout.splitlines())), timeout=10)
         for repo in ("prod/api", "dev/api"):
             berth.ecr().create_repository(repositoryName=repo)
         reg = registry(berth)

@@ -218,3 +218,31 @@ def test_a_pusher_who_may_not_sign_gets_a_failed_status_with_the_reason(berth, p
     }))
     image2 = push_image(reg, "team/app", "v2")
     assert signed(berth, "team/app", image2.digest)[0]["status"] == "COMPLETE"
+
+
+def aws(berth, *args) -> dict:
+    import subprocess
+    p = subprocess.run(["aws", *args], env=berth.aws_env(AWS_ENDPOINT_URL_SIGNER=berth.url),
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, (args, p.stderr)
+    return json.loads(p.stdout) if p.stdout.strip() else {}
+
+
+def test_the_aws_cli_drives_managed_signing(berth):
+    arn = aws(berth, "signer", "put-signing-profile", "--profile-name", "cli_key",
+              "--platform-id", PLATFORM)["arn"]
+    assert aws(berth, "signer", "get-signing-profile", "--profile-name", "cli_key")["status"] == "Active"
+    config = {"rules": [{"signingProfileArn": arn}]}
+    aws(berth, "ecr", "put-signing-configuration", "--signing-configuration", json.dumps(config))
+    assert aws(berth, "ecr", "get-signing-configuration")["signingConfiguration"] == config
+    berth.ecr().create_repository(repositoryName="cli/app")
+    image = push_image(registry(berth), "cli/app", "v1")
+    done = wait_until("the image signed", lambda: (s := aws(
+        berth, "ecr", "describe-image-signing-status", "--repository-name", "cli/app",
+        "--image-id", "imageTag=v1")["signingStatuses"]) and s[0]["status"] == "COMPLETE" and s)
+    assert done == [{"signingProfileArn": arn, "status": "COMPLETE"}]
+    refs = aws(berth, "ecr", "list-image-referrers", "--repository-name", "cli/app",
+               "--subject-id", f"imageDigest={image.digest}")["referrers"]
+    assert [r["artifactType"] for r in refs] == [SIGNATURE]
+    assert aws(berth, "ecr", "delete-signing-configuration")["signingConfiguration"] == config
+    aws(berth, "signer", "cancel-signing-profile", "--profile-name", "cli_key")

@@ -1,12 +1,15 @@
--- Replication: a registry's configuration (ECR's JSON shape, src/service/replication.rs),
--- the last outcome of each image's replication to each destination, and backfill runs
--- with the replications they plan and record.
-CREATE TABLE replication_configs (
+-- Replication: the last outcome of each image's replication to each destination, and
+-- backfill runs with the replications they plan and record; and registry documents.
+
+-- A registry's configuration documents, one per kind ('replication', 'signing'): the
+-- body is the configuration as ECR shows it (JSON).
+CREATE TABLE registry_documents (
     account_id  TEXT    NOT NULL,
     region      TEXT    NOT NULL,
+    kind        TEXT    NOT NULL,
     body        TEXT    NOT NULL,
     updated_at  INTEGER NOT NULL,
-    PRIMARY KEY (account_id, region)
+    PRIMARY KEY (account_id, region, kind)
 ) STRICT;
 
 CREATE TABLE replication_statuses (

@@ -1,7 +1,7 @@
 -- Managed signing: signing profiles (AWS Signer's, the part ECR needs) with their keys
 -- sealed under the master key and certificates issued by the deployment's signing CA
--- (a server secret), a registry's signing configuration (ECR's JSON shape), and each
--- image's signing status per profile.
+-- (a server secret), and each image's signing status per profile. (The signing
+-- configuration is a registry document, migration 0013.)
 CREATE TABLE signing_profiles (
     account_id     TEXT    NOT NULL,
     region         TEXT    NOT NULL,
@@ -15,14 +15,6 @@ CREATE TABLE signing_profiles (
     key_sealed     TEXT    NOT NULL,
     created_at     INTEGER NOT NULL,
     PRIMARY KEY (account_id, region, name)
-) STRICT;
-
-CREATE TABLE signing_configs (
-    account_id  TEXT    NOT NULL,
-    region      TEXT    NOT NULL,
-    body        TEXT    NOT NULL,
-    updated_at  INTEGER NOT NULL,
-    PRIMARY KEY (account_id, region)
 ) STRICT;
 
 -- Recorded with the push (IN_PROGRESS, or FAILED when the pusher may not sign with the

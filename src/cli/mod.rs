@@ -459,7 +459,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         public.scheme,
     ));
     watch_external_writes(state.clone()).await?;
-    start_jobs(&service, &settings);
+    let holder = start_jobs(&service, &settings);
     let shutdown = shutdown_signal()?;
     // Tests and scripts wait for this exact first line.
     let mut out = std::io::stdout();
@@ -470,6 +470,10 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     }
     out.flush()?;
     http::serve(listener, state, settings.timeouts, tls, shutdown).await?;
+    match service.meta().release_leases_of(&holder).await {
+        Ok(n) => tracing::info!(leases = n, "job leases given back"),
+        Err(e) => tracing::warn!(error = %e, "giving the job leases back failed"),
+    }
     tracing::info!("berth stopped");
     Ok(())
 }
@@ -562,12 +566,10 @@ fn authenticator(
 }
 
 /// This node's share of the background jobs (jobs/): each runs on one node at a time.
-fn start_jobs(service: &Arc<Service>, settings: &Settings) {
-    let runner = jobs::Runner::new(
-        service.clone(),
-        jobs::holder_id("serve"),
-        settings.job_lease,
-    );
+/// Returns the identity its leases are held under.
+fn start_jobs(service: &Arc<Service>, settings: &Settings) -> String {
+    let holder = jobs::holder_id("serve");
+    let runner = jobs::Runner::new(service.clone(), holder.clone(), settings.job_lease);
     runner.spawn_consumer(
         "scans",
         |s, event| async move { s.scan_for_event(&event).await },
@@ -610,6 +612,7 @@ fn start_jobs(service: &Arc<Service>, settings: &Settings) {
             s.collect_garbage(clock::now_ms(), grace_ms).await
         });
     }
+    holder
 }
 
 /// Read and apply a bootstrap file; the error names the file and the entity at fault.

@@ -112,6 +112,18 @@ impl MetaStore {
         Ok(())
     }
 
+    /// Give back every lease `holder` holds (a node shutting down), so that another
+    /// node takes its jobs over at once rather than when the leases run out; how many.
+    pub async fn release_leases_of(&self, holder: &str) -> Result<u64> {
+        Ok(on_write!(self, pool => sqlx::query(
+            "UPDATE jobs SET holder = '', lease_until = 0 WHERE holder = $1",
+        )
+        .bind(holder)
+        .execute(pool)
+        .await?
+        .rows_affected()))
+    }
+
     /// A job's cursor (0 for a job never run).
     pub async fn job_cursor(&self, job: &str) -> Result<i64> {
         let row: Option<(i64,)> = on_read!(self, pool => sqlx::query_as(

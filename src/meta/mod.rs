@@ -296,6 +296,7 @@ mod outbox;
 mod batch;
 pub mod changes;
 mod creates;
+mod documents;
 mod ecr;
 mod gc;
 mod governance;
@@ -312,6 +313,7 @@ mod uploads;
 mod vulndb;
 
 pub use changes::{Change, Listener};
+pub use documents::DocumentKind;
 pub use ecr::{ImageDetail, ImageRow, StatusFilter};
 pub use gc::{RepositoryUsage, StorageUsage};
 pub use governance::{LifecycleEvent, LifecycleImageRow, LifecycleTarget};

@@ -2,7 +2,6 @@
 //! image's last outcome per destination, and backfill runs with their planned
 //! replications.
 
-use super::changes::Change;
 use super::{Db, MetaStore, RegistryKey, Result};
 
 /// Upsert outcomes inside the open transaction `$tx`.
@@ -180,34 +179,6 @@ pub struct ItemResult {
 }
 
 impl MetaStore {
-    // ---- configuration ----
-
-    pub async fn replication_config(&self, reg: &RegistryKey) -> Result<Option<String>> {
-        let row: Option<(String,)> = on_read!(self, pool => sqlx::query_as(
-            "SELECT body FROM replication_configs WHERE account_id = $1 AND region = $2",
-        )
-        .bind(&reg.account_id).bind(&reg.region).fetch_optional(pool).await?);
-        Ok(row.map(|(b,)| b))
-    }
-
-    pub async fn put_replication_config(
-        &self,
-        reg: &RegistryKey,
-        body: &str,
-        now_ms: i64,
-    ) -> Result<()> {
-        let _announce = self.changes.announce(Change::Registry(reg.clone()));
-        on_write!(self, pool => sqlx::query(
-            "INSERT INTO replication_configs (account_id, region, body, updated_at)
-             VALUES ($1, $2, $3, $4)
-             ON CONFLICT (account_id, region)
-             DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
-        )
-        .bind(&reg.account_id).bind(&reg.region).bind(body).bind(now_ms)
-        .execute(pool).await?.rows_affected());
-        Ok(())
-    }
-
     // ---- per-image outcomes ----
 
     /// Record outcomes (the latest wins), in one transaction.

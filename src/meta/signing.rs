@@ -2,7 +2,6 @@
 //! the signer), registries' signing configurations (ECR's JSON) and images' signing
 //! statuses.
 
-use super::changes::Change;
 use super::{Db, Error, MetaStore, RegistryKey, Result};
 
 /// A signing profile as stored (its key opened).
@@ -128,43 +127,6 @@ impl MetaStore {
         .bind(&reg.account_id).bind(&reg.region).bind(name)
         .execute(pool).await?.rows_affected());
         Ok(n > 0)
-    }
-
-    // ---- configurations ----
-
-    pub async fn signing_config(&self, reg: &RegistryKey) -> Result<Option<String>> {
-        let row: Option<(String,)> = on_read!(self, pool => sqlx::query_as(
-            "SELECT body FROM signing_configs WHERE account_id = $1 AND region = $2",
-        )
-        .bind(&reg.account_id).bind(&reg.region).fetch_optional(pool).await?);
-        Ok(row.map(|(b,)| b))
-    }
-
-    pub async fn put_signing_config(
-        &self,
-        reg: &RegistryKey,
-        body: &str,
-        now_ms: i64,
-    ) -> Result<()> {
-        let _announce = self.changes.announce(Change::Registry(reg.clone()));
-        on_write!(self, pool => sqlx::query(
-            "INSERT INTO signing_configs (account_id, region, body, updated_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (account_id, region)
-             DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
-        )
-        .bind(&reg.account_id).bind(&reg.region).bind(body).bind(now_ms)
-        .execute(pool).await?.rows_affected());
-        Ok(())
-    }
-
-    /// Delete a registry's configuration; the body it had.
-    pub async fn delete_signing_config(&self, reg: &RegistryKey) -> Result<Option<String>> {
-        let _announce = self.changes.announce(Change::Registry(reg.clone()));
-        let row: Option<(String,)> = on_write!(self, pool => sqlx::query_as(
-            "DELETE FROM signing_configs WHERE account_id = $1 AND region = $2 RETURNING body",
-        )
-        .bind(&reg.account_id).bind(&reg.region).fetch_optional(pool).await?);
-        Ok(row.map(|(b,)| b))
     }
 
     // ---- images ----

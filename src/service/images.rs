@@ -115,6 +115,25 @@ impl Service {
         }
     }
 
+    /// The image a status operation (replication, signing) names, authorized as
+    /// `action`: its repository, and the id as shown (with the digest).
+    pub(super) async fn image_for_status(
+        &self,
+        ctx: &Context,
+        name: &RepositoryName,
+        id: &ImageId,
+        action: Action,
+    ) -> Result<(Repository, ImageId)> {
+        self.authorize(ctx, action, name).await?;
+        let repo = self.repository(ctx, name).await?;
+        let image = self.resolve_one(ctx, name, &repo, id).await?;
+        let shown = ImageId {
+            digest: Some(image.digest.clone()),
+            tag: id.tag.clone(),
+        };
+        Ok((repo, shown))
+    }
+
     async fn resolve(&self, repo: &Repository, id: &ImageId) -> Result<Resolved> {
         let digest = match &id.digest {
             Some(d) => match d.parse::<Digest>() {

@@ -14,7 +14,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::*;
-use crate::meta::{Destination, Event, EventKind, ReplicationRecord, ReplicationState};
+use crate::meta::{
+    Destination, DocumentKind, Event, EventKind, ReplicationRecord, ReplicationState,
+};
 
 /// The outbox consumer that replicates (its job is `outbox:replication`).
 pub const REPLICATION_CONSUMER: &str = "replication";
@@ -232,7 +234,12 @@ impl Service {
         let body = serde_json::to_string(&config)
             .map_err(|e| Error::Internal(format!("replication configuration: {e}")))?;
         self.meta
-            .put_replication_config(&ctx.registry, &body, clock::now_ms())
+            .put_registry_document(
+                &ctx.registry,
+                DocumentKind::Replication,
+                &body,
+                clock::now_ms(),
+            )
             .await?;
         Ok(config)
     }
@@ -253,7 +260,11 @@ impl Service {
             return Ok(c);
         }
         let seen = self.cache.epoch();
-        let config = match self.meta.replication_config(reg).await? {
+        let config = match self
+            .meta
+            .registry_document(reg, DocumentKind::Replication)
+            .await?
+        {
             Some(body) => serde_json::from_str(&body)
                 .map_err(|e| Error::Internal(format!("stored replication configuration: {e}")))?,
             None => ReplicationConfig::default(),
@@ -271,25 +282,17 @@ impl Service {
         name: &RepositoryName,
         id: &ImageId,
     ) -> Result<(ImageId, Vec<ImageReplication>)> {
-        self.authorize(ctx, Action::DescribeImageReplicationStatus, name)
+        let (repo, shown) = self
+            .image_for_status(ctx, name, id, Action::DescribeImageReplicationStatus)
             .await?;
-        let repo = self.repository(ctx, name).await?;
-        let image = self.resolve_one(ctx, name, &repo, id).await?;
-        let recorded = self.meta.replication_states(repo.id, &image.digest).await?;
+        let digest = shown.digest.as_deref().unwrap_or_default();
+        let recorded = self.meta.replication_states(repo.id, digest).await?;
         let config = self.replication_config(&ctx.registry).await?;
         let pending = self
             .meta
-            .change_pending(
-                &format!("outbox:{REPLICATION_CONSUMER}"),
-                repo.id,
-                &image.digest,
-            )
+            .change_pending(&format!("outbox:{REPLICATION_CONSUMER}"), repo.id, digest)
             .await?;
         let statuses = merge_statuses(recorded, &config.targets(name.as_str()), pending);
-        let shown = ImageId {
-            digest: Some(image.digest.clone()),
-            tag: id.tag.clone(),
-        };
         Ok((shown, statuses))
     }
 

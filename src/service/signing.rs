@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::signer::parse_profile_arn;
 use super::*;
-use crate::meta::{Event, EventKind, SigningRequest, SigningRow};
+use crate::meta::{DocumentKind, Event, EventKind, SigningRequest, SigningRow};
 use crate::signing::{self, SIGNATURE_MANIFEST_MEDIA_TYPE};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,7 +80,7 @@ impl Service {
         let body = serde_json::to_string(&config)
             .map_err(|e| Error::Internal(format!("signing configuration: {e}")))?;
         self.meta
-            .put_signing_config(&ctx.registry, &body, clock::now_ms())
+            .put_registry_document(&ctx.registry, DocumentKind::Signing, &body, clock::now_ms())
             .await?;
         Ok(config)
     }
@@ -88,7 +88,11 @@ impl Service {
     pub async fn get_signing_configuration(&self, ctx: &Context) -> Result<SigningConfig> {
         self.authorize_registry(ctx, Action::GetSigningConfiguration)
             .await?;
-        match self.meta.signing_config(&ctx.registry).await? {
+        match self
+            .meta
+            .registry_document(&ctx.registry, DocumentKind::Signing)
+            .await?
+        {
             Some(body) => parse_config(&body),
             None => Err(config_not_found(ctx)),
         }
@@ -97,7 +101,11 @@ impl Service {
     pub async fn delete_signing_configuration(&self, ctx: &Context) -> Result<SigningConfig> {
         self.authorize_registry(ctx, Action::DeleteSigningConfiguration)
             .await?;
-        match self.meta.delete_signing_config(&ctx.registry).await? {
+        match self
+            .meta
+            .delete_registry_document(&ctx.registry, DocumentKind::Signing)
+            .await?
+        {
             Some(body) => parse_config(&body),
             None => Err(config_not_found(ctx)),
         }
@@ -109,7 +117,11 @@ impl Service {
             return Ok(c);
         }
         let seen = self.cache.epoch();
-        let config = match self.meta.signing_config(reg).await? {
+        let config = match self
+            .meta
+            .registry_document(reg, DocumentKind::Signing)
+            .await?
+        {
             Some(body) => parse_config(&body)?,
             None => SigningConfig::default(),
         };
@@ -165,15 +177,11 @@ impl Service {
         name: &RepositoryName,
         id: &ImageId,
     ) -> Result<(ImageId, Vec<SigningRow>)> {
-        self.authorize(ctx, Action::DescribeImageSigningStatus, name)
+        let (repo, shown) = self
+            .image_for_status(ctx, name, id, Action::DescribeImageSigningStatus)
             .await?;
-        let repo = self.repository(ctx, name).await?;
-        let image = self.resolve_one(ctx, name, &repo, id).await?;
-        let rows = self.meta.image_signings(repo.id, &image.digest).await?;
-        let shown = ImageId {
-            digest: Some(image.digest.clone()),
-            tag: id.tag.clone(),
-        };
+        let digest = shown.digest.as_deref().unwrap_or_default();
+        let rows = self.meta.image_signings(repo.id, digest).await?;
         Ok((shown, rows))
     }
 

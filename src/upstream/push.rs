@@ -12,6 +12,19 @@ use super::challenge::{self, Challenge};
 use super::{basic, check_status, without_url, Client, Result, Target, UpstreamError};
 use crate::blobs::ByteStream;
 
+/// Sending a request, its failure as an upstream error.
+trait Sent {
+    async fn sent(self) -> Result<reqwest::Response>;
+}
+
+impl Sent for reqwest::RequestBuilder {
+    async fn sent(self) -> Result<reqwest::Response> {
+        self.send()
+            .await
+            .map_err(|e| UpstreamError::Unavailable(without_url(&e)))
+    }
+}
+
 /// The `Authorization` a push sends (none when the registry asks for none).
 #[derive(Debug, Clone)]
 pub struct PushAuth(Option<String>);
@@ -64,10 +77,7 @@ impl Client {
         if let Some(a) = accept {
             req = req.header(header::ACCEPT, a);
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| UpstreamError::Unavailable(without_url(&e)))?;
+        let resp = req.sent().await?;
         match resp.status() {
             s if s.is_success() => Ok(true),
             StatusCode::NOT_FOUND => Ok(false),
@@ -113,9 +123,8 @@ impl Client {
         let resp = self
             .push_request(auth, Method::POST, &url)
             .header(header::CONTENT_LENGTH, "0")
-            .send()
-            .await
-            .map_err(|e| UpstreamError::Unavailable(without_url(&e)))?;
+            .sent()
+            .await?;
         let resp = check_status(resp)?;
         let location = resp
             .headers()
@@ -135,9 +144,8 @@ impl Client {
             .header(header::CONTENT_TYPE, "application/octet-stream")
             .header(header::CONTENT_LENGTH, size.to_string())
             .body(reqwest::Body::wrap_stream(body))
-            .send()
-            .await
-            .map_err(|e| UpstreamError::Unavailable(without_url(&e)))?;
+            .sent()
+            .await?;
         check_status(resp).map(|_| ())
     }
 
@@ -155,9 +163,8 @@ impl Client {
             .push_request(auth, Method::PUT, &url)
             .header(header::CONTENT_TYPE, media_type)
             .body(body)
-            .send()
-            .await
-            .map_err(|e| UpstreamError::Unavailable(without_url(&e)))?;
+            .sent()
+            .await?;
         check_status(resp).map(|_| ())
     }
 
@@ -212,9 +219,8 @@ impl Client {
             .header("x-amz-target", target)
             .header(header::AUTHORIZATION, authorization)
             .body(body.to_vec())
-            .send()
-            .await
-            .map_err(|e| UpstreamError::Unavailable(without_url(&e)))?;
+            .sent()
+            .await?;
         let resp = check_status(resp)?;
         let text = resp
             .bytes()
