@@ -92,6 +92,27 @@ pub async fn signed_json_input(
     }
 }
 
+/// The context of an API that acts in the caller's own account (Secrets Manager,
+/// Signer): the caller's account, in the region it signed for. `None` for a caller
+/// that belongs to no account (the system principal, which never signs requests).
+pub fn own_account_context(
+    caller: ApiCaller,
+    parts: &axum::http::request::Parts,
+) -> Option<crate::service::Context> {
+    let account_id = caller
+        .principal
+        .account_id()
+        .and_then(crate::aws::AccountId::parse)?;
+    Some(crate::service::Context {
+        registry: crate::meta::RegistryKey {
+            account_id,
+            region: caller.region,
+        },
+        principal: caller.principal,
+        source_ip: crate::peer::peer_ip(&parts.extensions),
+    })
+}
+
 /// A JSON 1.1 operation's answer: the output object, its media type, the request id.
 pub fn json_response(body: &serde_json::Value, request_id: &str) -> axum::http::Response<Body> {
     let mut resp = axum::http::Response::new(Body::from(body.to_string()));

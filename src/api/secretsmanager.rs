@@ -11,8 +11,6 @@ use serde_json::{json, Map, Value};
 
 use super::ecr::ApiError;
 use crate::auth::Authenticator;
-use crate::aws::AccountId;
-use crate::meta::RegistryKey;
 use crate::service::secrets_manager::{
     NewSecret, SecretInfo, SecretName, SecretUpdate, SecretValue, Tag, VersionSelector,
 };
@@ -72,19 +70,8 @@ async fn run(
         .to_owned();
     let (caller, input) =
         super::signed_json_input(auth, &parts, body, "secretsmanager", MAX_BODY).await?;
-    let account = caller
-        .principal
-        .account_id()
-        .and_then(AccountId::parse)
+    let ctx = super::own_account_context(caller, &parts)
         .ok_or_else(|| internal("the caller belongs to no account"))?;
-    let ctx = Context {
-        registry: RegistryKey {
-            account_id: account,
-            region: caller.region.clone(),
-        },
-        principal: caller.principal,
-        source_ip: crate::peer::peer_ip(&parts.extensions),
-    };
     dispatch(service, &ctx, &operation, &Input(input))
         .await
         .map_err(|e| match e {

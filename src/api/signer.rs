@@ -10,8 +10,7 @@ use serde_json::{json, Value};
 
 use super::ecr::ApiError;
 use crate::auth::Authenticator;
-use crate::aws::AccountId;
-use crate::meta::{ProfileRow, RegistryKey};
+use crate::meta::ProfileRow;
 use crate::service::{Context, Error, Service, ValidityUnit, DEFAULT_VALIDITY};
 
 const PREFIX: &str = "/signing-profiles";
@@ -42,24 +41,12 @@ async fn run(
 ) -> Result<Value, ApiError> {
     let (parts, body) = req.into_parts();
     let (caller, input) = super::signed_json_input(auth, &parts, body, "signer", MAX_BODY).await?;
-    let account = caller
-        .principal
-        .account_id()
-        .and_then(AccountId::parse)
-        .ok_or_else(|| {
-            status(
-                ApiError::new("AccessDeniedException", "The caller belongs to no account"),
-                StatusCode::FORBIDDEN,
-            )
-        })?;
-    let ctx = Context {
-        registry: RegistryKey {
-            account_id: account,
-            region: caller.region.clone(),
-        },
-        principal: caller.principal,
-        source_ip: crate::peer::peer_ip(&parts.extensions),
-    };
+    let ctx = super::own_account_context(caller, &parts).ok_or_else(|| {
+        status(
+            ApiError::new("AccessDeniedException", "The caller belongs to no account"),
+            StatusCode::FORBIDDEN,
+        )
+    })?;
     let path = parts.uri.path();
     let name = path
         .strip_prefix("/signing-profiles/")
