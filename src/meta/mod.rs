@@ -1271,6 +1271,80 @@ mod contract_tests {
         assert!(other.access_key("AKIAOLD").await.is_err());
     }
 
+    #[tokio::test]
+    async fn ended_backfills_are_listed_for_ninety_days_then_forgotten() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open_store(dir.path()).await;
+        let day = 24 * 3600 * 1000;
+        let run = |id: &str, region: &str| BackfillRow {
+            id: id.into(),
+            registry: reg("111111111111"),
+            destination: Destination {
+                account_id: "111111111111".into(),
+                region: region.into(),
+            },
+            status: "PREPARING".into(),
+            failure_code: None,
+            total: None,
+            completed: 0,
+            failed: 0,
+            failure_codes: Vec::new(),
+            started_at: day,
+            ended_at: None,
+        };
+        for (id, region) in [("old", "eu-west-1"), ("new", "eu-west-2")] {
+            let started = store
+                .insert_backfill(&run(id, region), 10)
+                .await
+                .expect("insert");
+            assert_eq!(started, BackfillStart::Started);
+        }
+        assert_eq!(
+            store
+                .insert_backfill(&run("again", "eu-west-1"), 10)
+                .await
+                .expect("insert"),
+            BackfillStart::InProgress,
+            "one unfinished run per destination region"
+        );
+        store
+            .end_backfill("old", "COMPLETE", None, 2 * day)
+            .await
+            .expect("end");
+        store
+            .end_backfill("new", "STOPPED", None, 50 * day)
+            .await
+            .expect("end");
+        let listed = |now: i64| {
+            let store = &store;
+            async move {
+                let rows = store
+                    .backfills(&reg("111111111111"), now - 90 * day)
+                    .await
+                    .expect("list");
+                rows.into_iter().map(|r| r.id).collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(listed(60 * day).await.len(), 2);
+        assert_eq!(
+            listed(100 * day).await,
+            ["new"],
+            "ended 98 days before: not listed"
+        );
+        assert_eq!(
+            store
+                .prune_backfills(100 * day - 90 * day)
+                .await
+                .expect("prune"),
+            1
+        );
+        assert!(store
+            .backfill(&reg("111111111111"), "old")
+            .await
+            .expect("get")
+            .is_none());
+    }
+
     fn reg(account: &str) -> RegistryKey {
         RegistryKey {
             account_id: account.parse().expect("an account id"),
