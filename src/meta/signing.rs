@@ -4,8 +4,8 @@
 
 use super::{Db, Error, MetaStore, RegistryKey, Result};
 
-/// A signing profile as stored (its key opened).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A signing profile as stored (its key opened; never shown by `Debug`).
+#[derive(Clone, PartialEq, Eq)]
 pub struct ProfileRow {
     pub name: String,
     pub version: String,
@@ -17,6 +17,17 @@ pub struct ProfileRow {
     pub cert_pem: String,
     pub key_pem: String,
     pub created_at: i64,
+}
+
+impl std::fmt::Debug for ProfileRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProfileRow")
+            .field("name", &self.name)
+            .field("version", &self.version)
+            .field("status", &self.status)
+            .field("key_pem", &"<redacted>")
+            .finish_non_exhaustive()
+    }
 }
 
 type ProfileTuple = (

@@ -33,11 +33,20 @@ fn err(e: impl std::fmt::Display) -> SigningError {
     SigningError(e.to_string())
 }
 
-/// A key and the certificate that names it (PEM both).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A key and the certificate that names it (PEM both; the key never shown by `Debug`).
+#[derive(Clone, PartialEq, Eq)]
 pub struct KeyAndCert {
     pub key_pem: String,
     pub cert_pem: String,
+}
+
+impl std::fmt::Debug for KeyAndCert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyAndCert")
+            .field("key_pem", &"<redacted>")
+            .field("cert_pem", &self.cert_pem)
+            .finish()
+    }
 }
 
 /// The CA's subject and lifetime: fixed, so that the CA can be rebuilt from its key
