@@ -261,6 +261,8 @@ pub struct Service {
     upstream: Arc<crate::upstream::Client>,
     /// Upstream fetches in progress on this node (cached_pulls.rs).
     fetches: Arc<cached_pulls::Fetches>,
+    /// The deployment's signing CA, read once (it never changes once created).
+    signing_ca: tokio::sync::OnceCell<crate::signing::KeyAndCert>,
     /// This service, for the background work a request starts (upstream fetches) that
     /// must outlive the request.
     me: std::sync::Weak<Service>,
@@ -290,6 +292,7 @@ impl Service {
             policies,
             upstream: Arc::new(crate::upstream::Client::new()),
             fetches: Arc::new(cached_pulls::Fetches::default()),
+            signing_ca: tokio::sync::OnceCell::new(),
             me: me.clone(),
         })
     }

@@ -110,8 +110,16 @@ impl Service {
         .await
     }
 
-    /// The deployment's signing CA, created on first use (the first node's wins).
+    /// The deployment's signing CA, created on first use (the first node's wins) and
+    /// kept by this process once read.
     pub async fn signing_ca(&self) -> Result<KeyAndCert> {
+        self.signing_ca
+            .get_or_try_init(|| self.load_signing_ca())
+            .await
+            .cloned()
+    }
+
+    async fn load_signing_ca(&self) -> Result<KeyAndCert> {
         let generate = || {
             let ca = signing::new_ca().unwrap_or_else(|e| panic!("creating the signing CA: {e}"));
             serde_json::to_vec(&serde_json::json!({ "key": ca.key_pem, "cert": ca.cert_pem }))
