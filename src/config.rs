@@ -163,6 +163,34 @@ struct FileSettings {
     job_lease: Option<u64>,
     pull_through_cache: Option<PullThroughFile>,
     replication: Option<ReplicationFile>,
+    audit: Option<crate::audit::AuditSettings>,
+    metrics: Option<MetricsSettings>,
+    #[serde(default)]
+    webhooks: Vec<crate::notify::WebhookSettings>,
+}
+
+/// `[metrics]` of the config file: where Prometheus scrapes.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// Count at all (off: nothing is counted, `/metrics` answers 404).
+    pub enabled: bool,
+    /// Serve `/metrics` on the public listener, to callers allowed
+    /// `berth:GetMetrics` (HTTP Basic with an access key id and its secret).
+    pub public: bool,
+    /// Also serve `/metrics`, without authentication, on this address (keep it private,
+    /// e.g. 127.0.0.1:9464).
+    pub listen: Option<SocketAddr>,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        MetricsSettings {
+            enabled: true,
+            public: true,
+            listen: None,
+        }
+    }
 }
 
 /// `[replication]` of the config file.
@@ -244,6 +272,12 @@ pub struct Settings {
     pub backfill_rate: Option<u32>,
     /// Remote replication targets (`[[replication.remotes]]`).
     pub remotes: Vec<crate::upstream::remotes::RemoteRule>,
+    /// What the audit trail records (`[audit]`).
+    pub audit: crate::audit::AuditSettings,
+    /// Where metrics are served (`[metrics]`).
+    pub metrics: MetricsSettings,
+    /// Where event notifications are posted (`[[webhooks]]`).
+    pub webhooks: Vec<crate::notify::WebhookSettings>,
 }
 
 /// The PEM files HTTPS is served with.
@@ -434,6 +468,12 @@ impl Settings {
         let replication = file.replication.unwrap_or_default();
         let backfill_rate = replication.backfill_rate.filter(|r| *r > 0);
         let remotes = replication.remotes;
+        let audit = file.audit.unwrap_or_default();
+        audit.validate().map_err(|e| anyhow::anyhow!(e))?;
+        let metrics = file.metrics.unwrap_or_default();
+        let webhooks = file.webhooks;
+        crate::notify::WebhookSettings::validate_all(&webhooks)
+            .map_err(|e| anyhow::anyhow!("[[webhooks]] {e}"))?;
         let mut names = std::collections::HashSet::new();
         for r in &remotes {
             r.validate()
@@ -475,6 +515,9 @@ impl Settings {
             pull_through,
             backfill_rate,
             remotes,
+            audit,
+            metrics,
+            webhooks,
         })
     }
 }

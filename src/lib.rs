@@ -8,6 +8,7 @@
 //! parsers; the binary is `src/main.rs`.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod aws;
 pub mod blobs;
@@ -24,6 +25,8 @@ pub mod jobs;
 pub mod lifecycle;
 pub mod meta;
 pub mod mutability;
+pub mod notify;
+pub mod observe;
 pub mod oci;
 pub mod peer;
 pub mod public_url;

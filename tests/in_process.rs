@@ -39,6 +39,7 @@ async fn server() -> Server {
         pull_through: Default::default(),
         spool_dir: dir.path().join("spool"),
         remotes: Vec::new(),
+        audit: berth::audit::AuditSettings::default(),
     };
     let service = Service::new(meta, Arc::new(blobs), options);
     let keys = KeySource {

@@ -7,9 +7,11 @@
 use axum::body::Body;
 use axum::http::{header, HeaderValue, Request, Response, StatusCode};
 
+use crate::audit::{AuditCall, CallKind, EventSource};
 use crate::auth::{sigv4, ApiAuthError, Authenticator};
 use crate::iam::context::iso8601;
 use crate::meta::{AccessKey, Identity, IdentityKind, ManagedPolicyRow};
+use crate::observe::{Frontend, RequestNote};
 use crate::service::{Error, IamCaller, IamErrorKind, NewIdentity, Service};
 
 const MAX_BODY: u64 = 1024 * 1024;
@@ -334,7 +336,13 @@ pub async fn handle(
 ) -> Response<Body> {
     let sts = is_sts(&req);
     let ns = if sts { STS_NS } else { IAM_NS };
-    let (status, body) = match run(service, auth, req, sts).await {
+    let note = RequestNote::of(req.extensions());
+    note.frontend(if sts { Frontend::Sts } else { Frontend::Iam });
+    let outcome = run(service, auth, req, sts, &note).await;
+    if let Err(e) = &outcome {
+        note.error(e.code, &e.message);
+    }
+    let (status, body) = match outcome {
         Ok((action, result)) => (
             StatusCode::OK,
             format!(
@@ -372,6 +380,7 @@ async fn run(
     auth: &Authenticator,
     req: Request<Body>,
     sts: bool,
+    note: &RequestNote,
 ) -> Result<(String, String), QueryError> {
     let (parts, body) = req.into_parts();
     let signed = crate::api::signed_parts(&parts);
@@ -396,11 +405,54 @@ async fn run(
         source_ip: crate::peer::peer_ip(&parts.extensions),
     };
     let result = if sts {
-        sts_op(service, auth, &c, &action, &params).await?
+        sts_op(service, auth, &c, &action, &params).await
     } else {
-        iam_op(service, &c, &action, &params).await?
+        iam_op(service, &c, &action, &params).await
     };
-    Ok((action, result))
+    // Only actions this API knows name a metric or a record.
+    if !matches!(&result, Err(e) if e.code == "InvalidAction") {
+        note_call(service, note, &c, sts, &action, &params);
+    }
+    Ok((action, result?))
+}
+
+/// Note a recognized action for the metrics and the audit trail.
+fn note_call(
+    service: &Service,
+    note: &RequestNote,
+    c: &IamCaller,
+    sts: bool,
+    action: &str,
+    params: &Params,
+) {
+    let name = crate::observe::intern(action);
+    note.operation(name);
+    let kind = CallKind::of_operation(action);
+    if !service.audit().wants(kind) {
+        return;
+    }
+    let parameters: serde_json::Map<String, serde_json::Value> = params
+        .0
+        .iter()
+        .filter(|(k, _)| k != "Action" && k != "Version")
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .collect();
+    note.call(AuditCall {
+        source: if sts {
+            EventSource::Sts
+        } else {
+            EventSource::Iam
+        },
+        name,
+        principal: c.principal.clone(),
+        account_id: c.principal.account_id().unwrap_or_default().to_owned(),
+        // IAM is global; CloudTrail records it in us-east-1.
+        region: "us-east-1".to_owned(),
+        kind,
+        parameters: serde_json::Value::Object(parameters),
+        repository: None,
+        error: None,
+    });
 }
 
 async fn sts_op(

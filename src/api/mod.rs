@@ -113,6 +113,33 @@ pub fn own_account_context(
     })
 }
 
+/// Note a call of an API acting in the caller's account, for the audit trail.
+pub fn note_call(
+    service: &crate::service::Service,
+    note: &crate::observe::RequestNote,
+    ctx: &crate::service::Context,
+    source: crate::audit::EventSource,
+    operation: &'static str,
+    input: &serde_json::Map<String, serde_json::Value>,
+    repository: Option<String>,
+) {
+    let kind = crate::audit::CallKind::of_operation(operation);
+    if !service.audit().wants(kind) {
+        return;
+    }
+    note.call(crate::audit::AuditCall {
+        source,
+        name: operation,
+        principal: ctx.principal.clone(),
+        account_id: ctx.registry.account_id.to_string(),
+        region: ctx.registry.region.to_string(),
+        kind,
+        parameters: serde_json::Value::Object(input.clone()),
+        repository,
+        error: None,
+    });
+}
+
 /// A JSON 1.1 operation's answer: the output object, its media type, the request id.
 pub fn json_response(body: &serde_json::Value, request_id: &str) -> axum::http::Response<Body> {
     let mut resp = axum::http::Response::new(Body::from(body.to_string()));

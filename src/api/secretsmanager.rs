@@ -10,7 +10,9 @@ use base64::Engine as _;
 use serde_json::{json, Map, Value};
 
 use super::ecr::ApiError;
+use crate::audit::EventSource;
 use crate::auth::Authenticator;
+use crate::observe::{Frontend, RequestNote};
 use crate::service::secrets_manager::{
     NewSecret, SecretInfo, SecretName, SecretUpdate, SecretValue, Tag, VersionSelector,
 };
@@ -48,9 +50,14 @@ pub async fn handle(
     req: Request<Body>,
     request_id: &str,
 ) -> Response<Body> {
-    match run(service, auth, req).await {
+    let note = RequestNote::of(req.extensions());
+    note.frontend(Frontend::SecretsManager);
+    match run(service, auth, req, &note).await {
         Ok(body) => super::json_response(&body, request_id),
-        Err(e) => e.into_response(request_id),
+        Err(e) => {
+            note.error(e.code, &e.message);
+            e.into_response(request_id)
+        }
     }
 }
 
@@ -58,6 +65,7 @@ async fn run(
     service: &Service,
     auth: &Authenticator,
     req: Request<Body>,
+    note: &RequestNote,
 ) -> Result<Value, ApiError> {
     let (parts, body) = req.into_parts();
     let operation = parts
@@ -65,14 +73,24 @@ async fn run(
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .and_then(|t| t.strip_prefix(TARGET_PREFIX))
-        .filter(|op| OPERATIONS.contains(op) && parts.method == axum::http::Method::POST)
-        .ok_or_else(ApiError::unknown_operation)?
-        .to_owned();
+        .and_then(|op| OPERATIONS.iter().find(|o| **o == op).copied())
+        .filter(|_| parts.method == axum::http::Method::POST)
+        .ok_or_else(ApiError::unknown_operation)?;
+    note.operation(operation);
     let (caller, input) =
         super::signed_json_input(auth, &parts, body, "secretsmanager", MAX_BODY).await?;
     let ctx = super::own_account_context(caller, &parts)
         .ok_or_else(|| internal("the caller belongs to no account"))?;
-    dispatch(service, &ctx, &operation, &Input(input))
+    super::note_call(
+        service,
+        note,
+        &ctx,
+        EventSource::SecretsManager,
+        operation,
+        &input,
+        None,
+    );
+    dispatch(service, &ctx, operation, &Input(input))
         .await
         .map_err(|e| match e {
             Failure::Api(e) => e,

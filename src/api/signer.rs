@@ -9,8 +9,10 @@ use axum::http::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 
 use super::ecr::ApiError;
+use crate::audit::EventSource;
 use crate::auth::Authenticator;
 use crate::meta::ProfileRow;
+use crate::observe::{Frontend, RequestNote};
 use crate::service::{Context, Error, Service, ValidityUnit, DEFAULT_VALIDITY};
 
 const PREFIX: &str = "/signing-profiles";
@@ -28,9 +30,25 @@ pub async fn handle(
     req: Request<Body>,
     request_id: &str,
 ) -> Response<Body> {
-    match run(service, auth, req).await {
+    let note = RequestNote::of(req.extensions());
+    note.frontend(Frontend::Signer);
+    match run(service, auth, req, &note).await {
         Ok(body) => super::json_response(&body, request_id),
-        Err(e) => e.into_response(request_id),
+        Err(e) => {
+            note.error(e.code, &e.message);
+            e.into_response(request_id)
+        }
+    }
+}
+
+/// The operation a method and path name.
+fn operation_name(method: &Method, has_name: bool) -> Option<&'static str> {
+    match (method, has_name) {
+        (&Method::PUT, true) => Some("PutSigningProfile"),
+        (&Method::GET, true) => Some("GetSigningProfile"),
+        (&Method::DELETE, true) => Some("CancelSigningProfile"),
+        (&Method::GET, false) => Some("ListSigningProfiles"),
+        _ => None,
     }
 }
 
@@ -38,6 +56,7 @@ async fn run(
     service: &Service,
     auth: &Authenticator,
     req: Request<Body>,
+    note: &RequestNote,
 ) -> Result<Value, ApiError> {
     let (parts, body) = req.into_parts();
     let (caller, input) = super::signed_json_input(auth, &parts, body, "signer", MAX_BODY).await?;
@@ -53,6 +72,14 @@ async fn run(
         .map(percent_decode)
         .filter(|n| !n.is_empty());
     let query = parts.uri.query().unwrap_or("");
+    if let Some(op) = operation_name(&parts.method, name.is_some()) {
+        note.operation(op);
+        let mut params = input.clone();
+        if let Some(n) = &name {
+            params.insert("profileName".into(), Value::String(n.clone()));
+        }
+        super::note_call(service, note, &ctx, EventSource::Signer, op, &params, None);
+    }
     let out = match (&parts.method, name) {
         (&Method::PUT, Some(name)) => put_profile(service, &ctx, &name, &input).await,
         (&Method::GET, Some(name)) => service

@@ -197,6 +197,29 @@ impl Authenticator {
         })
     }
 
+    /// Who holds an access key pair presented whole (HTTP Basic on `/metrics`, the
+    /// console's sign-in): the key must exist, be active, and the secret match.
+    pub async fn key_pair_caller(
+        &self,
+        access_key_id: &str,
+        secret_access_key: &str,
+    ) -> Result<Principal, ApiAuthError> {
+        let key = self
+            .keys
+            .owner(access_key_id)
+            .await
+            .map_err(ApiAuthError::Backend)?
+            .filter(|k| k.active)
+            .ok_or(ApiAuthError::UnrecognizedClient)?;
+        if !same_secret(
+            key.secret_access_key.as_bytes(),
+            secret_access_key.as_bytes(),
+        ) {
+            return Err(ApiAuthError::UnrecognizedClient);
+        }
+        Ok(key.principal.clone())
+    }
+
     /// Finish [`api_precheck`](Self::api_precheck) once the body's hash is known.
     pub fn api_verify(
         &self,
@@ -391,6 +414,11 @@ pub fn new_access_key() -> (String, String) {
         .map(|b| char::from(SECRET_CHARS[usize::from(*b) % SECRET_CHARS.len()]))
         .collect();
     (format!("AKIA{id}"), secret)
+}
+
+/// Compare secrets in time that does not depend on where they differ.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

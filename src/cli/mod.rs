@@ -14,6 +14,7 @@ use crate::service::{self, Context, Principal, Service};
 use crate::{auth, blobs, bootstrap, clock, fsutil, http, iam, jobs, oci, secrets};
 
 mod env;
+mod events;
 mod hosts;
 mod tls;
 
@@ -112,6 +113,13 @@ enum AdminCommand {
     SigningCa {
         #[command(flatten)]
         store: StoreArgs,
+    },
+    /// Print the audit trail, newest first: CloudTrail records, one JSON object per line.
+    Events(events::EventsArgs),
+    /// Event notifications: webhooks' dead letters.
+    Webhooks {
+        #[command(subcommand)]
+        command: events::WebhooksCommand,
     },
     /// Print the background jobs: who holds each (host:pid), until when, its cursor and
     /// last run (one JSON object per line).
@@ -292,6 +300,7 @@ async fn open_service(settings: &Settings, public: PublicUrl) -> anyhow::Result<
         pull_through: settings.pull_through.clone(),
         spool_dir: settings.data_dir.join("spool"),
         remotes: settings.remotes.clone(),
+        audit: settings.audit.clone(),
     };
     Ok(Service::new(meta, blobs, options))
 }
@@ -452,12 +461,21 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         default: default_registry(&settings),
     };
     let auth = authenticator(&service, token_key, settings.dev, &settings.account_id);
-    let state = Arc::new(http::AppState::new(
-        service.clone(),
-        hosts,
-        auth,
-        public.scheme,
-    ));
+    let metrics = &settings.metrics;
+    crate::observe::metrics::metrics().set_enabled(metrics.enabled);
+    if let (true, Some(addr)) = (metrics.enabled, metrics.listen) {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding the metrics address {addr}"))?;
+        tokio::spawn(http::metrics_endpoint::serve_private(
+            listener,
+            service.clone(),
+        ));
+    }
+    let state = Arc::new(
+        http::AppState::new(service.clone(), hosts, auth, public.scheme)
+            .with_public_metrics(metrics.enabled && metrics.public),
+    );
     watch_external_writes(state.clone()).await?;
     let holder = start_jobs(&service, &settings);
     let shutdown = shutdown_signal()?;
@@ -470,6 +488,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     }
     out.flush()?;
     http::serve(listener, state, settings.timeouts, tls, shutdown).await?;
+    service.audit().close().await;
     match service.meta().release_leases_of(&holder).await {
         Ok(n) => tracing::info!(leases = n, "job leases given back"),
         Err(e) => tracing::warn!(error = %e, "giving the job leases back failed"),
@@ -593,7 +612,27 @@ fn start_jobs(service: &Arc<Service>, settings: &Settings) -> String {
         |s| async move { s.remote_pushes_due().await },
         |s| async move { s.run_remote_pushes().await },
     );
+    for hook in &settings.webhooks {
+        // One consumer (and cursor) per webhook; the names come from the config file.
+        let name: &'static str = Box::leak(format!("webhook:{}", hook.name).into_boxed_str());
+        let hook = std::sync::Arc::new(hook.clone());
+        runner.spawn_consumer(name, move |s, event| {
+            let hook = hook.clone();
+            async move {
+                let key = s.webhook_key(&hook).await?;
+                s.notify_webhook(&hook, key.as_deref(), &event).await
+            }
+        });
+    }
     let secs = std::time::Duration::from_secs;
+    let retention_ms = i64::from(settings.audit.retention_days) * 24 * 3600 * 1000;
+    runner.spawn_periodic("audit-retention", secs(3600), move |s| async move {
+        Ok::<u64, service::Error>(
+            s.meta()
+                .prune_audit_records(clock::now_ms() - retention_ms)
+                .await?,
+        )
+    });
     if settings.lifecycle_interval > 0 {
         runner.spawn_periodic(
             "lifecycle",
@@ -674,6 +713,12 @@ impl AdminCommand {
             } => store,
             AdminCommand::Vulndb {
                 command: VulndbCommand::Import { store, .. } | VulndbCommand::Status { store },
+            } => store,
+            AdminCommand::Events(args) => args.store(),
+            AdminCommand::Webhooks {
+                command:
+                    events::WebhooksCommand::DeadLetters { store, .. }
+                    | events::WebhooksCommand::Redeliver { store, .. },
             } => store,
         }
     }
@@ -799,6 +844,8 @@ async fn admin_command(command: AdminCommand) -> anyhow::Result<()> {
                 report.uploads_removed
             );
         }
+        AdminCommand::Events(args) => events::events(args).await?,
+        AdminCommand::Webhooks { command } => events::webhooks(command).await?,
         AdminCommand::SigningCa { store } => {
             let settings = Settings::from_store(&store)?;
             let service = open_service(&settings, admin_public_url(&settings)).await?;
@@ -984,10 +1031,18 @@ async fn run_admin_job<T>(
         jobs::holder_id("admin"),
         settings.job_lease,
     );
-    match runner.run_once(job, work).await {
+    let outcome = runner.run_once(job, work).await;
+    // What the run recorded in the audit trail is written before the command ends.
+    service.audit().close().await;
+    match outcome {
         Err(service::Error::Busy) => anyhow::bail!("{busy}; try again later"),
         other => Ok(other?),
     }
+}
+
+/// `--since`/`--until`: an RFC 3339 time in milliseconds, if given.
+fn at_or_now_opt(at: Option<&str>) -> anyhow::Result<Option<i64>> {
+    at.map(|t| at_or_now(Some(t))).transpose()
 }
 
 /// `--at TIME` (RFC 3339) in milliseconds, or now: the injectable clock of admin runs.

@@ -4,6 +4,7 @@
 pub mod body;
 pub mod conn;
 pub mod host;
+pub mod metrics_endpoint;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -21,7 +22,10 @@ use tokio_rustls::TlsAcceptor;
 pub use host::HostRouting;
 
 use crate::api;
+use crate::audit::Received;
 use crate::auth::Authenticator;
+use crate::observe::metrics::metrics;
+use crate::observe::{Frontend, RequestNote};
 use crate::peer::PeerAddr;
 use crate::public_url::Scheme;
 use crate::registry;
@@ -45,6 +49,8 @@ pub struct AppState {
     pub auth: Authenticator,
     /// The scheme clients reach Berth with (the login realm names it).
     pub scheme: Scheme,
+    /// Serve `/metrics` on this listener (to callers allowed `berth:GetMetrics`).
+    pub metrics_public: bool,
     next_request: AtomicU64,
 }
 
@@ -60,8 +66,15 @@ impl AppState {
             hosts,
             auth,
             scheme,
+            metrics_public: true,
             next_request: AtomicU64::new(1),
         }
+    }
+
+    /// Whether `/metrics` is served on this listener.
+    pub fn with_public_metrics(mut self, on: bool) -> AppState {
+        self.metrics_public = on;
+        self
     }
 
     fn request_id(&self) -> String {
@@ -87,6 +100,7 @@ async fn handle(
     body_timeout: Duration,
 ) -> Response<Body> {
     let in_flight = activity.request();
+    metrics().in_flight(1);
     let started = Instant::now();
     let request_id = state.request_id();
     let method = req.method().clone();
@@ -101,7 +115,19 @@ async fn handle(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let (parts, incoming) = req.into_parts();
+    let note = RequestNote::default();
+    let received = Received {
+        request_id: request_id.clone(),
+        source_ip: crate::peer::peer_ip(req.extensions()),
+        user_agent: req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        at_ms: crate::clock::now_ms(),
+    };
+    let (mut parts, incoming) = req.into_parts();
+    parts.extensions.insert(note.clone());
     let (tracked, body_state) = TrackedBody::new(incoming, body_timeout);
     let req = Request::from_parts(parts, Body::new(tracked));
     let mut resp = route(&state, req, &request_id).await;
@@ -118,9 +144,23 @@ async fn handle(
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     let status = resp.status().as_u16();
+    let (frontend, operation) = note.labels();
     resp.map(|b| {
         Body::new(CountedBody::new(b, move |response_bytes| {
             drop(in_flight);
+            let seconds = started.elapsed().as_secs_f64();
+            let m = metrics();
+            m.in_flight(-1);
+            m.request(
+                frontend,
+                operation,
+                status,
+                seconds,
+                (body_state.bytes(), response_bytes),
+            );
+            if let Some(call) = note.take_call() {
+                state.service.audit().record(call, &received);
+            }
             tracing::info!(
                 target: "access",
                 request_id,
@@ -169,8 +209,13 @@ async fn finish_request_body(state: &BodyState, unread: Unread, timeout: Duratio
 /// protocol).
 async fn route(state: &AppState, req: Request<Body>, request_id: &str) -> Response<Body> {
     let path = req.uri().path();
+    let note = RequestNote::of(req.extensions());
     if path == "/healthz" {
+        note.frontend(Frontend::Health);
         Response::new(Body::from("ok\n"))
+    } else if path == "/metrics" {
+        note.frontend(Frontend::Metrics);
+        metrics_endpoint::public(state, req).await
     } else if path == "/v2" || path.starts_with("/v2/") {
         let registry = state.hosts.registry_for(req.headers());
         let front = registry::Front {

@@ -59,6 +59,17 @@ impl Listener for Wake {
     }
 }
 
+/// Count a job run (or one handled event) in the metrics.
+fn record_run(job: &str, ok: bool, started: std::time::Instant) {
+    use crate::observe::metrics::{metrics, JobOutcome};
+    let outcome = if ok {
+        JobOutcome::Ok
+    } else {
+        JobOutcome::Failed
+    };
+    metrics().job_run(job, outcome, started.elapsed().as_secs_f64());
+}
+
 /// Runs this process's share of the background jobs.
 pub struct Runner {
     service: Arc<Service>,
@@ -179,10 +190,12 @@ impl Runner {
             .take_due_lease(job, &self.holder, now, now + self.lease_ms(), ran_since)
             .await?
             .ok_or(service::Error::Busy)?;
+        let started = std::time::Instant::now();
         let outcome = tokio::select! {
             out = work => out,
             lost = self.keep(&lease) => Err(lost),
         };
+        record_run(job, outcome.is_ok(), started);
         let error = outcome.as_ref().err().map(ToString::to_string);
         meta.release_lease(&lease, clock::now_ms(), error.as_deref())
             .await?;
@@ -289,6 +302,7 @@ impl Runner {
             for event in events {
                 // A handler may take long (a scan of a large image): the lease is
                 // renewed meanwhile, and the handler stops if it is lost.
+                let started = std::time::Instant::now();
                 let handled = tokio::select! {
                     out = handle(self.service.clone(), event.clone()) => out,
                     lost = self.keep(&lease) => {
@@ -296,6 +310,7 @@ impl Runner {
                         return Ok(());
                     }
                 };
+                record_run(job, handled.is_ok(), started);
                 if let Err(e) = handled {
                     tracing::warn!(job, seq = event.seq, error = %e, "event not handled; retrying");
                     tokio::time::sleep(RETRY_AFTER).await;

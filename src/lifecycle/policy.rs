@@ -184,6 +184,48 @@ fn string_list(v: &Value, field: &str) -> Result<Vec<String>, Invalid> {
 }
 
 impl LifecyclePolicy {
+    /// The rules as CloudTrail's `PolicyExecutionEvent` spells them
+    /// (`lifecycleEventRules`: words, not the policy's keywords).
+    pub fn cloudtrail_rules(&self) -> Value {
+        let rules: Vec<Value> = self
+            .rules
+            .iter()
+            .map(|r| {
+                let (status, prefixes, patterns) = match &r.selection.tags {
+                    TagSelection::Untagged => ("Untagged", vec![], vec![]),
+                    TagSelection::Any => ("Any", vec![], vec![]),
+                    TagSelection::Prefixes(p) => ("Tagged", p.clone(), vec![]),
+                    TagSelection::Patterns(p) => ("Tagged", vec![], p.clone()),
+                };
+                let (count_type, days, n) = match r.selection.count {
+                    Count::MoreThan(n) => ("Image count more than", false, n),
+                    Count::SincePushed(n) => ("Time since image pushed", true, n),
+                    Count::SincePulled(n) => ("Time since image last pulled", true, n),
+                    Count::SinceTransitioned(n) => ("Time since image transitioned", true, n),
+                };
+                let mut selection = serde_json::json!({
+                    "tagStatus": status,
+                    "tagPrefixList": prefixes,
+                    "tagPatternList": patterns,
+                    "countType": count_type,
+                    "countNumber": n,
+                });
+                if days {
+                    selection["countUnit"] = Value::from("Days");
+                }
+                serde_json::json!({
+                    "rulePriority": r.priority,
+                    "lifecycleEventSelection": selection,
+                    "action": match r.action {
+                        RuleAction::Expire => "expire",
+                        RuleAction::Transition => "transition",
+                    },
+                })
+            })
+            .collect();
+        Value::Array(rules)
+    }
+
     pub fn parse(text: &str) -> Result<LifecyclePolicy, Invalid> {
         let doc: Value = serde_json::from_str(text)
             .or_else(|_| fail("Could not map policyString into LifecyclePolicy."))?;

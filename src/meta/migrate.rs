@@ -86,6 +86,11 @@ pub const SQLITE: &[Migration] = &[
         name: "remote_replication",
         sql: include_str!("../../migrations/sqlite/0015_remote_replication.sql"),
     },
+    Migration {
+        version: 16,
+        name: "audit",
+        sql: include_str!("../../migrations/sqlite/0016_audit.sql"),
+    },
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -163,6 +168,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 15,
         name: "remote_replication",
         sql: include_str!("../../migrations/postgres/0015_remote_replication.sql"),
+    },
+    Migration {
+        version: 16,
+        name: "audit",
+        sql: include_str!("../../migrations/postgres/0016_audit.sql"),
     },
 ];
 

@@ -293,6 +293,7 @@ fn private_database_files(path: &Path) -> Result<()> {
 
 #[macro_use]
 mod outbox;
+mod audit;
 mod batch;
 pub mod changes;
 mod creates;
@@ -312,6 +313,7 @@ mod signing;
 mod uploads;
 mod vulndb;
 
+pub use audit::{AuditQuery, AuditRecord, DeadLetter, StoreGauges};
 pub use changes::{Change, Listener};
 pub use documents::DocumentKind;
 pub use ecr::{ImageDetail, ImageRow, StatusFilter};

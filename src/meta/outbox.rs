@@ -24,6 +24,11 @@ pub enum EventKind {
     ImageReplicated,
     /// An image or tag (`tag`) was removed by replication.
     ReplicaDeleted,
+    /// A scan's outcome was recorded (for notifications).
+    ScanCompleted,
+    /// An image's replication to a destination ended (`detail`: the destination and
+    /// the outcome; for notifications).
+    ReplicationFinished,
 }
 
 impl EventKind {
@@ -38,6 +43,8 @@ impl EventKind {
             EventKind::SignRequested => "sign_requested",
             EventKind::ImageReplicated => "image_replicated",
             EventKind::ReplicaDeleted => "replica_deleted",
+            EventKind::ScanCompleted => "scan_completed",
+            EventKind::ReplicationFinished => "replication_finished",
         }
     }
 
@@ -61,6 +68,8 @@ impl EventKind {
             EventKind::SignRequested,
             EventKind::ImageReplicated,
             EventKind::ReplicaDeleted,
+            EventKind::ScanCompleted,
+            EventKind::ReplicationFinished,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -88,6 +97,8 @@ pub struct Event {
     pub digest: String,
     pub tag: Option<String>,
     pub created_at: i64,
+    /// What else the kind records (JSON), if anything.
+    pub detail: Option<String>,
 }
 
 type EventRow = (
@@ -100,6 +111,7 @@ type EventRow = (
     String,
     Option<String>,
     i64,
+    Option<String>,
 );
 
 /// The statement that appends an event: one round trip on either backend, because it
@@ -113,8 +125,8 @@ impl EventStatement for sqlx::Postgres {
     const RECORD_EVENT: &'static str = "WITH s AS (
             UPDATE change_signals SET value = value + 1 WHERE name = 'outbox_seq' RETURNING value)
         INSERT INTO outbox (seq, kind, account_id, region, repository_id, repository_name,
-             digest, tag, created_at)
-        SELECT s.value, $1, $2, $3, $4, $5, $6, $7, $8 FROM s";
+             digest, tag, created_at, detail)
+        SELECT s.value, $1, $2, $3, $4, $5, $6, $7, $8, $9 FROM s";
 }
 
 // SQLite has no UPDATE in a WITH, but takes several statements in one call (sharing the
@@ -123,8 +135,8 @@ impl EventStatement for sqlx::Sqlite {
     const RECORD_EVENT: &'static str =
         "UPDATE change_signals SET value = value + 1 WHERE name = 'outbox_seq';
         INSERT INTO outbox (seq, kind, account_id, region, repository_id, repository_name,
-             digest, tag, created_at)
-        SELECT value, $1, $2, $3, $4, $5, $6, $7, $8 FROM change_signals WHERE name = 'outbox_seq'";
+             digest, tag, created_at, detail)
+        SELECT value, $1, $2, $3, $4, $5, $6, $7, $8, $9 FROM change_signals WHERE name = 'outbox_seq'";
 }
 
 /// The event statement for the backend of `_tx`.
@@ -137,7 +149,10 @@ pub(super) fn record_event_sql<DB: sqlx::Database + EventStatement>(
 /// Append an event inside the open transaction `$tx`; the last write before the commit
 /// (it locks the sequence counter until then).
 macro_rules! record_event {
-    ($tx:ident, $kind:expr, $src:expr, $digest:expr, $tag:expr, $now:expr) => {{
+    ($tx:ident, $kind:expr, $src:expr, $digest:expr, $tag:expr, $now:expr) => {
+        record_event!($tx, $kind, $src, $digest, $tag, $now, None::<String>)
+    };
+    ($tx:ident, $kind:expr, $src:expr, $digest:expr, $tag:expr, $now:expr, $detail:expr) => {{
         let src: &$crate::meta::EventSource<'_> = $src;
         let written = sqlx::query($crate::meta::outbox::record_event_sql(&$tx))
             .bind($kind.as_made_by(src).as_str())
@@ -148,6 +163,7 @@ macro_rules! record_event {
             .bind($digest)
             .bind($tag)
             .bind($now)
+            .bind($detail)
             .execute(&mut *$tx)
             .await?
             .rows_affected();
@@ -164,7 +180,7 @@ impl MetaStore {
     pub async fn events_after(&self, seq: i64, limit: i64) -> Result<Vec<Event>> {
         let rows: Vec<EventRow> = on_read!(self, pool => sqlx::query_as(
             "SELECT seq, kind, account_id, region, repository_id, repository_name, digest, tag,
-                    created_at
+                    created_at, detail
              FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2",
         )
         .bind(seq)
@@ -174,7 +190,7 @@ impl MetaStore {
         Ok(rows
             .into_iter()
             .filter_map(
-                |(seq, kind, account_id, region, repository_id, name, digest, tag, at)| {
+                |(seq, kind, account_id, region, repository_id, name, digest, tag, at, detail)| {
                     Some(Event {
                         seq,
                         kind: EventKind::parse(&kind)?,
@@ -184,6 +200,7 @@ impl MetaStore {
                         digest,
                         tag,
                         created_at: at,
+                        detail,
                     })
                 },
             )

@@ -182,13 +182,30 @@ impl MetaStore {
     // ---- per-image outcomes ----
 
     /// Record outcomes (the latest wins), in one transaction.
-    pub async fn record_replications(&self, rows: &[ReplicationRecord], now_ms: i64) -> Result<()> {
+    /// With each, an event for notifications (`source` is the image's repository).
+    pub async fn record_replications(
+        &self,
+        source: &super::EventSource<'_>,
+        tag: Option<&str>,
+        rows: &[ReplicationRecord],
+        now_ms: i64,
+    ) -> Result<()> {
         if rows.is_empty() {
             return Ok(());
         }
         on_write!(self, pool => {
             let mut tx = pool.begin().await?;
             upsert_statuses!(tx, rows, now_ms);
+            for r in rows {
+                let detail = serde_json::json!({
+                    "account": r.destination.account_id,
+                    "region": r.destination.region,
+                    "status": r.status,
+                    "failureCode": r.failure_code,
+                })
+                .to_string();
+                record_event!(tx, super::EventKind::ReplicationFinished, source, &r.digest, tag, now_ms, Some(detail));
+            }
             tx.commit().await?;
         });
         Ok(())

@@ -84,11 +84,12 @@ impl MetaStore {
     /// delivered at least once, so recording twice must be harmless.
     pub async fn finish_scan(
         &self,
-        repository_id: i64,
+        source: &EventSource<'_>,
         digest: &str,
         outcome: &ScanOutcome,
         now_ms: i64,
     ) -> Result<bool> {
+        let repository_id = source.repository_id;
         let _announce = self.changes.announce(Change::Content { repository_id });
         let (counts, findings) = encode_outcome(outcome)?;
         let inventory = outcome
@@ -129,6 +130,7 @@ impl MetaStore {
                 .bind(&inventory)
                 .execute(&mut *tx)
                 .await?;
+                record_event!(tx, EventKind::ScanCompleted, source, digest, None::<&str>, now_ms);
             }
             tx.commit().await?;
             n > 0

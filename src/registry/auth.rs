@@ -28,6 +28,8 @@ impl Front<'_> {
         req: Request<Body>,
         request_id: &str,
     ) -> Response<Body> {
+        crate::observe::RequestNote::of(req.extensions())
+            .frontend(crate::observe::Frontend::Registry);
         match principal(self, &registry, &req) {
             Ok(principal) => {
                 let ctx = Context {

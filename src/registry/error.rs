@@ -7,6 +7,11 @@ use serde_json::json;
 use crate::service::Error;
 use crate::upstream::UpstreamError;
 
+/// The OCI error code of a service error (for the audit trail).
+pub fn error_code(e: &Error) -> &'static str {
+    code_and_status(e).0
+}
+
 /// OCI error code and HTTP status for a service error. Exhaustive on purpose: a new
 /// variant must be mapped here.
 fn code_and_status(e: &Error) -> (&'static str, StatusCode) {

@@ -20,7 +20,9 @@ use std::time::Duration;
 pub use error::oci_error;
 use route::Endpoint;
 
+use crate::audit::{AuditCall, EventSource};
 use crate::blobs::ByteStream;
+use crate::observe::RequestNote;
 use crate::oci::manifest::{self, MAX_MANIFEST_BYTES};
 use crate::oci::{Digest, Reference, RepositoryName, Tag};
 use crate::service::{ByteRange, Context, DownloadBody, Error, Listing, Service};
@@ -42,11 +44,43 @@ pub async fn handle(
     request_id: &str,
 ) -> Response<Body> {
     let method = req.method().clone();
+    let note = RequestNote::of(req.extensions());
+    note_request(service, ctx, &note, req.uri().path(), &method);
     let resp = match dispatch(service, ctx, req).await {
         Ok(r) => r,
-        Err(e) => error::error_response(&e, request_id),
+        Err(e) => {
+            note.error(error::error_code(&e), &e.to_string());
+            error::error_response(&e, request_id)
+        }
     };
     finish(resp, &method)
+}
+
+/// Note the operation (and the call to audit, if its kind is recorded).
+fn note_request(service: &Service, ctx: &Context, note: &RequestNote, path: &str, method: &Method) {
+    let Some(endpoint) = route::parse(path) else {
+        return;
+    };
+    let (label, audited) = route::operation(&endpoint, method);
+    note.operation(label);
+    let Some((name, kind)) = audited else {
+        return;
+    };
+    if !service.audit().wants(kind) {
+        return;
+    }
+    let (repository, parameters) = route::parameters(&endpoint, &ctx.registry.account_id);
+    note.call(AuditCall {
+        source: EventSource::Ecr,
+        name,
+        principal: ctx.principal.clone(),
+        account_id: ctx.registry.account_id.to_string(),
+        region: ctx.registry.region.to_string(),
+        kind,
+        parameters,
+        repository,
+        error: None,
+    });
 }
 
 /// What every registry response gets: the API version header, and no body on HEAD

@@ -4,6 +4,8 @@
 //! `/manifests/`, `/blobs/uploads`, `/blobs/`, `/tags/list` or `/referrers/` splits the
 //! name from the rest. Names are validated later, by the handler.
 
+use crate::audit::CallKind;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint<'a> {
     Ping,
@@ -14,6 +16,64 @@ pub enum Endpoint<'a> {
     Uploads { name: &'a str },
     Upload { name: &'a str, id: &'a str },
     Referrers { name: &'a str, digest: &'a str },
+}
+
+/// How a request to an endpoint is counted and audited: the metrics' operation label,
+/// and, for what the audit trail records, ECR's name for the call and its kind.
+pub fn operation(
+    endpoint: &Endpoint<'_>,
+    method: &axum::http::Method,
+) -> (&'static str, Option<(&'static str, CallKind)>) {
+    use axum::http::Method as M;
+    let push = |name| Some((name, CallKind::Push));
+    let pull = |name| Some((name, CallKind::Pull));
+    match (endpoint, method) {
+        (Endpoint::Ping, _) => ("ping", None),
+        (Endpoint::Catalog, _) => ("catalog", None),
+        (Endpoint::Tags { .. }, _) => ("tags_list", None),
+        (Endpoint::Manifest { .. }, &M::GET) => ("manifest_get", pull("BatchGetImage")),
+        (Endpoint::Manifest { .. }, &M::HEAD) => ("manifest_head", None),
+        (Endpoint::Manifest { .. }, &M::PUT) => ("manifest_put", push("PutImage")),
+        (Endpoint::Manifest { .. }, &M::DELETE) => (
+            "manifest_delete",
+            Some(("BatchDeleteImage", CallKind::Mutation)),
+        ),
+        (Endpoint::Manifest { .. }, _) => ("manifest_other", None),
+        (Endpoint::Blob { .. }, &M::GET) => ("blob_get", pull("GetDownloadUrlForLayer")),
+        (Endpoint::Blob { .. }, &M::HEAD) => ("blob_head", None),
+        (Endpoint::Blob { .. }, _) => ("blob_other", None),
+        (Endpoint::Uploads { .. }, _) => ("upload_start", push("InitiateLayerUpload")),
+        (Endpoint::Upload { .. }, &M::PATCH) => ("upload_patch", push("UploadLayerPart")),
+        (Endpoint::Upload { .. }, &M::PUT) => ("upload_put", push("CompleteLayerUpload")),
+        (Endpoint::Upload { .. }, _) => ("upload_other", None),
+        (Endpoint::Referrers { .. }, _) => ("referrers", None),
+    }
+}
+
+/// ECR's request parameters for a registry call (what CloudTrail would show).
+pub fn parameters(
+    endpoint: &Endpoint<'_>,
+    registry_id: &str,
+) -> (Option<String>, serde_json::Value) {
+    use serde_json::json;
+    let reference = |r: &str| {
+        if r.contains(':') {
+            json!({ "imageDigest": r })
+        } else {
+            json!({ "imageTag": r })
+        }
+    };
+    let (name, mut v) = match endpoint {
+        Endpoint::Manifest { name, reference: r } => (*name, reference(r)),
+        Endpoint::Blob { name, digest } => (*name, json!({ "layerDigest": digest })),
+        Endpoint::Upload { name, id } => (*name, json!({ "uploadId": id })),
+        Endpoint::Uploads { name } | Endpoint::Tags { name } => (*name, json!({})),
+        Endpoint::Referrers { name, digest } => (*name, json!({ "imageDigest": digest })),
+        Endpoint::Ping | Endpoint::Catalog => return (None, json!({ "registryId": registry_id })),
+    };
+    v["registryId"] = json!(registry_id);
+    v["repositoryName"] = json!(name);
+    (Some(name.to_owned()), v)
 }
 
 /// Parse a request path; `None` is a path the registry does not serve.

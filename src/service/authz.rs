@@ -429,6 +429,25 @@ impl Service {
         Ok(parsed)
     }
 
+    /// Whether `principal` may read this deployment's metrics (`berth:GetMetrics`; an
+    /// account's root may).
+    pub async fn authorize_metrics(
+        &self,
+        principal: &Principal,
+        source_ip: Option<&str>,
+    ) -> Result<()> {
+        let account = principal.account_id().unwrap_or_default().to_owned();
+        self.authorize_iam(
+            principal,
+            source_ip,
+            "berth:GetMetrics",
+            "*",
+            &account,
+            None,
+        )
+        .await
+    }
+
     /// Authorize an IAM or STS action (`iam:CreateUser`) on a resource of the caller's
     /// account, optionally with a resource policy (a role's trust policy).
     pub async fn authorize_iam(

@@ -92,6 +92,18 @@ pub enum Sharing {
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Generation(u64, u64);
 
+/// Count a lookup's result in the metrics (the cache hit ratio).
+fn counted<T>(cache: &'static str, found: Option<T>) -> Option<T> {
+    use crate::observe::metrics::{metrics, CacheResult};
+    let result = if found.is_some() {
+        CacheResult::Hit
+    } else {
+        CacheResult::Miss
+    };
+    metrics().cache_lookup(cache, result);
+    found
+}
+
 impl ReadCache {
     pub fn new(sharing: Sharing) -> ReadCache {
         ReadCache {
@@ -139,11 +151,13 @@ impl ReadCache {
     }
 
     pub fn repository(&self, reg: &RegistryKey, name: &str) -> Option<Repository> {
-        let inner = self.lock()?;
-        inner
-            .repositories
-            .get(&(reg.clone(), name.to_owned()))
-            .cloned()
+        let found = self.lock().and_then(|inner| {
+            inner
+                .repositories
+                .get(&(reg.clone(), name.to_owned()))
+                .cloned()
+        });
+        counted("repository", found)
     }
 
     pub fn put_repository(&self, reg: &RegistryKey, repo: &Repository) {
@@ -260,8 +274,10 @@ impl ReadCache {
     }
 
     pub fn manifest(&self, repository_id: i64, key: &str) -> Option<Arc<StoredManifest>> {
-        let inner = self.lock()?;
-        inner.repos.get(&repository_id)?.manifests.get(key).cloned()
+        let found = self
+            .lock()
+            .and_then(|inner| inner.repos.get(&repository_id)?.manifests.get(key).cloned());
+        counted("manifest", found)
     }
 
     pub fn put_manifest(

@@ -15,6 +15,7 @@
 //! Leases are rows of the `jobs` table, renewed while the fetch runs: a node that dies
 //! mid-fetch loses its lease and another node's next pull takes the work over.
 
+use crate::observe::metrics::CacheResult;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -192,6 +193,7 @@ impl Service {
                     .await
                     .is_ok();
             if !may_import {
+                pull_through_lookup(CacheResult::Hit);
                 return Ok((repo.clone(), m.clone()));
             }
         } else {
@@ -208,6 +210,7 @@ impl Service {
             rule: origin.0,
             path: origin.1,
         };
+        pull_through_lookup(CacheResult::Miss);
         match self
             .upstream_manifest_once(&origin, &reference.to_string())
             .await
@@ -940,6 +943,12 @@ impl Service {
             }
         }
     }
+}
+
+/// A pull of a cache repository: served from what is cached (hit), or asked of the
+/// upstream (miss).
+fn pull_through_lookup(result: CacheResult) {
+    crate::observe::metrics::metrics().cache_lookup("pull_through", result);
 }
 
 /// An error of a read from another registry of this deployment, as the cache reports

@@ -247,6 +247,7 @@ impl Service {
         run: &mut LifecycleRun,
     ) -> Result<()> {
         let rows = self.meta.lifecycle_images(target.repository_id).await?;
+        let mut acted = Vec::new();
         for (row, v) in verdicts(policy, &rows, now_ms) {
             let done = match v.action {
                 RuleAction::Expire => {
@@ -297,6 +298,24 @@ impl Service {
                 "PolicyExecutionEvent"
             );
             self.meta.record_lifecycle_event(&event).await?;
+            acted.push(crate::audit::LifecycleImageAction {
+                digest: row.digest.clone(),
+                tags: row.tags.clone(),
+                pushed_at_ms: row.pushed_at,
+                rule_priority: event.rule_priority,
+            });
+        }
+        // The audit trail: ECR's PolicyExecutionEvent, one record per ten images.
+        let rules = policy.cloudtrail_rules();
+        for images in acted.chunks(10) {
+            self.audit.queue(crate::audit::policy_execution_record(
+                &target.registry.account_id,
+                &target.registry.region,
+                &target.name,
+                now_ms,
+                &rules,
+                images,
+            ));
         }
         self.meta
             .set_lifecycle_evaluated(target.repository_id, now_ms)

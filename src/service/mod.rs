@@ -18,6 +18,7 @@ mod layers;
 mod lifecycle;
 mod login;
 mod manifests;
+mod notifications;
 mod paging;
 mod policies;
 mod provisioning;
@@ -49,6 +50,7 @@ pub use login::AuthorizationData;
 pub(crate) use manifests::PushPath;
 pub use manifests::PutManifest;
 use manifests::{converted_manifest, event_source};
+pub use notifications::Notification;
 pub use paging::{page_after, Listing};
 pub use provisioning::KeyImport;
 pub use pull_through::{CacheExpiry, CacheRule, NewCacheRule, RuleValidation};
@@ -184,6 +186,8 @@ pub struct Options {
     pub spool_dir: std::path::PathBuf,
     /// Remote registries replication pushes to (`[[replication.remotes]]`).
     pub remotes: Vec<crate::upstream::remotes::RemoteRule>,
+    /// What the audit trail records.
+    pub audit: crate::audit::AuditSettings,
 }
 
 /// A byte range as a client asks for it, before the blob size is known.
@@ -263,6 +267,8 @@ pub struct Service {
     fetches: Arc<cached_pulls::Fetches>,
     /// The deployment's signing CA, read once (it never changes once created).
     signing_ca: tokio::sync::OnceCell<crate::signing::KeyAndCert>,
+    /// This process's audit trail writer.
+    audit: crate::audit::AuditLog,
     /// This service, for the background work a request starts (upstream fetches) that
     /// must outlive the request.
     me: std::sync::Weak<Service>,
@@ -283,8 +289,13 @@ impl Service {
         // The caches hear of every change from the store itself (meta/changes.rs).
         meta.changes().subscribe(cache.clone());
         meta.changes().subscribe(policies.clone());
+        let meta = Arc::new(meta);
+        let audit = crate::audit::AuditLog::start(meta.clone(), options.audit.clone(), |n| {
+            crate::observe::metrics::metrics().audit_records(n)
+        });
         Arc::new_cyclic(|me| Service {
-            meta: Arc::new(meta),
+            meta,
+            audit,
             blobs,
             options,
             cache,
@@ -299,6 +310,10 @@ impl Service {
 
     pub fn meta(&self) -> &MetaStore {
         &self.meta
+    }
+
+    pub fn audit(&self) -> &crate::audit::AuditLog {
+        &self.audit
     }
 
     /// Note a pull for DescribeImages' `lastRecordedPullTime`: at most one write per image

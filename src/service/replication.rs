@@ -351,8 +351,14 @@ impl Service {
             }
             records.push(r.record(repo.id, &event.digest, &t.destination));
         }
+        let source = crate::meta::EventSource {
+            registry: &event.registry,
+            repository_id: repo.id,
+            repository_name: &event.repository_name,
+            replicated: false,
+        };
         self.meta
-            .record_replications(&records, clock::now_ms())
+            .record_replications(&source, event.tag.as_deref(), &records, clock::now_ms())
             .await?;
         Ok(())
     }

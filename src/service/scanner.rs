@@ -108,8 +108,14 @@ impl Service {
             "image scanned"
         );
         let now = clock::now_ms();
+        let source = crate::meta::EventSource {
+            registry: &event.registry,
+            repository_id: event.repository_id,
+            repository_name: &event.repository_name,
+            replicated: false,
+        };
         self.meta
-            .finish_scan(event.repository_id, &event.digest, &outcome, now)
+            .finish_scan(&source, &event.digest, &outcome, now)
             .await?;
         Ok(())
     }

@@ -117,6 +117,11 @@ impl Client {
         }
     }
 
+    /// The HTTP client itself (webhook posts share its connection pool).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     /// Check that the upstream answers and takes the credentials (`GET /v2/`).
     pub async fn check(&self, target: &Target) -> Result<()> {
         let resp = self.send(target, Method::GET, "/v2/", "", None).await?;

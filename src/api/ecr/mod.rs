@@ -17,9 +17,11 @@ use serde_json::Value;
 pub use error::ApiError;
 pub use ops::{operations_markdown, Operation, OPERATIONS};
 
+use crate::audit::{AuditCall, CallKind, EventSource};
 use crate::auth::{Authenticator, Principal};
 use crate::aws::AccountId;
 use crate::meta::RegistryKey;
+use crate::observe::{Frontend, RequestNote};
 use crate::service::{Context, Service};
 
 pub const TARGET_PREFIX: &str = "AmazonEC2ContainerRegistry_V20150921.";
@@ -47,9 +49,14 @@ pub async fn handle(
     req: Request<Body>,
     request_id: &str,
 ) -> Response<Body> {
-    match run(service, auth, req).await {
+    let note = RequestNote::of(req.extensions());
+    note.frontend(Frontend::Ecr);
+    match run(service, auth, req, &note).await {
         Ok(body) => super::json_response(&body, request_id),
-        Err(e) => e.into_response(request_id),
+        Err(e) => {
+            note.error(e.code, &e.message);
+            e.into_response(request_id)
+        }
     }
 }
 
@@ -57,9 +64,11 @@ async fn run(
     service: &Service,
     auth: &Authenticator,
     req: Request<Body>,
+    note: &RequestNote,
 ) -> Result<Value, ApiError> {
     let (parts, body) = req.into_parts();
     let operation = operation(&parts)?;
+    note.operation(operation);
     let cap = if operation == "UploadLayerPart" {
         MAX_UPLOAD_PART_BODY
     } else {
@@ -82,12 +91,29 @@ async fn run(
         principal: caller.principal,
         source_ip: crate::peer::peer_ip(&parts.extensions),
     };
+    let kind = CallKind::of_operation(operation);
+    if service.audit().wants(kind) {
+        note.call(AuditCall {
+            source: EventSource::Ecr,
+            name: operation,
+            principal: ctx.principal.clone(),
+            account_id: ctx.registry.account_id.to_string(),
+            region: ctx.registry.region.to_string(),
+            kind,
+            repository: input
+                .get("repositoryName")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            parameters: input.clone(),
+            error: None,
+        });
+    }
     ops::dispatch(service, auth, &ctx, operation, input).await
 }
 
-/// The operation `X-Amz-Target` names; any other target, or a method other than POST,
-/// is not this API's.
-fn operation(parts: &axum::http::request::Parts) -> Result<&str, ApiError> {
+/// The operation `X-Amz-Target` names (as its static name); any other target, or a
+/// method other than POST, is not this API's.
+fn operation(parts: &axum::http::request::Parts) -> Result<&'static str, ApiError> {
     if parts.method != axum::http::Method::POST {
         return Err(ApiError::unknown_operation());
     }
@@ -96,7 +122,8 @@ fn operation(parts: &axum::http::request::Parts) -> Result<&str, ApiError> {
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .and_then(|t| t.strip_prefix(TARGET_PREFIX))
-        .filter(|op| ops::is_operation(op))
+        .and_then(|op| OPERATIONS.iter().find(|o| o.name == op))
+        .map(|o| o.name)
         .ok_or_else(ApiError::unknown_operation)
 }
 

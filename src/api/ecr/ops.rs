@@ -169,6 +169,7 @@ operations! { service, auth, ctx, i;
     ValidatePullThroughCacheRule ["ecr:ValidatePullThroughCacheRule"] => pull_through::validate_rule(service, ctx, i);
 }
 
+#[cfg(test)]
 pub fn is_operation(name: &str) -> bool {
     OPERATIONS.binary_search_by(|o| o.name.cmp(name)).is_ok()
 }
