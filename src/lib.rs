@@ -16,6 +16,7 @@ pub mod bootstrap;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod fsutil;
 #[doc(hidden)]
 pub mod fuzzing;

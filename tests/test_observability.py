@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import socket
+import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -361,3 +362,79 @@ def test_webhooks_get_every_event_in_order_signed(berth, tmp_path):
         assert all(r["attempts"] == 2 and r["event"]["detail-type"] == "ECR Image Action" for r in rows)
     finally:
         receiver.close()
+
+
+# ---------------------------------------------------------------------------
+# progress of long admin commands
+# ---------------------------------------------------------------------------
+
+def test_long_admin_commands_show_progress_on_a_terminal_only(berth):
+    import shlex
+
+    berth.create_repository("progress")
+    push_image(registry(berth), "progress", "v1")
+    base = [str(berth.binary), "admin", "gc", "--grace", "0", "--data-dir", str(berth.data_dir)]
+    if berth.metadata_url:
+        base += ["--metadata", berth.metadata_url]
+    if berth.blobs_url:
+        base += ["--blobs", berth.blobs_url]
+    piped = subprocess.run(base, capture_output=True, text=True, timeout=60)
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stderr == "" and piped.stdout.startswith("gc: freed")
+    # On a terminal (a pseudo-terminal from util-linux `script`): the phase line, drawn
+    # in place and cleared before the summary.
+    tty = subprocess.run(["script", "-qec", shlex.join(base), "/dev/null"],
+                         capture_output=True, timeout=60)
+    out = tty.stdout.decode()  # bytes: text mode would turn the carriage returns into newlines
+    assert tty.returncode == 0, out
+    assert "\r\x1b[2Kgc: blobs checked" in out
+    assert "gc: freed" in out
+
+
+# ---------------------------------------------------------------------------
+# IAM login profiles (the console's passwords)
+# ---------------------------------------------------------------------------
+
+def test_login_profiles_as_on_iam(berth):
+    c = iam(berth)
+    c.create_user(UserName="carol")
+
+    def code(call, **kw):
+        with pytest.raises(ClientError) as e:
+            call(**kw)
+        return e.value.response["Error"]["Code"]
+
+    assert code(c.get_login_profile, UserName="carol") == "NoSuchEntity"
+    assert code(c.create_login_profile, UserName="carol", Password="weak") == "PasswordPolicyViolation"
+    assert code(c.create_login_profile, UserName="nobody", Password="Good-Pass-123") == "NoSuchEntity"
+    lp = c.create_login_profile(UserName="carol", Password="Good-Pass-123",
+                                PasswordResetRequired=True)["LoginProfile"]
+    assert lp["UserName"] == "carol" and lp["PasswordResetRequired"] is True
+    assert code(c.create_login_profile, UserName="carol", Password="Good-Pass-123") == "EntityAlreadyExists"
+    c.update_login_profile(UserName="carol", Password="Other-Pass-456", PasswordResetRequired=False)
+    assert c.get_login_profile(UserName="carol")["LoginProfile"]["PasswordResetRequired"] is False
+    # A user without iam:CreateLoginProfile is denied with IAM's text.
+    creds = user_with_policy(berth, "dave", ["iam:GetUser"])
+    dave = iam(berth, creds)
+    with pytest.raises(ClientError) as e:
+        dave.create_login_profile(UserName="dave", Password="Good-Pass-123")
+    assert e.value.response["Error"]["Code"] == "AccessDenied"
+    assert "iam:CreateLoginProfile" in e.value.response["Error"]["Message"]
+    c.delete_login_profile(UserName="carol")
+    assert code(c.delete_login_profile, UserName="carol") == "NoSuchEntity"
+    # The aws CLI, and no password in the audit trail.
+    out = subprocess.run(["aws", "iam", "create-login-profile", "--user-name", "carol",
+                          "--password", "Cli-Pass-789!"], env=berth.aws_env(),
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["LoginProfile"]["UserName"] == "carol"
+
+    def recorded():
+        rs = audit(berth, "--event-name", "CreateLoginProfile")
+        return rs if len(rs) >= 3 else None
+
+    rs = wait_until("the login profile records", recorded)
+    text = json.dumps(rs)
+    for pw in ("Good-Pass-123", "Other-Pass-456", "Cli-Pass-789!", "weak"):
+        assert pw not in text
+    assert any(r.get("errorCode") == "PasswordPolicyViolation" for r in rs)

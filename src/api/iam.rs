@@ -67,6 +67,9 @@ impl From<Error> for QueryError {
                 }
                 IamErrorKind::InvalidInput => ("InvalidInput", StatusCode::BAD_REQUEST),
                 IamErrorKind::ValidationError => ("ValidationError", StatusCode::BAD_REQUEST),
+                IamErrorKind::PasswordPolicyViolation => {
+                    ("PasswordPolicyViolation", StatusCode::BAD_REQUEST)
+                }
             },
             Error::Busy => ("Throttling", StatusCode::BAD_REQUEST),
             Error::Internal(detail) => {
@@ -367,6 +370,19 @@ pub async fn handle(
     resp
 }
 
+/// IAM's `LoginProfile` element.
+fn login_profile_xml(lp: &crate::service::LoginProfile) -> String {
+    format!(
+        "<LoginProfile>{}{}{}</LoginProfile>",
+        el("UserName", &lp.user_name),
+        el("CreateDate", &iso8601(lp.created_at / 1000)),
+        el(
+            "PasswordResetRequired",
+            if lp.reset_required { "true" } else { "false" }
+        )
+    )
+}
+
 /// STS when the signature is scoped to `sts`; IAM otherwise.
 fn is_sts(req: &Request<Body>) -> bool {
     req.headers()
@@ -575,6 +591,28 @@ async fn iam_op(
         return identity_op(service, c, op, kind, p).await;
     }
     match action {
+        "CreateLoginProfile" => {
+            let reset = p.opt("PasswordResetRequired") == Some("true");
+            let lp = service
+                .create_login_profile(c, p.opt("UserName"), p.req("Password")?, reset)
+                .await?;
+            Ok(login_profile_xml(&lp))
+        }
+        "GetLoginProfile" => {
+            let lp = service.get_login_profile(c, p.opt("UserName")).await?;
+            Ok(login_profile_xml(&lp))
+        }
+        "UpdateLoginProfile" => {
+            let reset = p.opt("PasswordResetRequired").map(|v| v == "true");
+            service
+                .update_login_profile(c, p.opt("UserName"), p.opt("Password"), reset)
+                .await?;
+            Ok(String::new())
+        }
+        "DeleteLoginProfile" => {
+            service.delete_login_profile(c, p.opt("UserName")).await?;
+            Ok(String::new())
+        }
         "CreateAccessKey" => {
             let (k, user) = service.create_access_key(c, p.opt("UserName")).await?;
             let created = crate::clock::now_ms();

@@ -42,6 +42,13 @@ pub struct StoredKey {
 pub trait KeyStore: Send + Sync {
     /// The key with this id, if it (and its owner) exists.
     async fn find_key(&self, access_key_id: &str) -> Result<Option<StoredKey>, String>;
+
+    /// An IAM user's console password hash, if the user exists and has one.
+    async fn find_login(
+        &self,
+        account_id: &str,
+        user_name: &str,
+    ) -> Result<Option<super::console::StoredLogin>, String>;
 }
 
 /// A key store, and whether other processes may change it.
@@ -68,6 +75,11 @@ impl KeyCache {
             source,
             inner: RwLock::new(Inner::default()),
         }
+    }
+
+    /// The store keys (and console passwords) are looked up in.
+    pub(super) fn store(&self) -> &std::sync::Arc<dyn KeyStore> {
+        &self.source.store
     }
 
     /// The owner of a key, from the cache or the store.

@@ -8,6 +8,7 @@
 //! file is validated exactly as those calls would be (a malformed policy fails the
 //! start with IAM's message). See docs/bootstrap.md.
 
+use crate::observe::progress;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -238,8 +239,15 @@ pub async fn apply(
     default_region: &Region,
 ) -> anyhow::Result<Applied> {
     let mut applied = Applied::default();
+    let entries: usize = file
+        .accounts
+        .iter()
+        .map(|a| 1 + a.roles.len() + a.repositories.len() + a.registry_policy.len())
+        .sum();
+    progress::phase("bootstrap: entries", Some(entries as u64));
     for a in &file.accounts {
         let step = Step::new(service, &a.id);
+        progress::advance(1);
         step.account(a, &mut applied)
             .await
             .with_context(|| format!("bootstrap: account {}", a.id))?;
@@ -247,6 +255,7 @@ pub async fn apply(
     for a in &file.accounts {
         let step = Step::new(service, &a.id);
         for r in &a.roles {
+            progress::advance(1);
             step.role(r, &mut applied)
                 .await
                 .with_context(|| format!("bootstrap: account {}, role {}", a.id, r.name))?;
@@ -256,11 +265,13 @@ pub async fn apply(
         let step = Step::new(service, &a.id);
         for r in &a.repositories {
             let region = r.region.as_ref().unwrap_or(default_region);
+            progress::advance(1);
             step.repository(r, region, &mut applied)
                 .await
                 .with_context(|| format!("bootstrap: account {}, repository {}", a.id, r.name))?;
         }
         for (region, doc) in &a.registry_policy {
+            progress::advance(1);
             step.service
                 .put_registry_policy(&step.ctx(region), &doc.text())
                 .await

@@ -16,6 +16,7 @@ use crate::{auth, blobs, bootstrap, clock, fsutil, http, iam, jobs, oci, secrets
 mod env;
 mod events;
 mod hosts;
+mod progress;
 mod tls;
 
 #[derive(Parser)]
@@ -790,7 +791,8 @@ async fn admin_command(command: AdminCommand) -> anyhow::Result<()> {
             let settings = Settings::from_store(&store)?;
             let service = open_service(&settings, admin_public_url(&settings)).await?;
             bootstrap::managed_policies(&service).await?;
-            let applied = apply_bootstrap(&service, &file, &settings.region).await?;
+            let applied =
+                progress::shown(apply_bootstrap(&service, &file, &settings.region)).await?;
             notify_server(&service, &settings).await?;
             println!(
                 "applied {}: {} accounts, {} entities created",
@@ -1031,7 +1033,7 @@ async fn run_admin_job<T>(
         jobs::holder_id("admin"),
         settings.job_lease,
     );
-    let outcome = runner.run_once(job, work).await;
+    let outcome = progress::shown(runner.run_once(job, work)).await;
     // What the run recorded in the audit trail is written before the command ends.
     service.audit().close().await;
     match outcome {

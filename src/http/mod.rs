@@ -213,6 +213,14 @@ async fn route(state: &AppState, req: Request<Body>, request_id: &str) -> Respon
     if path == "/healthz" {
         note.frontend(Frontend::Health);
         Response::new(Body::from("ok\n"))
+    } else if crate::console::is_console_path(path) {
+        let front = crate::console::Front {
+            service: &state.service,
+            auth: &state.auth,
+            secure: state.scheme == Scheme::Https,
+            default_region: &state.hosts.default.region,
+        };
+        crate::console::handle(&front, req).await
     } else if path == "/metrics" {
         note.frontend(Frontend::Metrics);
         metrics_endpoint::public(state, req).await

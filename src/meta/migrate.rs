@@ -91,6 +91,11 @@ pub const SQLITE: &[Migration] = &[
         name: "audit",
         sql: include_str!("../../migrations/sqlite/0016_audit.sql"),
     },
+    Migration {
+        version: 17,
+        name: "login_profiles",
+        sql: include_str!("../../migrations/sqlite/0017_login_profiles.sql"),
+    },
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -173,6 +178,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 16,
         name: "audit",
         sql: include_str!("../../migrations/postgres/0016_audit.sql"),
+    },
+    Migration {
+        version: 17,
+        name: "login_profiles",
+        sql: include_str!("../../migrations/postgres/0017_login_profiles.sql"),
     },
 ];
 

@@ -305,6 +305,7 @@ mod iam;
 mod identity;
 mod jobs;
 mod links;
+mod login_profiles;
 mod pull_through;
 mod replication;
 mod scanning;
@@ -323,6 +324,7 @@ pub use iam::{DeleteOutcome as IamDeleteOutcome, Identity, IdentityKind, Managed
 pub use identity::AccessKey;
 pub use jobs::{JobRow, Lease};
 pub use links::Recorded;
+pub use login_profiles::LoginProfileRow;
 pub use outbox::{Event, EventKind, EventSource};
 pub use pull_through::UpstreamManifest;
 pub use replication::{

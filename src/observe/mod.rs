@@ -8,6 +8,7 @@
 //! Front ends only note; they never count or write records themselves.
 
 pub mod metrics;
+pub mod progress;
 
 use std::sync::{Arc, Mutex};
 

@@ -150,6 +150,44 @@ impl KeyStore for Service {
             owner,
         }))
     }
+
+    async fn find_login(
+        &self,
+        account_id: &str,
+        user_name: &str,
+    ) -> std::result::Result<Option<crate::auth::console::StoredLogin>, String> {
+        find_login(self, account_id, user_name).await
+    }
+}
+
+/// Console passwords for the authenticator: the user's login profile.
+async fn find_login(
+    service: &Service,
+    account_id: &str,
+    user_name: &str,
+) -> std::result::Result<Option<crate::auth::console::StoredLogin>, String> {
+    let user = service
+        .meta
+        .identity(account_id, IdentityKind::User, user_name)
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some(user) = user else {
+        return Ok(None);
+    };
+    let profile = service
+        .meta
+        .login_profile(&user.id)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(profile.map(|p| crate::auth::console::StoredLogin {
+        password_hash: p.password_hash,
+        owner: KeyOwnerIdentity::User {
+            account_id: user.account_id,
+            name: user.name,
+            id: user.id,
+            arn: user.arn,
+        },
+    }))
 }
 
 impl crate::meta::Listener for PolicyCache {

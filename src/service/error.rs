@@ -182,6 +182,7 @@ pub enum IamErrorKind {
     MalformedPolicyDocument,
     InvalidInput,
     ValidationError,
+    PasswordPolicyViolation,
 }
 
 /// ECR exceptions that carry only a message.

@@ -6,6 +6,7 @@
 //! A crash at any point leaves only garbage the metadata names (a garbage record, an
 //! upload session's row), which the next run deletes.
 
+use crate::observe::progress;
 use std::time::{Duration, SystemTime};
 
 use super::{Error, Result, Service};
@@ -44,7 +45,9 @@ impl Service {
     /// Blobs an earlier version's collector left moved aside: one still recorded goes
     /// back, any other away.
     async fn recover_quarantine(&self) -> Result<()> {
+        progress::phase("gc: quarantined blobs", None);
         for digest in self.blobs.quarantined().await? {
+            progress::advance(1);
             if self.meta.blob_exists(&digest.to_string()).await? {
                 self.blobs.restore(&digest).await?;
             } else {
@@ -57,8 +60,10 @@ impl Service {
     /// Delete the bytes recorded as garbage (by a run or an upload that stopped before
     /// deleting them itself).
     async fn sweep_garbage(&self) -> Result<()> {
+        progress::phase("gc: deleted blobs", None);
         loop {
             let batch = self.meta.blob_garbage(BATCH).await?;
+            progress::advance(batch.len() as u64);
             for location in &batch {
                 self.blobs.delete(location).await?;
                 self.meta.forget_garbage(location).await?;
@@ -99,9 +104,11 @@ impl Service {
     }
 
     async fn collect_links(&self, cutoff: i64, report: &mut GcReport) -> Result<()> {
+        progress::phase("gc: links checked", None);
         loop {
             let batch = self.meta.gc_link_candidates(cutoff, BATCH).await?;
             let mut removed = 0;
+            progress::advance(batch.len() as u64);
             for (repository_id, digest) in &batch {
                 if self
                     .meta
@@ -120,10 +127,12 @@ impl Service {
     }
 
     async fn collect_blobs(&self, cutoff: i64, report: &mut GcReport) -> Result<()> {
+        progress::phase("gc: blobs checked", None);
         loop {
             let batch = self.meta.gc_blob_candidates(cutoff, BATCH).await?;
             let full = batch.len() as i64 == BATCH;
             let mut removed = 0;
+            progress::advance(batch.len() as u64);
             for (digest, size) in &batch {
                 if self.collect_blob(digest, cutoff).await? {
                     removed += 1;

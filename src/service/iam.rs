@@ -155,7 +155,7 @@ impl Service {
 
     /// Authorize `action` on an identity, then return it: denial comes before
     /// NoSuchEntity, as in IAM. One lookup serves both.
-    async fn authorized(
+    pub(super) async fn authorized(
         &self,
         c: &IamCaller,
         kind: IdentityKind,

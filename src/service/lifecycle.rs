@@ -220,7 +220,10 @@ impl Service {
     /// stored policy no longer parses is skipped (and logged), never half-applied.
     pub async fn run_lifecycle(&self, now_ms: i64) -> Result<LifecycleRun> {
         let mut run = LifecycleRun::default();
-        for target in self.meta.lifecycle_targets().await? {
+        let targets = self.meta.lifecycle_targets().await?;
+        crate::observe::progress::phase("lifecycle: repositories", Some(targets.len() as u64));
+        for target in targets {
+            crate::observe::progress::advance(1);
             let policy = match LifecyclePolicy::parse(&target.policy) {
                 Ok(p) => p,
                 Err(e) => {

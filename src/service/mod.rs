@@ -17,6 +17,7 @@ mod images;
 mod layers;
 mod lifecycle;
 mod login;
+mod login_profiles;
 mod manifests;
 mod notifications;
 mod paging;
@@ -47,6 +48,7 @@ pub use iam::{IamCaller, NewIdentity};
 pub use images::{ImageFailure, ImageFilter, ImageId};
 pub use layers::{BlobDownload, DownloadBody, LayerCheck};
 pub use login::AuthorizationData;
+pub use login_profiles::LoginProfile;
 pub(crate) use manifests::PushPath;
 pub use manifests::PutManifest;
 use manifests::{converted_manifest, event_source};
@@ -310,6 +312,11 @@ impl Service {
 
     pub fn meta(&self) -> &MetaStore {
         &self.meta
+    }
+
+    /// Where clients reach this deployment.
+    pub fn public_url(&self) -> &PublicUrl {
+        &self.options.public
     }
 
     pub fn audit(&self) -> &crate::audit::AuditLog {

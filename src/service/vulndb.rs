@@ -47,7 +47,9 @@ impl Service {
         });
         let base_gen = clock::now_ms().saturating_mul(1000);
         let mut tallies: HashMap<String, Tally> = HashMap::new();
+        crate::observe::progress::phase("vulndb: advisories loaded", None);
         while let Some(batch) = rx.recv().await {
+            crate::observe::progress::advance(batch.len() as u64);
             let mut rows = Vec::with_capacity(batch.len());
             for advisory in batch {
                 for (source, a) in split_by_source(advisory) {

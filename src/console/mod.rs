@@ -1,0 +1,386 @@
+//! The web console at `/console`: server-rendered pages (askama templates under
+//! `templates/console/`), one more front end over the service.
+//!
+//! Sign-in makes a session cookie the server signs (auth/console.rs); every page acts
+//! as the signed-in principal through the same service functions the API uses, so a
+//! page shows what the principal's policies allow and a denied action shows ECR's
+//! denial text. Every form carries the session's CSRF token (the sign-in form, a
+//! cookie-bound one), checked before anything is done. Pages work without JavaScript;
+//! htmx (vendored, `static/`) only makes navigation smoother.
+
+mod pages;
+
+use askama::Template;
+use axum::body::Body;
+use axum::http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+
+use crate::auth::console::ConsoleSession;
+use crate::auth::{Authenticator, Principal};
+use crate::aws::{AccountId, Region};
+use crate::meta::RegistryKey;
+use crate::observe::{Frontend, RequestNote};
+use crate::oci::RepositoryName;
+use crate::service::{Context, Service};
+use pages::Who;
+
+/// The session cookie, and the sign-in form's CSRF cookie.
+const SESSION_COOKIE: &str = "berth_console";
+const SIGNIN_COOKIE: &str = "berth_signin";
+/// Largest form body.
+const MAX_FORM: u64 = 64 * 1024;
+
+const HTMX: &[u8] = include_bytes!("static/htmx-2.0.11.min.js");
+const CSS: &[u8] = include_bytes!("static/console.css");
+
+/// What the console needs.
+pub struct Front<'a> {
+    pub service: &'a Service,
+    pub auth: &'a Authenticator,
+    /// Served over HTTPS: cookies are marked Secure.
+    pub secure: bool,
+    /// The region pages show unless `?region=` names another.
+    pub default_region: &'a Region,
+}
+
+/// Whether a path is the console's.
+pub fn is_console_path(path: &str) -> bool {
+    path == "/console" || path.starts_with("/console/")
+}
+
+/// A signed-in request: the session and the registry its pages show.
+struct Signed {
+    session: ConsoleSession,
+    ctx: Context,
+}
+
+impl Signed {
+    fn who(&self) -> Who {
+        let p = &self.session.principal;
+        let name = match p {
+            Principal::Root { .. } => "root".to_owned(),
+            Principal::User { name, .. } => name.clone(),
+            Principal::AssumedRole { session_name, .. } => session_name.clone(),
+            Principal::System { .. } => "berth".to_owned(),
+        };
+        Who {
+            name,
+            arn: p.arn(),
+            account: self.ctx.registry.account_id.to_string(),
+            region: self.ctx.registry.region.to_string(),
+            csrf: self.session.csrf.clone(),
+        }
+    }
+}
+
+pub async fn handle(front: &Front<'_>, req: Request<Body>) -> Response<Body> {
+    let note = RequestNote::of(req.extensions());
+    note.frontend(Frontend::Console);
+    let path = req.uri().path().trim_end_matches('/').to_owned();
+    let method = req.method().clone();
+    let rest = path.strip_prefix("/console").unwrap_or("");
+    match (method, rest) {
+        (Method::GET, "/static/htmx-2.0.11.min.js") => {
+            note.operation("static");
+            static_file(HTMX, "text/javascript")
+        }
+        (Method::GET, "/static/console.css") => {
+            note.operation("static");
+            static_file(CSS, "text/css")
+        }
+        (Method::GET, "/signin") => {
+            note.operation("signin_page");
+            signin_page(front, req.headers(), None)
+        }
+        (Method::POST, "/signin") => {
+            note.operation("signin");
+            signin(front, req).await
+        }
+        (method, rest) => {
+            let Some(signed) = signed_in(front, &req) else {
+                return redirect("/console/signin", None);
+            };
+            signed_page(front, signed, method, rest, req, &note).await
+        }
+    }
+}
+
+/// The pages behind sign-in.
+async fn signed_page(
+    front: &Front<'_>,
+    signed: Signed,
+    method: Method,
+    rest: &str,
+    req: Request<Body>,
+    note: &RequestNote,
+) -> Response<Body> {
+    match (method, rest) {
+        (Method::GET, "" | "/repositories") => {
+            note.operation("repositories_page");
+            let after = query_value(req.uri().query(), "after");
+            pages::repositories(front.service, &signed, after.as_deref(), None, None).await
+        }
+        (Method::POST, "/signout") => {
+            note.operation("signout");
+            match form(req, &signed.session.csrf).await {
+                Ok(_) => redirect(
+                    "/console/signin",
+                    Some(clear_cookie(SESSION_COOKIE, front.secure)),
+                ),
+                Err(resp) => resp,
+            }
+        }
+        (Method::POST, "/repositories") => {
+            note.operation("create_repository");
+            match form(req, &signed.session.csrf).await {
+                Ok(f) => pages::create_repository(front.service, &signed, &f).await,
+                Err(resp) => resp,
+            }
+        }
+        (Method::GET, rest) if rest.starts_with("/repositories/") => {
+            note.operation("repository_page");
+            let name = &rest["/repositories/".len()..];
+            match name.parse::<RepositoryName>() {
+                Ok(name) => pages::repository(front.service, &signed, &name, None).await,
+                Err(_) => not_found(),
+            }
+        }
+        (Method::POST, rest) if rest.starts_with("/repositories/") && rest.ends_with("/delete") => {
+            note.operation("delete_repository");
+            let name = &rest["/repositories/".len()..rest.len() - "/delete".len()];
+            let Ok(name) = name.parse::<RepositoryName>() else {
+                return not_found();
+            };
+            match form(req, &signed.session.csrf).await {
+                Ok(f) => pages::delete_repository(front.service, &signed, &name, &f).await,
+                Err(resp) => resp,
+            }
+        }
+        _ => not_found(),
+    }
+}
+
+/// The session of a request, and the registry it addresses (the principal's account,
+/// in `?region=` or the default region).
+fn signed_in(front: &Front<'_>, req: &Request<Body>) -> Option<Signed> {
+    let cookie = cookie(req.headers(), SESSION_COOKIE)?;
+    let now = crate::clock::now_ms() / 1000;
+    let session = front.auth.console_session(&cookie, now)?;
+    let account_id = AccountId::parse(session.principal.account_id()?)?;
+    let region = query_value(req.uri().query(), "region")
+        .and_then(|r| Region::parse(&r))
+        .unwrap_or_else(|| front.default_region.clone());
+    let ctx = Context {
+        registry: RegistryKey { account_id, region },
+        principal: session.principal.clone(),
+        source_ip: crate::peer::peer_ip(req.extensions()),
+    };
+    Some(Signed { session, ctx })
+}
+
+/// The sign-in page, with the form's CSRF cookie (kept if the browser has one).
+fn signin_page(front: &Front<'_>, headers: &HeaderMap, error: Option<String>) -> Response<Body> {
+    let token = cookie(headers, SIGNIN_COOKIE)
+        .filter(|t| t.len() == 43)
+        .unwrap_or_else(crate::auth::random_token);
+    let page = pages::SigninPage {
+        who: None,
+        error,
+        notice: None,
+        csrf: token.clone(),
+        account: String::new(),
+    };
+    let mut resp = render(StatusCode::OK, &page);
+    set_cookie(
+        &mut resp,
+        &session_cookie(SIGNIN_COOKIE, &token, front.secure, 3600),
+    );
+    resp
+}
+
+/// Check a sign-in form and start a session.
+async fn signin(front: &Front<'_>, req: Request<Body>) -> Response<Body> {
+    let headers = req.headers().clone();
+    let Some(expected) = cookie(&headers, SIGNIN_COOKIE) else {
+        return forbidden("The sign-in form has expired; load it again.");
+    };
+    let f = match form(req, &expected).await {
+        Ok(f) => f,
+        Err(resp) => return resp,
+    };
+    let field = |k: &str| {
+        f.iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
+    };
+    let caller = match field("method") {
+        "keys" => front
+            .auth
+            .key_pair_caller(field("access_key_id").trim(), field("secret_access_key"))
+            .await
+            .ok(),
+        _ => match AccountId::parse(field("account_id").trim()) {
+            Some(account) => front
+                .auth
+                .password_caller(&account, field("user_name").trim(), field("password"))
+                .await
+                .ok(),
+            None => None,
+        },
+    };
+    let Some(principal) = caller else {
+        let mut resp = signin_page(
+            front,
+            &headers,
+            Some("Your authentication information is incorrect. Please try again.".into()),
+        );
+        *resp.status_mut() = StatusCode::UNAUTHORIZED;
+        return resp;
+    };
+    let now = crate::clock::now_ms() / 1000;
+    let (value, _) = front.auth.issue_console_session(&principal, now);
+    let max_age = crate::auth::console::SESSION_SECONDS;
+    let mut resp = redirect(
+        "/console/repositories",
+        Some(session_cookie(
+            SESSION_COOKIE,
+            &value,
+            front.secure,
+            max_age,
+        )),
+    );
+    set_cookie(&mut resp, &clear_cookie(SIGNIN_COOKIE, front.secure));
+    resp
+}
+
+/// A form body (`application/x-www-form-urlencoded`), accepted only with the expected
+/// CSRF token; otherwise the response to send (403).
+async fn form(req: Request<Body>, csrf: &str) -> Result<Vec<(String, String)>, Response<Body>> {
+    let (parts, body) = req.into_parts();
+    let Ok((bytes, _)) = crate::api::read_body(body, &parts.headers, MAX_FORM).await else {
+        return Err(plain(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "The form is too large.",
+        ));
+    };
+    let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes).unwrap_or_default();
+    let sent = fields
+        .iter()
+        .find(|(k, _)| k == "csrf")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("");
+    if csrf.is_empty() || !same(sent.as_bytes(), csrf.as_bytes()) {
+        return Err(forbidden(
+            "The form's security token is missing or wrong; reload the page and try again.",
+        ));
+    }
+    Ok(fields)
+}
+
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+fn session_cookie(name: &str, value: &str, secure: bool, max_age: i64) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{name}={value}; Path=/console; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}")
+}
+
+fn clear_cookie(name: &str, secure: bool) -> String {
+    session_cookie(name, "", secure, 0)
+}
+
+fn set_cookie(resp: &mut Response<Body>, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+fn query_value(query: Option<&str>, key: &str) -> Option<String> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query?).ok()?;
+    pairs.into_iter().find(|(k, _)| k == key).map(|(_, v)| v)
+}
+
+/// Every console page: HTML, never cached, never framed.
+fn render(status: StatusCode, page: &impl Template) -> Response<Body> {
+    match page.render() {
+        Ok(html) => {
+            let mut resp = Response::new(Body::from(html));
+            *resp.status_mut() = status;
+            let h = resp.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+            h.insert(
+                "content-security-policy",
+                HeaderValue::from_static(
+                    "default-src 'self'; style-src 'self'; script-src 'self'; frame-ancestors 'none'",
+                ),
+            );
+            resp
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "rendering a console page failed");
+            plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "The page could not be rendered.",
+            )
+        }
+    }
+}
+
+fn static_file(bytes: &'static [u8], media_type: &'static str) -> Response<Body> {
+    let mut resp = Response::new(Body::from(bytes));
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(media_type));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=86400"),
+    );
+    resp
+}
+
+fn plain(status: StatusCode, text: &str) -> Response<Body> {
+    let mut resp = Response::new(Body::from(format!("{text}\n")));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+fn forbidden(text: &str) -> Response<Body> {
+    plain(StatusCode::FORBIDDEN, text)
+}
+
+fn not_found() -> Response<Body> {
+    plain(StatusCode::NOT_FOUND, "There is no such console page.")
+}
+
+/// `303 See Other` (after a form), with a cookie to set.
+fn redirect(location: &str, cookie: Option<String>) -> Response<Body> {
+    let mut resp = Response::new(Body::empty());
+    *resp.status_mut() = StatusCode::SEE_OTHER;
+    if let Ok(v) = HeaderValue::from_str(location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    if let Some(c) = cookie {
+        set_cookie(&mut resp, &c);
+    }
+    resp
+}
