@@ -165,6 +165,7 @@ struct FileSettings {
     replication: Option<ReplicationFile>,
     audit: Option<crate::audit::AuditSettings>,
     metrics: Option<MetricsSettings>,
+    usage: Option<crate::service::UsageSettings>,
     #[serde(default)]
     webhooks: Vec<crate::notify::WebhookSettings>,
 }
@@ -278,6 +279,8 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     /// Where event notifications are posted (`[[webhooks]]`).
     pub webhooks: Vec<crate::notify::WebhookSettings>,
+    /// Prices and sampling of the usage report (`[usage]`).
+    pub usage: crate::service::UsageSettings,
 }
 
 /// The PEM files HTTPS is served with.
@@ -472,6 +475,10 @@ impl Settings {
         audit.validate().map_err(|e| anyhow::anyhow!(e))?;
         let metrics = file.metrics.unwrap_or_default();
         let webhooks = file.webhooks;
+        let usage = file.usage.unwrap_or_default();
+        if usage.flush_seconds == 0 || usage.sample_seconds == 0 {
+            bail!("[usage] flush_seconds and sample_seconds must be at least 1");
+        }
         crate::notify::WebhookSettings::validate_all(&webhooks)
             .map_err(|e| anyhow::anyhow!("[[webhooks]] {e}"))?;
         let mut names = std::collections::HashSet::new();
@@ -518,6 +525,7 @@ impl Settings {
             audit,
             metrics,
             webhooks,
+            usage,
         })
     }
 }

@@ -40,6 +40,7 @@ async fn server() -> Server {
         spool_dir: dir.path().join("spool"),
         remotes: Vec::new(),
         audit: berth::audit::AuditSettings::default(),
+        usage: berth::service::UsageSettings::default(),
     };
     let service = Service::new(meta, Arc::new(blobs), options);
     let keys = KeySource {

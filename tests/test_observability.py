@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import socket
 import subprocess
 import threading
@@ -20,7 +21,7 @@ import requests
 from botocore.exceptions import ClientError
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
-from ocihelpers import Registry, push_image
+from ocihelpers import Registry, push_image, upload_blob
 from test_jobs import wait_until
 from test_replication import configure, dest, registry
 
@@ -438,3 +439,68 @@ def test_login_profiles_as_on_iam(berth):
     for pw in ("Good-Pass-123", "Other-Pass-456", "Cli-Pass-789!", "weak"):
         assert pw not in text
     assert any(r.get("errorCode") == "PasswordPolicyViolation" for r in rs)
+
+
+# ---------------------------------------------------------------------------
+# usage and cost
+# ---------------------------------------------------------------------------
+
+def console_session(berth) -> requests.Session:
+    """A console session signed in with the root's access key."""
+    import re
+    key, secret = berth.credentials()
+    s = requests.Session()
+    page = s.get(berth.url + "/console/signin", timeout=10).text
+    token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    r = s.post(berth.url + "/console/signin", timeout=10, allow_redirects=False, data={
+        "method": "keys", "access_key_id": key, "secret_access_key": secret, "csrf": token})
+    assert r.status_code == 303
+    return s
+
+
+def test_cost_counts_storage_per_repository_and_transfer_out(berth_factory, tmp_path):
+    import calendar
+    import datetime as dt
+
+    cfg = tmp_path / "berth.toml"
+    cfg.write_text("[usage]\nflush_seconds = 1\nstorage_gb_month = 0.10\ntransfer_out_gb = 0.09\n")
+    berth = berth_factory(extra_args=["--config", str(cfg)])
+    for r in ("one", "two"):
+        berth.ecr().create_repository(repositoryName=r)
+    reg = registry(berth)
+    data = os.urandom(5000)
+    # The same layer in two repositories counts in both.
+    digest = upload_blob(reg, "one", data)
+    assert upload_blob(reg, "two", data) == digest
+    layer = {"digest": digest, "size": len(data)}
+    for _ in range(3):
+        assert reg.get(f"/v2/one/blobs/{layer['digest']}").status_code == 200
+
+    def report():
+        out = berth.admin("cost", "--json").stdout
+        rep = json.loads(out)
+        one = next((x for x in rep["repositories"] if x["repositoryName"] == "one"), None)
+        return rep if one and one["daily"][-1]["transferOutBytes"] >= 3 * layer["size"] else None
+
+    rep = wait_until("the transfer out to be recorded", report)
+    today = dt.datetime.now(dt.timezone.utc).date()
+    assert rep["month"] == today.strftime("%Y-%m")
+    days = calendar.monthrange(today.year, today.month)[1]
+    by_name = {x["repositoryName"]: x for x in rep["repositories"]}
+    one, two = by_name["one"], by_name["two"]
+    assert one["daily"][-1]["date"] == today.isoformat()
+    stored_one = one["daily"][-1]["storedBytes"]
+    assert stored_one >= layer["size"]
+    assert two["daily"][-1]["storedBytes"] >= layer["size"]
+    assert abs(one["storageGbMonths"] - stored_one / 2**30 / days) < 1e-12
+    assert abs(one["storageCost"] - one["storageGbMonths"] * 0.10) < 1e-12
+    sent = one["daily"][-1]["transferOutBytes"]
+    assert abs(one["transferOutCost"] - sent / 2**30 * 0.09) < 1e-12
+    assert abs(rep["totalCost"] - sum(x["totalCost"] for x in rep["repositories"])) < 1e-12
+    text = berth.admin("cost").stdout
+    assert "GB-MONTHS" in text and "one" in text and "total $" in text
+    assert json.loads(berth.admin("cost", "--json", "--month", "2000-01").stdout)["repositories"] == []
+    # The console's page: a chart and the same repositories.
+    page = console_session(berth).get(berth.url + "/console/usage", timeout=10)
+    assert page.status_code == 200
+    assert "<svg" in page.text and ">one<" in page.text and ">two<" in page.text

@@ -30,6 +30,9 @@ use crate::meta::{AuditRecord, MetaStore};
 const QUEUE: usize = 20_000;
 /// Most records stored in one transaction.
 const BATCH: usize = 500;
+/// How long the writer gathers records before it stores them: one transaction (one
+/// sync to disk) for all the records of that time, not one per record.
+const GATHER: Duration = Duration::from_millis(200);
 
 /// This process's audit log.
 pub struct AuditLog {
@@ -103,6 +106,14 @@ async fn write_records(
 ) {
     let mut batch = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
+        let deadline = tokio::time::Instant::now() + GATHER;
+        while batch.len() < BATCH {
+            let room = BATCH - batch.len();
+            match tokio::time::timeout_at(deadline, rx.recv_many(&mut batch, room)).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
         loop {
             match meta.insert_audit_records(&batch).await {
                 Ok(()) => break,

@@ -1,4 +1,5 @@
-//! `berth admin events` (the audit trail) and `berth admin webhooks` (dead letters).
+//! `berth admin events` (the audit trail), `berth admin webhooks` (dead letters) and
+//! `berth admin cost` (usage priced as on ECR).
 
 use clap::Subcommand;
 
@@ -127,4 +128,91 @@ pub async fn webhooks(command: WebhooksCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `berth admin cost`.
+#[derive(clap::Args)]
+pub struct CostArgs {
+    /// The month, YYYY-MM [default: this month]
+    #[arg(long)]
+    month: Option<String>,
+    /// Only this account's repositories
+    #[arg(long)]
+    account: Option<String>,
+    /// One JSON object instead of a table
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// Print a month's usage and cost.
+pub async fn cost(args: CostArgs) -> anyhow::Result<()> {
+    let settings = Settings::from_store(&args.store)?;
+    let service = open_service(&settings, admin_public_url(&settings)).await?;
+    let now = crate::clock::now_ms();
+    let month = match &args.month {
+        Some(m) => crate::service::Month::parse(m)
+            .ok_or_else(|| anyhow::anyhow!("--month '{m}' is not YYYY-MM"))?,
+        None => crate::service::Month::of(now),
+    };
+    let report = service
+        .cost_report(month, now, args.account.as_deref())
+        .await?;
+    if args.json {
+        println!("{}", cost_json(&report));
+    } else {
+        print!("{}", cost_table(&report));
+    }
+    Ok(())
+}
+
+pub fn cost_json(r: &crate::service::CostReport) -> serde_json::Value {
+    let day = |d: i64| crate::audit::iso_time(d * 86_400_000)[..10].to_owned();
+    serde_json::json!({
+        "month": r.month.label(),
+        "prices": {
+            "storagePerGbMonth": r.prices.storage_gb_month,
+            "transferOutPerGb": r.prices.transfer_out_gb,
+        },
+        "repositories": r.repositories.iter().map(|x| serde_json::json!({
+            "accountId": x.account_id,
+            "region": x.region,
+            "repositoryName": x.repository_name,
+            "storageGbMonths": x.storage_gb_months,
+            "storageCost": x.storage_cost,
+            "transferOutGb": x.transfer_out_gb,
+            "transferOutCost": x.transfer_cost,
+            "totalCost": x.total(),
+            "daily": x.daily.iter().map(|(d, s, t)| serde_json::json!({
+                "date": day(*d), "storedBytes": s, "transferOutBytes": t,
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "totalCost": r.total(),
+    })
+}
+
+fn cost_table(r: &crate::service::CostReport) -> String {
+    let mut out = format!(
+        "{} (storage ${}/GB-month, transfer out ${}/GB)\n{:<14} {:<14} {:<32} {:>12} {:>10} {:>12} {:>10} {:>10}\n",
+        r.month.label(),
+        r.prices.storage_gb_month,
+        r.prices.transfer_out_gb,
+        "ACCOUNT", "REGION", "REPOSITORY", "GB-MONTHS", "STORAGE$", "TRANSFER GB", "TRANSFER$", "TOTAL$"
+    );
+    for x in &r.repositories {
+        out.push_str(&format!(
+            "{:<14} {:<14} {:<32} {:>12.6} {:>10.4} {:>12.6} {:>10.4} {:>10.4}\n",
+            x.account_id,
+            x.region,
+            x.repository_name,
+            x.storage_gb_months,
+            x.storage_cost,
+            x.transfer_out_gb,
+            x.transfer_cost,
+            x.total()
+        ));
+    }
+    out.push_str(&format!("total ${:.4}\n", r.total()));
+    out
 }

@@ -117,6 +117,8 @@ enum AdminCommand {
     },
     /// Print the audit trail, newest first: CloudTrail records, one JSON object per line.
     Events(events::EventsArgs),
+    /// Print a month's storage and transfer out per repository, priced as on ECR.
+    Cost(events::CostArgs),
     /// Event notifications: webhooks' dead letters.
     Webhooks {
         #[command(subcommand)]
@@ -302,6 +304,7 @@ async fn open_service(settings: &Settings, public: PublicUrl) -> anyhow::Result<
         spool_dir: settings.data_dir.join("spool"),
         remotes: settings.remotes.clone(),
         audit: settings.audit.clone(),
+        usage: settings.usage.clone(),
     };
     Ok(Service::new(meta, blobs, options))
 }
@@ -490,6 +493,9 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     out.flush()?;
     http::serve(listener, state, settings.timeouts, tls, shutdown).await?;
     service.audit().close().await;
+    if let Err(e) = service.flush_transfer(clock::now_ms()).await {
+        tracing::warn!(error = %e, "recording transfer out failed");
+    }
     match service.meta().release_leases_of(&holder).await {
         Ok(n) => tracing::info!(leases = n, "job leases given back"),
         Err(e) => tracing::warn!(error = %e, "giving the job leases back failed"),
@@ -626,6 +632,22 @@ fn start_jobs(service: &Arc<Service>, settings: &Settings) -> String {
         });
     }
     let secs = std::time::Duration::from_secs;
+    runner.spawn_periodic(
+        "usage-sample",
+        secs(settings.usage.sample_seconds),
+        |s| async move { s.sample_storage(clock::now_ms()).await },
+    );
+    let flush = secs(settings.usage.flush_seconds);
+    let flusher = service.clone();
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(flush);
+        loop {
+            ticks.tick().await;
+            if let Err(e) = flusher.flush_transfer(clock::now_ms()).await {
+                tracing::warn!(error = %e, "recording transfer out failed");
+            }
+        }
+    });
     let retention_ms = i64::from(settings.audit.retention_days) * 24 * 3600 * 1000;
     runner.spawn_periodic("audit-retention", secs(3600), move |s| async move {
         Ok::<u64, service::Error>(
@@ -716,6 +738,7 @@ impl AdminCommand {
                 command: VulndbCommand::Import { store, .. } | VulndbCommand::Status { store },
             } => store,
             AdminCommand::Events(args) => args.store(),
+            AdminCommand::Cost(args) => &args.store,
             AdminCommand::Webhooks {
                 command:
                     events::WebhooksCommand::DeadLetters { store, .. }
@@ -847,6 +870,7 @@ async fn admin_command(command: AdminCommand) -> anyhow::Result<()> {
             );
         }
         AdminCommand::Events(args) => events::events(args).await?,
+        AdminCommand::Cost(args) => events::cost(args).await?,
         AdminCommand::Webhooks { command } => events::webhooks(command).await?,
         AdminCommand::SigningCa { store } => {
             let settings = Settings::from_store(&store)?;

@@ -8,6 +8,7 @@
 //! cookie-bound one), checked before anything is done. Pages work without JavaScript;
 //! htmx (vendored, `static/`) only makes navigation smoother.
 
+mod chart;
 mod pages;
 
 use askama::Template;
@@ -118,6 +119,11 @@ async fn signed_page(
             note.operation("repositories_page");
             let after = query_value(req.uri().query(), "after");
             pages::repositories(front.service, &signed, after.as_deref(), None, None).await
+        }
+        (Method::GET, "/usage") => {
+            note.operation("usage_page");
+            let month = query_value(req.uri().query(), "month");
+            pages::usage(front.service, &signed, month.as_deref()).await
         }
         (Method::POST, "/signout") => {
             note.operation("signout");

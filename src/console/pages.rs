@@ -367,3 +367,91 @@ pub async fn repository(
     };
     render(status, &page)
 }
+
+#[derive(Template)]
+#[template(path = "console/usage.html")]
+pub struct UsagePage {
+    pub who: Option<Who>,
+    pub error: Option<String>,
+    pub notice: Option<String>,
+    pub month: String,
+    pub storage_price: f64,
+    pub transfer_price: f64,
+    pub storage_chart: String,
+    pub transfer_chart: String,
+    /// (name, GB-months, storage $, transfer GB, transfer $, total $), formatted.
+    pub rows: Vec<(String, String, String, String, String, String)>,
+    pub total: String,
+}
+
+/// Usage and cost of the repositories the principal may describe, in this region.
+pub async fn usage(service: &Service, signed: &Signed, month: Option<&str>) -> Response<Body> {
+    let now = crate::clock::now_ms();
+    let month = month
+        .and_then(crate::service::Month::parse)
+        .unwrap_or_else(|| crate::service::Month::of(now));
+    let visible = service
+        .describe_repositories(&signed.ctx, None, None, 10_000)
+        .await;
+    let (visible, error) = match visible {
+        Ok(l) => (
+            l.items
+                .into_iter()
+                .map(|r| r.name.to_string())
+                .collect::<std::collections::HashSet<_>>(),
+            None,
+        ),
+        Err(e) => (Default::default(), Some(e.to_string())),
+    };
+    let reg = &signed.ctx.registry;
+    let mut report = match service.cost_report(month, now, Some(&reg.account_id)).await {
+        Ok(r) => r,
+        Err(e) => return super::plain(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    };
+    report
+        .repositories
+        .retain(|r| r.region == reg.region.as_str() && visible.contains(&r.repository_name));
+    let daily = report.daily_totals();
+    let gb = |b: i64| b as f64 / 1_073_741_824.0;
+    let day_label = |d: i64| crate::audit::iso_time(d * 86_400_000)[8..10].to_owned();
+    let storage: Vec<(String, f64)> = daily
+        .iter()
+        .map(|(d, s, _)| (day_label(*d), gb(*s)))
+        .collect();
+    let transfer: Vec<(String, f64)> = daily
+        .iter()
+        .map(|(d, _, t)| (day_label(*d), gb(*t)))
+        .collect();
+    let rows = report
+        .repositories
+        .iter()
+        .map(|r| {
+            (
+                r.repository_name.clone(),
+                format!("{:.6}", r.storage_gb_months),
+                format!("{:.4}", r.storage_cost),
+                format!("{:.6}", r.transfer_out_gb),
+                format!("{:.4}", r.transfer_cost),
+                format!("{:.4}", r.total()),
+            )
+        })
+        .collect();
+    let status = if error.is_some() {
+        StatusCode::FORBIDDEN
+    } else {
+        StatusCode::OK
+    };
+    let page = UsagePage {
+        who: Some(signed.who()),
+        error,
+        notice: None,
+        month: month.label(),
+        storage_price: report.prices.storage_gb_month,
+        transfer_price: report.prices.transfer_out_gb,
+        storage_chart: super::chart::bars("Stored GB per day", &storage),
+        transfer_chart: super::chart::bars("GB sent per day", &transfer),
+        rows,
+        total: format!("{:.4}", report.total()),
+    };
+    render(status, &page)
+}

@@ -116,16 +116,11 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     let note = RequestNote::default();
-    let received = Received {
-        request_id: request_id.clone(),
-        source_ip: crate::peer::peer_ip(req.extensions()),
-        user_agent: req
-            .headers()
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
-        at_ms: crate::clock::now_ms(),
-    };
+    // What an audit record needs of the request, kept cheaply (copies, a refcounted
+    // header value); made into text only for a request that is audited.
+    let peer = req.extensions().get::<crate::peer::PeerAddr>().map(|p| p.0);
+    let user_agent = req.headers().get(header::USER_AGENT).cloned();
+    let arrived_ms = crate::clock::now_ms();
     let (mut parts, incoming) = req.into_parts();
     parts.extensions.insert(note.clone());
     let (tracked, body_state) = TrackedBody::new(incoming, body_timeout);
@@ -158,7 +153,16 @@ async fn handle(
                 seconds,
                 (body_state.bytes(), response_bytes),
             );
+            if let (Some(t), true) = (note.take_transfer(), status < 300) {
+                state.service.count_transfer(t, response_bytes);
+            }
             if let Some(call) = note.take_call() {
+                let received = Received {
+                    request_id: request_id.clone(),
+                    source_ip: peer.map(|p| p.ip().to_canonical().to_string()),
+                    user_agent: user_agent.and_then(|v| v.to_str().ok().map(str::to_owned)),
+                    at_ms: arrived_ms,
+                };
                 state.service.audit().record(call, &received);
             }
             tracing::info!(

@@ -96,6 +96,11 @@ pub const SQLITE: &[Migration] = &[
         name: "login_profiles",
         sql: include_str!("../../migrations/sqlite/0017_login_profiles.sql"),
     },
+    Migration {
+        version: 18,
+        name: "usage",
+        sql: include_str!("../../migrations/sqlite/0018_usage.sql"),
+    },
 ];
 
 pub const POSTGRES: &[Migration] = &[
@@ -183,6 +188,11 @@ pub const POSTGRES: &[Migration] = &[
         version: 17,
         name: "login_profiles",
         sql: include_str!("../../migrations/postgres/0017_login_profiles.sql"),
+    },
+    Migration {
+        version: 18,
+        name: "usage",
+        sql: include_str!("../../migrations/postgres/0018_usage.sql"),
     },
 ];
 

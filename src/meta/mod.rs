@@ -312,6 +312,7 @@ mod scanning;
 mod secrets_manager;
 mod signing;
 mod uploads;
+mod usage;
 mod vulndb;
 
 pub use audit::{AuditQuery, AuditRecord, DeadLetter, StoreGauges};
@@ -335,6 +336,7 @@ pub use scanning::{ScanOutcome, ScanResult, ScanState, ScanStatus};
 pub use secrets_manager::SecretRow;
 pub use signing::{ProfileRow, SigningRequest, SigningRow};
 pub use uploads::StoredUpload;
+pub use usage::UsageDay;
 pub use vulndb::{Coverage, SourceImport, VulnSource};
 
 pub struct MetaStore {

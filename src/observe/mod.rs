@@ -52,6 +52,7 @@ struct Noted {
     operation: Option<&'static str>,
     call: Option<AuditCall>,
     error: Option<(String, String)>,
+    transfer: Option<(String, String, String)>,
 }
 
 /// What the front end understood of one request; shared between the HTTP layer and
@@ -88,6 +89,18 @@ impl RequestNote {
     /// The call failed with this error code and message.
     pub fn error(&self, code: &str, message: &str) {
         self.with(|n| n.error = Some((code.to_owned(), message.to_owned())));
+    }
+
+    /// The request is a pull from this repository (account, region, name): the bytes
+    /// of its answer count as transfer out.
+    pub fn transfer(&self, account: &str, region: &str, repository: &str) {
+        self.with(|n| {
+            n.transfer = Some((account.to_owned(), region.to_owned(), repository.to_owned()))
+        });
+    }
+
+    pub fn take_transfer(&self) -> Option<(String, String, String)> {
+        self.0.lock().ok()?.transfer.take()
     }
 
     /// (front end, operation) for the metrics labels.

@@ -63,6 +63,10 @@ fn note_request(service: &Service, ctx: &Context, note: &RequestNote, path: &str
     };
     let (label, audited) = route::operation(&endpoint, method);
     note.operation(label);
+    // Blob bytes are what transfer out is made of (manifests are kilobytes).
+    if let (route::Endpoint::Blob { name, .. }, &Method::GET) = (&endpoint, method) {
+        note.transfer(&ctx.registry.account_id, &ctx.registry.region, name);
+    }
     let Some((name, kind)) = audited else {
         return;
     };

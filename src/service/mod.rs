@@ -36,6 +36,7 @@ mod signer;
 mod signing;
 mod templates;
 mod uploads;
+mod usage;
 mod vulndb;
 
 use std::sync::Arc;
@@ -68,6 +69,7 @@ pub use signer::{
 pub use signing::{SigningConfig, SigningFilter, SigningRule};
 pub use templates::{normalize_prefix, AppliedFor, CreationTemplate, TemplateInput};
 pub use uploads::PART_SIZE;
+pub use usage::{CostReport, Month, RepositoryCost, TransferTarget, UsageSettings};
 
 use cache::ReadCache;
 
@@ -190,6 +192,8 @@ pub struct Options {
     pub remotes: Vec<crate::upstream::remotes::RemoteRule>,
     /// What the audit trail records.
     pub audit: crate::audit::AuditSettings,
+    /// Prices and sampling of the usage report.
+    pub usage: UsageSettings,
 }
 
 /// A byte range as a client asks for it, before the blob size is known.
@@ -271,6 +275,8 @@ pub struct Service {
     signing_ca: tokio::sync::OnceCell<crate::signing::KeyAndCert>,
     /// This process's audit trail writer.
     audit: crate::audit::AuditLog,
+    /// Bytes this node's pulls sent, not yet in the store.
+    transfer: usage::TransferMeter,
     /// This service, for the background work a request starts (upstream fetches) that
     /// must outlive the request.
     me: std::sync::Weak<Service>,
@@ -298,6 +304,7 @@ impl Service {
         Arc::new_cyclic(|me| Service {
             meta,
             audit,
+            transfer: usage::TransferMeter::default(),
             blobs,
             options,
             cache,
