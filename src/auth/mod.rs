@@ -480,30 +480,7 @@ mod tests {
 
     #[test]
     fn registry_tokens_are_region_bound_and_expire() {
-        struct NoKeys;
-        #[async_trait::async_trait]
-        impl KeyStore for NoKeys {
-            async fn find_key(&self, _: &str) -> Result<Option<StoredKey>, String> {
-                Ok(None)
-            }
-            async fn find_login(
-                &self,
-                _: &str,
-                _: &str,
-            ) -> Result<Option<console::StoredLogin>, String> {
-                Ok(None)
-            }
-        }
-        let keys = KeySource {
-            store: Arc::new(NoKeys),
-            shared: false,
-        };
-        let auth = Authenticator::new(
-            TokenKey::new(vec![1; 32]),
-            false,
-            "000000000000".into(),
-            keys,
-        );
+        let auth = test_authenticator();
         let root = Principal::root("111122223333");
         let (pw, exp) = auth.issue_token(&root, "us-east-1", 1000);
         assert_eq!(exp, 1000 + TOKEN_LIFETIME_SECONDS);
