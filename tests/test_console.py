@@ -2,13 +2,15 @@
 chromedriver, through Selenium from PyPI; no browser is downloaded): sign-in as an
 account's root (access key) and as an IAM user (password), a repository created from
 the form, its push commands copied from the page and run with the aws CLI and docker,
-the pushed image then shown, a limited user denied with ECR's text, and a form without
-its CSRF token refused. Screenshots are kept under $BERTH_ARTIFACTS (default
-tests/artifacts/console).
+the pushed image then shown with its scan findings and referrers, a lifecycle policy
+previewed and saved, policy editors' validation messages, the registry and event
+pages, a limited user denied with ECR's text, and a form without its CSRF token
+refused. Screenshots are kept under $BERTH_ARTIFACTS (default tests/artifacts/console).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -26,7 +28,10 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
+from ocihelpers import Registry, build_artifact, push_image, push_manifest
 from test_tutorial import app_context, sh, tutorial_env  # noqa: F401 (fixtures)
+from test_vulnerability_scanning import BASE_FILES, LIBSSL3, OPENSSL, OPENSSL_DSA
+from vulnimages import DEBIAN_12_OS_RELEASE, dpkg_status, import_vulndb, wait_for_scan, write_all_zip
 
 ARTIFACTS = Path(os.environ.get("BERTH_ARTIFACTS", Path(__file__).parent / "artifacts")) / "console"
 
@@ -90,8 +95,39 @@ def iam(berth):
                         aws_access_key_id=key, aws_secret_access_key=secret)
 
 
+def set_text(driver, element_id: str, text: str) -> None:
+    """Replace a textarea's text (as pasting would)."""
+    driver.execute_script("arguments[0].value = arguments[1]", driver.find_element(By.ID, element_id), text)
+
+
+def press(driver, action: str) -> None:
+    """Click the form button that sends `action`, and wait for the page it loads."""
+    click_through(driver, driver.find_element(By.CSS_SELECTOR, f"button[name=action][value={action}]"))
+
+
+def alert(driver) -> str:
+    return driver.find_element(By.CSS_SELECTOR, "[role=alert]").text
+
+
+def notice(driver) -> str:
+    return driver.find_element(By.CSS_SELECTOR, "[role=status]").text
+
+
+def add_debian_packages(context: Path) -> None:
+    """Make the build context's image a Debian 12 with a vulnerable openssl."""
+    root = context / "rootfs"
+    (root / "usr/lib").mkdir(parents=True)
+    (root / "usr/lib/os-release").write_text(DEBIAN_12_OS_RELEASE)
+    (root / "var/lib/dpkg").mkdir(parents=True)
+    (root / "var/lib/dpkg/status").write_bytes(dpkg_status([BASE_FILES, LIBSSL3, OPENSSL]))
+    with (context / "Dockerfile").open("a") as f:
+        f.write("COPY rootfs/ /\n")
+
+
 def test_root_creates_a_repository_and_pushes_with_the_push_commands(
-        berth, browser, tutorial_env, app_context):  # noqa: F811
+        berth, browser, tutorial_env, app_context, tmp_path):  # noqa: F811
+    import_vulndb(berth, write_all_zip(tmp_path / "all.zip", [OPENSSL_DSA]))
+    add_debian_packages(app_context)
     key, secret = berth.credentials()
     sign_in_with_keys(browser, berth, "AKIAWRONGWRONGWRONG0", "nope")
     assert "authentication information is incorrect" in browser.page_source
@@ -116,13 +152,35 @@ def test_root_creates_a_repository_and_pushes_with_the_push_commands(
     assert commands[-1] == f"docker push {host}/web:latest"
     for c in commands:
         sh(f"cd {shlex.quote(str(app_context))} && {c}", tutorial_env)
+    # Scanned on push: the image appears with its findings by severity.
+    ecr = berth.ecr()
+    digest = ecr.describe_images(repositoryName="web")["imageDetails"][0]["imageDigest"]
+    wait_for_scan(ecr, "web", digest)
     browser.refresh()
-    rows = browser.find_elements(By.CSS_SELECTOR, "main table tbody tr")
+    rows = browser.find_elements(By.CSS_SELECTOR, "#images tbody tr")
     assert len(rows) == 1 and "latest" in rows[0].text
-    digest = berth.ecr().describe_images(repositoryName="web")["imageDetails"][0]["imageDigest"]
     assert digest[:19] in rows[0].text
+    assert "COMPLETE" in rows[0].text and "CRITICAL 2" in rows[0].text, rows[0].text
     shot(browser, "repository")
+    # An SBOM that refers to the image is listed as its referrer.
+    reg = Registry(berth.url, auth=berth.registry_auth())
+    manifest = ecr.batch_get_image(repositoryName="web", imageIds=[{"imageDigest": digest}])["images"][0]
+    subject = {"mediaType": manifest["imageManifestMediaType"], "digest": digest,
+               "size": len(manifest["imageManifest"].encode())}
+    sbom = build_artifact(reg, "web", subject)
+    push_manifest(reg, "web", sbom.digest, sbom)
+    click_through(browser, browser.find_element(By.CSS_SELECTOR, f"#images a[href$='{digest}']"))
+    assert "Scan status COMPLETE" in browser.find_element(By.ID, "scan-status").text
+    findings = [r.text for r in browser.find_elements(By.CSS_SELECTOR, "#findings tbody tr")]
+    assert len(findings) == 2, findings
+    for row, package in zip(sorted(findings), ("libssl3", "openssl")):
+        assert row.startswith("CVE-2024-0727 CRITICAL " + package + " 3.0.11-1~deb12u1 3.0.13-1~deb12u1 9.8"), row
+    referrers = browser.find_element(By.ID, "referrers").text
+    assert sbom.digest in referrers and "application/vnd.example.sbom.v1" in referrers
+    shot(browser, "image")
+    browser.back()
     # The navigation is boosted by htmx: the page's body is swapped, not reloaded.
+    browser.get(berth.url + "/console/repositories/web")
     browser.find_element(By.LINK_TEXT, "Repositories").click()
     WebDriverWait(browser, 15).until(lambda d: d.current_url.endswith("/console/repositories")
                                      and d.find_elements(By.ID, "create"))
@@ -147,11 +205,18 @@ def test_a_limited_user_sees_what_its_policy_allows(berth, browser):
     assert "authentication information is incorrect" in browser.page_source
     sign_in_with_password(browser, berth, "viewer", "Viewer-Pass-1")
     assert "visible" in browser.find_element(By.CSS_SELECTOR, "main table").text
+    # Pages the policy does not allow say so in ECR's words.
+    browser.get(berth.url + "/console/repositories/visible/-/lifecycle")
+    assert re.search(r"User: arn:aws:iam::\d{12}:user/viewer is not authorized to perform: "
+                     r"ecr:GetLifecyclePolicy on resource: .*repository/visible", alert(browser)), alert(browser)
+    browser.get(berth.url + "/console/events")
+    assert "not authorized to perform: cloudtrail:LookupEvents" in alert(browser)
+    browser.get(berth.url + "/console/repositories")
     browser.find_element(By.ID, "name").send_keys("forbidden")
     submit(browser, browser.find_element(By.ID, "name"))
-    alert = browser.find_element(By.CSS_SELECTOR, "[role=alert]").text
+    denial = alert(browser)
     assert re.search(r"User: arn:aws:iam::\d{12}:user/viewer is not authorized to perform: "
-                     r"ecr:CreateRepository on resource: .*repository/forbidden", alert), alert
+                     r"ecr:CreateRepository on resource: .*repository/forbidden", denial), denial
     shot(browser, "denied")
     assert "forbidden" not in [r["repositoryName"] for r in berth.ecr().describe_repositories()["repositories"]]
 
@@ -187,3 +252,122 @@ def test_forms_without_their_csrf_token_are_refused(berth):
     r = requests.get(berth.url + "/console/repositories", allow_redirects=False, timeout=10,
                      cookies={"berth_console": "eyJ4IjoxfQ.AAAA"})
     assert r.status_code == 303
+
+
+LIFECYCLE = {"rules": [{"rulePriority": 1, "description": "Keep the newest v image",
+                        "selection": {"tagStatus": "tagged", "tagPrefixList": ["v"],
+                                      "countType": "imageCountMoreThan", "countNumber": 1},
+                        "action": {"type": "expire"}}]}
+
+
+def test_a_lifecycle_policy_is_previewed_then_saved(berth, browser):
+    ecr = berth.ecr()
+    ecr.create_repository(repositoryName="app")
+    reg = Registry(berth.url, auth=berth.registry_auth())
+    pushed = {t: push_image(reg, "app", t).digest for t in ("v1", "v2", "v3")}
+    key, secret = berth.credentials()
+    sign_in_with_keys(browser, berth, key, secret)
+    browser.get(berth.url + "/console/repositories/app/-/lifecycle")
+    assert "No policy is saved" in browser.page_source
+    # A policy that does not validate: ECR's message, nothing saved.
+    set_text(browser, "policy", '{"rules": [{"rulePriority": 0}]}')
+    press(browser, "save")
+    assert "Invalid parameter at 'LifecyclePolicyText' failed to satisfy constraint: " \
+           "'Lifecycle policy validation failure" in alert(browser)
+    with pytest.raises(ecr.exceptions.LifecyclePolicyNotFoundException):
+        ecr.get_lifecycle_policy(repositoryName="app")
+    # The preview names the two older v images, and acts on nothing.
+    text = json.dumps(LIFECYCLE, indent=2)
+    set_text(browser, "policy", text)
+    press(browser, "preview")
+    assert "would act on 2 images now" in notice(browser)
+    rows = browser.find_elements(By.CSS_SELECTOR, "#preview tbody tr")
+    assert len(rows) == 2
+    details = ecr.describe_images(repositoryName="app")["imageDetails"]
+    newest = max(details, key=lambda d: (d["imagePushedAt"], d["imageDigest"]))["imageDigest"]
+    shown = {r.find_element(By.TAG_NAME, "code").get_attribute("title") for r in rows}
+    assert shown == set(pushed.values()) - {newest}
+    assert all(" EXPIRE 1 STANDARD" in r.text for r in rows)
+    assert len(ecr.list_images(repositoryName="app")["imageIds"]) == 3
+    shot(browser, "lifecycle-preview")
+    preview = ecr.get_lifecycle_policy_preview(repositoryName="app")
+    assert {r["imageDigest"] for r in preview["previewResults"]} == shown
+    # Saved as the editor holds it.
+    press(browser, "save")
+    assert "Saved the lifecycle policy." in notice(browser)
+    assert ecr.get_lifecycle_policy(repositoryName="app")["lifecyclePolicyText"] == text
+    press(browser, "delete")
+    assert "Deleted the lifecycle policy." in notice(browser)
+    with pytest.raises(ecr.exceptions.LifecyclePolicyNotFoundException):
+        ecr.get_lifecycle_policy(repositoryName="app")
+
+
+def test_policy_editors_settings_registry_and_events(berth, browser):
+    ecr = berth.ecr()
+    ecr.create_repository(repositoryName="svc")
+    ecr.create_repository_creation_template(prefix="team", appliedFor=["CREATE_ON_PUSH"],
+                                            imageTagMutability="IMMUTABLE", description="team repos")
+    ecr.create_pull_through_cache_rule(ecrRepositoryPrefix="quay", upstreamRegistryUrl="quay.io")
+    key, secret = berth.credentials()
+    sign_in_with_keys(browser, berth, key, secret)
+    # Repository policy: refused with ECR's message, then saved.
+    browser.get(berth.url + "/console/repositories/svc/-/policy")
+    # The classic mistake: a principal that does not exist.
+    bad = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{berth.account_id}:user/nobody"},
+        "Action": "ecr:BatchGetImage"}]}
+    set_text(browser, "policy", json.dumps(bad))
+    press(browser, "save")
+    assert "Invalid parameter at 'PolicyText' failed to satisfy constraint: 'Invalid repository policy provided'" \
+        in alert(browser)
+    good = {"Version": "2012-10-17", "Statement": [{"Sid": "pull", "Effect": "Allow", "Principal": "*",
+                                                   "Action": ["ecr:BatchGetImage"]}]}
+    set_text(browser, "policy", json.dumps(good))
+    press(browser, "save")
+    assert "Saved the repository policy." in notice(browser)
+    assert json.loads(ecr.get_repository_policy(repositoryName="svc")["policyText"]) == good
+    shot(browser, "repository-policy")
+    # Settings: mutability with exclusions, scan on push, a resource tag.
+    browser.get(berth.url + "/console/repositories/svc")
+    browser.find_element(By.CSS_SELECTOR, "input[name=mutability][value=IMMUTABLE_WITH_EXCLUSION]").click()
+    click_through(browser, browser.find_element(By.XPATH, "//button[text()='Save settings']"))
+    assert "Exclusion filters are required" in alert(browser)
+    browser.find_element(By.CSS_SELECTOR, "input[name=mutability][value=IMMUTABLE_WITH_EXCLUSION]").click()
+    browser.find_element(By.ID, "exclusions").send_keys("dev-*, latest")
+    click_through(browser, browser.find_element(By.XPATH, "//button[text()='Save settings']"))
+    assert "Saved the settings of svc." in notice(browser)
+    repo = ecr.describe_repositories(repositoryNames=["svc"])["repositories"][0]
+    assert repo["imageTagMutability"] == "IMMUTABLE_WITH_EXCLUSION"
+    assert [f["filter"] for f in repo["imageTagMutabilityExclusionFilters"]] == ["dev-*", "latest"]
+    browser.find_element(By.ID, "tag-key").send_keys("team")
+    browser.find_element(By.ID, "tag-value").send_keys("payments")
+    click_through(browser, browser.find_element(By.XPATH, "//button[text()='Add tag']"))
+    arn = repo["repositoryArn"]
+    assert ecr.list_tags_for_resource(resourceArn=arn)["tags"] == [{"Key": "team", "Value": "payments"}]
+    # The registry: its policy editor, templates and pull-through cache rules.
+    browser.get(berth.url + "/console/registry")
+    assert "team repos" in browser.find_element(By.ID, "templates").text
+    assert "quay.io" in browser.find_element(By.ID, "cache-rules").text
+    shot(browser, "registry")
+    click_through(browser, browser.find_element(By.LINK_TEXT, "Registry policy"))
+    set_text(browser, "policy", "not json")
+    press(browser, "save")
+    assert "Invalid registry policy provided" in alert(browser)
+    # The audit trail: the console's calls, as CloudTrail records (newest first), the
+    # refused one with its exception; filtered by name.
+    browser.get(berth.url + "/console/events?event_name=SetRepositoryPolicy")
+    WebDriverWait(browser, 15).until(
+        lambda d: d.refresh() or len(d.find_elements(By.CSS_SELECTOR, "#events tbody tr")) == 2)
+    saved, refused = [r.text for r in browser.find_elements(By.CSS_SELECTOR, "#events tbody tr")]
+    for row in (saved, refused):
+        assert row.startswith(dt.datetime.now(dt.timezone.utc).strftime("%Y-")) and "SetRepositoryPolicy" in row
+        assert "root svc 127.0.0.1" in row, row
+    assert "Exception" not in saved
+    assert refused.endswith("InvalidParameterException: Invalid parameter at 'PolicyText' failed to satisfy "
+                            "constraint: 'Invalid repository policy provided'"), refused
+    shot(browser, "events")
+    records = [json.loads(line) for line in
+               berth.admin("events", "--event-name", "PutImageTagMutability").stdout.splitlines()]
+    assert [r.get("errorCode") for r in records] == [None, "InvalidParameterException"]
+    assert all(r["userAgent"].startswith("Mozilla/") for r in records)
+    assert records[0]["requestParameters"]["imageTagMutability"] == "IMMUTABLE_WITH_EXCLUSION"

@@ -70,6 +70,7 @@ pub async fn events(args: EventsArgs) -> anyhow::Result<()> {
         repository: args.repository,
         event_name: args.event_name,
         account_id: args.account,
+        region: None,
         limit: args.limit.unwrap_or(100).max(1),
     };
     for record in service.meta().audit_records(&query).await? {

@@ -10,11 +10,13 @@
 
 mod chart;
 mod pages;
+mod routes;
 
 use askama::Template;
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 
+use crate::audit::{AuditCall, CallKind, EventSource};
 use crate::auth::console::ConsoleSession;
 use crate::auth::{Authenticator, Principal};
 use crate::aws::{AccountId, Region};
@@ -22,7 +24,8 @@ use crate::meta::RegistryKey;
 use crate::observe::{Frontend, RequestNote};
 use crate::oci::RepositoryName;
 use crate::service::{Context, Service};
-use pages::Who;
+use pages::{Flash, Who};
+use routes::{RepositoryPart, Route};
 
 /// The session cookie, and the sign-in form's CSRF cookie.
 const SESSION_COOKIE: &str = "berth_console";
@@ -52,9 +55,43 @@ pub fn is_console_path(path: &str) -> bool {
 struct Signed {
     session: ConsoleSession,
     ctx: Context,
+    note: RequestNote,
 }
 
 impl Signed {
+    /// Note an ECR call a form is about to make, for the audit trail, as the API would
+    /// record it (the user agent tells the console's calls apart).
+    fn audit(
+        &self,
+        service: &Service,
+        operation: &'static str,
+        repository: Option<&RepositoryName>,
+        parameters: serde_json::Value,
+    ) {
+        let kind = CallKind::of_operation(operation);
+        if !service.audit().wants(kind) {
+            return;
+        }
+        self.note.call(AuditCall {
+            source: EventSource::Ecr,
+            name: operation,
+            principal: self.ctx.principal.clone(),
+            account_id: self.ctx.registry.account_id.to_string(),
+            region: self.ctx.registry.region.to_string(),
+            kind,
+            parameters,
+            repository: repository.map(|r| r.to_string()),
+            error: None,
+        });
+    }
+
+    /// A form's call failed: noted with ECR's exception name, and said on the page.
+    fn failed(&self, e: &crate::service::Error) -> Flash {
+        let api = crate::api::ecr::ApiError::from(e);
+        self.note.error(api.code, &api.message);
+        Flash::failed(e)
+    }
+
     fn who(&self) -> Who {
         let p = &self.session.principal;
         let name = match p {
@@ -97,7 +134,7 @@ pub async fn handle(front: &Front<'_>, req: Request<Body>) -> Response<Body> {
             signin(front, req).await
         }
         (method, rest) => {
-            let Some(signed) = signed_in(front, &req) else {
+            let Some(signed) = signed_in(front, &req, note.clone()) else {
                 return redirect("/console/signin", None);
             };
             signed_page(front, signed, method, rest, req, &note).await
@@ -114,60 +151,90 @@ async fn signed_page(
     req: Request<Body>,
     note: &RequestNote,
 ) -> Response<Body> {
-    match (method, rest) {
-        (Method::GET, "" | "/repositories") => {
-            note.operation("repositories_page");
-            let after = query_value(req.uri().query(), "after");
-            pages::repositories(front.service, &signed, after.as_deref(), None, None).await
-        }
-        (Method::GET, "/usage") => {
-            note.operation("usage_page");
-            let month = query_value(req.uri().query(), "month");
-            pages::usage(front.service, &signed, month.as_deref()).await
-        }
-        (Method::POST, "/signout") => {
-            note.operation("signout");
-            match form(req, &signed.session.csrf).await {
-                Ok(_) => redirect(
-                    "/console/signin",
-                    Some(clear_cookie(SESSION_COOKIE, front.secure)),
-                ),
-                Err(resp) => resp,
+    let Some((route, post)) = Route::parse(&method, rest) else {
+        return not_found();
+    };
+    note.operation(route.operation(post));
+    let service = front.service;
+    let query = req.uri().query().map(str::to_owned);
+    let query = |key: &str| query_value(query.as_deref(), key);
+    if !post {
+        return match route {
+            Route::Repositories => {
+                pages::repositories(
+                    service,
+                    &signed,
+                    query("after").as_deref(),
+                    Flash::default(),
+                )
+                .await
             }
-        }
-        (Method::POST, "/repositories") => {
-            note.operation("create_repository");
-            match form(req, &signed.session.csrf).await {
-                Ok(f) => pages::create_repository(front.service, &signed, &f).await,
-                Err(resp) => resp,
+            Route::Repository(name, part) => repository_page(service, &signed, &name, part).await,
+            Route::Registry => pages::registry(service, &signed).await,
+            Route::RegistryPolicy => pages::registry_policy(service, &signed).await,
+            Route::Usage => pages::usage(service, &signed, query("month").as_deref()).await,
+            Route::Events => {
+                let filters = pages::EventFilters {
+                    user: query("user").unwrap_or_default(),
+                    repository: query("repository").unwrap_or_default(),
+                    event_name: query("event_name").unwrap_or_default(),
+                };
+                pages::events(service, &signed, filters).await
             }
-        }
-        (Method::GET, rest) if rest.starts_with("/repositories/") => {
-            note.operation("repository_page");
-            let name = &rest["/repositories/".len()..];
-            match name.parse::<RepositoryName>() {
-                Ok(name) => pages::repository(front.service, &signed, &name, None).await,
-                Err(_) => not_found(),
-            }
-        }
-        (Method::POST, rest) if rest.starts_with("/repositories/") && rest.ends_with("/delete") => {
-            note.operation("delete_repository");
-            let name = &rest["/repositories/".len()..rest.len() - "/delete".len()];
-            let Ok(name) = name.parse::<RepositoryName>() else {
-                return not_found();
-            };
-            match form(req, &signed.session.csrf).await {
-                Ok(f) => pages::delete_repository(front.service, &signed, &name, &f).await,
-                Err(resp) => resp,
-            }
-        }
+            Route::CreateRepository | Route::Signout => not_found(),
+        };
+    }
+    let f = match form(req, &signed.session.csrf).await {
+        Ok(f) => f,
+        Err(resp) => return resp,
+    };
+    match route {
+        Route::Signout => redirect(
+            "/console/signin",
+            Some(clear_cookie(SESSION_COOKIE, front.secure)),
+        ),
+        Route::CreateRepository => pages::create_repository(service, &signed, &f).await,
+        Route::RegistryPolicy => pages::registry_policy_form(service, &signed, &f).await,
+        Route::Repository(name, part) => repository_form(service, &signed, &name, part, &f).await,
+        _ => not_found(),
+    }
+}
+
+async fn repository_page(
+    service: &Service,
+    signed: &Signed,
+    name: &RepositoryName,
+    part: RepositoryPart,
+) -> Response<Body> {
+    match part {
+        RepositoryPart::Home => pages::repository(service, signed, name, Flash::default()).await,
+        RepositoryPart::Lifecycle => pages::lifecycle(service, signed, name).await,
+        RepositoryPart::Policy => pages::repository_policy(service, signed, name).await,
+        RepositoryPart::Image(digest) => pages::image(service, signed, name, &digest).await,
+        _ => not_found(),
+    }
+}
+
+async fn repository_form(
+    service: &Service,
+    signed: &Signed,
+    name: &RepositoryName,
+    part: RepositoryPart,
+    f: &[(String, String)],
+) -> Response<Body> {
+    match part {
+        RepositoryPart::Settings => pages::settings_form(service, signed, name, f).await,
+        RepositoryPart::Tags => pages::tags_form(service, signed, name, f).await,
+        RepositoryPart::Delete => pages::delete_repository(service, signed, name, f).await,
+        RepositoryPart::Lifecycle => pages::lifecycle_form(service, signed, name, f).await,
+        RepositoryPart::Policy => pages::repository_policy_form(service, signed, name, f).await,
         _ => not_found(),
     }
 }
 
 /// The session of a request, and the registry it addresses (the principal's account,
 /// in `?region=` or the default region).
-fn signed_in(front: &Front<'_>, req: &Request<Body>) -> Option<Signed> {
+fn signed_in(front: &Front<'_>, req: &Request<Body>, note: RequestNote) -> Option<Signed> {
     let cookie = cookie(req.headers(), SESSION_COOKIE)?;
     let now = crate::clock::now_ms() / 1000;
     let session = front.auth.console_session(&cookie, now)?;
@@ -180,7 +247,7 @@ fn signed_in(front: &Front<'_>, req: &Request<Body>) -> Option<Signed> {
         principal: session.principal.clone(),
         source_ip: crate::peer::peer_ip(req.extensions()),
     };
-    Some(Signed { session, ctx })
+    Some(Signed { session, ctx, note })
 }
 
 /// The sign-in page, with the form's CSRF cookie (kept if the browser has one).
@@ -188,14 +255,16 @@ fn signin_page(front: &Front<'_>, headers: &HeaderMap, error: Option<String>) ->
     let token = cookie(headers, SIGNIN_COOKIE)
         .filter(|t| t.len() == 43)
         .unwrap_or_else(crate::auth::random_token);
-    let page = pages::SigninPage {
-        who: None,
-        error,
+    let flash = Flash {
+        error: error.map(|e| (StatusCode::OK, e)),
         notice: None,
+    };
+    let page = pages::SigninPage {
+        frame: pages::Frame::new(None, flash),
         csrf: token.clone(),
         account: String::new(),
     };
-    let mut resp = render(StatusCode::OK, &page);
+    let mut resp = render(page.frame.status, &page);
     set_cookie(
         &mut resp,
         &session_cookie(SIGNIN_COOKIE, &token, front.secure, 3600),
@@ -319,7 +388,7 @@ fn query_value(query: Option<&str>, key: &str) -> Option<String> {
 }
 
 /// Every console page: HTML, never cached, never framed.
-fn render(status: StatusCode, page: &impl Template) -> Response<Body> {
+pub(crate) fn render(status: StatusCode, page: &impl Template) -> Response<Body> {
     match page.render() {
         Ok(html) => {
             let mut resp = Response::new(Body::from(html));
@@ -360,7 +429,7 @@ fn static_file(bytes: &'static [u8], media_type: &'static str) -> Response<Body>
     resp
 }
 
-fn plain(status: StatusCode, text: &str) -> Response<Body> {
+pub(crate) fn plain(status: StatusCode, text: &str) -> Response<Body> {
     let mut resp = Response::new(Body::from(format!("{text}\n")));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
@@ -374,12 +443,12 @@ fn forbidden(text: &str) -> Response<Body> {
     plain(StatusCode::FORBIDDEN, text)
 }
 
-fn not_found() -> Response<Body> {
+pub(crate) fn not_found() -> Response<Body> {
     plain(StatusCode::NOT_FOUND, "There is no such console page.")
 }
 
 /// `303 See Other` (after a form), with a cookie to set.
-fn redirect(location: &str, cookie: Option<String>) -> Response<Body> {
+pub(crate) fn redirect(location: &str, cookie: Option<String>) -> Response<Body> {
     let mut resp = Response::new(Body::empty());
     *resp.status_mut() = StatusCode::SEE_OTHER;
     if let Ok(v) = HeaderValue::from_str(location) {

@@ -156,14 +156,17 @@ async fn handle(
             if let (Some(t), true) = (note.take_transfer(), status < 300) {
                 state.service.count_transfer(t, response_bytes);
             }
-            if let Some(call) = note.take_call() {
+            let calls = note.take_calls();
+            if !calls.is_empty() {
                 let received = Received {
                     request_id: request_id.clone(),
                     source_ip: peer.map(|p| p.ip().to_canonical().to_string()),
                     user_agent: user_agent.and_then(|v| v.to_str().ok().map(str::to_owned)),
                     at_ms: arrived_ms,
                 };
-                state.service.audit().record(call, &received);
+                for call in calls {
+                    state.service.audit().record(call, &received);
+                }
             }
             tracing::info!(
                 target: "access",

@@ -31,6 +31,7 @@ pub struct AuditQuery {
     pub repository: Option<String>,
     pub event_name: Option<String>,
     pub account_id: Option<String>,
+    pub region: Option<String>,
     pub limit: i64,
 }
 
@@ -110,6 +111,9 @@ impl MetaStore {
             }
             if let Some(a) = &q.account_id {
                 b.push(" AND account_id = ").push_bind(a.clone());
+            }
+            if let Some(r) = &q.region {
+                b.push(" AND region = ").push_bind(r.clone());
             }
             b.push(" ORDER BY event_time DESC, seq DESC LIMIT ").push_bind(q.limit);
             let rows: Vec<(String,)> = b.build_query_as().fetch_all(pool).await?;

@@ -50,7 +50,8 @@ impl Frontend {
 struct Noted {
     frontend: Option<Frontend>,
     operation: Option<&'static str>,
-    call: Option<AuditCall>,
+    /// The calls to audit, in order (a console form may make more than one).
+    calls: Vec<AuditCall>,
     error: Option<(String, String)>,
     transfer: Option<(String, String, String)>,
 }
@@ -81,12 +82,12 @@ impl RequestNote {
         self.with(|n| n.operation = Some(operation));
     }
 
-    /// The call to audit, once the caller is known.
+    /// A call to audit, once the caller is known.
     pub fn call(&self, call: AuditCall) {
-        self.with(|n| n.call = Some(call));
+        self.with(|n| n.calls.push(call));
     }
 
-    /// The call failed with this error code and message.
+    /// The last call failed with this error code and message.
     pub fn error(&self, code: &str, message: &str) {
         self.with(|n| n.error = Some((code.to_owned(), message.to_owned())));
     }
@@ -113,14 +114,16 @@ impl RequestNote {
         })
     }
 
-    /// The call to audit, with its error, if the front end noted one.
-    pub fn take_call(&self) -> Option<AuditCall> {
-        let mut n = self.0.lock().ok()?;
-        let mut call = n.call.take()?;
-        if let Some(e) = n.error.take() {
-            call.error = Some(e);
+    /// The calls to audit, the last with its error, if the front end noted any.
+    pub fn take_calls(&self) -> Vec<AuditCall> {
+        let Ok(mut n) = self.0.lock() else {
+            return Vec::new();
+        };
+        let mut calls = std::mem::take(&mut n.calls);
+        if let (Some(last), Some(e)) = (calls.last_mut(), n.error.take()) {
+            last.error = Some(e);
         }
-        Some(call)
+        calls
     }
 }
 

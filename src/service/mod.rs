@@ -6,6 +6,7 @@
 //! operations live in modules by domain: repositories, manifests, images, layers,
 //! uploads, policies, login, iam, scanning, lifecycle, templates, gc, settings.
 
+mod audit_trail;
 mod authz;
 mod backfill;
 mod cache;
@@ -48,6 +49,7 @@ pub use error::{EcrErrorKind, Error, IamErrorKind, Result};
 pub use iam::{IamCaller, NewIdentity};
 pub use images::{ImageFailure, ImageFilter, ImageId};
 pub use layers::{BlobDownload, DownloadBody, LayerCheck};
+pub use lifecycle::{LifecyclePolicyInfo, Preview, PreviewResult};
 pub use login::AuthorizationData;
 pub use login_profiles::LoginProfile;
 pub(crate) use manifests::PushPath;

@@ -127,8 +127,14 @@ fn server_error(detail: &str) -> ApiError {
 /// mapped here.
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
+        ApiError::from(&e)
+    }
+}
+
+impl From<&Error> for ApiError {
+    fn from(e: &Error) -> Self {
         let message = e.to_string();
-        let code = match &e {
+        let code = match e {
             Error::RepositoryNotFound { .. } => "RepositoryNotFoundException",
             Error::RepositoryAlreadyExists { .. } => "RepositoryAlreadyExistsException",
             Error::RepositoryNotEmpty { .. } => "RepositoryNotEmptyException",
