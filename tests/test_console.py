@@ -61,15 +61,19 @@ def submit(driver, element) -> None:
 
 
 def click_through(driver, element) -> None:
-    """Click a link or button that loads another page, and wait for it."""
+    """Click a link or button that loads another page, and wait for it. The click is the
+    page's own (a script's), so that chromedriver does not inspect a page already left."""
     html = driver.find_element(By.TAG_NAME, "html")
-    element.click()
+    driver.execute_script("arguments[0].click()", element)
     WebDriverWait(driver, 15).until(EC.staleness_of(html))
     WebDriverWait(driver, 15).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 
-def shot(driver, name: str) -> None:
+def shot(driver, name: str, at: str | None = None) -> None:
+    """Keep a screenshot; `at`: the id of an element to scroll into view first."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    if at:
+        driver.execute_script("arguments[0].scrollIntoView()", driver.find_element(By.ID, at))
     driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
 
 
@@ -289,7 +293,7 @@ def test_a_lifecycle_policy_is_previewed_then_saved(berth, browser):
     assert shown == set(pushed.values()) - {newest}
     assert all(" EXPIRE 1 STANDARD" in r.text for r in rows)
     assert len(ecr.list_images(repositoryName="app")["imageIds"]) == 3
-    shot(browser, "lifecycle-preview")
+    shot(browser, "lifecycle-preview", at="preview")
     preview = ecr.get_lifecycle_policy_preview(repositoryName="app")
     assert {r["imageDigest"] for r in preview["previewResults"]} == shown
     # Saved as the editor holds it.
@@ -308,6 +312,9 @@ def test_policy_editors_settings_registry_and_events(berth, browser):
     ecr.create_repository_creation_template(prefix="team", appliedFor=["CREATE_ON_PUSH"],
                                             imageTagMutability="IMMUTABLE", description="team repos")
     ecr.create_pull_through_cache_rule(ecrRepositoryPrefix="quay", upstreamRegistryUrl="quay.io")
+    ecr.put_replication_configuration(replicationConfiguration={"rules": [{
+        "destinations": [{"region": "eu-west-1", "registryId": berth.account_id}],
+        "repositoryFilters": [{"filter": "prod", "filterType": "PREFIX_MATCH"}]}]})
     key, secret = berth.credentials()
     sign_in_with_keys(browser, berth, key, secret)
     # Repository policy: refused with ECR's message, then saved.
@@ -348,6 +355,7 @@ def test_policy_editors_settings_registry_and_events(berth, browser):
     browser.get(berth.url + "/console/registry")
     assert "team repos" in browser.find_element(By.ID, "templates").text
     assert "quay.io" in browser.find_element(By.ID, "cache-rules").text
+    assert f"{berth.account_id} · eu-west-1 prod No" in browser.find_element(By.ID, "replication-rules").text
     shot(browser, "registry")
     click_through(browser, browser.find_element(By.LINK_TEXT, "Registry policy"))
     set_text(browser, "policy", "not json")

@@ -40,7 +40,7 @@ pub struct RegistryPage {
     pub frame: Frame,
     pub account: String,
     pub region: String,
-    /// (scan type, rules as JSON)
+    /// (scan type, rules as JSON; empty without rules)
     pub scanning: Result<(String, String), String>,
     pub cache_rules: Result<Vec<CacheRuleRow>, String>,
     pub replication: Result<Vec<ReplicationRow>, String>,
@@ -60,7 +60,11 @@ pub async fn registry(service: &Service, signed: &Signed) -> Response<Body> {
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
-        let rules = serde_json::to_string_pretty(&s.rules).unwrap_or_default();
+        let rules = if s.rules.is_empty() {
+            String::new()
+        } else {
+            serde_json::to_string_pretty(&s.rules).unwrap_or_default()
+        };
         (scan_type, rules)
     });
     let cache_rules = section(service.describe_cache_rules(ctx, None).await, |rules| {
