@@ -55,7 +55,9 @@ def main():
         r = s.post(url + "/console/signin", allow_redirects=False, data={
             "method": "keys", "access_key_id": key, "secret_access_key": secret, "csrf": token})
         assert r.status_code == 303, r.status_code
-        pages = ["/console/repositories", "/console/repositories/team-07/app-00007", "/console/usage"]
+        pages = ["/console/repositories", "/console/repositories/team-07/app-00007",
+                 "/console/repositories/team-07/app-00007/-/lifecycle", "/console/registry",
+                 "/console/events", "/console/usage"]
         for p in pages:
             for _ in range(args.requests):
                 assert s.get(url + p).status_code == 200, p
