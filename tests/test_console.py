@@ -379,3 +379,37 @@ def test_policy_editors_settings_registry_and_events(berth, browser):
     assert [r.get("errorCode") for r in records] == [None, "InvalidParameterException"]
     assert all(r["userAgent"].startswith("Mozilla/") for r in records)
     assert records[0]["requestParameters"]["imageTagMutability"] == "IMMUTABLE_WITH_EXCLUSION"
+
+
+def test_create_a_repository_with_ecr_options(berth, browser):
+    ecr = berth.ecr()
+    key, secret = berth.credentials()
+    sign_in_with_keys(browser, berth, key, secret)
+
+    def create(name: str, mode: str, exclusions: str, encryption: str, kms_key: str = "") -> None:
+        browser.find_element(By.ID, "name").send_keys(name)
+        browser.find_element(By.CSS_SELECTOR, f"input[name=mutability][value={mode}]").click()
+        browser.find_element(By.ID, "exclusions").send_keys(exclusions)
+        browser.find_element(By.CSS_SELECTOR, f"input[name=encryption][value={encryption}]").click()
+        browser.find_element(By.ID, "kms_key").send_keys(kms_key)
+        browser.find_element(By.ID, "tag_key").send_keys("team")
+        browser.find_element(By.ID, "tag_value").send_keys("payments")
+        click_through(browser, browser.find_element(By.XPATH, "//button[text()='Create repository']"))
+
+    # ECR's rules, ECR's messages; nothing created.
+    create("plain", "MUTABLE", "", "AES256", kms_key="arn:aws:kms:us-east-1:000000000000:key/x")
+    assert "Invalid parameter at 'encryptionConfiguration.kmsKey' failed to satisfy constraint: " \
+           "'kmsKey is only valid with KMS encryption'" in alert(browser)
+    create("loose", "MUTABLE", "dev-*", "AES256")
+    assert "Exclusion filters are only allowed with IMMUTABLE_WITH_EXCLUSION" in alert(browser)
+    assert ecr.describe_repositories()["repositories"] == []
+    create("secure", "IMMUTABLE_WITH_EXCLUSION", "dev-*", "KMS")
+    assert browser.current_url.endswith("/console/repositories/secure")
+    repo = ecr.describe_repositories(repositoryNames=["secure"])["repositories"][0]
+    assert repo["imageTagMutability"] == "IMMUTABLE_WITH_EXCLUSION"
+    assert repo["imageTagMutabilityExclusionFilters"] == [{"filterType": "WILDCARD", "filter": "dev-*"}]
+    assert repo["encryptionConfiguration"]["encryptionType"] == "KMS"
+    assert re.fullmatch(r"arn:aws:kms:us-east-1:\d{12}:key/[0-9a-f-]{36}", repo["encryptionConfiguration"]["kmsKey"])
+    assert ecr.list_tags_for_resource(resourceArn=repo["repositoryArn"])["tags"] == [{"Key": "team", "Value": "payments"}]
+    facts = browser.find_element(By.CLASS_NAME, "facts").text
+    assert "IMMUTABLE_WITH_EXCLUSION (except dev-*)" in facts and repo["encryptionConfiguration"]["kmsKey"] in facts

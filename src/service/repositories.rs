@@ -26,6 +26,38 @@ impl Service {
         super::authz::repository_arn(&ctx.registry, name.as_str())
     }
 
+    /// A repository's encryption as asked for (type, optional KMS key), by ECR's rules:
+    /// AES256 takes no key; KMS without a key uses the account's AWS-managed key.
+    pub fn encryption_settings(
+        ctx: &Context,
+        encryption_type: &str,
+        kms_key: Option<String>,
+    ) -> Result<(String, Option<String>)> {
+        let invalid = |member: &str, constraint: &str| {
+            Error::InvalidParameter(format!(
+                "Invalid parameter at '{member}' failed to satisfy constraint: '{constraint}'"
+            ))
+        };
+        if !["AES256", "KMS", "KMS_DSSE"].contains(&encryption_type) {
+            return Err(invalid(
+                "encryptionConfiguration.encryptionType",
+                "Member must satisfy enum value set: [AES256, KMS_DSSE, KMS]",
+            ));
+        }
+        let key = match (encryption_type, kms_key) {
+            ("AES256", Some(_)) => {
+                return Err(invalid(
+                    "encryptionConfiguration.kmsKey",
+                    "kmsKey is only valid with KMS encryption",
+                ))
+            }
+            ("AES256", None) => None,
+            (_, Some(k)) => Some(k),
+            (_, None) => Some(aws_managed_ecr_key(ctx)),
+        };
+        Ok((encryption_type.to_owned(), key))
+    }
+
     // ---- repositories ----
 
     pub async fn create_repository_with(
@@ -201,4 +233,16 @@ impl Service {
             .await?;
         Ok(Listing::from_overfetch(items, limit, Clone::clone))
     }
+}
+
+/// The ARN of the account's AWS-managed key for ECR (alias `aws/ecr`), which ECR names
+/// when KMS encryption is asked for without a key: one key id per account and region.
+fn aws_managed_ecr_key(ctx: &Context) -> String {
+    use sha2::Digest as _;
+    let (region, account) = (&ctx.registry.region, &ctx.registry.account_id);
+    let h = sha2::Sha256::digest(format!("aws/ecr\n{account}\n{region}").as_bytes());
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&h[..16]);
+    let id = uuid::Builder::from_random_bytes(id).into_uuid();
+    crate::aws::Arn::kms_key(account, region, &id.to_string()).to_string()
 }

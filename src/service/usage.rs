@@ -277,11 +277,8 @@ fn merge_today(rows: &mut Vec<UsageDay>, live: impl Iterator<Item = UsageDay>) {
             u.repository_name.clone(),
         )
     };
-    let mut at: std::collections::HashMap<_, usize> = rows
-        .iter()
-        .enumerate()
-        .map(|(i, r)| (key(r), i))
-        .collect();
+    let mut at: std::collections::HashMap<_, usize> =
+        rows.iter().enumerate().map(|(i, r)| (key(r), i)).collect();
     for l in live {
         match at.get(&key(&l)) {
             Some(&i) => rows[i].stored_bytes = rows[i].stored_bytes.max(l.stored_bytes),

@@ -27,6 +27,7 @@ pub use signin::SigninPage;
 pub use usage::usage;
 
 use super::Signed;
+use crate::mutability::{Mode, TagMutability};
 use crate::service::{Error, Service};
 
 /// Who is signed in, for the header.
@@ -134,6 +135,24 @@ fn message_of(e: &Error) -> String {
 
 fn field<'a>(form: &'a [(String, String)], key: &str) -> Option<&'a str> {
     form.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+/// A form's tag mutability (`mutability`, `exclusions`), validated as the API's input.
+pub(super) fn mutability_of(form: &[(String, String)]) -> Result<TagMutability, Error> {
+    let invalid = |e: crate::mutability::Invalid| {
+        Error::InvalidParameter(format!(
+            "Invalid parameter at 'imageTagMutability' failed to satisfy constraint: '{e}'"
+        ))
+    };
+    let mode = Mode::parse(field(form, "mutability").unwrap_or("MUTABLE")).map_err(invalid)?;
+    let exclusions: Vec<String> = field(form, "exclusions")
+        .unwrap_or("")
+        .split([',', ' ', '\n'])
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+        .map(str::to_owned)
+        .collect();
+    TagMutability::new(mode, exclusions).map_err(invalid)
 }
 
 /// A textarea's text, with the CRLF line breaks browsers send turned back into LF.

@@ -5,10 +5,10 @@ use askama::Template;
 use axum::body::Body;
 use axum::http::Response;
 
-use super::{field, frame, registry_host, time, Flash, Frame};
+use super::{field, frame, mutability_of, registry_host, time, Flash, Frame};
 use crate::console::{redirect, render, Signed};
 use crate::meta::{Repository, RepositorySettings};
-use crate::mutability::{Mode, TagMutability};
+use crate::mutability::Mode;
 use crate::oci::RepositoryName;
 use crate::resource_tags::ResourceTags;
 use crate::service::{Error, Service};
@@ -34,6 +34,7 @@ pub struct RepositoriesPage {
     pub registry_host: String,
     pub repositories: Vec<RepositoryRow>,
     pub next: Option<String>,
+    pub modes: [&'static str; 4],
 }
 
 fn repository_row(host: &str, r: &Repository) -> RepositoryRow {
@@ -76,28 +77,47 @@ pub async fn repositories(
         registry_host: host,
         repositories,
         next,
+        modes: Mode::ALL.map(Mode::as_str),
     };
     render(page.frame.status, &page)
 }
 
-/// The create form's settings, validated as the API validates them.
-fn new_settings(form: &[(String, String)]) -> Result<(RepositoryName, RepositorySettings), Error> {
+/// The create form's repository: its name, settings and tag, validated as the API
+/// validates them.
+fn new_repository(
+    signed: &Signed,
+    form: &[(String, String)],
+) -> Result<(RepositoryName, RepositorySettings, ResourceTags), Error> {
     let name = field(form, "name")
         .unwrap_or("")
         .trim()
         .parse::<RepositoryName>()
         .map_err(Error::InvalidRepositoryName)?;
-    let mode = match field(form, "mutability") {
-        Some("IMMUTABLE") => Mode::Immutable,
-        _ => Mode::Mutable,
-    };
+    let tag_mutability = mutability_of(form)?;
+    let kms_key = field(form, "kms_key")
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(str::to_owned);
+    let (encryption_type, kms_key) = Service::encryption_settings(
+        &signed.ctx,
+        field(form, "encryption").unwrap_or("AES256"),
+        kms_key,
+    )?;
     let settings = RepositorySettings {
-        tag_mutability: TagMutability::new(mode, Vec::new())
-            .unwrap_or_else(|_| TagMutability::mutable()),
+        tag_mutability,
         scan_on_push: field(form, "scan_on_push") == Some("true"),
-        ..RepositorySettings::default()
+        encryption_type,
+        kms_key,
     };
-    Ok((name, settings))
+    let tag = match field(form, "tag_key").map(str::trim) {
+        Some(k) if !k.is_empty() => vec![(
+            k.to_owned(),
+            field(form, "tag_value").unwrap_or("").to_owned(),
+        )],
+        _ => Vec::new(),
+    };
+    let tags = ResourceTags::parse(tag).map_err(|e| Error::InvalidParameter(e.to_string()))?;
+    Ok((name, settings, tags))
 }
 
 /// CreateRepository from the form.
@@ -115,11 +135,15 @@ pub async fn create_repository(
             "repositoryName": raw_name,
             "imageTagMutability": field(form, "mutability").unwrap_or("MUTABLE"),
             "imageScanningConfiguration": { "scanOnPush": field(form, "scan_on_push") == Some("true") },
+            "encryptionConfiguration": {
+                "encryptionType": field(form, "encryption").unwrap_or("AES256"),
+                "kmsKey": field(form, "kms_key").filter(|k| !k.trim().is_empty()),
+            },
         }),
     );
-    let created = match new_settings(form) {
-        Ok((name, settings)) => service
-            .create_repository_with(&signed.ctx, &name, &settings, &ResourceTags::default())
+    let created = match new_repository(signed, form) {
+        Ok((name, settings, tags)) => service
+            .create_repository_with(&signed.ctx, &name, &settings, &tags)
             .await
             .map(|_| name),
         Err(e) => Err(e),

@@ -6,10 +6,10 @@ use askama::Template;
 use axum::body::Body;
 use axum::http::Response;
 
-use super::{field, frame, registry_host, time, Flash, Frame};
+use super::{field, frame, mutability_of, registry_host, time, Flash, Frame};
 use crate::console::{not_found, render, Signed};
 use crate::meta::{ImageDetail, Repository, ScanState};
-use crate::mutability::{Mode, TagMutability};
+use crate::mutability::Mode;
 use crate::oci::RepositoryName;
 use crate::resource_tags::ResourceTags;
 use crate::service::{Error, ImageFilter, Service};
@@ -190,24 +190,6 @@ pub async fn repository(
         name: name.to_string(),
     };
     render(page.frame.status, &page)
-}
-
-/// The settings form's tag mutability, validated as PutImageTagMutability's input.
-fn mutability_of(form: &[(String, String)]) -> Result<TagMutability, Error> {
-    let invalid = |e: crate::mutability::Invalid| {
-        Error::InvalidParameter(format!(
-            "Invalid parameter at 'imageTagMutability' failed to satisfy constraint: '{e}'"
-        ))
-    };
-    let mode = Mode::parse(field(form, "mutability").unwrap_or("")).map_err(invalid)?;
-    let exclusions: Vec<String> = field(form, "exclusions")
-        .unwrap_or("")
-        .split([',', ' ', '\n'])
-        .map(str::trim)
-        .filter(|f| !f.is_empty())
-        .map(str::to_owned)
-        .collect();
-    TagMutability::new(mode, exclusions).map_err(invalid)
 }
 
 /// PutImageTagMutability and PutImageScanningConfiguration, for what the form changed.

@@ -147,18 +147,6 @@ pub(super) async fn describe_registry(service: &Service, ctx: &Context) -> OpRes
     }))
 }
 
-/// The ARN of the account's AWS-managed key for ECR (alias `aws/ecr`), which ECR names
-/// when KMS encryption is asked for without a key: one key id per account and region.
-pub(super) fn aws_managed_ecr_key(ctx: &Context) -> String {
-    use sha2::Digest as _;
-    let (region, account) = (&ctx.registry.region, &ctx.registry.account_id);
-    let h = sha2::Sha256::digest(format!("aws/ecr\n{account}\n{region}").as_bytes());
-    let mut id = [0u8; 16];
-    id.copy_from_slice(&h[..16]);
-    let id = uuid::Builder::from_random_bytes(id).into_uuid();
-    Arn::kms_key(account, region, &id.to_string()).to_string()
-}
-
 /// `encryptionConfiguration`, validated: (type, KMS key), or None when absent.
 pub(super) fn encryption(
     i: &Input,
@@ -171,23 +159,6 @@ pub(super) fn encryption(
         .get("encryptionType")
         .and_then(Value::as_str)
         .unwrap_or("");
-    if !["AES256", "KMS", "KMS_DSSE"].contains(&t) {
-        return Err(ApiError::invalid(
-            "encryptionConfiguration.encryptionType",
-            "Member must satisfy enum value set: [AES256, KMS_DSSE, KMS]",
-        ));
-    }
     let key = c.get("kmsKey").and_then(Value::as_str).map(str::to_owned);
-    let key = match (t, key) {
-        ("AES256", Some(_)) => {
-            return Err(ApiError::invalid(
-                "encryptionConfiguration.kmsKey",
-                "kmsKey is only valid with KMS encryption",
-            ))
-        }
-        ("AES256", None) => None,
-        (_, Some(k)) => Some(k),
-        (_, None) => Some(aws_managed_ecr_key(ctx)),
-    };
-    Ok(Some((t.to_owned(), key)))
+    Ok(Some(Service::encryption_settings(ctx, t, key)?))
 }
