@@ -16,6 +16,7 @@ import os
 import re
 import shlex
 import subprocess
+import time
 from pathlib import Path
 
 import boto3
@@ -97,6 +98,17 @@ def iam(berth):
     key, secret = berth.credentials()
     return boto3.client("iam", endpoint_url=berth.url, region_name=berth.region,
                         aws_access_key_id=key, aws_secret_access_key=secret)
+
+
+def until(get, ok, timeout: float = 15.0):
+    """Poll `get()` until `ok` holds of its value (a condition with a deadline)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = get()
+        if ok(value):
+            return value
+        assert time.monotonic() < deadline, f"still {value!r} after {timeout}s"
+        time.sleep(0.1)
 
 
 def set_text(driver, element_id: str, text: str) -> None:
@@ -223,6 +235,18 @@ def test_a_limited_user_sees_what_its_policy_allows(berth, browser):
                      r"ecr:CreateRepository on resource: .*repository/forbidden", denial), denial
     shot(browser, "denied")
     assert "forbidden" not in [r["repositoryName"] for r in berth.ecr().describe_repositories()["repositories"]]
+    # Sign-ins are in the audit trail as CloudTrail's ConsoleLogin, newest first.
+    records = until(lambda: [json.loads(line) for line in
+                             berth.admin("events", "--event-name", "ConsoleLogin").stdout.splitlines()],
+                    lambda rs: len(rs) == 2)
+    assert [(r["userIdentity"]["userName"], r["responseElements"]["ConsoleLogin"], r["eventType"])
+            for r in records] == [("viewer", "Success", "AwsConsoleSignIn"), ("viewer", "Failure", "AwsConsoleSignIn")]
+    assert records[1]["errorMessage"] == "Failed authentication" and "errorCode" not in records[1]
+    assert all(r["eventSource"] == "signin.amazonaws.com" and "Viewer-Pass" not in json.dumps(r) for r in records)
+    # A new password ends the sessions opened with the old one.
+    c.update_login_profile(UserName="viewer", Password="Viewer-Pass-2")
+    browser.get(berth.url + "/console/repositories")
+    assert "Sign in" in browser.title
 
 
 def test_forms_without_their_csrf_token_are_refused(berth):
@@ -256,6 +280,19 @@ def test_forms_without_their_csrf_token_are_refused(berth):
     r = requests.get(berth.url + "/console/repositories", allow_redirects=False, timeout=10,
                      cookies={"berth_console": "eyJ4IjoxfQ.AAAA"})
     assert r.status_code == 303
+    # A session opened with a user's key ends when the key is deleted.
+    c = iam(berth)
+    c.create_user(UserName="keyed")
+    k = c.create_access_key(UserName="keyed")["AccessKey"]
+    u = requests.Session()
+    token = re.search(r'name="csrf" value="([^"]+)"', u.get(berth.url + "/console/signin", timeout=10).text).group(1)
+    r = u.post(berth.url + "/console/signin", allow_redirects=False, timeout=10, data={
+        "method": "keys", "access_key_id": k["AccessKeyId"], "secret_access_key": k["SecretAccessKey"], "csrf": token})
+    assert r.status_code == 303
+    assert u.get(berth.url + "/console/repositories", allow_redirects=False, timeout=10).status_code == 403
+    c.delete_access_key(UserName="keyed", AccessKeyId=k["AccessKeyId"])
+    r = u.get(berth.url + "/console/repositories", allow_redirects=False, timeout=10)
+    assert r.status_code == 303 and r.headers["location"] == "/console/signin"
 
 
 LIFECYCLE = {"rules": [{"rulePriority": 1, "description": "Keep the newest v image",

@@ -16,6 +16,8 @@ pub enum EventSource {
     Sts,
     SecretsManager,
     Signer,
+    /// The console's sign-in (`ConsoleLogin`).
+    Signin,
 }
 
 impl EventSource {
@@ -26,6 +28,7 @@ impl EventSource {
             EventSource::Sts => "sts.amazonaws.com",
             EventSource::SecretsManager => "secretsmanager.amazonaws.com",
             EventSource::Signer => "signer.amazonaws.com",
+            EventSource::Signin => "signin.amazonaws.com",
         }
     }
 }
@@ -212,15 +215,29 @@ impl AuditCall {
             json!(r.user_agent.as_deref().unwrap_or("")),
         );
         if let Some((code, message)) = &self.error {
-            rec.insert("errorCode".into(), json!(code));
+            // A failed ConsoleLogin has a message and no code.
+            if !code.is_empty() {
+                rec.insert("errorCode".into(), json!(code));
+            }
             rec.insert("errorMessage".into(), json!(message));
         }
+        let sign_in = self.source == EventSource::Signin;
         let parameters = match redacted(self.parameters) {
             Value::Object(m) if m.is_empty() => Value::Null,
             v => v,
         };
         rec.insert("requestParameters".into(), parameters);
-        rec.insert("responseElements".into(), Value::Null);
+        let response = if sign_in {
+            let result = if self.error.is_some() {
+                "Failure"
+            } else {
+                "Success"
+            };
+            json!({ "ConsoleLogin": result })
+        } else {
+            Value::Null
+        };
+        rec.insert("responseElements".into(), response);
         rec.insert("requestID".into(), json!(r.request_id));
         rec.insert("eventID".into(), json!(event_id));
         rec.insert("readOnly".into(), json!(self.kind.read_only()));
@@ -234,7 +251,12 @@ impl AuditCall {
                 }]),
             );
         }
-        rec.insert("eventType".into(), json!("AwsApiCall"));
+        let event_type = if sign_in {
+            "AwsConsoleSignIn"
+        } else {
+            "AwsApiCall"
+        };
+        rec.insert("eventType".into(), json!(event_type));
         rec.insert("managementEvent".into(), json!(true));
         rec.insert("recipientAccountId".into(), json!(self.account_id));
         rec.insert("eventCategory".into(), json!("Management"));
@@ -249,7 +271,7 @@ impl AuditCall {
             user_name: user_name(&self.principal),
             repository: self.repository,
             read_only: self.kind.read_only(),
-            error_code: self.error.map(|(c, _)| c),
+            error_code: self.error.map(|(c, _)| c).filter(|c| !c.is_empty()),
             record: Value::Object(rec).to_string(),
         }
     }

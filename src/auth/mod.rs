@@ -433,26 +433,7 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    #[test]
-    fn console_sessions_are_signed_and_expire() {
-        let auth = test_authenticator();
-        let root = Principal::root("111122223333");
-        let (cookie, session) = auth.issue_console_session(&root, 1000);
-        let back = auth.console_session(&cookie, 2000).expect("valid");
-        assert_eq!(back.principal, root);
-        assert_eq!(back.csrf, session.csrf);
-        assert!(auth
-            .console_session(&cookie, 1000 + console::SESSION_SECONDS)
-            .is_none());
-        // Tampered, or another token this server signs: refused.
-        let mut forged = cookie.clone();
-        forged.insert(3, 'x');
-        assert!(auth.console_session(&forged, 2000).is_none());
-        let (pw, _) = auth.issue_token(&root, "us-east-1", 1000);
-        assert!(auth.console_session(&pw, 2000).is_none());
-    }
-
-    fn test_authenticator() -> Authenticator {
+    pub(super) fn test_authenticator() -> Authenticator {
         struct NoKeys;
         #[async_trait::async_trait]
         impl KeyStore for NoKeys {

@@ -17,7 +17,7 @@ use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 
 use crate::audit::{AuditCall, CallKind, EventSource};
-use crate::auth::console::ConsoleSession;
+use crate::auth::console::{ConsoleSession, Credentials, SignIn};
 use crate::auth::{Authenticator, Principal};
 use crate::aws::{AccountId, Region};
 use crate::meta::RegistryKey;
@@ -134,7 +134,8 @@ pub async fn handle(front: &Front<'_>, req: Request<Body>) -> Response<Body> {
             signin(front, req).await
         }
         (method, rest) => {
-            let Some(signed) = signed_in(front, &req, note.clone()) else {
+            let (headers, query, ext) = (req.headers(), req.uri().query(), req.extensions());
+            let Some(signed) = signed_in(front, headers, query, ext, note.clone()).await else {
                 return redirect("/console/signin", None);
             };
             signed_page(front, signed, method, rest, req, &note).await
@@ -234,18 +235,26 @@ async fn repository_form(
 
 /// The session of a request, and the registry it addresses (the principal's account,
 /// in `?region=` or the default region).
-fn signed_in(front: &Front<'_>, req: &Request<Body>, note: RequestNote) -> Option<Signed> {
-    let cookie = cookie(req.headers(), SESSION_COOKIE)?;
-    let now = crate::clock::now_ms() / 1000;
-    let session = front.auth.console_session(&cookie, now)?;
-    let account_id = AccountId::parse(session.principal.account_id()?)?;
-    let region = query_value(req.uri().query(), "region")
+/// (Given the request's parts: a request is not `Sync`, so not held across a wait.)
+async fn signed_in(
+    front: &Front<'_>,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    extensions: &axum::http::Extensions,
+    note: RequestNote,
+) -> Option<Signed> {
+    let cookie = cookie(headers, SESSION_COOKIE)?;
+    let region = query_value(query, "region")
         .and_then(|r| Region::parse(&r))
         .unwrap_or_else(|| front.default_region.clone());
+    let source_ip = crate::peer::peer_ip(extensions);
+    let now = crate::clock::now_ms() / 1000;
+    let session = front.auth.console_session(&cookie, now).await?;
+    let account_id = AccountId::parse(session.principal.account_id()?)?;
     let ctx = Context {
         registry: RegistryKey { account_id, region },
         principal: session.principal.clone(),
-        source_ip: crate::peer::peer_ip(req.extensions()),
+        source_ip,
     };
     Some(Signed { session, ctx, note })
 }
@@ -274,6 +283,7 @@ fn signin_page(front: &Front<'_>, headers: &HeaderMap, error: Option<String>) ->
 
 /// Check a sign-in form and start a session.
 async fn signin(front: &Front<'_>, req: Request<Body>) -> Response<Body> {
+    let note = RequestNote::of(req.extensions());
     let headers = req.headers().clone();
     let Some(expected) = cookie(&headers, SIGNIN_COOKIE) else {
         return forbidden("The sign-in form has expired; load it again.");
@@ -288,22 +298,21 @@ async fn signin(front: &Front<'_>, req: Request<Body>) -> Response<Body> {
             .map(|(_, v)| v.as_str())
             .unwrap_or("")
     };
-    let caller = match field("method") {
-        "keys" => front
-            .auth
-            .key_pair_caller(field("access_key_id").trim(), field("secret_access_key"))
-            .await
-            .ok(),
-        _ => match AccountId::parse(field("account_id").trim()) {
-            Some(account) => front
-                .auth
-                .password_caller(&account, field("user_name").trim(), field("password"))
-                .await
-                .ok(),
-            None => None,
+    let account_id = field("account_id").trim().to_owned();
+    let credentials = match field("method") {
+        "keys" => Credentials::AccessKey {
+            id: field("access_key_id").trim(),
+            secret: field("secret_access_key"),
+        },
+        _ => Credentials::Password {
+            account_id: &account_id,
+            user_name: field("user_name").trim(),
+            password: field("password"),
         },
     };
-    let Some(principal) = caller else {
+    let outcome = front.auth.console_sign_in(credentials).await;
+    audit_sign_in(front, &note, &outcome);
+    let SignIn::Accepted(principal, via) = outcome else {
         let mut resp = signin_page(
             front,
             &headers,
@@ -313,7 +322,7 @@ async fn signin(front: &Front<'_>, req: Request<Body>) -> Response<Body> {
         return resp;
     };
     let now = crate::clock::now_ms() / 1000;
-    let (value, _) = front.auth.issue_console_session(&principal, now);
+    let (value, _) = front.auth.issue_console_session(&principal, via, now);
     let max_age = crate::auth::console::SESSION_SECONDS;
     let mut resp = redirect(
         "/console/repositories",
@@ -326,6 +335,34 @@ async fn signin(front: &Front<'_>, req: Request<Body>) -> Response<Body> {
     );
     set_cookie(&mut resp, &clear_cookie(SIGNIN_COOKIE, front.secure));
     resp
+}
+
+/// CloudTrail's `ConsoleLogin` record of a sign-in: its success, or its failure when
+/// the identity exists (a wrong secret or password). Attempts at unknown identities
+/// are not recorded: they name no account.
+fn audit_sign_in(front: &Front<'_>, note: &RequestNote, outcome: &SignIn) {
+    let (principal, failed) = match outcome {
+        SignIn::Accepted(p, _) => (p, false),
+        SignIn::Refused(Some(p)) => (p, true),
+        SignIn::Refused(None) => return,
+    };
+    let Some(account_id) = principal.account_id() else {
+        return;
+    };
+    if !front.service.audit().wants(CallKind::Mutation) {
+        return;
+    }
+    note.call(AuditCall {
+        source: EventSource::Signin,
+        name: "ConsoleLogin",
+        principal: principal.clone(),
+        account_id: account_id.to_owned(),
+        region: front.default_region.to_string(),
+        kind: CallKind::Mutation,
+        parameters: serde_json::Value::Null,
+        repository: None,
+        error: failed.then(|| (String::new(), "Failed authentication".to_owned())),
+    });
 }
 
 /// A form body (`application/x-www-form-urlencoded`), accepted only with the expected
