@@ -421,6 +421,11 @@ def test_login_profiles_as_on_iam(berth):
         dave.create_login_profile(UserName="dave", Password="Good-Pass-123")
     assert e.value.response["Error"]["Code"] == "AccessDenied"
     assert "iam:CreateLoginProfile" in e.value.response["Error"]["Message"]
+    # As on IAM, a user with a password is not deleted.
+    with pytest.raises(ClientError) as e:
+        c.delete_user(UserName="carol")
+    assert (e.value.response["Error"]["Code"], e.value.response["Error"]["Message"]) == (
+        "DeleteConflict", "Cannot delete entity, must delete login profile first.")
     c.delete_login_profile(UserName="carol")
     assert code(c.delete_login_profile, UserName="carol") == "NoSuchEntity"
     # The aws CLI, and no password in the audit trail.

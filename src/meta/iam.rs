@@ -241,6 +241,14 @@ impl MetaStore {
             if keys > 0 {
                 return Ok(DeleteOutcome::Conflict("Cannot delete entity, must delete access keys first."));
             }
+            let (logins,): (i64,) = sqlx::query_as(
+                "SELECT COUNT(*) FROM iam_login_profiles p JOIN iam_identities i ON p.user_id = i.id
+                 WHERE i.arn = $1",
+            )
+            .bind(&arn).fetch_one(&mut *tx).await?;
+            if logins > 0 {
+                return Ok(DeleteOutcome::Conflict("Cannot delete entity, must delete login profile first."));
+            }
             let (inline,): (i64,) = sqlx::query_as(
                 "SELECT COUNT(*) FROM iam_inline_policies WHERE account_id = $1 AND kind = $2 AND name_key = $3",
             )
