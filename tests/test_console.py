@@ -394,6 +394,10 @@ def test_policy_editors_settings_registry_and_events(berth, browser):
     assert "quay.io" in browser.find_element(By.ID, "cache-rules").text
     assert f"{berth.account_id} · eu-west-1 prod No" in browser.find_element(By.ID, "replication-rules").text
     shot(browser, "registry")
+    click_through(browser, browser.find_element(By.XPATH, "//table[@id='templates']//button"))
+    assert "Deleted the repository creation template team." in notice(browser)
+    assert ecr.describe_repository_creation_templates()["repositoryCreationTemplates"] == []
+    assert not browser.find_elements(By.ID, "templates")
     click_through(browser, browser.find_element(By.LINK_TEXT, "Registry policy"))
     set_text(browser, "policy", "not json")
     press(browser, "save")

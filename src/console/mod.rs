@@ -171,7 +171,7 @@ async fn signed_page(
                 .await
             }
             Route::Repository(name, part) => repository_page(service, &signed, &name, part).await,
-            Route::Registry => pages::registry(service, &signed).await,
+            Route::Registry => pages::registry(service, &signed, Flash::default()).await,
             Route::RegistryPolicy => pages::registry_policy(service, &signed).await,
             Route::Usage => pages::usage(service, &signed, query("month").as_deref()).await,
             Route::Events => {
@@ -196,6 +196,7 @@ async fn signed_page(
         ),
         Route::CreateRepository => pages::create_repository(service, &signed, &f).await,
         Route::RegistryPolicy => pages::registry_policy_form(service, &signed, &f).await,
+        Route::Registry => pages::registry_form(service, &signed, &f).await,
         Route::Repository(name, part) => repository_form(service, &signed, &name, part, &f).await,
         _ => not_found(),
     }

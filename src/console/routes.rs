@@ -42,7 +42,7 @@ impl Route {
         let route = match rest {
             "" | "/repositories" if !post => Route::Repositories,
             "/repositories" => Route::CreateRepository,
-            "/registry" if !post => Route::Registry,
+            "/registry" => Route::Registry,
             "/registry/policy" => Route::RegistryPolicy,
             "/usage" if !post => Route::Usage,
             "/events" if !post => Route::Events,
@@ -77,7 +77,8 @@ impl Route {
         match (self, post) {
             (Route::Repositories, _) => "repositories_page",
             (Route::CreateRepository, _) => "create_repository",
-            (Route::Registry, _) => "registry_page",
+            (Route::Registry, false) => "registry_page",
+            (Route::Registry, true) => "registry_form",
             (Route::RegistryPolicy, false) => "registry_policy_page",
             (Route::RegistryPolicy, true) => "registry_policy_form",
             (Route::Usage, _) => "usage_page",

@@ -20,7 +20,7 @@ pub use lifecycle::{lifecycle, lifecycle_form};
 pub use policy::{
     registry_policy, registry_policy_form, repository_policy, repository_policy_form,
 };
-pub use registry::registry;
+pub use registry::{registry, registry_form};
 pub use repositories::{create_repository, repositories};
 pub use repository::{delete_repository, repository, settings_form, tags_form};
 pub use signin::SigninPage;

@@ -6,7 +6,7 @@ use askama::Template;
 use axum::body::Body;
 use axum::http::Response;
 
-use super::{frame, time, Flash, Frame};
+use super::{field, frame, time, Flash, Frame};
 use crate::console::{render, Signed};
 use crate::service::{Error, Service};
 
@@ -53,7 +53,7 @@ fn section<T, U>(r: Result<T, Error>, rows: impl FnOnce(T) -> U) -> Result<U, St
     r.map(rows).map_err(|e| super::message_of(&e))
 }
 
-pub async fn registry(service: &Service, signed: &Signed) -> Response<Body> {
+pub async fn registry(service: &Service, signed: &Signed, flash: Flash) -> Response<Body> {
     let ctx = &signed.ctx;
     let scanning = section(service.registry_scanning(ctx).await, |s| {
         let scan_type = serde_json::to_value(s.scan_type)
@@ -119,7 +119,7 @@ pub async fn registry(service: &Service, signed: &Signed) -> Response<Body> {
             .collect()
     });
     let page = RegistryPage {
-        frame: frame(signed, Flash::default()),
+        frame: frame(signed, flash),
         account: ctx.registry.account_id.to_string(),
         region: ctx.registry.region.to_string(),
         scanning,
@@ -128,4 +128,39 @@ pub async fn registry(service: &Service, signed: &Signed) -> Response<Body> {
         templates,
     };
     render(page.frame.status, &page)
+}
+
+/// The registry page's delete buttons: a pull through cache rule
+/// (DeletePullThroughCacheRule) or a creation template
+/// (DeleteRepositoryCreationTemplate), by prefix.
+pub async fn registry_form(
+    service: &Service,
+    signed: &Signed,
+    form: &[(String, String)],
+) -> Response<Body> {
+    let prefix = field(form, "prefix").unwrap_or("").to_owned();
+    let ctx = &signed.ctx;
+    let done = match field(form, "action") {
+        Some("delete_cache_rule") => {
+            let params = serde_json::json!({ "ecrRepositoryPrefix": prefix });
+            signed.audit(service, "DeletePullThroughCacheRule", None, params);
+            service
+                .delete_cache_rule(ctx, &prefix)
+                .await
+                .map(|_| format!("Deleted the pull through cache rule {prefix}."))
+        }
+        _ => {
+            let params = serde_json::json!({ "prefix": prefix });
+            signed.audit(service, "DeleteRepositoryCreationTemplate", None, params);
+            service
+                .delete_creation_template(ctx, &prefix)
+                .await
+                .map(|_| format!("Deleted the repository creation template {prefix}."))
+        }
+    };
+    let flash = match done {
+        Ok(n) => Flash::notice(n),
+        Err(e) => signed.failed(&e),
+    };
+    registry(service, signed, flash).await
 }
