@@ -12,7 +12,9 @@ What this file covers:
   object in the bucket is without metadata;
 * a 1 GiB upload through the balancer keeps each node's memory bounded;
 * lifecycle and GC run on exactly one node each;
-* PostgreSQL restarted under the nodes: they reconnect without a restart of their own.
+* PostgreSQL restarted under the nodes: they reconnect without a restart of their own;
+* a console session works on every node (sign-in, pages and forms land on different
+  nodes), and a key deleted through one node ends its sessions on all of them.
 
 The nodes share PostgreSQL when BERTH_TEST_POSTGRES is set, else one SQLite file opened
 by URL; the bucket is BERTH_TEST_S3's or a private SeaweedFS.
@@ -491,3 +493,42 @@ def test_nodes_reconnect_after_a_postgresql_restart(berth_factory, tmp_path, s3_
     ecr_b.describe_repositories(repositoryNames=["before"])
     iam.put_user_policy(UserName="after", PolicyName="deny", PolicyDocument=deny_push_policy())
     wait_until("node B to hear of the Deny", lambda: denied(ecr_b, "before"), timeout=30)
+
+
+def test_a_console_session_works_on_every_node(cluster):
+    """Round-robin with no stickiness: sign-in, pages and forms land on different nodes,
+    and a key deleted through one node ends the sessions it opened on all of them."""
+    import boto3
+
+    key, secret = cluster.first.credentials()
+    iam = boto3.client("iam", endpoint_url=cluster.url, region_name="us-east-1",
+                       aws_access_key_id=key, aws_secret_access_key=secret)
+    iam.create_user(UserName="operator")
+    iam.attach_user_policy(UserName="operator",
+                           PolicyArn="arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryFullAccess")
+    k = iam.create_access_key(UserName="operator")["AccessKey"]
+    s = requests.Session()
+    token = re.search(r'name="csrf" value="([^"]+)"', s.get(cluster.url + "/console/signin", timeout=10).text).group(1)
+    r = s.post(cluster.url + "/console/signin", allow_redirects=False, timeout=10, data={
+        "method": "keys", "access_key_id": k["AccessKeyId"], "secret_access_key": k["SecretAccessKey"],
+        "csrf": token})
+    assert r.status_code == 303, r.text
+    pages = [s.get(cluster.url + "/console/repositories", timeout=10) for _ in cluster.nodes]
+    assert all(p.status_code == 200 and "Private repositories" in p.text for p in pages)
+    session_token = re.search(r'name="csrf" value="([^"]+)"', pages[0].text).group(1)
+    for name in ("one", "two", "three"):
+        r = s.post(cluster.url + "/console/repositories", data={"name": name, "csrf": session_token},
+                   allow_redirects=False, timeout=10)
+        assert r.status_code == 303, r.text
+    assert sorted(x["repositoryName"] for x in cluster.ecr().describe_repositories()["repositories"]) == \
+        ["one", "three", "two"]
+    # Each node answered some of the console's requests.
+    assert len(set(cluster.nginx.upstreams_of("GET", "/console/repositories"))) == len(cluster.nodes)
+    iam.delete_access_key(UserName="operator", AccessKeyId=k["AccessKeyId"])
+
+    def signed_out_everywhere() -> bool:
+        codes = [s.get(cluster.url + "/console/repositories", allow_redirects=False, timeout=10).status_code
+                 for _ in cluster.nodes]
+        return codes == [303] * len(cluster.nodes)
+
+    wait_until("the deleted key's session to end on every node", signed_out_everywhere, timeout=30)
