@@ -45,8 +45,12 @@ pub async fn handle(
 ) -> Response<Body> {
     let method = req.method().clone();
     let note = RequestNote::of(req.extensions());
-    note_request(service, ctx, &note, req.uri().path(), &method);
-    let resp = match dispatch(service, ctx, req).await {
+    let path = req.uri().path().to_owned();
+    let endpoint = route::parse(&path);
+    if let Some(endpoint) = &endpoint {
+        note_request(service, ctx, &note, endpoint, &method);
+    }
+    let resp = match dispatch(service, ctx, endpoint, req).await {
         Ok(r) => r,
         Err(e) => {
             note.error(error::error_code(&e), &e.to_string());
@@ -57,14 +61,17 @@ pub async fn handle(
 }
 
 /// Note the operation (and the call to audit, if its kind is recorded).
-fn note_request(service: &Service, ctx: &Context, note: &RequestNote, path: &str, method: &Method) {
-    let Some(endpoint) = route::parse(path) else {
-        return;
-    };
-    let (label, audited) = route::operation(&endpoint, method);
+fn note_request(
+    service: &Service,
+    ctx: &Context,
+    note: &RequestNote,
+    endpoint: &route::Endpoint<'_>,
+    method: &Method,
+) {
+    let (label, audited) = route::operation(endpoint, method);
     note.operation(label);
     // Blob bytes are what transfer out is made of (manifests are kilobytes).
-    if let (route::Endpoint::Blob { name, .. }, &Method::GET) = (&endpoint, method) {
+    if let (route::Endpoint::Blob { name, .. }, &Method::GET) = (endpoint, method) {
         note.transfer(&ctx.registry.account_id, &ctx.registry.region, name);
     }
     let Some((name, kind)) = audited else {
@@ -73,7 +80,7 @@ fn note_request(service: &Service, ctx: &Context, note: &RequestNote, path: &str
     if !service.audit().wants(kind) {
         return;
     }
-    let (repository, parameters) = route::parameters(&endpoint, &ctx.registry.account_id);
+    let (repository, parameters) = route::parameters(endpoint, &ctx.registry.account_id);
     note.call(AuditCall {
         source: EventSource::Ecr,
         name,
@@ -102,9 +109,13 @@ pub fn finish(mut resp: Response<Body>, method: &Method) -> Response<Body> {
 
 type HandlerResult = Result<Response<Body>, Error>;
 
-async fn dispatch(service: &Service, ctx: &Context, req: Request<Body>) -> HandlerResult {
-    let path = req.uri().path().to_owned();
-    let Some(endpoint) = route::parse(&path) else {
+async fn dispatch(
+    service: &Service,
+    ctx: &Context,
+    endpoint: Option<Endpoint<'_>>,
+    req: Request<Body>,
+) -> HandlerResult {
+    let Some(endpoint) = endpoint else {
         return Ok(oci_error(
             StatusCode::NOT_FOUND,
             "NOT_FOUND",
