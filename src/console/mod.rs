@@ -85,6 +85,14 @@ impl Signed {
         });
     }
 
+    /// What a form's call left to say: its notice, or its failure.
+    fn outcome<T: Into<String>>(&self, done: Result<T, crate::service::Error>) -> Flash {
+        match done {
+            Ok(notice) => Flash::notice(notice),
+            Err(e) => self.failed(&e),
+        }
+    }
+
     /// A form's call failed: noted with ECR's exception name, and said on the page.
     fn failed(&self, e: &crate::service::Error) -> Flash {
         let api = crate::api::ecr::ApiError::from(e);

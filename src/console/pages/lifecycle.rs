@@ -150,18 +150,22 @@ pub async fn lifecycle_form(
         Some("delete") => {
             let only_name = serde_json::json!({ "repositoryName": name.as_str() });
             signed.audit(service, "DeleteLifecyclePolicy", Some(name), only_name);
-            let flash = match service.lifecycle_policy(ctx, name, true).await {
-                Ok(_) => Flash::notice("Deleted the lifecycle policy."),
-                Err(e) => signed.failed(&e),
-            };
+            let flash = signed.outcome(
+                service
+                    .lifecycle_policy(ctx, name, true)
+                    .await
+                    .map(|_| "Deleted the lifecycle policy."),
+            );
             page(service, signed, name, None, None, flash).await
         }
         _ => {
             signed.audit(service, "PutLifecyclePolicy", Some(name), with_text);
-            let flash = match service.put_lifecycle_policy(ctx, name, &text).await {
-                Ok(()) => Flash::notice("Saved the lifecycle policy."),
-                Err(e) => signed.failed(&e),
-            };
+            let flash = signed.outcome(
+                service
+                    .put_lifecycle_policy(ctx, name, &text)
+                    .await
+                    .map(|_| "Saved the lifecycle policy."),
+            );
             page(service, signed, name, Some(text), None, flash).await
         }
     }

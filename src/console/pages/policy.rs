@@ -122,10 +122,12 @@ pub async fn repository_policy_form(
     if field(form, "action") == Some("delete") {
         let only_name = serde_json::json!({ "repositoryName": name.as_str() });
         signed.audit(service, "DeleteRepositoryPolicy", Some(name), only_name);
-        let flash = match service.repository_policy(ctx, name, true).await {
-            Ok(_) => Flash::notice("Deleted the repository policy."),
-            Err(e) => signed.failed(&e),
-        };
+        let flash = signed.outcome(
+            service
+                .repository_policy(ctx, name, true)
+                .await
+                .map(|_| "Deleted the repository policy."),
+        );
         return repository_page(service, signed, name, None, flash).await;
     }
     let text = text_field(form, "policy");
@@ -136,10 +138,12 @@ pub async fn repository_policy_form(
         Some(name),
         serde_json::json!({ "repositoryName": name.as_str(), "policyText": text, "force": force }),
     );
-    let flash = match service.set_repository_policy(ctx, name, &text, force).await {
-        Ok(_) => Flash::notice("Saved the repository policy."),
-        Err(e) => signed.failed(&e),
-    };
+    let flash = signed.outcome(
+        service
+            .set_repository_policy(ctx, name, &text, force)
+            .await
+            .map(|_| "Saved the repository policy."),
+    );
     repository_page(service, signed, name, Some(text), flash).await
 }
 
@@ -167,10 +171,12 @@ pub async fn registry_policy_form(
     let ctx = &signed.ctx;
     if field(form, "action") == Some("delete") {
         signed.audit(service, "DeleteRegistryPolicy", None, serde_json::json!({}));
-        let flash = match service.registry_policy_text(ctx, true).await {
-            Ok(_) => Flash::notice("Deleted the registry policy."),
-            Err(e) => signed.failed(&e),
-        };
+        let flash = signed.outcome(
+            service
+                .registry_policy_text(ctx, true)
+                .await
+                .map(|_| "Deleted the registry policy."),
+        );
         return registry_policy_page(service, signed, None, flash).await;
     }
     let text = text_field(form, "policy");
@@ -180,9 +186,11 @@ pub async fn registry_policy_form(
         None,
         serde_json::json!({ "policyText": text }),
     );
-    let flash = match service.put_registry_policy(ctx, &text).await {
-        Ok(()) => Flash::notice("Saved the registry policy."),
-        Err(e) => signed.failed(&e),
-    };
+    let flash = signed.outcome(
+        service
+            .put_registry_policy(ctx, &text)
+            .await
+            .map(|_| "Saved the registry policy."),
+    );
     registry_policy_page(service, signed, Some(text), flash).await
 }

@@ -158,9 +158,6 @@ pub async fn registry_form(
                 .map(|_| format!("Deleted the repository creation template {prefix}."))
         }
     };
-    let flash = match done {
-        Ok(n) => Flash::notice(n),
-        Err(e) => signed.failed(&e),
-    };
+    let flash = signed.outcome(done);
     registry(service, signed, flash).await
 }

@@ -244,10 +244,7 @@ pub async fn settings_form(
         Ok::<_, Error>(())
     }
     .await;
-    let flash = match saved {
-        Ok(()) => Flash::notice(format!("Saved the settings of {name}.")),
-        Err(e) => signed.failed(&e),
-    };
+    let flash = signed.outcome(saved.map(|_| format!("Saved the settings of {name}.")));
     repository(service, signed, name, flash).await
 }
 
@@ -290,10 +287,7 @@ pub async fn tags_form(
             }
         }
     };
-    let flash = match done {
-        Ok(n) => Flash::notice(n),
-        Err(e) => signed.failed(&e),
-    };
+    let flash = signed.outcome(done);
     repository(service, signed, name, flash).await
 }
 
