@@ -494,6 +494,15 @@ def test_nodes_reconnect_after_a_postgresql_restart(berth_factory, tmp_path, s3_
     iam.put_user_policy(UserName="after", PolicyName="deny", PolicyDocument=deny_push_policy())
     wait_until("node B to hear of the Deny", lambda: denied(ecr_b, "before"), timeout=30)
 
+    # With the database down again, a push is refused (its audit record stays queued)
+    # and both nodes still stop on SIGTERM, cleanly, instead of waiting for the store.
+    stop_pg()
+    r = requests.post(f"{a.url}/v2/before/blobs/uploads/", auth=a.registry_auth(), timeout=60)
+    assert r.status_code == 429 or 500 <= r.status_code < 600, describe(r)
+    for node in (a, b):
+        node.stop(timeout=30)
+    assert "did not take the queued audit records" in a.stderr_path.read_text()
+
 
 def test_a_console_session_works_on_every_node(cluster):
     """Round-robin with no stickiness: sign-in, pages and forms land on different nodes,

@@ -85,16 +85,27 @@ impl AuditLog {
     }
 
     /// Write what is queued and stop the writer (a graceful stop, the end of an admin
-    /// command). Later records are dropped.
+    /// command). Later records are dropped. A store that does not take the records
+    /// within [`CLOSE_WAIT`] (it is down) does not hold the stop up: they are lost, and
+    /// said so in the log.
     pub async fn close(&self) {
         if let Ok(mut tx) = self.tx.lock() {
             tx.take();
         }
-        if let Some(writer) = self.writer.lock().await.take() {
-            let _ = writer.await;
+        if let Some(mut writer) = self.writer.lock().await.take() {
+            if tokio::time::timeout(CLOSE_WAIT, &mut writer).await.is_err() {
+                writer.abort();
+                tracing::error!(
+                    wait_seconds = CLOSE_WAIT.as_secs(),
+                    "the metadata store did not take the queued audit records; they are lost"
+                );
+            }
         }
     }
 }
+
+/// How long a stop waits for the store to take the queued records.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 /// The writer: batches of queued records into the store, and to the file if one is
 /// configured. A failing store is retried (the batch kept) rather than losing records.

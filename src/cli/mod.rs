@@ -492,17 +492,28 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     }
     out.flush()?;
     http::serve(listener, state, settings.timeouts, tls, shutdown).await?;
-    service.audit().close().await;
-    if let Err(e) = service.flush_transfer(clock::now_ms()).await {
-        tracing::warn!(error = %e, "recording transfer out failed");
+    // A store that is down does not hold the stop up: each of these waits at most
+    // STOP_STORE_WAIT, side by side; queued audit records and transfer counts are then
+    // lost, and the leases lapse at the end of their term.
+    let flushed = tokio::time::timeout(STOP_STORE_WAIT, service.flush_transfer(clock::now_ms()));
+    let released = tokio::time::timeout(STOP_STORE_WAIT, service.meta().release_leases_of(&holder));
+    let ((), flushed, released) = tokio::join!(service.audit().close(), flushed, released);
+    match flushed {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "recording transfer out failed"),
+        Err(_) => tracing::warn!("recording transfer out failed: the store did not answer"),
     }
-    match service.meta().release_leases_of(&holder).await {
-        Ok(n) => tracing::info!(leases = n, "job leases given back"),
-        Err(e) => tracing::warn!(error = %e, "giving the job leases back failed"),
+    match released {
+        Ok(Ok(n)) => tracing::info!(leases = n, "job leases given back"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "giving the job leases back failed"),
+        Err(_) => tracing::warn!("giving the job leases back failed: the store did not answer"),
     }
     tracing::info!("berth stopped");
     Ok(())
 }
+
+/// How long the last writes of a stopping node may wait for the store.
+const STOP_STORE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// What the first start tells its user to do next.
 fn first_start_text(
