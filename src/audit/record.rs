@@ -87,6 +87,31 @@ pub struct AuditCall {
     pub error: Option<(String, String)>,
 }
 
+impl AuditCall {
+    /// A call to ECR by `principal` on `registry` (the API, a registry push or pull, a
+    /// console form), not failed yet.
+    pub fn ecr(
+        principal: &Principal,
+        registry: &crate::meta::RegistryKey,
+        name: &'static str,
+        kind: CallKind,
+        repository: Option<String>,
+        parameters: Value,
+    ) -> AuditCall {
+        AuditCall {
+            source: EventSource::Ecr,
+            name,
+            principal: principal.clone(),
+            account_id: registry.account_id.to_string(),
+            region: registry.region.to_string(),
+            kind,
+            parameters,
+            repository,
+            error: None,
+        }
+    }
+}
+
 /// What the HTTP layer knows of the request.
 #[derive(Debug, Clone)]
 pub struct Received {

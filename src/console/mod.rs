@@ -72,17 +72,14 @@ impl Signed {
         if !service.audit().wants(kind) {
             return;
         }
-        self.note.call(AuditCall {
-            source: EventSource::Ecr,
-            name: operation,
-            principal: self.ctx.principal.clone(),
-            account_id: self.ctx.registry.account_id.to_string(),
-            region: self.ctx.registry.region.to_string(),
+        self.note.call(AuditCall::ecr(
+            &self.ctx.principal,
+            &self.ctx.registry,
+            operation,
             kind,
+            repository.map(|r| r.to_string()),
             parameters,
-            repository: repository.map(|r| r.to_string()),
-            error: None,
-        });
+        ));
     }
 
     /// What a form's call left to say: its notice, or its failure.

@@ -20,7 +20,7 @@ use std::time::Duration;
 pub use error::oci_error;
 use route::Endpoint;
 
-use crate::audit::{AuditCall, EventSource};
+use crate::audit::AuditCall;
 use crate::blobs::ByteStream;
 use crate::observe::RequestNote;
 use crate::oci::manifest::{self, MAX_MANIFEST_BYTES};
@@ -81,17 +81,14 @@ fn note_request(
         return;
     }
     let (repository, parameters) = route::parameters(endpoint, &ctx.registry.account_id);
-    note.call(AuditCall {
-        source: EventSource::Ecr,
+    note.call(AuditCall::ecr(
+        &ctx.principal,
+        &ctx.registry,
         name,
-        principal: ctx.principal.clone(),
-        account_id: ctx.registry.account_id.to_string(),
-        region: ctx.registry.region.to_string(),
         kind,
-        parameters,
         repository,
-        error: None,
-    });
+        parameters,
+    ));
 }
 
 /// What every registry response gets: the API version header, and no body on HEAD

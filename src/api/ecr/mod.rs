@@ -17,7 +17,7 @@ use serde_json::Value;
 pub use error::ApiError;
 pub use ops::{operations_markdown, Operation, OPERATIONS};
 
-use crate::audit::{AuditCall, CallKind, EventSource};
+use crate::audit::{AuditCall, CallKind};
 use crate::auth::{Authenticator, Principal};
 use crate::aws::AccountId;
 use crate::meta::RegistryKey;
@@ -93,20 +93,18 @@ async fn run(
     };
     let kind = CallKind::of_operation(operation);
     if service.audit().wants(kind) {
-        note.call(AuditCall {
-            source: EventSource::Ecr,
-            name: operation,
-            principal: ctx.principal.clone(),
-            account_id: ctx.registry.account_id.to_string(),
-            region: ctx.registry.region.to_string(),
+        let repository = input
+            .get("repositoryName")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        note.call(AuditCall::ecr(
+            &ctx.principal,
+            &ctx.registry,
+            operation,
             kind,
-            repository: input
-                .get("repositoryName")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
-            parameters: input.clone(),
-            error: None,
-        });
+            repository,
+            input.clone(),
+        ));
     }
     ops::dispatch(service, auth, &ctx, operation, input).await
 }
