@@ -12,6 +12,11 @@
 //! parts — the start of an append to a file whose length is not a multiple of the block,
 //! and the end of the body — go through the page cache, as does everything where direct
 //! I/O is refused (e.g. tmpfs): the commit's fdatasync covers both kinds alike.
+//!
+//! The file grows strictly in order: a buffered write past a direct one waits until the
+//! direct write has returned. Otherwise a process killed in between leaves a file whose
+//! length covers a hole, and an upload resumed from that length completes into a blob
+//! that does not match its digest.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -73,8 +78,22 @@ type Written = (AlignedBuf, u64, io::Result<()>);
 /// chunk in order (the running hash) before it is written.
 pub(super) fn append(
     path: &Path,
+    rx: tokio::sync::mpsc::Receiver<Vec<Bytes>>,
+    each: impl FnMut(&[u8]),
+) -> io::Result<()> {
+    append_with(path, rx, each, |file, bytes, offset| {
+        file.write_all_at(bytes, offset)
+    })
+}
+
+/// One direct write; a parameter so tests can make the disk fail.
+type DirectWrite = fn(&File, &[u8], u64) -> io::Result<()>;
+
+fn append_with(
+    path: &Path,
     mut rx: tokio::sync::mpsc::Receiver<Vec<Bytes>>,
     mut each: impl FnMut(&[u8]),
+    direct_write: DirectWrite,
 ) -> io::Result<()> {
     let file = OpenOptions::new().write(true).open(path)?;
     let end = file.metadata()?.len();
@@ -99,7 +118,7 @@ pub(super) fn append(
     std::thread::scope(|scope| {
         let (to_disk, jobs) = sync_channel::<(AlignedBuf, u64)>(BUFFERS);
         let (done, written) = channel::<Written>();
-        scope.spawn(move || write_direct(&direct, jobs, done));
+        scope.spawn(move || write_direct(&direct, direct_write, jobs, done));
         let mut writer = AlignedWriter::new(&file, end, to_disk, written);
         let result = (|| {
             while let Some(batch) = rx.blocking_recv() {
@@ -120,11 +139,12 @@ pub(super) fn append(
 /// The helper thread: direct writes, in order, until the writer hangs up.
 fn write_direct(
     file: &File,
+    direct_write: DirectWrite,
     jobs: Receiver<(AlignedBuf, u64)>,
     done: std::sync::mpsc::Sender<Written>,
 ) {
     for (buf, offset) in jobs {
-        let result = file.write_all_at(buf.data(), offset);
+        let result = direct_write(file, buf.data(), offset);
         if done.send((buf, offset, result)).is_err() {
             return;
         }
@@ -171,7 +191,7 @@ impl<'f> AlignedWriter<'f> {
     fn write(&mut self, mut bytes: &[u8]) -> io::Result<()> {
         if self.head > 0 {
             let n = self.head.min(bytes.len());
-            self.file.write_all_at(&bytes[..n], self.offset)?;
+            self.buffered(&bytes[..n], self.offset)?;
             self.offset += n as u64;
             self.head -= n;
             bytes = &bytes[n..];
@@ -191,6 +211,7 @@ impl<'f> AlignedWriter<'f> {
         let offset = self.offset;
         self.offset += self.current.filled as u64;
         if self.refused {
+            self.drain()?;
             self.file.write_all_at(self.current.data(), offset)?;
             self.current.filled = 0;
             return Ok(());
@@ -228,20 +249,32 @@ impl<'f> AlignedWriter<'f> {
         Ok(buf)
     }
 
-    /// Write what remains and wait for every direct write.
-    fn finish(mut self) -> io::Result<()> {
+    /// A write through the page cache at `offset`, once every direct write (all of them
+    /// before `offset`) has returned, so the file never grows past a gap.
+    fn buffered(&mut self, bytes: &[u8], offset: u64) -> io::Result<()> {
+        self.drain()?;
+        self.file.write_all_at(bytes, offset)
+    }
+
+    /// Wait for every direct write in flight; the first error is returned after all.
+    fn drain(&mut self) -> io::Result<()> {
         let mut result = Ok(());
-        let data = self.current.data();
-        if !data.is_empty() {
-            // The aligned part could go direct, but this is at most one buffer: the
-            // page cache is as fast for it and keeps this path simple.
-            result = self.file.write_all_at(data, self.offset);
-        }
         while self.in_flight > 0 {
             let reclaimed = self.reclaim().map(drop);
             result = result.and(reclaimed);
         }
         result
+    }
+
+    /// Write what remains, after every direct write.
+    fn finish(mut self) -> io::Result<()> {
+        self.drain()?;
+        // The aligned part could go direct, but this is at most one buffer: the page
+        // cache is as fast for it and keeps this path simple.
+        match self.current.data() {
+            [] => Ok(()),
+            tail => self.file.write_all_at(tail, self.offset),
+        }
     }
 }
 
@@ -250,14 +283,66 @@ mod tests {
     use super::*;
 
     fn feed(path: &Path, chunks: Vec<Vec<u8>>) -> io::Result<Vec<u8>> {
-        let (tx, rx) = tokio::sync::mpsc::channel(chunks.len().max(1));
-        for c in chunks {
-            tx.try_send(vec![Bytes::from(c)]).expect("queue has room");
-        }
+        let (tx, rx) = queued(chunks);
         drop(tx);
         let mut seen = Vec::new();
         append(path, rx, |c| seen.extend_from_slice(c))?;
         Ok(seen)
+    }
+
+    type Queue = (
+        tokio::sync::mpsc::Sender<Vec<Bytes>>,
+        tokio::sync::mpsc::Receiver<Vec<Bytes>>,
+    );
+
+    fn queued(chunks: Vec<Vec<u8>>) -> Queue {
+        let (tx, rx) = tokio::sync::mpsc::channel(chunks.len().max(1));
+        for c in chunks {
+            tx.try_send(vec![Bytes::from(c)]).expect("queue has room");
+        }
+        (tx, rx)
+    }
+
+    fn direct_io_works(dir: &Path) -> bool {
+        let probe = dir.join("probe");
+        std::fs::write(&probe, b"").expect("probe");
+        OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(&probe)
+            .is_ok()
+    }
+
+    #[test]
+    fn a_failed_direct_write_leaves_no_gap() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert!(
+            direct_io_works(dir.path()),
+            "the test needs a directory allowing O_DIRECT"
+        );
+        let path = dir.path().join("upload");
+        let before = pattern(100, 1);
+        std::fs::write(&path, &before).expect("write");
+        // A buffered head, one direct buffer (which fails), a buffered tail.
+        let (tx, rx) = queued(vec![pattern(ALIGN - 100 + BUFFER + 10, 2)]);
+        drop(tx);
+        let failing: DirectWrite = |_, _, _| Err(io::Error::from_raw_os_error(libc::EIO));
+        let err = append_with(&path, rx, |_| {}, failing).expect_err("the disk failed");
+        assert_eq!(err.raw_os_error(), Some(libc::EIO));
+        // The file length is what a resumed upload continues from: everything below it
+        // must be what was sent, so the tail past the failed buffer is not written.
+        let staged = std::fs::read(&path).expect("read");
+        let sent: Vec<u8> = before
+            .iter()
+            .chain(&pattern(ALIGN - 100 + BUFFER + 10, 2))
+            .copied()
+            .collect();
+        assert_eq!(
+            staged.len(),
+            ALIGN,
+            "the head is kept, nothing past the failed write"
+        );
+        assert_eq!(staged, sent[..staged.len()]);
     }
 
     fn pattern(len: usize, seed: u8) -> Vec<u8> {
