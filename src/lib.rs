@@ -42,3 +42,6 @@ pub mod signing;
 pub mod storage_class;
 pub mod upstream;
 pub mod vulndb;
+
+#[cfg(test)]
+mod module_graph_tests;

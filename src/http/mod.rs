@@ -83,7 +83,7 @@ impl AppState {
     }
 
     /// Answer one request in process, without a socket: routing, authentication, the
-    /// front end, the service (tests/in_process.rs uses this).
+    /// front end, the service (its tests, in http/tests.rs, use this).
     pub async fn respond(&self, req: Request<Body>) -> Response<Body> {
         let request_id = self.request_id();
         route(self, req, &request_id).await
@@ -380,3 +380,6 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

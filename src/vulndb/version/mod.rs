@@ -10,6 +10,9 @@ pub mod pep440;
 pub mod rpm;
 pub mod semver;
 
+#[cfg(test)]
+mod reference_tests;
+
 use std::cmp::Ordering;
 
 use crate::scan::PackageKind;

@@ -24,21 +24,7 @@
 //!
 //! A missing reference fails the test, naming what to install.
 
-#[allow(dead_code)]
-#[path = "../src/vulndb/version/dpkg.rs"]
-mod dpkg;
-#[allow(dead_code)]
-#[path = "../src/vulndb/version/maven.rs"]
-mod maven;
-#[allow(dead_code)]
-#[path = "../src/vulndb/version/pep440.rs"]
-mod pep440;
-#[allow(dead_code)]
-#[path = "../src/vulndb/version/rpm.rs"]
-mod rpm;
-#[allow(dead_code)]
-#[path = "../src/vulndb/version/semver.rs"]
-mod semver;
+use super::{dpkg, maven, pep440, rpm, semver};
 
 use std::cmp::Ordering;
 use std::io::Write;

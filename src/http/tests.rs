@@ -11,11 +11,11 @@ use axum::body::Body;
 use axum::http::{header, Request, Response, StatusCode};
 use http_body_util::BodyExt as _;
 
-use berth::auth::{token::TokenKey, Authenticator, KeySource};
-use berth::http::{AppState, HostRouting};
-use berth::meta::{MetaStore, RegistryKey};
-use berth::public_url::{PublicUrl, Scheme};
-use berth::service::{Options, Service};
+use crate::auth::{token::TokenKey, Authenticator, KeySource};
+use crate::http::{AppState, HostRouting};
+use crate::meta::{MetaStore, RegistryKey};
+use crate::public_url::{PublicUrl, Scheme};
+use crate::service::{Options, Service};
 
 const ACCOUNT: &str = "123456789012";
 
@@ -26,11 +26,11 @@ struct Server {
 
 async fn server() -> Server {
     let dir = tempfile::tempdir().expect("tempdir");
-    let sealer = berth::secrets::Sealer::from_key(&[7; 32]);
+    let sealer = crate::secrets::Sealer::from_key(&[7; 32]);
     let meta = MetaStore::open(None, dir.path(), sealer)
         .await
         .expect("metadata");
-    let blobs = berth::blobs::fs::FsBlobStore::open(dir.path()).expect("blobs");
+    let blobs = crate::blobs::fs::FsBlobStore::open(dir.path()).expect("blobs");
     let options = Options {
         create_on_push: false,
         public: PublicUrl::parse("http://localhost:5000").expect("url"),
@@ -39,8 +39,8 @@ async fn server() -> Server {
         pull_through: Default::default(),
         spool_dir: dir.path().join("spool"),
         remotes: Vec::new(),
-        audit: berth::audit::AuditSettings::default(),
-        usage: berth::service::UsageSettings::default(),
+        audit: crate::audit::AuditSettings::default(),
+        usage: crate::service::UsageSettings::default(),
     };
     let service = Service::new(meta, Arc::new(blobs), options);
     let keys = KeySource {
@@ -64,8 +64,8 @@ async fn server() -> Server {
 /// The headers of a SigV4-signed request (the signature itself is not checked in dev).
 fn signed(builder: axum::http::request::Builder, service: &str) -> axum::http::request::Builder {
     // 2026-12-03T04:35:00Z → 20261203T043500Z
-    let now = berth::clock::now_ms() / 1000;
-    let stamp: String = berth::iam::context::iso8601(now)
+    let now = crate::clock::now_ms() / 1000;
+    let stamp: String = crate::iam::context::iso8601(now)
         .chars()
         .filter(|c| !matches!(c, '-' | ':'))
         .collect();
@@ -142,7 +142,7 @@ async fn ecr_answers_unknown_and_not_yet_operations_from_the_table() {
         (status, out["__type"].as_str()),
         (StatusCode::BAD_REQUEST, Some("UnknownOperationException"))
     );
-    for op in berth::api::ecr::OPERATIONS
+    for op in crate::api::ecr::OPERATIONS
         .iter()
         .filter(|o| !o.implemented)
     {
