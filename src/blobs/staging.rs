@@ -14,7 +14,7 @@
 //! I/O is refused (e.g. tmpfs): the commit's fdatasync covers both kinds alike.
 //!
 //! The file grows strictly in order: a buffered write past a direct one waits until the
-//! direct write has returned. Otherwise a process killed in between leaves a file whose
+//! direct write has returned (`drain`). Otherwise a process killed in between leaves a file whose
 //! length covers a hole, and an upload resumed from that length completes into a blob
 //! that does not match its digest.
 
@@ -191,7 +191,8 @@ impl<'f> AlignedWriter<'f> {
     fn write(&mut self, mut bytes: &[u8]) -> io::Result<()> {
         if self.head > 0 {
             let n = self.head.min(bytes.len());
-            self.buffered(&bytes[..n], self.offset)?;
+            // Before the first buffer, so no direct write is in flight below it.
+            self.file.write_all_at(&bytes[..n], self.offset)?;
             self.offset += n as u64;
             self.head -= n;
             bytes = &bytes[n..];
@@ -249,14 +250,8 @@ impl<'f> AlignedWriter<'f> {
         Ok(buf)
     }
 
-    /// A write through the page cache at `offset`, once every direct write (all of them
-    /// before `offset`) has returned, so the file never grows past a gap.
-    fn buffered(&mut self, bytes: &[u8], offset: u64) -> io::Result<()> {
-        self.drain()?;
-        self.file.write_all_at(bytes, offset)
-    }
-
-    /// Wait for every direct write in flight; the first error is returned after all.
+    /// Wait for every direct write in flight (all below the next buffered write, which
+    /// so never extends the file past a gap); the first error is returned after all.
     fn drain(&mut self) -> io::Result<()> {
         let mut result = Ok(());
         while self.in_flight > 0 {
@@ -324,7 +319,8 @@ mod tests {
         let before = pattern(100, 1);
         std::fs::write(&path, &before).expect("write");
         // A buffered head, one direct buffer (which fails), a buffered tail.
-        let (tx, rx) = queued(vec![pattern(ALIGN - 100 + BUFFER + 10, 2)]);
+        let body = pattern(ALIGN - 100 + BUFFER + 10, 2);
+        let (tx, rx) = queued(vec![body.clone()]);
         drop(tx);
         let failing: DirectWrite = |_, _, _| Err(io::Error::from_raw_os_error(libc::EIO));
         let err = append_with(&path, rx, |_| {}, failing).expect_err("the disk failed");
@@ -332,11 +328,7 @@ mod tests {
         // The file length is what a resumed upload continues from: everything below it
         // must be what was sent, so the tail past the failed buffer is not written.
         let staged = std::fs::read(&path).expect("read");
-        let sent: Vec<u8> = before
-            .iter()
-            .chain(&pattern(ALIGN - 100 + BUFFER + 10, 2))
-            .copied()
-            .collect();
+        let sent: Vec<u8> = before.iter().chain(&body).copied().collect();
         assert_eq!(
             staged.len(),
             ALIGN,
